@@ -87,6 +87,8 @@ pub struct Summary {
     pub by_severity: BTreeMap<Severity, SeverityCounts>,
     /// Candidate findings by source; every source is present.
     pub by_source: BTreeMap<Source, SourceCounts>,
+    /// Findings dropped by exceptions, ignore files, status filters, rules files and allowlists.
+    pub suppressed: u64,
 }
 
 /// Candidate findings compared with the baseline, by fingerprint.

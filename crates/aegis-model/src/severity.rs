@@ -32,7 +32,7 @@ pub struct ParseEnumError {
 
 /// Severity of a finding, ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "UPPERCASE", try_from = "String")]
 pub enum Severity {
     Unknown,
     Low,
@@ -121,6 +121,7 @@ impl FromStr for Severity {
 
 /// ZAP's alert risk, as the API spells it (`riskcode` 0..3 in reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
 pub enum ZapRisk {
     Informational,
     Low,
@@ -175,6 +176,7 @@ impl fmt::Display for ZapRisk {
 
 /// ZAP's alert confidence (`confidence` 0..4 in reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
 pub enum ZapConfidence {
     FalsePositive,
     Low,
@@ -221,6 +223,7 @@ impl FromStr for ZapConfidence {
 
 /// Falco rule priority, least urgent first so that `>=` reads as "at least".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
 pub enum FalcoPriority {
     Debug,
     Informational,
@@ -324,5 +327,33 @@ mod tests {
             assert_eq!(FalcoPriority::from_rank(rank).unwrap().rank(), rank);
         }
         assert_eq!(FalcoPriority::from_rank(8), None);
+    }
+}
+
+impl TryFrom<String> for Severity {
+    type Error = ParseEnumError;
+    fn try_from(s: String) -> Result<Self, ParseEnumError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for ZapRisk {
+    type Error = ParseEnumError;
+    fn try_from(s: String) -> Result<Self, ParseEnumError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for ZapConfidence {
+    type Error = ParseEnumError;
+    fn try_from(s: String) -> Result<Self, ParseEnumError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for FalcoPriority {
+    type Error = ParseEnumError;
+    fn try_from(s: String) -> Result<Self, ParseEnumError> {
+        s.parse()
     }
 }

@@ -1,0 +1,196 @@
+//! Evidence files: recognise what a file is by its content, and turn it into a scanner run.
+//!
+//! Recognition looks at the opening of the file only, so a *truncated* Trivy report is still known to
+//! be Trivy's, and fails as a Trivy run (blocking the gate) instead of as "unknown file".
+
+use aegis_model::{RunStatus, ScannerRun, Side, Source, Target};
+use jiff::Timestamp;
+
+use crate::falco;
+use crate::manifest;
+use crate::policy::GatePolicy;
+use crate::trivy;
+use crate::zap;
+
+/// What an evidence file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceKind {
+    Trivy,
+    Zap,
+    /// A `{"alerts": [...]}` body from the ZAP API.
+    ZapApi,
+    Falco,
+    Manifest,
+}
+
+impl EvidenceKind {
+    pub fn source(self) -> Source {
+        match self {
+            EvidenceKind::Trivy => Source::Trivy,
+            EvidenceKind::Zap | EvidenceKind::ZapApi => Source::Zap,
+            EvidenceKind::Falco => Source::Falco,
+            EvidenceKind::Manifest => Source::Manifest,
+        }
+    }
+}
+
+/// A file that is none of the known kinds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not recognised as Trivy JSON, a ZAP JSON report, Falco JSON lines or Kubernetes manifests{hint}")]
+pub struct UnrecognisedEvidence {
+    hint: String,
+}
+
+/// Decide what `bytes` hold from their first 64 KiB.
+pub fn detect(bytes: &[u8]) -> Result<EvidenceKind, UnrecognisedEvidence> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
+    let trimmed = head.trim_start();
+    if trimmed.is_empty() {
+        return Err(UnrecognisedEvidence { hint: " (the file is empty)".into() });
+    }
+    let has = |k: &str| head.contains(k);
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if has("\"SchemaVersion\"") || has("\"ClusterName\"") || has("\"VulnerabilityID\"") || (has("\"Target\"") && (has("\"Vulnerabilities\"") || has("\"Misconfigurations\"") || has("\"Class\""))) {
+            return Ok(EvidenceKind::Trivy);
+        }
+        if has("\"@programName\"") || has("\"@version\"") && has("\"site\"") {
+            return Ok(EvidenceKind::Zap);
+        }
+        if has("\"alerts\"") && has("\"pluginId\"") {
+            return Ok(EvidenceKind::ZapApi);
+        }
+        if has("\"rule\"") && has("\"priority\"") {
+            return Ok(EvidenceKind::Falco);
+        }
+        if has("\"apiVersion\"") && has("\"kind\"") {
+            return Ok(EvidenceKind::Manifest);
+        }
+        return Err(UnrecognisedEvidence { hint: " (JSON without the keys of any of them)".into() });
+    }
+    // Captured Falco logs start with log lines; find any alert line.
+    if head.lines().any(|l| l.trim_start().starts_with('{') && l.contains("\"rule\"") && l.contains("\"priority\"")) {
+        return Ok(EvidenceKind::Falco);
+    }
+    if head.lines().any(|l| l.starts_with("apiVersion:") || l.starts_with("kind:")) {
+        return Ok(EvidenceKind::Manifest);
+    }
+    Err(UnrecognisedEvidence { hint: String::new() })
+}
+
+/// Options for reading evidence files.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Falco: keep alerts of this namespace (and unattributed ones); `None` keeps all.
+    pub namespace: Option<String>,
+}
+
+/// Turn one evidence file into a scanner run. Parse failures become a `failed` run of the recognised
+/// scanner, so the gate blocks with the parser's message.
+pub fn load(
+    kind: EvidenceKind,
+    name: &str,
+    bytes: &[u8],
+    side: Side,
+    policy: &GatePolicy,
+    opts: &LoadOptions,
+    started: Timestamp,
+) -> ScannerRun {
+    let mut run = ScannerRun {
+        scanner: kind.source(),
+        side,
+        tool_version: None,
+        target: name.to_owned(),
+        started,
+        duration_ms: 0,
+        status: RunStatus::Ok,
+        findings: Vec::new(),
+        suppressed: 0,
+        notes: vec![format!("read from {name}")],
+    };
+    let fail = |mut run: ScannerRun, reason: String| {
+        run.status = RunStatus::Failed { reason };
+        run
+    };
+    match kind {
+        EvidenceKind::Trivy => match trivy::parse_report(bytes) {
+            Ok(report) => {
+                run.tool_version = report.tool_version;
+                if let Some(a) = &report.artifact {
+                    run.target = a.to_string();
+                }
+                for e in &report.resource_errors {
+                    run.notes.push(format!("resource not scanned: {e}"));
+                }
+                run.findings = report.findings;
+                run
+            }
+            Err(e) => fail(run, e.to_string()),
+        },
+        EvidenceKind::Zap => match zap::parse_report(bytes) {
+            Ok(report) => {
+                run.tool_version = report.version;
+                if !report.sites.is_empty() {
+                    run.target = report.sites.join(", ");
+                }
+                let z = zap::to_findings(&report.alerts, &policy.zap_rules);
+                run.findings = z.findings;
+                run.suppressed = z.suppressed;
+                run
+            }
+            Err(e) => fail(run, e.to_string()),
+        },
+        EvidenceKind::ZapApi => match zap::parse_api_alerts(bytes).and_then(|a| zap::alerts_from_api(&a, name)) {
+            Ok(alerts) => {
+                let z = zap::to_findings(&alerts, &policy.zap_rules);
+                run.findings = z.findings;
+                run.suppressed = z.suppressed;
+                run
+            }
+            Err(e) => fail(run, e.to_string()),
+        },
+        EvidenceKind::Falco => {
+            let text = String::from_utf8_lossy(bytes);
+            let parsed = falco::parse_stream(&text);
+            if !parsed.skipped.is_empty() {
+                run.notes.push(format!("{} line(s) that are not alerts skipped (first: line {})", parsed.skipped.len(), parsed.skipped[0].0));
+            }
+            falco_run(run, &parsed.alerts, opts.namespace.as_deref())
+        }
+        EvidenceKind::Manifest => match std::str::from_utf8(bytes) {
+            Ok(text) => match manifest::check_text(text) {
+                Ok(findings) => {
+                    run.tool_version = Some(concat!("aegis ", env!("CARGO_PKG_VERSION")).to_owned());
+                    run.findings = findings;
+                    run
+                }
+                Err(e) => fail(run, e.to_string()),
+            },
+            Err(e) => fail(run, format!("manifest is not UTF-8: {e}")),
+        },
+    }
+}
+
+/// Build a Falco run from alerts for a namespace. A feed with no alert and no internal message at
+/// all is silent: that is missing evidence, not a clean namespace.
+pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: Option<&str>) -> ScannerRun {
+    if alerts.is_empty() {
+        run.status = RunStatus::Failed {
+            reason: "no Falco alert or internal message in the window: the feed is silent, so the namespace cannot be cleared".into(),
+        };
+        return run;
+    }
+    let heartbeats = alerts.iter().filter(|a| a.is_internal()).count();
+    let mut other_namespaces = 0u64;
+    for a in alerts.iter().filter(|a| !a.is_internal()) {
+        match (namespace, a.namespace()) {
+            (Some(want), Some(got)) if want != got => other_namespaces += 1,
+            _ => run.findings.push(a.to_finding()),
+        }
+    }
+    let unattributed = run.findings.iter().filter(|f| matches!(f.target, Target::Pod { namespace: None, .. })).count();
+    run.notes.push(format!(
+        "{} alert(s) considered ({unattributed} without namespace), {other_namespaces} from other namespaces, {heartbeats} internal message(s)",
+        run.findings.len()
+    ));
+    run
+}

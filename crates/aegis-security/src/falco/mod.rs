@@ -1,0 +1,253 @@
+//! Falco alerts, as Falco writes them (`json_output`, one object a line, or one per `http_output`
+//! POST) and as falcosidekick's webhook output forwards them.
+//!
+//! Two readers with two temperaments: [`parse_stream`] is for captured logs (journalctl output mixes
+//! log lines with alerts) and skips what is not an alert, counting it; [`parse_body`] is for the HTTP
+//! receiver and rejects a body with any bad alert, naming the line, so a sender learns at once and
+//! nothing is half-stored.
+
+use std::collections::BTreeMap;
+
+use aegis_model::{FalcoPriority, Finding, FindingKind, Fingerprint, Severity, Source, Target};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One Falco alert (or internal message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalcoAlert {
+    pub time: Timestamp,
+    pub rule: String,
+    pub priority: FalcoPriority,
+    /// `syscall`, `k8s_audit`, `internal`, ...; falcosidekick turns an empty source into `syscalls`.
+    pub source: Option<String>,
+    pub hostname: Option<String>,
+    pub output: String,
+    pub tags: Vec<String>,
+    pub output_fields: BTreeMap<String, Value>,
+    /// falcosidekick's per-alert UUID, when forwarded by it.
+    pub uuid: Option<String>,
+}
+
+/// Why one JSON value is not a Falco alert.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("missing or empty field `{0}`")]
+    Missing(&'static str),
+    #[error("field `{field}`: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+/// A body the receiver refuses, with the (1-based) line it stopped at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct BodyError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl FalcoAlert {
+    pub fn from_value(v: &Value) -> Result<FalcoAlert, AlertError> {
+        let obj = v.as_object().ok_or(AlertError::NotAnObject)?;
+        let text = |k: &'static str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let rule = text("rule").ok_or(AlertError::Missing("rule"))?.to_owned();
+        let priority = text("priority")
+            .ok_or(AlertError::Missing("priority"))?
+            .parse::<FalcoPriority>()
+            .map_err(|e| AlertError::Invalid { field: "priority", message: e.to_string() })?;
+        let time = text("time")
+            .ok_or(AlertError::Missing("time"))?
+            .parse::<Timestamp>()
+            .map_err(|e| AlertError::Invalid { field: "time", message: e.to_string() })?;
+        let output_fields = match obj.get("output_fields") {
+            None | Some(Value::Null) => BTreeMap::new(),
+            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(_) => return Err(AlertError::Invalid { field: "output_fields", message: "not an object".into() }),
+        };
+        let tags = match obj.get("tags") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        Ok(FalcoAlert {
+            time,
+            rule,
+            priority,
+            source: text("source").map(str::to_owned),
+            hostname: text("hostname").map(str::to_owned),
+            output: text("output").unwrap_or_default().to_owned(),
+            tags,
+            output_fields,
+            uuid: text("uuid").map(str::to_owned),
+        })
+    }
+
+    fn field(&self, key: &str) -> Option<&str> {
+        self.output_fields.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// Falco's own messages (metrics snapshots): proof the feed is alive, never a finding.
+    pub fn is_internal(&self) -> bool {
+        self.source.as_deref() == Some("internal") || self.rule.starts_with("Falco internal")
+    }
+
+    /// The namespace this alert is attributed to: `k8s.ns.name` (syscall alerts with k8s metadata) or
+    /// `ka.target.namespace` (k8s audit alerts). `None` when Falco had no metadata: such an alert
+    /// cannot be ruled out for any namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        self.field("k8s.ns.name").or_else(|| self.field("ka.target.namespace"))
+    }
+
+    pub fn pod(&self) -> Option<&str> {
+        self.field("k8s.pod.name")
+    }
+
+    pub fn container(&self) -> Option<&str> {
+        self.field("container.name")
+    }
+
+    /// A stable identity for deduplicating re-sent alerts: falcosidekick's UUID, else the alert's content.
+    pub fn dedup_key(&self) -> String {
+        match &self.uuid {
+            Some(u) => format!("uuid:{u}"),
+            None => {
+                let fields = serde_json::to_string(&self.output_fields).unwrap_or_default();
+                Fingerprint::of(&[&self.time.to_string(), &self.rule, self.priority.as_str(), &self.output, &fields]).to_string()
+            }
+        }
+    }
+
+    pub fn to_finding(&self) -> Finding {
+        let container = self.container().or_else(|| self.field("container.image.repository")).unwrap_or("");
+        let process = self.field("proc.name").unwrap_or("");
+        Finding {
+            source: Source::Falco,
+            kind: FindingKind::RuntimeAlert,
+            id: self.rule.clone(),
+            title: self.rule.clone(),
+            severity: Severity::from_falco(self.priority),
+            target: Target::Pod {
+                namespace: self.namespace().map(str::to_owned),
+                name: self.pod().map(str::to_owned),
+                container: self.container().map(str::to_owned),
+            },
+            location: Some(self.field("proc.cmdline").map(str::to_owned).unwrap_or_else(|| self.output.clone())),
+            package: None,
+            references: Vec::new(),
+            native_severity: Some(self.priority.as_str().to_owned()),
+            aliases: Vec::new(),
+            fingerprint: Fingerprint::of(&["falco", &self.rule, container, process]),
+        }
+    }
+}
+
+/// Result of reading a captured stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamParse {
+    pub alerts: Vec<FalcoAlert>,
+    /// Lines that were not alerts (log lines, invalid JSON, objects missing fields), with why.
+    pub skipped: Vec<(usize, String)>,
+}
+
+/// Read a captured stream of alerts, one per line, skipping lines that are not alerts.
+pub fn parse_stream(text: &str) -> StreamParse {
+    let mut out = StreamParse::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => match FalcoAlert::from_value(&v) {
+                Ok(a) => out.alerts.push(a),
+                Err(e) => out.skipped.push((n + 1, e.to_string())),
+            },
+            Err(_) => out.skipped.push((n + 1, "not JSON".into())),
+        }
+    }
+    out
+}
+
+/// Read a receiver body strictly: one JSON object (possibly pretty-printed), a JSON array of objects,
+/// or JSON values separated by newlines. Any invalid value rejects the whole body.
+pub fn parse_body(bytes: &[u8]) -> Result<Vec<FalcoAlert>, BodyError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError { line: 1, message: "empty body".into() });
+    }
+    let mut alerts = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let offset_line = |offset: usize| 1 + bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count();
+    loop {
+        let start = stream.byte_offset();
+        let Some(next) = stream.next() else { break };
+        let value = next.map_err(|e| BodyError { line: e.line(), message: format!("invalid JSON: {e}") })?;
+        let line = offset_line(start + leading_ws(&bytes[start..]));
+        match value {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    alerts.push(
+                        FalcoAlert::from_value(item)
+                            .map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
+                    );
+                }
+            }
+            other => alerts.push(FalcoAlert::from_value(&other).map_err(|e| BodyError { line, message: e.to_string() })?),
+        }
+    }
+    Ok(alerts)
+}
+
+fn leading_ws(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_whitespace()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALERT: &str = r#"{"output":"x","priority":"Critical","rule":"Terminal shell in container","time":"2024-01-01T00:00:00.123456789Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"api-1","container.name":"api","proc.name":"bash","user.name":null}}"#;
+
+    #[test]
+    fn an_alert_with_null_fields_parses_and_is_attributed_to_its_namespace() {
+        let a = &parse_body(ALERT.as_bytes()).unwrap()[0];
+        assert_eq!(a.priority, FalcoPriority::Critical);
+        assert_eq!(a.namespace(), Some("shop"));
+        assert_eq!(a.time.subsec_nanosecond(), 123_456_789);
+        let f = a.to_finding();
+        assert_eq!(f.severity, Severity::Critical);
+        assert!(matches!(f.target, Target::Pod { namespace: Some(ref n), .. } if n == "shop"));
+    }
+
+    #[test]
+    fn a_body_with_one_bad_line_is_refused_naming_the_line() {
+        let body = format!("{ALERT}\n{{\"rule\":\"r\",\"time\":\"2024-01-01T00:00:00Z\"}}\n");
+        let err = parse_body(body.as_bytes()).unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("priority"), "{err}");
+        let err = parse_body(format!("{ALERT}\nnot json").as_bytes()).unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    #[test]
+    fn json_lines_pretty_objects_and_arrays_are_all_accepted_bodies() {
+        assert_eq!(parse_body(format!("{ALERT}\n{ALERT}\n").as_bytes()).unwrap().len(), 2);
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(ALERT).unwrap()).unwrap();
+        assert_eq!(parse_body(pretty.as_bytes()).unwrap().len(), 1);
+        assert_eq!(parse_body(format!("[{ALERT},{ALERT}]").as_bytes()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_stream_skips_log_lines_and_counts_them() {
+        let s = parse_stream(&format!("Starting Falco\n{ALERT}\n\n{{\"rule\":1}}\n"));
+        assert_eq!(s.alerts.len(), 1);
+        assert_eq!(s.skipped.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 4]);
+    }
+
+    #[test]
+    fn resent_alerts_share_a_dedup_key() {
+        let a = parse_body(ALERT.as_bytes()).unwrap().remove(0);
+        let b = parse_body(ALERT.as_bytes()).unwrap().remove(0);
+        assert_eq!(a.dedup_key(), b.dedup_key());
+    }
+}
