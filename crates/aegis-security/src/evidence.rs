@@ -150,7 +150,7 @@ pub fn load(
         },
         EvidenceKind::Falco => {
             let text = String::from_utf8_lossy(bytes);
-            let parsed = falco::parse_stream(&text);
+            let parsed = falco::parse_stream(&text, started);
             if !parsed.skipped.is_empty() {
                 run.notes.push(format!("{} line(s) that are not alerts skipped (first: line {})", parsed.skipped.len(), parsed.skipped[0].0));
             }

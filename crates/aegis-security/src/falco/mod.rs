@@ -27,6 +27,11 @@ pub struct FalcoAlert {
     pub output_fields: BTreeMap<String, Value>,
     /// falcosidekick's per-alert UUID, when forwarded by it.
     pub uuid: Option<String>,
+    /// The alert's `time` as sent, when it was not RFC 3339; `time` is then the time AEGIS received or
+    /// read the alert. Such an alert is still evidence: dropping it for a bad clock would clear a
+    /// namespace on less evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unparsed: Option<String>,
 }
 
 /// Why one JSON value is not a Falco alert.
@@ -49,7 +54,8 @@ pub struct BodyError {
 }
 
 impl FalcoAlert {
-    pub fn from_value(v: &Value) -> Result<FalcoAlert, AlertError> {
+    /// Read one alert. `received` stamps an alert whose `time` cannot be parsed.
+    pub fn from_value(v: &Value, received: Timestamp) -> Result<FalcoAlert, AlertError> {
         let obj = v.as_object().ok_or(AlertError::NotAnObject)?;
         let text = |k: &'static str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         let rule = text("rule").ok_or(AlertError::Missing("rule"))?.to_owned();
@@ -57,10 +63,11 @@ impl FalcoAlert {
             .ok_or(AlertError::Missing("priority"))?
             .parse::<FalcoPriority>()
             .map_err(|e| AlertError::Invalid { field: "priority", message: e.to_string() })?;
-        let time = text("time")
-            .ok_or(AlertError::Missing("time"))?
-            .parse::<Timestamp>()
-            .map_err(|e| AlertError::Invalid { field: "time", message: e.to_string() })?;
+        let raw_time = text("time").ok_or(AlertError::Missing("time"))?;
+        let (time, time_unparsed) = match raw_time.parse::<Timestamp>() {
+            Ok(t) => (t, None),
+            Err(_) => (received, Some(raw_time.to_owned())),
+        };
         let output_fields = match obj.get("output_fields") {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -80,6 +87,7 @@ impl FalcoAlert {
             tags,
             output_fields,
             uuid: text("uuid").map(str::to_owned),
+            time_unparsed,
         })
     }
 
@@ -150,8 +158,9 @@ pub struct StreamParse {
     pub skipped: Vec<(usize, String)>,
 }
 
-/// Read a captured stream of alerts, one per line, skipping lines that are not alerts.
-pub fn parse_stream(text: &str) -> StreamParse {
+/// Read a captured stream of alerts, one per line, skipping lines that are not alerts. `read_at`
+/// stamps alerts whose time cannot be parsed.
+pub fn parse_stream(text: &str, read_at: Timestamp) -> StreamParse {
     let mut out = StreamParse::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -159,7 +168,7 @@ pub fn parse_stream(text: &str) -> StreamParse {
             continue;
         }
         match serde_json::from_str::<Value>(line) {
-            Ok(v) => match FalcoAlert::from_value(&v) {
+            Ok(v) => match FalcoAlert::from_value(&v, read_at) {
                 Ok(a) => out.alerts.push(a),
                 Err(e) => out.skipped.push((n + 1, e.to_string())),
             },
@@ -170,8 +179,9 @@ pub fn parse_stream(text: &str) -> StreamParse {
 }
 
 /// Read a receiver body strictly: one JSON object (possibly pretty-printed), a JSON array of objects,
-/// or JSON values separated by newlines. Any invalid value rejects the whole body.
-pub fn parse_body(bytes: &[u8]) -> Result<Vec<FalcoAlert>, BodyError> {
+/// or JSON values separated by newlines. Any invalid value rejects the whole body. `received` stamps
+/// alerts whose time cannot be parsed.
+pub fn parse_body(bytes: &[u8], received: Timestamp) -> Result<Vec<FalcoAlert>, BodyError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError { line: 1, message: "empty body".into() });
     }
@@ -187,12 +197,12 @@ pub fn parse_body(bytes: &[u8]) -> Result<Vec<FalcoAlert>, BodyError> {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     alerts.push(
-                        FalcoAlert::from_value(item)
+                        FalcoAlert::from_value(item, received)
                             .map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
                     );
                 }
             }
-            other => alerts.push(FalcoAlert::from_value(&other).map_err(|e| BodyError { line, message: e.to_string() })?),
+            other => alerts.push(FalcoAlert::from_value(&other, received).map_err(|e| BodyError { line, message: e.to_string() })?),
         }
     }
     Ok(alerts)
@@ -206,11 +216,15 @@ fn leading_ws(b: &[u8]) -> usize {
 mod tests {
     use super::*;
 
+    fn now() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
     const ALERT: &str = r#"{"output":"x","priority":"Critical","rule":"Terminal shell in container","time":"2024-01-01T00:00:00.123456789Z","output_fields":{"k8s.ns.name":"shop","k8s.pod.name":"api-1","container.name":"api","proc.name":"bash","user.name":null}}"#;
 
     #[test]
     fn an_alert_with_null_fields_parses_and_is_attributed_to_its_namespace() {
-        let a = &parse_body(ALERT.as_bytes()).unwrap()[0];
+        let a = &parse_body(ALERT.as_bytes(), now()).unwrap()[0];
         assert_eq!(a.priority, FalcoPriority::Critical);
         assert_eq!(a.namespace(), Some("shop"));
         assert_eq!(a.time.subsec_nanosecond(), 123_456_789);
@@ -222,32 +236,40 @@ mod tests {
     #[test]
     fn a_body_with_one_bad_line_is_refused_naming_the_line() {
         let body = format!("{ALERT}\n{{\"rule\":\"r\",\"time\":\"2024-01-01T00:00:00Z\"}}\n");
-        let err = parse_body(body.as_bytes()).unwrap_err();
+        let err = parse_body(body.as_bytes(), now()).unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("priority"), "{err}");
-        let err = parse_body(format!("{ALERT}\nnot json").as_bytes()).unwrap_err();
+        let err = parse_body(format!("{ALERT}\nnot json").as_bytes(), now()).unwrap_err();
         assert_eq!(err.line, 2, "{err}");
     }
 
     #[test]
     fn json_lines_pretty_objects_and_arrays_are_all_accepted_bodies() {
-        assert_eq!(parse_body(format!("{ALERT}\n{ALERT}\n").as_bytes()).unwrap().len(), 2);
+        assert_eq!(parse_body(format!("{ALERT}\n{ALERT}\n").as_bytes(), now()).unwrap().len(), 2);
         let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(ALERT).unwrap()).unwrap();
-        assert_eq!(parse_body(pretty.as_bytes()).unwrap().len(), 1);
-        assert_eq!(parse_body(format!("[{ALERT},{ALERT}]").as_bytes()).unwrap().len(), 2);
+        assert_eq!(parse_body(pretty.as_bytes(), now()).unwrap().len(), 1);
+        assert_eq!(parse_body(format!("[{ALERT},{ALERT}]").as_bytes(), now()).unwrap().len(), 2);
     }
 
     #[test]
     fn a_stream_skips_log_lines_and_counts_them() {
-        let s = parse_stream(&format!("Starting Falco\n{ALERT}\n\n{{\"rule\":1}}\n"));
+        let s = parse_stream(&format!("Starting Falco\n{ALERT}\n\n{{\"rule\":1}}\n"), now());
         assert_eq!(s.alerts.len(), 1);
         assert_eq!(s.skipped.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 4]);
     }
 
     #[test]
+    fn an_alert_with_an_unreadable_time_is_kept_and_stamped_when_received() {
+        let body = ALERT.replace("2024-01-01T00:00:00.123456789Z", "2021-04-13T20:58:00Z+2");
+        let a = parse_body(body.as_bytes(), now()).unwrap().remove(0);
+        assert_eq!(a.time, now());
+        assert_eq!(a.time_unparsed.as_deref(), Some("2021-04-13T20:58:00Z+2"));
+    }
+
+    #[test]
     fn resent_alerts_share_a_dedup_key() {
-        let a = parse_body(ALERT.as_bytes()).unwrap().remove(0);
-        let b = parse_body(ALERT.as_bytes()).unwrap().remove(0);
+        let a = parse_body(ALERT.as_bytes(), now()).unwrap().remove(0);
+        let b = parse_body(ALERT.as_bytes(), now()).unwrap().remove(0);
         assert_eq!(a.dedup_key(), b.dedup_key());
     }
 }

@@ -1,0 +1,30 @@
+//! Test support: where the shared sample data lives.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `$AEGIS_TESTDATA`, else `../shared/testdata` beside the repository. Panics — loudly, never skips —
+/// when the directory is missing, because these tests are worthless without it.
+pub fn testdata() -> PathBuf {
+    let dir = std::env::var_os("AEGIS_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"));
+    assert!(
+        dir.join("SOURCES.md").is_file(),
+        "\n\n*** shared test data not found at {} ***\n*** set AEGIS_TESTDATA to the shared/testdata directory ***\n",
+        dir.display()
+    );
+    dir
+}
+
+/// Every file in `testdata/<sub>` with one of `exts`, sorted.
+pub fn files(sub: &str, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(testdata().join(sub))
+        .unwrap_or_else(|e| panic!("reading testdata/{sub}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| exts.iter().any(|x| p.to_string_lossy().ends_with(x)))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "no {exts:?} files in testdata/{sub}");
+    out
+}
