@@ -154,7 +154,9 @@ pub fn load(
             if !parsed.skipped.is_empty() {
                 run.notes.push(format!("{} line(s) that are not alerts skipped (first: line {})", parsed.skipped.len(), parsed.skipped[0].0));
             }
-            falco_run(run, &parsed.alerts, opts.namespace.as_deref())
+            // In a captured file, every alert (internal messages included) proves the feed was alive.
+            let feed = parsed.alerts.len() as u64;
+            falco_run(run, &parsed.alerts, opts.namespace.as_deref(), feed)
         }
         EvidenceKind::Manifest => match std::str::from_utf8(bytes) {
             Ok(text) => match manifest::check_text(text) {
@@ -170,10 +172,11 @@ pub fn load(
     }
 }
 
-/// Build a Falco run from alerts for a namespace. A feed with no alert and no internal message at
-/// all is silent: that is missing evidence, not a clean namespace.
-pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: Option<&str>) -> ScannerRun {
-    if alerts.is_empty() {
+/// Build a Falco run from the alerts seen for a namespace. `feed_messages` counts everything Falco
+/// sent in the window (any namespace, internal messages too): zero means the feed was silent, which is
+/// missing evidence, not a clean namespace.
+pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: Option<&str>, feed_messages: u64) -> ScannerRun {
+    if feed_messages == 0 {
         run.status = RunStatus::Failed {
             reason: "no Falco alert or internal message in the window: the feed is silent, so the namespace cannot be cleared".into(),
         };

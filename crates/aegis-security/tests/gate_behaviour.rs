@@ -1,6 +1,6 @@
 //! The gate's laws and its fail-closed paths, on real reports.
 
-mod common;
+use aegis_testkit as common;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! Every real report and alert in shared/testdata parses, and the parsers' counts equal an
 //! independent walk of the raw JSON.
 
-mod common;
+use aegis_testkit as common;
 
 use std::collections::BTreeMap;
 

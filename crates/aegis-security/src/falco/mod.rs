@@ -121,7 +121,9 @@ impl FalcoAlert {
             Some(u) => format!("uuid:{u}"),
             None => {
                 let fields = serde_json::to_string(&self.output_fields).unwrap_or_default();
-                Fingerprint::of(&[&self.time.to_string(), &self.rule, self.priority.as_str(), &self.output, &fields]).to_string()
+                // The time as sent: a stamped receive time would differ on every retry.
+                let time = self.time_unparsed.clone().unwrap_or_else(|| self.time.to_string());
+                Fingerprint::of(&[&time, &self.rule, self.priority.as_str(), &self.output, &fields]).to_string()
             }
         }
     }
@@ -267,9 +269,14 @@ mod tests {
     }
 
     #[test]
-    fn resent_alerts_share_a_dedup_key() {
+    fn resent_alerts_share_a_dedup_key_even_when_their_time_was_unreadable() {
         let a = parse_body(ALERT.as_bytes(), now()).unwrap().remove(0);
         let b = parse_body(ALERT.as_bytes(), now()).unwrap().remove(0);
         assert_eq!(a.dedup_key(), b.dedup_key());
+        let odd = ALERT.replace("2024-01-01T00:00:00.123456789Z", "yesterday");
+        let later: Timestamp = "2026-01-02T00:00:00Z".parse().unwrap();
+        let c = parse_body(odd.as_bytes(), now()).unwrap().remove(0);
+        let d = parse_body(odd.as_bytes(), later).unwrap().remove(0);
+        assert_eq!(c.dedup_key(), d.dedup_key());
     }
 }

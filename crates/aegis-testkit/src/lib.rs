@@ -1,10 +1,9 @@
-//! Test support: where the shared sample data lives.
-#![allow(dead_code)]
+//! Test support shared by AEGIS's crates. A dev-dependency only.
 
 use std::path::PathBuf;
 
 /// `$AEGIS_TESTDATA`, else `../shared/testdata` beside the repository. Panics — loudly, never skips —
-/// when the directory is missing, because these tests are worthless without it.
+/// when the directory is missing, because the tests that call this are worthless without it.
 pub fn testdata() -> PathBuf {
     let dir = std::env::var_os("AEGIS_TESTDATA")
         .map(PathBuf::from)
@@ -17,14 +16,19 @@ pub fn testdata() -> PathBuf {
     dir
 }
 
-/// Every file in `testdata/<sub>` with one of `exts`, sorted.
+/// Every file in `testdata/<sub>` whose name ends with one of `exts`, sorted. Panics if there are none.
 pub fn files(sub: &str, exts: &[&str]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(testdata().join(sub))
         .unwrap_or_else(|e| panic!("reading testdata/{sub}: {e}"))
-        .map(|e| e.unwrap().path())
+        .map(|e| e.expect("directory entry").path())
         .filter(|p| exts.iter().any(|x| p.to_string_lossy().ends_with(x)))
         .collect();
     out.sort();
     assert!(!out.is_empty(), "no {exts:?} files in testdata/{sub}");
     out
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -1,0 +1,158 @@
+//! The Falco HTTP receiver: compatible with Falco's `http_output` (one alert per POST) and with
+//! falcosidekick's webhook output; also accepts JSON lines in one body.
+//!
+//! | request                         | answer                                                   |
+//! |---------------------------------|----------------------------------------------------------|
+//! | `POST /` or `POST /falco`       | 200 `{"stored":n,"duplicates":m}` once durable           |
+//! | bad JSON / not an alert         | 400 with the line and what is wrong; nothing stored      |
+//! | missing or wrong bearer token   | 401 with `WWW-Authenticate: Bearer`                       |
+//! | body over the limit             | 413 naming the limit                                      |
+//! | store failure                   | 503; the sender may retry (alerts are deduplicated)       |
+//! | `GET /healthz`, `GET /ping`     | `{"status":"ok"}`, `pong` (as falcosidekick answers)      |
+//! | `GET /alerts?namespace=…`       | stored alerts as JSON (query parameters as `AlertQuery`) |
+
+use std::sync::Arc;
+
+use aegis_model::FalcoPriority;
+use aegis_security::falco::parse_body;
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::store::{AlertQuery, FalcoStore};
+
+/// Receiver settings.
+#[derive(Clone)]
+pub struct ReceiverConfig {
+    /// Required `Authorization: Bearer <token>`; `None` accepts unauthenticated senders.
+    pub token: Option<String>,
+    /// Largest accepted body, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig { token: None, max_body: 1024 * 1024 }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    store: FalcoStore,
+    config: Arc<ReceiverConfig>,
+}
+
+/// The receiver's routes, ready to serve.
+pub fn router(store: FalcoStore, config: ReceiverConfig) -> Router {
+    let state = AppState { store, config: Arc::new(config) };
+    Router::new()
+        .route("/", post(receive))
+        .route("/falco", post(receive))
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/ping", get(|| async { "pong\n" }))
+        .route("/alerts", get(list_alerts))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+fn authorized(config: &ReceiverConfig, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &config.token else { return Ok(()) };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.as_bytes()));
+    if ok {
+        return Ok(());
+    }
+    let message = if given.is_some() { "bearer token rejected" } else { "missing `Authorization: Bearer <token>` header" };
+    let mut resp = error(StatusCode::UNAUTHORIZED, message);
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+    Err(resp)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if let Err(resp) = authorized(&state.config, &headers) {
+        return resp;
+    }
+    let limit = state.config.max_body;
+    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds the {limit}-byte limit; send one alert per request or raise --max-body"));
+    if headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let bytes = match to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    let received = Timestamp::now();
+    let alerts = match parse_body(&bytes, received) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a Falco alert: {e}")),
+    };
+    match state.store.insert(alerts, received).await {
+        Ok(outcome) => axum::Json(outcome).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "storing Falco alerts failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("alerts not stored: {e}"))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    namespace: Option<String>,
+    pod: Option<String>,
+    workload: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    min_priority: Option<String>,
+    #[serde(default)]
+    include_unattributed: bool,
+    limit: Option<usize>,
+}
+
+async fn list_alerts(State(state): State<AppState>, headers: HeaderMap, Query(p): Query<ListParams>) -> Response {
+    if let Err(resp) = authorized(&state.config, &headers) {
+        return resp;
+    }
+    let parse_time = |s: &Option<String>, name: &str| -> Result<Option<Timestamp>, Response> {
+        s.as_deref()
+            .map(|v| v.parse::<Timestamp>().map_err(|e| error(StatusCode::BAD_REQUEST, format!("{name}: {e}"))))
+            .transpose()
+    };
+    let (since, until) = match (parse_time(&p.since, "since"), parse_time(&p.until, "until")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let min_priority = match p.min_priority.as_deref().map(str::parse::<FalcoPriority>).transpose() {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let q = AlertQuery {
+        namespace: p.namespace,
+        include_unattributed: p.include_unattributed,
+        pod: p.pod,
+        workload: p.workload,
+        since,
+        until,
+        min_priority,
+        include_internal: false,
+        limit: p.limit.unwrap_or(1000).min(100_000),
+    };
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.query(&q)).await {
+        Ok(Ok(alerts)) => axum::Json(json!({"alerts": alerts})).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

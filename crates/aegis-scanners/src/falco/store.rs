@@ -1,0 +1,316 @@
+//! A durable, embedded store for Falco alerts: SQLite (WAL) through rusqlite.
+//!
+//! Writes go through one writer thread that commits in groups: every request waiting while a commit
+//! runs joins the next transaction, and each is answered only after its transaction is durable. So a
+//! 200 from the receiver means "on disk", and throughput scales with concurrency instead of paying one
+//! fsync per alert. Reads use their own connection; WAL lets them run beside the writer.
+//!
+//! Alerts are deduplicated by falcosidekick's UUID or, without one, by content, so a sender's retry
+//! never stores an alert twice. Retention drops alerts older than `max_age` (by time received) and the
+//! oldest beyond `max_alerts`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aegis_model::FalcoPriority;
+use aegis_security::falco::FalcoAlert;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("alert store {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("alert store: {0}")]
+    Sqlite(String),
+    #[error("alert store is shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+/// Where and how long alerts are kept.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub dir: PathBuf,
+    pub max_age: Duration,
+    pub max_alerts: u64,
+    /// `synchronous=FULL` (fsync per commit, survives power loss) rather than NORMAL (survives a
+    /// process crash).
+    pub fsync: bool,
+}
+
+impl StoreConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StoreConfig { dir: dir.into(), max_age: Duration::from_secs(7 * 24 * 3600), max_alerts: 5_000_000, fsync: true }
+    }
+}
+
+/// How an insert went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InsertOutcome {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+/// Which alerts to read.
+#[derive(Debug, Clone, Default)]
+pub struct AlertQuery {
+    pub namespace: Option<String>,
+    /// Also return alerts with no namespace (they cannot be ruled out for any namespace).
+    pub include_unattributed: bool,
+    pub pod: Option<String>,
+    /// Pods of a workload: names `<workload>-...` (Deployment, StatefulSet, DaemonSet, Job pods).
+    pub workload: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub min_priority: Option<FalcoPriority>,
+    pub include_internal: bool,
+    /// At most this many, most severe first (0: no limit).
+    pub limit: usize,
+}
+
+struct WriteRequest {
+    alerts: Vec<FalcoAlert>,
+    received: Timestamp,
+    reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct FalcoStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: mpsc::Sender<WriteRequest>,
+    reader: Mutex<Connection>,
+}
+
+fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
+    let err = |e: rusqlite::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+    conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" }).map_err(err)?;
+    Ok(conn)
+}
+
+impl FalcoStore {
+    /// Open (or create) the store in `config.dir`, starting its writer thread.
+    pub fn open(config: StoreConfig) -> Result<FalcoStore, StoreError> {
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| StoreError::Open { path: config.dir.display().to_string(), message: e.to_string() })?;
+        let path = config.dir.join("falco-alerts.sqlite3");
+        let writer_conn = open(&path, config.fsync)?;
+        let version: i64 = writer_conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                message: format!("written by a newer AEGIS (schema {version}, this one reads {SCHEMA_VERSION})"),
+            });
+        }
+        writer_conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id INTEGER PRIMARY KEY,
+                dedup TEXT NOT NULL UNIQUE,
+                time_ns INTEGER NOT NULL,
+                received_ns INTEGER NOT NULL,
+                priority INTEGER NOT NULL,
+                rule TEXT NOT NULL,
+                namespace TEXT,
+                pod TEXT,
+                internal INTEGER NOT NULL,
+                body TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS alerts_ns_time ON alerts(namespace, time_ns);
+            CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ns);
+            CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ns);
+            PRAGMA user_version = 1;",
+        )?;
+        let reader = open(&path, config.fsync)?;
+        let (tx, rx) = mpsc::channel::<WriteRequest>(4096);
+        std::thread::Builder::new()
+            .name("falco-store-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, config))
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader) }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Store alerts; resolves once they are committed.
+    pub async fn insert(&self, alerts: Vec<FalcoAlert>, received: Timestamp) -> Result<InsertOutcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner.writer.send(WriteRequest { alerts, received, reply }).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Read alerts (blocking: call from `spawn_blocking` in async code).
+    pub fn query(&self, q: &AlertQuery) -> Result<Vec<FalcoAlert>, StoreError> {
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let mut sql = String::from("SELECT body FROM alerts WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        match (&q.namespace, q.include_unattributed) {
+            (Some(ns), true) => bind(&mut sql, " AND (namespace = ? OR namespace IS NULL)", ns.clone().into()),
+            (Some(ns), false) => bind(&mut sql, " AND namespace = ?", ns.clone().into()),
+            (None, _) => {}
+        }
+        if let Some(p) = &q.pod {
+            bind(&mut sql, " AND pod = ?", p.clone().into());
+        }
+        if let Some(w) = &q.workload {
+            bind(&mut sql, " AND pod LIKE ?", format!("{w}-%").into());
+        }
+        if let Some(t) = q.since {
+            bind(&mut sql, " AND time_ns >= ?", ns(t).into());
+        }
+        if let Some(t) = q.until {
+            bind(&mut sql, " AND time_ns <= ?", ns(t).into());
+        }
+        if let Some(p) = q.min_priority {
+            bind(&mut sql, " AND priority >= ?", i64::from(p.rank()).into());
+        }
+        if !q.include_internal {
+            sql.push_str(" AND internal = 0");
+        }
+        sql.push_str(" ORDER BY priority DESC, time_ns DESC");
+        if q.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", q.limit));
+        }
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for body in rows {
+            let body = body?;
+            out.push(serde_json::from_str(&body).map_err(|e| StoreError::Sqlite(format!("corrupt stored alert: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// How many alerts of any kind (internal messages included) Falco sent for the window: zero means
+    /// the feed was silent.
+    pub fn heartbeat(&self, since: Timestamp, until: Timestamp) -> Result<u64, StoreError> {
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM alerts WHERE (time_ns BETWEEN ?1 AND ?2) OR (received_ns BETWEEN ?1 AND ?2)",
+            params![ns(since), ns(until)],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    pub fn latest_received(&self) -> Result<Option<Timestamp>, StoreError> {
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let n: Option<i64> = conn.query_row("SELECT MAX(received_ns) FROM alerts", [], |r| r.get(0)).optional()?.flatten();
+        Ok(n.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()))
+    }
+}
+
+fn ns(t: Timestamp) -> i64 {
+    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, config: StoreConfig) {
+    let mut since_prune = 0u64;
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = commit(&mut conn, &batch);
+        match result {
+            Ok(outcomes) => {
+                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                    since_prune += outcome.stored;
+                    let _ = req.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                for req in batch {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+        if since_prune >= 10_000 {
+            since_prune = 0;
+            if let Err(e) = prune(&conn, &config, Timestamp::now()) {
+                tracing::warn!(error = %e, "falco store retention failed");
+            }
+        }
+    }
+}
+
+fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOutcome>, StoreError> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO alerts (dedup, time_ns, received_ns, priority, rule, namespace, pod, internal, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for req in batch {
+            let mut o = InsertOutcome::default();
+            for a in &req.alerts {
+                let body = serde_json::to_string(a).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+                let changed = stmt.execute(params![
+                    a.dedup_key(),
+                    ns(a.time),
+                    ns(req.received),
+                    i64::from(a.priority.rank()),
+                    a.rule,
+                    a.namespace(),
+                    a.pod(),
+                    a.is_internal(),
+                    body
+                ])?;
+                if changed == 1 { o.stored += 1 } else { o.duplicates += 1 }
+            }
+            outcomes.push(o);
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// Apply retention now. Also run by the writer every 10,000 stored alerts.
+fn prune(conn: &Connection, config: &StoreConfig, now: Timestamp) -> Result<(), StoreError> {
+    let cutoff = now.checked_sub(jiff::SignedDuration::try_from(config.max_age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
+    conn.execute("DELETE FROM alerts WHERE received_ns < ?1", params![ns(cutoff)])?;
+    conn.execute(
+        "DELETE FROM alerts WHERE id <= (SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        params![config.max_alerts as i64],
+    )?;
+    Ok(())
+}
+
+impl FalcoStore {
+    /// Apply retention immediately (blocking), with the store's own configuration.
+    pub fn prune_now(&self, config: &StoreConfig, now: Timestamp) -> Result<(), StoreError> {
+        let conn = open(&self.inner.path, config.fsync)?;
+        prune(&conn, config, now)
+    }
+}
