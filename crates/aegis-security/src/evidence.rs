@@ -183,6 +183,13 @@ pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: O
         return run;
     }
     let heartbeats = alerts.iter().filter(|a| a.is_internal()).count();
+    // Falco's metrics snapshots carry its version.
+    if run.tool_version.is_none() {
+        run.tool_version = alerts
+            .iter()
+            .filter(|a| a.is_internal())
+            .find_map(|a| a.output_fields.get("falco.version").and_then(|v| v.as_str()).map(str::to_owned));
+    }
     let mut other_namespaces = 0u64;
     for a in alerts.iter().filter(|a| !a.is_internal()) {
         match (namespace, a.namespace()) {

@@ -324,10 +324,14 @@ fn describe(rule: &str, delta: Delta, findings: &[&Finding]) -> String {
     if findings.len() > 5 {
         names.push(format!("+{} more", findings.len() - 5));
     }
-    let what = if rule == "falco.attribution" {
-        "alert(s) without a namespace (cannot be ruled out for the candidate)".to_owned()
-    } else {
-        format!("{sev} finding(s)")
+    let what = match rule {
+        "falco.attribution" => "alert(s) without a namespace (cannot be ruled out for the candidate)".to_owned(),
+        // Falco users think in priorities, not in the mapped severities.
+        "falco.min_priority" => {
+            let priorities: BTreeSet<&str> = findings.iter().filter_map(|f| f.native_severity.as_deref()).collect();
+            format!("Falco alert(s) at {}", priorities.into_iter().collect::<Vec<_>>().join("/"))
+        }
+        _ => format!("{sev} finding(s)"),
     };
     format!("{} {}{}{}: {}", findings.len(), which, if which.is_empty() { "" } else { " " }, what, names.join(", "))
 }

@@ -3,7 +3,7 @@
 mod receiver;
 mod store;
 
-pub use receiver::{ReceiverConfig, router};
+pub use receiver::{ReceiverConfig, router, serve};
 pub use store::{AlertQuery, FalcoStore, InsertOutcome, StoreConfig, StoreError};
 
 use aegis_model::{RunStatus, ScannerRun, Side, Source};

@@ -156,3 +156,13 @@ async fn list_alerts(State(state): State<AppState>, headers: HeaderMap, Query(p)
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
+
+/// Serve the receiver on `listener` until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: FalcoStore,
+    config: ReceiverConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(store, config)).with_graceful_shutdown(shutdown).await
+}

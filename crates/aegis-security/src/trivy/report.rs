@@ -247,7 +247,7 @@ impl Collector {
                 title: v.title.clone().unwrap_or_else(|| format!("{} in {}", v.vulnerability_id, pkg_name)),
                 severity,
                 target: self.target(scope, result_target),
-                location: Some(location(result_target, v.pkg_path.as_deref(), &pkg_name)),
+                location: Some(location(result_target, class, v.pkg_path.as_deref(), &pkg_name, v.installed_version.as_deref())),
                 package: Some(Package {
                     name: pkg_name,
                     installed_version: v.installed_version.clone(),
@@ -333,11 +333,22 @@ fn severity(raw: Option<&str>, id: &str) -> Result<Severity, TrivyError> {
     }
 }
 
-fn location(result_target: &str, pkg_path: Option<&str>, pkg_name: &str) -> String {
-    match pkg_path {
-        Some(p) if !p.is_empty() => format!("{p} ({pkg_name})"),
-        _ => format!("{result_target} ({pkg_name})"),
-    }
+/// `<file> (<package> <version>)`. OS package results are named "image (os release)"; the image is
+/// already the finding's target, so only the OS release is kept.
+fn location(result_target: &str, class: &str, pkg_path: Option<&str>, pkg_name: &str, version: Option<&str>) -> String {
+    let pkg = match version {
+        Some(v) => format!("{pkg_name} {v}"),
+        None => pkg_name.to_owned(),
+    };
+    let place = match pkg_path {
+        Some(p) if !p.is_empty() => p,
+        _ if class == "os-pkgs" => result_target
+            .rsplit_once(" (")
+            .map(|(_, os)| os.trim_end_matches(')'))
+            .unwrap_or(result_target),
+        _ => result_target,
+    };
+    format!("{place} ({pkg})")
 }
 
 fn artifact_target(name: Option<&str>, kind: Option<&str>, meta: Option<&Metadata>) -> Option<Target> {

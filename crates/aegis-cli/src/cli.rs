@@ -1,0 +1,246 @@
+//! The command line, kubectl-style: `aegis <verb> [<noun>] [flags]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "aegis", version, about = "AEGIS: an SRE agent that proves a fix in a shadow and a security gate before production")]
+pub struct Cli {
+    /// Log level (or set RUST_LOG): error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "warn", env = "AEGIS_LOG")]
+    pub log_level: String,
+    /// Log as JSON lines on stderr.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Judge candidate evidence against a baseline with a policy. Exit: 0 passed, 1 blocked,
+    /// 2 passed with warnings, 3 could not evaluate.
+    Gate(GateArgs),
+    /// Run scanners now and gate their results.
+    #[command(subcommand)]
+    Scan(ScanCommand),
+    /// The Falco alert receiver and store.
+    #[command(subcommand)]
+    Falco(FalcoCommand),
+    /// Print a JSON schema: the security report or the policy file.
+    Schema {
+        #[arg(value_enum)]
+        which: SchemaKind,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum SchemaKind {
+    Report,
+    Policy,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Sarif,
+    Junit,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long)]
+    pub output_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PolicyArgs {
+    /// Policy file (YAML). See `aegis schema policy` and docs/security-gate.md.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Extra .trivyignore / .trivyignore.yaml files.
+    #[arg(long = "trivyignore")]
+    pub trivyignore: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Evidence from before the fix: Trivy JSON, ZAP JSON, Falco JSON lines or manifests (by content).
+    /// Without it every candidate finding counts as new.
+    #[arg(long, num_args = 1..)]
+    pub baseline: Vec<PathBuf>,
+    /// Evidence from after the fix.
+    #[arg(long, num_args = 1.., required = true)]
+    pub candidate: Vec<PathBuf>,
+    /// Falco evidence: judge alerts of this namespace (and alerts without one).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Largest evidence file accepted, in MiB.
+    #[arg(long, default_value_t = 512)]
+    pub max_file_mib: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScanCommand {
+    /// Scan container images with Trivy.
+    Image(ScanImageArgs),
+    /// Check Kubernetes manifests with the built-in checks (and `trivy config` with --trivy).
+    Manifests(ScanManifestsArgs),
+    /// Scan a URL with a ZAP daemon.
+    Url(ScanUrlArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrivyArgs {
+    /// The trivy binary.
+    #[arg(long, default_value = "trivy", env = "AEGIS_TRIVY_BIN")]
+    pub trivy_bin: PathBuf,
+    /// Trivy cache directory (its DB lives in <dir>/db).
+    #[arg(long, env = "AEGIS_TRIVY_CACHE_DIR")]
+    pub trivy_cache_dir: Option<PathBuf>,
+    /// Client/server mode: the Trivy server's URL.
+    #[arg(long, env = "AEGIS_TRIVY_SERVER")]
+    pub trivy_server: Option<String>,
+    /// Token for the Trivy server (passed to trivy in TRIVY_TOKEN, never on its command line).
+    #[arg(long, env = "AEGIS_TRIVY_TOKEN", hide_env_values = true)]
+    pub trivy_token: Option<String>,
+    /// Use the vulnerability DB in the cache as it is; never download it.
+    #[arg(long)]
+    pub skip_db_update: bool,
+    /// Allow plain-HTTP / self-signed registries.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Deadline of one Trivy run, e.g. 10m.
+    #[arg(long, default_value = "10m")]
+    pub trivy_timeout: String,
+    /// Cache scan results by image digest here (content-addressed; never rescans a digest).
+    #[arg(long, env = "AEGIS_SCAN_CACHE_DIR")]
+    pub scan_cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanImageArgs {
+    /// Images to scan (the candidate).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Images before the fix, to compare against (scanned concurrently).
+    #[arg(long = "baseline-image")]
+    pub baseline_images: Vec<String>,
+    #[command(flatten)]
+    pub trivy: TrivyArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanManifestsArgs {
+    /// Manifest files or directories (YAML or JSON).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Also run `trivy config` on the same paths.
+    #[arg(long)]
+    pub trivy: bool,
+    #[command(flatten)]
+    pub trivy_args: TrivyArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanUrlArgs {
+    /// The URL to scan.
+    pub url: String,
+    /// The ZAP daemon's API address, e.g. http://127.0.0.1:8090.
+    #[arg(long, env = "AEGIS_ZAP_URL")]
+    pub zap: String,
+    /// The ZAP API key.
+    #[arg(long, env = "AEGIS_ZAP_API_KEY", hide_env_values = true)]
+    pub zap_api_key: Option<String>,
+    /// Also run the AJAX spider.
+    #[arg(long)]
+    pub ajax_spider: bool,
+    /// Also run an active scan (attacks the target: only against what you own).
+    #[arg(long)]
+    pub active: bool,
+    /// Deadline of each scan phase, e.g. 2m.
+    #[arg(long, default_value = "2m")]
+    pub phase_timeout: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FalcoCommand {
+    /// Receive Falco alerts over HTTP (Falco http_output, falcosidekick webhook) into a durable store.
+    Serve(FalcoServeArgs),
+    /// Read stored alerts.
+    Query(FalcoQueryArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FalcoServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:2801")]
+    pub listen: SocketAddr,
+    /// Directory of the alert store.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Require `Authorization: Bearer <token>`.
+    #[arg(long, env = "AEGIS_FALCO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_body: usize,
+    /// Drop alerts older than this (received time), e.g. 7d.
+    #[arg(long, default_value = "7d")]
+    pub retention: String,
+    /// Keep at most this many alerts.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_alerts: u64,
+    /// Commit without fsync (survives a process crash, not a power loss); faster.
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FalcoQueryArgs {
+    #[arg(long)]
+    pub store: PathBuf,
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Also alerts without a namespace.
+    #[arg(long)]
+    pub include_unattributed: bool,
+    #[arg(long)]
+    pub pod: Option<String>,
+    /// Pods of a workload (`<name>-…`).
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// How far back, e.g. 15m, 2h.
+    #[arg(long, default_value = "1h")]
+    pub since: String,
+    #[arg(long)]
+    pub min_priority: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// table or json.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub format: String,
+}

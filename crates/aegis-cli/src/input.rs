@@ -1,0 +1,68 @@
+//! Reading files from the command line: size limits and messages that name the file.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+/// Read a whole file, refusing anything larger than `max_bytes` before reading it.
+pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        bail!("{} is a directory; pass the evidence files inside it", path.display());
+    }
+    if meta.len() > max_bytes {
+        bail!("{} is {} bytes, over the {}-byte limit (raise --max-file-mib)", path.display(), meta.len(), max_bytes);
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Files named on the command line, with directories expanded to the YAML/JSON files in them.
+pub fn expand_manifest_paths(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+                .collect();
+            entries.sort();
+            if entries.is_empty() {
+                bail!("{} holds no .yaml, .yml or .json files", p.display());
+            }
+            out.extend(entries);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A duration like `90s`, `10m`, `2h`, `7d`.
+pub fn duration(text: &str, what: &str) -> Result<std::time::Duration> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().with_context(|| format!("{what}: {text:?} is not a duration like 90s, 10m, 2h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("{what}: unknown unit in {text:?} (use s, m, h or d)"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubectl_flags() {
+        assert_eq!(duration("90s", "x").unwrap().as_secs(), 90);
+        assert_eq!(duration("10m", "x").unwrap().as_secs(), 600);
+        assert_eq!(duration("7d", "x").unwrap().as_secs(), 604_800);
+        assert!(duration("ten minutes", "--timeout").unwrap_err().to_string().contains("--timeout"));
+        assert!(duration("5y", "x").is_err());
+    }
+}
