@@ -241,6 +241,9 @@ pub struct FalcoQueryArgs {
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// table or json.
-    #[arg(short = 'o', long = "output", default_value = "table")]
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// Print only how many alerts match (ignores --limit).
+    #[arg(long)]
+    pub count: bool,
 }

@@ -158,35 +158,45 @@ impl Runner {
             }
         }
 
-        // Images: answer from the cache where the digest is known, then scan each identity once.
-        let trivy_version = match (&self.trivy, &self.cache, image_sides.is_empty()) {
-            (Some(t), Some(_), false) => t.version().await.ok().map(|v| v.label()),
-            _ => None,
-        };
+        // Images: refresh the vulnerability DB once (the scans then only read it), read the scanner's
+        // version (with the DB date: part of the cache key), answer from the cache where the digest is
+        // known, and scan each remaining identity once.
+        let mut trivy_version = None;
         let mut to_scan: Vec<(String, ImageRef)> = Vec::new();
-        for (identity, wanted) in &image_sides {
-            let cached = match (&self.cache, &trivy_version, &wanted[0].1.digest) {
-                (Some(cache), Some(version), Some(digest)) => cache.get(&ScanCache::key(digest, version), Timestamp::now()),
-                _ => None,
+        if let (Some(trivy), false) = (&self.trivy, image_sides.is_empty()) {
+            let ready = match trivy.prepare_db().await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(format!("vulnerability DB update failed: {e}")),
             };
-            match cached {
-                Some(run) => {
-                    for (side, img) in wanted {
-                        runs.push(for_side(&run, *side, img, "served from the digest cache (not rescanned)"));
+            match ready {
+                Err(reason) => {
+                    for wanted in image_sides.values() {
+                        for (side, img) in wanted {
+                            runs.push(ScannerRun::failed(Source::Trivy, *side, &img.reference, Timestamp::now(), reason.clone()));
+                        }
                     }
                 }
-                None => to_scan.push((identity.clone(), wanted[0].1.clone())),
-            }
-        }
-        if let (Some(trivy), false) = (&self.trivy, to_scan.is_empty())
-            && let Err(e) = trivy.prepare_db().await
-        {
-            for (identity, _) in &to_scan {
-                for (side, img) in &image_sides[identity] {
-                    runs.push(ScannerRun::failed(Source::Trivy, *side, &img.reference, Timestamp::now(), format!("vulnerability DB update failed: {e}")));
+                Ok(()) => {
+                    trivy_version = match &self.cache {
+                        Some(_) => trivy.version().await.ok().map(|v| v.label()),
+                        None => None,
+                    };
+                    for (identity, wanted) in &image_sides {
+                        let cached = match (&self.cache, &trivy_version, &wanted[0].1.digest) {
+                            (Some(cache), Some(version), Some(digest)) => cache.get(&ScanCache::key(digest, version), Timestamp::now()),
+                            _ => None,
+                        };
+                        match cached {
+                            Some(run) => {
+                                for (side, img) in wanted {
+                                    runs.push(for_side(&run, *side, img, "served from the digest cache (not rescanned)"));
+                                }
+                            }
+                            None => to_scan.push((identity.clone(), wanted[0].1.clone())),
+                        }
+                    }
                 }
             }
-            to_scan.clear();
         }
         jobs.extend(to_scan.into_iter().map(|(_, img)| Job::Image(img)));
 

@@ -3,12 +3,14 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aegis_model::{RunStatus, ScannerRun, Side, Source};
 use aegis_security::trivy::parse_report;
 use jiff::Timestamp;
 use serde::Deserialize;
+use tokio::sync::Mutex;
 
 use crate::process::{Invocation, ProcessError};
 
@@ -71,11 +73,14 @@ impl TrivyVersion {
 #[derive(Debug, Clone)]
 pub struct TrivyScanner {
     pub config: TrivyConfig,
+    /// The last version read successfully. Failures are not kept (the binary may appear later), and
+    /// refreshing the DB forgets it (the DB date is part of the version).
+    version: Arc<Mutex<Option<TrivyVersion>>>,
 }
 
 impl TrivyScanner {
     pub fn new(config: TrivyConfig) -> Self {
-        TrivyScanner { config }
+        TrivyScanner { config, version: Arc::default() }
     }
 
     fn invocation(&self, args: Vec<OsString>) -> Invocation {
@@ -88,8 +93,18 @@ impl TrivyScanner {
         inv
     }
 
-    /// `trivy --version --format json`.
+    /// `trivy --version --format json`, read once and remembered until the DB is refreshed.
     pub async fn version(&self) -> Result<TrivyVersion, ProcessError> {
+        let mut cached = self.version.lock().await;
+        if let Some(v) = cached.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = self.read_version().await?;
+        *cached = Some(v.clone());
+        Ok(v)
+    }
+
+    async fn read_version(&self) -> Result<TrivyVersion, ProcessError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct V {
@@ -152,7 +167,9 @@ impl TrivyScanner {
         if let Some(dir) = &self.config.cache_dir {
             args.extend(["--cache-dir".into(), dir.into()]);
         }
-        self.invocation(args).run().await.map(|_| ())
+        let result = self.invocation(args).run().await.map(|_| ());
+        *self.version.lock().await = None;
+        result
     }
 
     /// Scan an image for vulnerabilities and secrets.

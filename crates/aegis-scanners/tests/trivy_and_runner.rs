@@ -23,7 +23,7 @@ fn fake_trivy(dir: &Path, body: &str) -> PathBuf {
     let script = format!(
         r#"#!/bin/sh
 # A stand-in for trivy: same arguments, same JSON shape.
-case "$1" in --version) echo '{{"Version":"0.0.0-fake","VulnerabilityDB":{{"UpdatedAt":"2026-11-01T00:00:00Z"}}}}'; exit 0;; esac
+case "$1" in --version) echo "version" >> {log}; echo '{{"Version":"0.0.0-fake","VulnerabilityDB":{{"UpdatedAt":"2026-11-01T00:00:00Z"}}}}'; exit 0;; esac
 for a in "$@"; do [ "$a" = "--download-db-only" ] && exit 0; done
 for a in "$@"; do ref="$a"; done
 repo="${{ref%@*}}"; digest="sha256:0000"; case "$ref" in *@*) digest="${{ref#*@}}";; esac
@@ -182,4 +182,15 @@ async fn a_scanner_past_its_deadline_fails_without_holding_up_the_others() {
     let trivy = cand.runs.iter().find(|r| r.scanner == Source::Trivy).unwrap();
     assert!(matches!(trivy.status, RunStatus::Failed { ref reason } if reason.contains("deadline")), "{:?}", trivy.status);
     assert!(cand.runs.iter().find(|r| r.scanner == Source::Manifest).unwrap().status.is_ok());
+}
+
+#[tokio::test]
+async fn trivy_is_asked_its_version_once_for_many_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner { trivy: Some(scanner(fake_trivy(dir.path(), EMIT_REPORT), Duration::from_secs(10))), ..Default::default() };
+    let (_, cand) = runner.scan(&trivy_policy(), None, &targets(&["a:1", "b:1", "c:1"])).await;
+    assert!(cand.runs.iter().all(|r| r.status.is_ok() && r.tool_version.is_some()));
+    let log = scans(dir.path());
+    assert_eq!(log.iter().filter(|l| l.starts_with("start")).count(), 3);
+    assert_eq!(log.iter().filter(|l| *l == "version").count(), 1, "{log:?}");
 }

@@ -221,7 +221,7 @@ fn filter(
     let kept: Vec<Finding> = match source {
         Source::Trivy => {
             let t = &policy.policy.trivy;
-            let f = TrivyFilter { ignore: policy.trivy_ignore.clone(), ignore_unfixed: t.ignore_unfixed, ignore_statuses: t.ignore_statuses.clone() };
+            let f = TrivyFilter { ignore: &policy.trivy_ignore, ignore_unfixed: t.ignore_unfixed, ignore_statuses: &t.ignore_statuses };
             f.apply(findings, today).0
         }
         Source::Manifest => findings.into_iter().filter(|f| policy.manifest_ignore.matching(f, today).is_none()).collect(),

@@ -105,7 +105,8 @@ fn vulnerability_statuses_survive_parsing_and_drive_ignore_unfixed() {
     for s in ["unknown", "not_affected", "affected", "fixed", "under_investigation", "will_not_fix", "fix_deferred", "end_of_life"] {
         assert!(statuses.iter().any(|x| x == s), "status {s} missing: {statuses:?}");
     }
-    let filter = trivy::TrivyFilter { ignore_unfixed: true, ..Default::default() };
+    let ignore = trivy::IgnoreList::default();
+    let filter = trivy::TrivyFilter { ignore: &ignore, ignore_unfixed: true, ignore_statuses: &[] };
     let today = "2026-11-26".parse().unwrap();
     let (kept, dropped) = filter.apply(report.findings.clone(), today);
     let unfixed = report.findings.iter().filter(|f| trivy::UNFIXED_STATUSES.contains(&f.package.as_ref().unwrap().status.as_deref().unwrap_or(""))).count();

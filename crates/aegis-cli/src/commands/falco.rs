@@ -69,8 +69,12 @@ fn query(a: &FalcoQueryArgs) -> Result<u8> {
         until: None,
         min_priority,
         include_internal: false,
-        limit: a.limit,
+        limit: if a.count { 0 } else { a.limit },
     })?;
+    if a.count {
+        println!("{}", alerts.len());
+        return Ok(0);
+    }
     if a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&alerts)?);
         return Ok(0);

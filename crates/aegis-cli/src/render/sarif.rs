@@ -94,8 +94,9 @@ pub fn render(r: &SecurityReport) -> Value {
             let results: Vec<Value> = findings
                 .iter()
                 .map(|(f, state)| {
+                    // SARIF §3.27.9: a result whose kind is not `fail` has level `none`.
                     let level = if *state == "absent" {
-                        "note"
+                        "none"
                     } else {
                         match standings.get(f) {
                             Standing::Blocking => "error",

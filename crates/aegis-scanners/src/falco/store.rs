@@ -132,6 +132,8 @@ impl FalcoStore {
                 body TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS alerts_ns_time ON alerts(namespace, time_ns);
+            -- Listings are ordered most severe first: served by this index without a sort.
+            CREATE INDEX IF NOT EXISTS alerts_ns_priority ON alerts(namespace, priority, time_ns);
             CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ns);
             CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ns);
             PRAGMA user_version = 1;",

@@ -529,3 +529,19 @@ spec:
         assert_eq!(image_tag_of("nginx@sha256:abc"), None);
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::*;
+
+    #[test]
+    fn docs_list_every_manifest_check() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/manifest-checks.md")).expect("docs/manifest-checks.md");
+        for c in CHECKS {
+            let row = doc.lines().find(|l| l.starts_with(&format!("| {} |", c.id))).unwrap_or_else(|| panic!("{} missing from docs", c.id));
+            assert!(row.contains(&format!("`{}`", c.name)), "{row}");
+            assert!(row.contains(&format!("| {} |", c.severity)), "{row}");
+            assert!(row.contains(c.profile.as_str()), "{row}");
+        }
+    }
+}

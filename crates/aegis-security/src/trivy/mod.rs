@@ -32,15 +32,15 @@ pub const UNFIXED_STATUSES: [&str; 4] = ["affected", "will_not_fix", "fix_deferr
 
 /// Which findings to drop before the gate, as Trivy's `--ignorefile`, `--ignore-unfixed` and
 /// `--ignore-status` would have.
-#[derive(Debug, Clone, Default)]
-pub struct TrivyFilter {
-    pub ignore: IgnoreList,
+#[derive(Debug, Clone, Copy)]
+pub struct TrivyFilter<'a> {
+    pub ignore: &'a IgnoreList,
     pub ignore_unfixed: bool,
     /// Vulnerability statuses to drop (lower case, as Trivy writes them).
-    pub ignore_statuses: Vec<String>,
+    pub ignore_statuses: &'a [String],
 }
 
-impl TrivyFilter {
+impl TrivyFilter<'_> {
     /// Apply the filter; returns the findings kept and how many were dropped.
     pub fn apply(&self, findings: Vec<Finding>, today: Date) -> (Vec<Finding>, u64) {
         let before = findings.len();

@@ -1,0 +1,283 @@
+//! The `aegis` binary as CI and people use it: exit codes, output formats, the Falco receiver process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use aegis_testkit as testkit;
+use serde_json::Value;
+
+fn aegis() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aegis"));
+    c.current_dir(testkit::repo_root()).env_remove("RUST_LOG").env("NO_COLOR", "1");
+    c
+}
+
+fn examples() -> PathBuf {
+    testkit::repo_root().join("examples/gate")
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(examples().join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+fn gate(candidate: &str, extra: &[&str]) -> Output {
+    let mut c = aegis();
+    c.arg("gate").arg("--policy").arg(examples().join("policy.yaml"));
+    c.arg("--baseline").args(files("baseline"));
+    c.arg("--candidate").args(files(candidate));
+    c.args(["-n", "aegis-shadow-demo"]).args(extra);
+    c.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_fix_that_resolves_the_vulnerability_passes_with_exit_0() {
+    let out = gate("candidate-fixed", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("Security Report") && text.contains("PASSED"));
+    assert!(text.contains("1 resolved"));
+}
+
+#[test]
+fn a_regressing_candidate_is_blocked_with_exit_1_and_every_reason() {
+    let out = gate("candidate-regressed", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for needle in ["BLOCKED", "CVE-2099-0003", "AEGIS-K8S-002", "Terminal shell in container", "trivy.fail_on", "manifest.fail_severity"] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[test]
+fn warnings_exit_2_and_missing_required_evidence_exits_3() {
+    // Only Trivy evidence with a MEDIUM finding and no exception: passes with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").unwrap();
+    let out = aegis()
+        .args(["gate", "--policy"])
+        .arg(&policy)
+        .arg("--baseline")
+        .arg(examples().join("baseline/trivy-demo-api-v1.json"))
+        .arg("--candidate")
+        .arg(examples().join("candidate-fixed/trivy-demo-api-v2.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "busybox MEDIUM persists from the baseline: not new");
+    let out = aegis()
+        .args(["gate", "--policy"])
+        .arg(&policy)
+        .arg("--candidate")
+        .arg(examples().join("candidate-fixed/trivy-demo-api-v2.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "without a baseline the MEDIUM is new and warns: {}", stdout(&out));
+
+    // The default policy requires all four scanners: Trivy evidence alone cannot be evaluated.
+    let out = aegis().args(["gate", "--candidate"]).arg(examples().join("candidate-fixed/trivy-demo-api-v2.json")).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("no candidate evidence from OWASP ZAP"));
+}
+
+#[test]
+fn unreadable_inputs_exit_3_with_a_message_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let out = aegis().args(["gate", "--candidate"]).arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.txt") && err.contains("not recognised"), "{err}");
+
+    let out = aegis().args(["gate", "--candidate", "/nonexistent/report.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/report.json"));
+
+    let bad_policy = dir.path().join("policy.yaml");
+    std::fs::write(&bad_policy, "trivy:\n  fail_onn: [LOW]\n").unwrap();
+    let out = aegis().args(["gate", "--policy"]).arg(&bad_policy).arg("--candidate").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fail_onn"));
+
+    // A truncated Trivy report is recognised as Trivy's and fails that scanner: could not evaluate.
+    let full = std::fs::read(examples().join("candidate-fixed/trivy-demo-api-v2.json")).unwrap();
+    let cut = dir.path().join("truncated.json");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").unwrap();
+    let out = aegis().args(["gate", "--policy"]).arg(&policy).arg("--candidate").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("not valid JSON"), "{}", stdout(&out));
+
+    let big = aegis().args(["gate", "--max-file-mib", "0", "--candidate"]).arg(&cut).output().unwrap();
+    assert_eq!(big.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&big.stderr).contains("limit"));
+}
+
+#[test]
+fn bad_usage_exits_64_and_help_exits_0() {
+    assert_eq!(aegis().args(["gate"]).output().unwrap().status.code(), Some(64));
+    assert_eq!(aegis().args(["gate", "--frobnicate"]).output().unwrap().status.code(), Some(64));
+    assert_eq!(aegis().args(["--help"]).output().unwrap().status.code(), Some(0));
+    assert_eq!(aegis().args(["gate", "--help"]).output().unwrap().status.code(), Some(0));
+}
+
+#[test]
+fn json_output_has_the_documented_top_level_contract() {
+    let out = gate("candidate-regressed", &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], "aegis.io/security-report/v1");
+    assert_eq!(v["verdict"], "blocked");
+    for key in ["summary", "findings", "scanners", "reasons", "warnings", "policy_digest", "evidence_digest"] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    for list in ["new", "resolved", "persisting"] {
+        for f in v["findings"][list].as_array().unwrap() {
+            for key in ["source", "id", "severity", "target", "fingerprint"] {
+                assert!(f.get(key).is_some(), "{list} finding lacks {key}: {f}");
+            }
+        }
+    }
+    assert_eq!(v["summary"]["new"].as_u64().unwrap() as usize, v["findings"]["new"].as_array().unwrap().len());
+    // The report validates against the schema the binary publishes (spot-check: verdict enum).
+    let schema: Value = serde_json::from_slice(&aegis().args(["schema", "report"]).output().unwrap().stdout).unwrap();
+    let verdicts = schema.pointer("/$defs/Verdict").expect("Verdict in schema").to_string();
+    for v in ["passed", "passed_with_warnings", "blocked", "error"] {
+        assert!(verdicts.contains(v), "{verdicts}");
+    }
+}
+
+fn node_modules() -> String {
+    std::env::var("AEGIS_NODE_MODULES").unwrap_or_else(|_| {
+        panic!("\n\n*** AEGIS_NODE_MODULES is not set: run `eval \"$(scripts/tools.sh)\"` (scripts/test.sh does) ***\n")
+    })
+}
+
+fn validate_sarif(path: &Path) -> Output {
+    Command::new("node")
+        .arg(testkit::repo_root().join("scripts/validate-sarif.cjs"))
+        .arg(path)
+        .env("AEGIS_NODE_MODULES", node_modules())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("node (Node.js 20) is needed to validate SARIF")
+}
+
+#[test]
+fn sarif_output_is_valid_against_the_official_2_1_0_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    for (candidate, name) in [("candidate-regressed", "regressed.sarif"), ("candidate-fixed", "fixed.sarif")] {
+        let path = dir.path().join(name);
+        let out = gate(candidate, &["-o", "sarif", "--output-file", path.to_str().unwrap()]);
+        assert!(out.status.code().unwrap() <= 2);
+        let v = validate_sarif(&path);
+        assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(doc["version"], "2.1.0");
+        let levels: Vec<&str> = doc["runs"].as_array().unwrap().iter().flat_map(|r| r["results"].as_array().unwrap()).map(|r| r["level"].as_str().unwrap()).collect();
+        if candidate == "candidate-regressed" {
+            assert!(levels.contains(&"error"));
+        }
+    }
+    // The validator can fail: a document missing `version` is rejected.
+    let broken = dir.path().join("broken.sarif");
+    std::fs::write(&broken, r#"{"runs": []}"#).unwrap();
+    assert!(!validate_sarif(&broken).status.success());
+}
+
+#[test]
+fn junit_output_has_a_case_per_scanner_and_per_rule_with_failures_for_what_blocked() {
+    let out = gate("candidate-regressed", &["-o", "junit"]);
+    assert_eq!(out.status.code(), Some(1));
+    let xml = stdout(&out);
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures, mut failed_names) = (0, 0, Vec::new());
+    let mut current = String::new();
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) if e.name().0 == "testcase" => {
+                cases += 1;
+                current = e.try_get_attribute("name").unwrap().unwrap().value.into_owned();
+            }
+            quick_xml::events::Event::Start(e) if e.name().0 == "failure" => {
+                failures += 1;
+                failed_names.push(current.clone());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(cases, 5 + 10, "5 scanner runs + 10 gate rules");
+    assert_eq!(failures, 3, "{failed_names:?}");
+    for rule in ["trivy.fail_on", "falco.min_priority", "manifest.fail_severity"] {
+        assert!(failed_names.iter().any(|n| n == rule), "{failed_names:?}");
+    }
+}
+
+#[test]
+fn scan_manifests_checks_a_directory_and_blocks_a_privileged_workload() {
+    let out = aegis().args(["scan", "manifests"]).arg(examples().join("candidate-regressed")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("AEGIS-K8S-002"));
+    let out = aegis().args(["scan", "manifests"]).arg(examples().join("baseline/deployment.yaml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn scan_image_without_trivy_fails_closed_with_exit_3() {
+    let out = aegis().args(["scan", "image", "demo:v1", "--trivy-bin", "/nonexistent/trivy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("not found"), "{}", stdout(&out));
+}
+
+#[test]
+fn falco_serve_receives_stores_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = aegis()
+        .args(["falco", "serve", "--listen", &format!("127.0.0.1:{port}"), "--store"])
+        .arg(dir.path())
+        .args(["--token", "t0ken"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if Command::new("curl").args(["-sf", &format!("{url}/healthz")]).output().is_ok_and(|o| o.status.success()) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "receiver did not come up");
+    let alerts = testkit::testdata().join("falco/falcosidekick-readme-example.jsonl");
+    let post = |auth: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", auth, "-H", "Content-Type: application/json", "--data-binary"])
+            .arg(format!("@{}", alerts.display()))
+            .arg(format!("{url}/"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(post("Authorization: Bearer nope"), "401");
+    assert_eq!(post("Authorization: Bearer t0ken"), "200");
+    // SIGTERM, as Kubernetes stops a pod.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+
+    let out = aegis().args(["falco", "query", "--store"]).arg(dir.path()).args(["--since", "100000d", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stored.as_array().unwrap().len(), 1);
+}
