@@ -281,3 +281,15 @@ fn falco_serve_receives_stores_and_stops_cleanly_on_sigterm() {
     let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stored.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn the_published_json_schemas_are_what_the_binary_prints() {
+    for (which, file) in [("report", "docs/schemas/security-report.v1.json"), ("policy", "docs/schemas/policy.v1alpha1.json")] {
+        let printed = aegis().args(["schema", which]).output().unwrap();
+        assert_eq!(printed.status.code(), Some(0));
+        let published = std::fs::read(testkit::repo_root().join(file)).unwrap();
+        let a: Value = serde_json::from_slice(&printed.stdout).unwrap();
+        let b: Value = serde_json::from_slice(&published).unwrap();
+        assert_eq!(a, b, "{file} is stale: regenerate with `aegis schema {which} > {file}`");
+    }
+}

@@ -316,3 +316,47 @@ impl FalcoStore {
         prune(&conn, config, now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aegis_security::falco::parse_body;
+
+    fn alert(i: usize) -> FalcoAlert {
+        let body = format!(
+            r#"{{"rule":"r","priority":"Warning","time":"2026-01-01T00:00:00.{i:09}Z","output":"x","output_fields":{{"k8s.ns.name":"ns"}}}}"#
+        );
+        parse_body(body.as_bytes(), Timestamp::now()).unwrap().remove(0)
+    }
+
+    #[tokio::test]
+    async fn retention_drops_alerts_older_than_max_age_then_the_oldest_beyond_max_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.max_age = Duration::from_secs(3600);
+        config.max_alerts = 3;
+        let store = FalcoStore::open(config.clone()).unwrap();
+        let now = Timestamp::now();
+        let two_hours_ago = now.checked_sub(jiff::SignedDuration::from_secs(7200)).unwrap();
+        store.insert((0..2).map(alert).collect(), two_hours_ago).await.unwrap();
+        store.insert((2..7).map(alert).collect(), now).await.unwrap();
+        assert_eq!(store.count().unwrap(), 7);
+        store.prune_now(&config, now).unwrap();
+        let kept = store.query(&AlertQuery::default()).unwrap();
+        assert_eq!(kept.len(), 3, "old ones by age, then the oldest of the rest by count");
+        let mut nanos: Vec<i16> = kept.iter().map(|a| a.time.subsec_nanosecond() as i16).collect();
+        nanos.sort();
+        assert_eq!(nanos, vec![4, 5, 6]);
+    }
+
+    #[tokio::test]
+    async fn a_store_written_by_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(FalcoStore::open(StoreConfig::new(dir.path())).unwrap());
+        let conn = Connection::open(dir.path().join("falco-alerts.sqlite3")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = FalcoStore::open(StoreConfig::new(dir.path())).err().expect("refused");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
