@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run every AEGIS test on a fresh machine: installs (or reuses) the pinned test tools, then runs the
-# whole workspace's tests — unit, behaviour, CLI and benchmark smoke runs — in the one dev profile.
+# Run every AEGIS test on a fresh machine: install (or reuse) the pinned tools, start the scanner
+# harness (a local OCI registry with the test images), run the whole workspace's tests — unit,
+# behaviour, real scanners, CLI, benchmark smoke runs — in the one dev profile, and stop the harness
+# whatever happened.
 #
 #   AEGIS_TESTDATA   shared sample reports (default: ../shared/testdata beside the repository)
 #   AEGIS_TOOLS_DIR  tool cache (default: ~/.cache/aegis-tools)
@@ -13,9 +15,16 @@ if [ ! -f "$AEGIS_TESTDATA/SOURCES.md" ]; then
   exit 1
 fi
 
+t0=$(date +%s)
 eval "$(bash scripts/tools.sh)"
+t1=$(date +%s)
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/aegis-harness.XXXXXX")
+trap 'bash scripts/harness/scanners.sh down "$state"; rm -rf "$state"' EXIT
+eval "$(bash scripts/harness/scanners.sh up "$state")"
+t2=$(date +%s)
 
 echo "test.sh: cargo test (workspace, all targets)" >&2
-start=$(date +%s)
 cargo test --workspace --all-targets --locked "$@"
-echo "test.sh: all tests passed in $(( $(date +%s) - start ))s" >&2
+t3=$(date +%s)
+echo "test.sh: all tests passed — tools $((t1 - t0))s, harness $((t2 - t1))s, build+tests $((t3 - t2))s" >&2

@@ -1,24 +1,55 @@
 #!/usr/bin/env bash
-# Install the tools AEGIS's tests need, pinned, into a cache that later runs reuse:
-#   $AEGIS_TOOLS_DIR (default ~/.cache/aegis-tools)/npm  - SARIF 2.1.0 schema + ajv (SARIF validation)
-# Prints `export` lines for the environment the tests read; `eval "$(scripts/tools.sh)"`.
+# Install the tools AEGIS's tests need, pinned, into a cache that later runs reuse
+# ($AEGIS_TOOLS_DIR, default ~/.cache/aegis-tools):
+#   trivy v0.74.0            built from the Go module proxy (GOEXPERIMENT=jsonv2, as Trivy's own build)
+#   trivy-db + a trivy.db     built from tests/fixtures/trivy-db by trivy-db's own build command
+#   docker-registry, skopeo   Debian packages: the local OCI registry and the tool that pushes to it
+#   @microsoft/jest-sarif, ajv  npm: the official SARIF 2.1.0 schema and a validator
+# Prints `export` lines for the tests' environment: eval "$(scripts/tools.sh)". Progress goes to stderr.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
+TRIVY_VERSION="v0.74.0"
 JEST_SARIF_VERSION="1.0.0-beta.0"   # ships lib/schemas/sarif-2.1.0-rtm.5.json
 AJV_VERSION="6.12.6"
+mkdir -p "$TOOLS_DIR"
 
 log() { echo "tools: $*" >&2; }
+timed() { local what=$1; shift; local s; s=$(date +%s); "$@"; log "$what took $(( $(date +%s) - s ))s"; }
 
+# --- Debian packages -------------------------------------------------------------------------
+missing=()
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v skopeo >/dev/null || missing+=(skopeo)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  timed "apt-get install ${missing[*]}" sh -c "apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends ${missing[*]} >/dev/null"
+fi
+
+# --- Trivy -------------------------------------------------------------------------------------
+trivy_bin="$TOOLS_DIR/trivy-$TRIVY_VERSION/bin/trivy"
+if [ ! -x "$trivy_bin" ]; then
+  command -v go >/dev/null || { log "go is required to build trivy"; exit 1; }
+  log "building trivy $TRIVY_VERSION from the Go module proxy (several minutes, once)"
+  timed "trivy build" env GOEXPERIMENT=jsonv2 CGO_ENABLED=0 GOBIN="$(dirname "$trivy_bin")" GOFLAGS=-mod=mod \
+    go install -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" \
+    "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION" >&2
+else
+  log "trivy $TRIVY_VERSION cached"
+fi
+trivy_cache=$(bash scripts/harness/trivy-db.sh "$TOOLS_DIR")
+
+# --- npm: SARIF schema + validator -------------------------------------------------------------
 npm_dir="$TOOLS_DIR/npm/jest-sarif-$JEST_SARIF_VERSION-ajv-$AJV_VERSION"
 if [ ! -f "$npm_dir/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json" ] || [ ! -d "$npm_dir/node_modules/ajv" ]; then
   command -v npm >/dev/null || { log "npm is required (Node.js 20)"; exit 1; }
-  log "installing SARIF schema and ajv into $npm_dir"
   mkdir -p "$npm_dir"
-  start=$(date +%s)
-  (cd "$npm_dir" && npm install --no-audit --no-fund --silent --prefix . \
-      "@microsoft/jest-sarif@$JEST_SARIF_VERSION" "ajv@$AJV_VERSION" >&2)
-  log "npm packages installed in $(( $(date +%s) - start ))s"
+  timed "npm install (SARIF schema, ajv)" sh -c "cd '$npm_dir' && npm install --no-audit --no-fund --silent --prefix . '@microsoft/jest-sarif@$JEST_SARIF_VERSION' 'ajv@$AJV_VERSION' >&2"
 else
-  log "SARIF schema and ajv cached in $npm_dir"
+  log "SARIF schema and ajv cached"
 fi
+
+echo "export AEGIS_TRIVY_BIN='$trivy_bin'"
+echo "export AEGIS_TRIVY_CACHE_DIR='$trivy_cache'"
 echo "export AEGIS_NODE_MODULES='$npm_dir/node_modules'"

@@ -121,6 +121,9 @@ pub struct TrivyArgs {
     /// Allow plain-HTTP / self-signed registries.
     #[arg(long)]
     pub insecure: bool,
+    /// Where Trivy reads images from (`--image-src`), e.g. `remote` to skip probing for local daemons.
+    #[arg(long, env = "AEGIS_TRIVY_IMAGE_SRC")]
+    pub image_src: Option<String>,
     /// Deadline of one Trivy run, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub trivy_timeout: String,

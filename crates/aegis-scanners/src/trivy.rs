@@ -36,6 +36,9 @@ pub struct TrivyConfig {
     /// digest instead, and concurrent Trivy processes sharing one on-disk cache fail on its BoltDB lock
     /// after 5 s ("cache may be in use by another process").
     pub memory_cache: bool,
+    /// `--image-src`, e.g. `remote` to read images straight from their registry without first probing
+    /// for a Docker, containerd or Podman daemon. `None`: Trivy's default order.
+    pub image_src: Option<String>,
 }
 
 impl Default for TrivyConfig {
@@ -49,6 +52,7 @@ impl Default for TrivyConfig {
             skip_db_update: false,
             insecure_registry: false,
             memory_cache: true,
+            image_src: None,
         }
     }
 }
@@ -131,25 +135,22 @@ impl TrivyScanner {
         Ok(TrivyVersion { version: v.version, db_updated_at: v.vulnerability_db.and_then(|d| d.updated_at) })
     }
 
-    fn common_args(&self, subcommand: &str, scanners: &str) -> Vec<OsString> {
+    /// Arguments every scan takes. `scanners`: `--scanners` for the subcommands that have it
+    /// (`trivy config` has none and refuses the flag).
+    fn common_args(&self, subcommand: &str, scanners: Option<&str>) -> Vec<OsString> {
         let c = &self.config;
-        let mut args: Vec<OsString> = vec![
-            subcommand.into(),
-            "--format".into(),
-            "json".into(),
-            "--quiet".into(),
-            "--scanners".into(),
-            scanners.into(),
+        let mut args: Vec<OsString> = vec![subcommand.into(), "--format".into(), "json".into(), "--quiet".into()];
+        if let Some(s) = scanners {
+            args.extend(["--scanners".into(), s.into()]);
+        }
+        args.extend([
             "--timeout".into(),
             format!("{}s", c.timeout.as_secs().max(1)).into(),
             "--skip-version-check".into(),
             "--disable-telemetry".into(),
-        ];
+        ]);
         if let Some(dir) = &c.cache_dir {
             args.extend(["--cache-dir".into(), dir.into()]);
-        }
-        if let Some(server) = &c.server {
-            args.extend(["--server".into(), server.into()]);
         }
         if c.memory_cache {
             args.extend(["--cache-backend".into(), "memory".into()]);
@@ -174,13 +175,20 @@ impl TrivyScanner {
 
     /// Scan an image for vulnerabilities and secrets.
     pub async fn scan_image(&self, reference: &str, side: Side) -> ScannerRun {
-        let mut args = self.common_args("image", "vuln,secret");
+        let mut args = self.common_args("image", Some("vuln,secret"));
+        // Client/server mode exists for image scans only (`trivy config` has no --server).
+        if let Some(server) = &self.config.server {
+            args.extend(["--server".into(), server.into()]);
+        }
         // The DB is refreshed once by `prepare_db`; every scan only reads it (see `memory_cache`).
         if self.config.server.is_none() {
             args.extend(["--skip-db-update".into(), "--skip-java-db-update".into()]);
         }
         if self.config.insecure_registry {
             args.push("--insecure".into());
+        }
+        if let Some(src) = &self.config.image_src {
+            args.extend(["--image-src".into(), src.into()]);
         }
         args.push("--".into());
         args.push(reference.into());
@@ -189,7 +197,7 @@ impl TrivyScanner {
 
     /// `trivy config` over manifests (no vulnerability DB needed: the checks are embedded).
     pub async fn scan_config(&self, path: &Path, side: Side) -> ScannerRun {
-        let mut args = self.common_args("config", "misconfig");
+        let mut args = self.common_args("config", None);
         args.push("--skip-check-update".into());
         args.push("--".into());
         args.push(path.into());

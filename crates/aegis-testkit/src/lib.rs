@@ -32,3 +32,13 @@ pub fn files(sub: &str, exts: &[&str]) -> Vec<PathBuf> {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// An environment variable the harness sets. Panics — loudly, never skips — when it is missing,
+/// naming the script that provides it.
+pub fn harness_env(name: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        panic!(
+            "\n\n*** {name} is not set: this test needs the scanner harness. Run scripts/test.sh, or\n***   eval \"$(scripts/tools.sh)\" && eval \"$(scripts/harness/scanners.sh up /tmp/aegis-harness)\"\n"
+        )
+    })
+}

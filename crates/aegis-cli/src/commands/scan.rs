@@ -34,6 +34,7 @@ fn trivy(a: &TrivyArgs) -> Result<(TrivyScanner, Option<ScanCache>)> {
         skip_db_update: a.skip_db_update,
         insecure_registry: a.insecure,
         memory_cache: true,
+        image_src: a.image_src.clone(),
     });
     let cache = a.scan_cache_dir.as_ref().map(|d| ScanCache::new(d, Duration::from_secs(24 * 3600)));
     Ok((scanner, cache))
