@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Run every AEGIS test on a fresh machine: install (or reuse) the pinned tools, start the scanner
-# harness (a local OCI registry with the test images), run the whole workspace's tests — unit,
-# behaviour, real scanners, CLI, benchmark smoke runs — in the one dev profile, and stop the harness
-# whatever happened.
+# Run every AEGIS test on a fresh machine: install (or reuse) the pinned tools, start the harnesses —
+# a local Kubernetes control plane (kwok) and a local OCI registry with the test images — run the whole
+# workspace's tests (unit, behaviour, cluster, real scanners, CLI, benchmark smoke runs) in the one dev
+# profile, and stop the harnesses whatever happened.
 #
 #   AEGIS_TESTDATA   shared sample reports (default: ../shared/testdata beside the repository)
 #   AEGIS_TOOLS_DIR  tool cache (default: ~/.cache/aegis-tools)
@@ -20,11 +20,20 @@ eval "$(bash scripts/tools.sh)"
 t1=$(date +%s)
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/aegis-harness.XXXXXX")
-trap 'bash scripts/harness/scanners.sh down "$state"; rm -rf "$state"' EXIT
-eval "$(bash scripts/harness/scanners.sh up "$state")"
+cleanup() {
+  bash scripts/harness/scanners.sh down "$state/scanners" || true
+  bash scripts/harness/cluster.sh down "$state/cluster" || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+eval "$(bash scripts/harness/cluster.sh up "$state/cluster")"
+eval "$(bash scripts/harness/scanners.sh up "$state/scanners")"
 t2=$(date +%s)
+
+# Cluster and scanner tests mostly wait on I/O: run more of them at once than there are cores.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 
 echo "test.sh: cargo test (workspace, all targets)" >&2
 cargo test --workspace --all-targets --locked "$@"
 t3=$(date +%s)
-echo "test.sh: all tests passed — tools $((t1 - t0))s, harness $((t2 - t1))s, build+tests $((t3 - t2))s" >&2
+echo "test.sh: all tests passed — tools $((t1 - t0))s, harnesses up $((t2 - t1))s, build+tests $((t3 - t2))s" >&2

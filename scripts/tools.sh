@@ -4,6 +4,8 @@
 #   trivy v0.74.0            built from the Go module proxy (GOEXPERIMENT=jsonv2, as Trivy's own build)
 #   trivy-db + a trivy.db     built from tests/fixtures/trivy-db by trivy-db's own build command
 #   docker-registry, skopeo   Debian packages: the local OCI registry and the tool that pushes to it
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.35.4, etcd v3.6.13, kwok v0.8.0
+#                             built from the Go module proxy by scripts/harness/build-k8s.sh
 #   @microsoft/jest-sarif, ajv  npm: the official SARIF 2.1.0 schema and a validator
 # Prints `export` lines for the tests' environment: eval "$(scripts/tools.sh)". Progress goes to stderr.
 set -euo pipefail
@@ -40,6 +42,9 @@ else
 fi
 trivy_cache=$(bash scripts/harness/trivy-db.sh "$TOOLS_DIR")
 
+# --- The local control plane's binaries ---------------------------------------------------------
+k8s_bin=$(bash scripts/harness/build-k8s.sh "$TOOLS_DIR")
+
 # --- npm: SARIF schema + validator -------------------------------------------------------------
 npm_dir="$TOOLS_DIR/npm/jest-sarif-$JEST_SARIF_VERSION-ajv-$AJV_VERSION"
 if [ ! -f "$npm_dir/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json" ] || [ ! -d "$npm_dir/node_modules/ajv" ]; then
@@ -53,3 +58,4 @@ fi
 echo "export AEGIS_TRIVY_BIN='$trivy_bin'"
 echo "export AEGIS_TRIVY_CACHE_DIR='$trivy_cache'"
 echo "export AEGIS_NODE_MODULES='$npm_dir/node_modules'"
+echo "export AEGIS_K8S_BIN='$k8s_bin'"

@@ -1,5 +1,7 @@
 //! Test support shared by AEGIS's crates. A dev-dependency only.
 
+pub mod cluster;
+
 use std::path::PathBuf;
 
 /// `$AEGIS_TESTDATA`, else `../shared/testdata` beside the repository. Panics — loudly, never skips —

@@ -1,0 +1,105 @@
+//! Connecting tests to the local control plane (scripts/harness/cluster.sh) and giving each test a
+//! namespace of its own, deleted afterwards.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+/// A client for the harness cluster, from `$AEGIS_KUBECONFIG` (written by `cluster.sh up`). Panics —
+/// loudly, never skips — when the harness is not running.
+pub async fn client() -> Client {
+    let path = crate::harness_env("AEGIS_KUBECONFIG");
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
+    Client::try_from(config).unwrap_or_else(|e| panic!("client for {path}: {e}"))
+}
+
+/// A namespace that exists for one test. Deleted on drop (even when the test panics), so tests do not
+/// see each other's objects and the cluster does not fill up.
+pub struct TestNamespace {
+    client: Client,
+    name: String,
+}
+
+impl TestNamespace {
+    /// Create `aegis-test-<prefix>-<random>` and wait until it is Active.
+    pub async fn create(prefix: &str) -> TestNamespace {
+        let client = client().await;
+        let suffix = format!("{:08x}", rand_u32());
+        let name = format!("aegis-test-{}-{suffix}", prefix.to_lowercase().replace('_', "-"));
+        let api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("aegis.io/test".to_owned(), "true".to_owned())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &ns).await.unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        TestNamespace { client, name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// An API for namespaced objects of this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Drop cannot await; delete from a thread with its own small runtime, and wait for the request
+        // (not for the namespace's finalisation, which the cluster finishes by itself). The thread makes
+        // its own client: a kube Client's worker task lives on the runtime that created it, which is
+        // blocked here, so reusing it would stall until the timeout.
+        let name = self.name.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let api: Api<Namespace> = Api::all(client().await);
+                let _ = tokio::time::timeout(Duration::from_secs(20), api.delete(&name, &DeleteParams::background())).await;
+            });
+        });
+        let _ = done.join();
+    }
+}
+
+/// Poll `check` until it returns `Some`, or panic after `limit` with `what` and the last observation.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() >= limit => panic!("{what}: not reached within {}s; last seen: {last}", limit.as_secs()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish() as u32
+}

@@ -1,0 +1,238 @@
+//! The local control plane (scripts/harness/cluster.sh) behaves as a real cluster: Deployments roll out,
+//! and each fault Stage gives pods the status a real kubelet would — and the right fix to the spec
+//! makes the workload healthy. Needs the harness; fails loudly without it.
+
+use std::time::Duration;
+
+use aegis_testkit::cluster::{TestNamespace, eventually};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn deployment(name: &str, annotations: Value, container: Value) -> Deployment {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [container]}
+            }
+        }
+    }))
+    .expect("valid Deployment")
+}
+
+async fn create(ns: &TestNamespace, d: &Deployment) {
+    ns.api::<Deployment>().create(&PostParams::default(), d).await.expect("create deployment");
+}
+
+async fn available(ns: &TestNamespace, name: &str) {
+    let api = ns.api::<Deployment>();
+    eventually(&format!("deployment {name} available"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let d = api.get(name).await.map_err(|e| e.to_string())?;
+            let st = d.status.unwrap_or_default();
+            let generation = d.metadata.generation.unwrap_or_default();
+            let available = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True");
+            let ok = st.observed_generation == Some(generation)
+                && st.updated_replicas == Some(2)
+                && st.available_replicas == Some(2)
+                && st.replicas == Some(2)
+                && available;
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "generation {generation}, observed {:?}, updated {:?}, available {:?}, total {:?}",
+                    st.observed_generation, st.updated_replicas, st.available_replicas, st.replicas
+                ))
+            }
+        }
+    })
+    .await
+}
+
+/// The first container status of a pod of `app` that satisfies `check`.
+async fn pod_status(ns: &TestNamespace, app: &str, what: &str, check: impl Fn(&Pod, &ContainerStatus) -> bool) -> (Pod, ContainerStatus) {
+    let api = ns.api::<Pod>();
+    let lp = ListParams::default().labels(&format!("app={app}"));
+    let check = &check;
+    eventually(what, WAIT, || {
+        let (api, lp) = (api.clone(), lp.clone());
+        async move {
+            let pods = api.list(&lp).await.map_err(|e| e.to_string())?;
+            for p in &pods.items {
+                if let Some(cs) = p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first())
+                    && check(p, cs)
+                {
+                    return Ok((p.clone(), cs.clone()));
+                }
+            }
+            Err(format!(
+                "{:?}",
+                pods.items.iter().map(|p| p.status.as_ref().map(|s| (&s.phase, &s.container_statuses))).collect::<Vec<_>>()
+            ))
+        }
+    })
+    .await
+}
+
+async fn has_event(ns: &TestNamespace, reason: &str, message_part: &str) {
+    let api = ns.api::<Event>();
+    eventually(&format!("event {reason}"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let events = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+            if events
+                .items
+                .iter()
+                .any(|e| e.reason.as_deref() == Some(reason) && e.message.as_deref().unwrap_or("").contains(message_part))
+            {
+                Ok(())
+            } else {
+                Err(format!("{:?}", events.items.iter().map(|e| (&e.reason, &e.message)).collect::<Vec<_>>()))
+            }
+        }
+    })
+    .await
+}
+
+async fn patch(ns: &TestNamespace, name: &str, patch: Value) {
+    ns.api::<Deployment>().patch(name, &PatchParams::default(), &Patch::Strategic(patch)).await.expect("patch deployment");
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn probe(path: &str) -> Value {
+    json!({"httpGet": {"path": path, "port": 8080}})
+}
+
+#[tokio::test]
+async fn a_deployment_rolls_out_to_fake_nodes_and_becomes_available() {
+    let ns = TestNamespace::create("rollout").await;
+    create(&ns, &deployment("web", json!({}), json!({"name": "web", "image": "demo-api:v2"}))).await;
+    available(&ns, "web").await;
+    let pods = ns.api::<Pod>().list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert_eq!(pods.items.len(), 2);
+    for p in &pods.items {
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        assert!(node.starts_with("kwok-node-"), "scheduled by the real scheduler to a fake node: {node}");
+        assert!(ready(p));
+        assert!(p.metadata.owner_references.as_ref().is_some_and(|o| o[0].kind == "ReplicaSet"));
+    }
+}
+
+#[tokio::test]
+async fn a_pod_missing_a_required_env_var_crashloops_and_adding_it_heals_the_deployment() {
+    let ns = TestNamespace::create("crashloop").await;
+    create(&ns, &deployment("api", json!({"aegis.io/requires-env": "DATABASE_URL"}), json!({"name": "api", "image": "demo-api:v2"}))).await;
+    let (pod, cs) = pod_status(&ns, "api", "CrashLoopBackOff", |_, cs| cs.restart_count >= 2).await;
+    assert_eq!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(), Some("CrashLoopBackOff"));
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+    assert!(!cs.ready && !ready(&pod));
+    assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    has_event(&ns, "BackOff", "restarting failed container").await;
+
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}]}]}}}})).await;
+    available(&ns, "api").await;
+}
+
+#[tokio::test]
+async fn a_memory_limit_below_the_apps_need_is_oomkilled_and_raising_it_heals() {
+    let ns = TestNamespace::create("oom").await;
+    let container = json!({"name": "api", "image": "demo-api:v2", "resources": {"limits": {"memory": "128Mi"}}});
+    create(&ns, &deployment("api", json!({"aegis.io/memory-need-mib": "256"}), container)).await;
+    let (_, cs) = pod_status(&ns, "api", "OOMKilled", |_, cs| cs.restart_count >= 1).await;
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("OOMKilled")));
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"limits": {"memory": "512Mi"}}}]}}}})).await;
+    available(&ns, "api").await;
+}
+
+#[tokio::test]
+async fn a_tag_that_does_not_exist_backs_off_pulling_and_the_right_tag_heals() {
+    let ns = TestNamespace::create("pull").await;
+    create(&ns, &deployment("api", json!({}), json!({"name": "api", "image": "127.0.0.1:5000/demo-api:v2.1-does-not-exist"}))).await;
+    let (pod, cs) = pod_status(&ns, "api", "ImagePullBackOff", |_, cs| {
+        cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ImagePullBackOff")
+    })
+    .await;
+    assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+    assert_eq!(cs.restart_count, 0);
+    assert!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().message.as_deref().unwrap().contains("Back-off pulling image"));
+    has_event(&ns, "Failed", "ImagePullBackOff").await;
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2"}]}}}})).await;
+    available(&ns, "api").await;
+}
+
+#[tokio::test]
+async fn a_readiness_probe_on_a_path_the_app_does_not_serve_never_becomes_ready() {
+    let ns = TestNamespace::create("notready").await;
+    let container = json!({"name": "api", "image": "demo-api:v2", "readinessProbe": probe("/readyz")});
+    create(&ns, &deployment("api", json!({"aegis.io/serves-paths": "/healthz,/ready"}), container)).await;
+    let (pod, cs) = pod_status(&ns, "api", "running but not ready", |p, cs| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && cs.state.as_ref().is_some_and(|s| s.running.is_some())
+    })
+    .await;
+    assert!(!cs.ready && !ready(&pod));
+    assert_eq!(cs.restart_count, 0);
+    has_event(&ns, "Unhealthy", "Readiness probe failed").await;
+    // Still not ready a while later: it never becomes ready by itself.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = ns.api::<Pod>().get(pod.metadata.name.as_deref().unwrap()).await.unwrap();
+    assert!(!ready(&again));
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": probe("/ready")}]}}}})).await;
+    available(&ns, "api").await;
+}
+
+#[tokio::test]
+async fn a_liveness_probe_on_a_path_the_app_does_not_serve_kills_and_restarts_the_container() {
+    let ns = TestNamespace::create("liveness").await;
+    let container = json!({"name": "api", "image": "demo-api:v2", "livenessProbe": probe("/health")});
+    create(&ns, &deployment("api", json!({"aegis.io/serves-paths": "/healthz,/ready"}), container)).await;
+    let (_, cs) = pod_status(&ns, "api", "liveness restarts", |_, cs| cs.restart_count >= 2).await;
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 137);
+    has_event(&ns, "Unhealthy", "Liveness probe failed").await;
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": probe("/healthz")}]}}}})).await;
+    available(&ns, "api").await;
+}
+
+#[tokio::test]
+async fn requests_larger_than_every_node_stay_pending_as_unschedulable_and_fitting_requests_heal() {
+    let ns = TestNamespace::create("unschedulable").await;
+    let container = json!({"name": "api", "image": "demo-api:v2", "resources": {"requests": {"memory": "64Gi"}}});
+    create(&ns, &deployment("api", json!({}), container)).await;
+    let api = ns.api::<Pod>();
+    let pod = eventually("PodScheduled=False, Unschedulable", WAIT, || {
+        let api = api.clone();
+        async move {
+            let pods = api.list(&ListParams::default().labels("app=api")).await.map_err(|e| e.to_string())?;
+            pods.items
+                .into_iter()
+                .find(|p| {
+                    p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                        c.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+                    })
+                })
+                .ok_or_else(|| "no unschedulable pod yet".to_owned())
+        }
+    })
+    .await;
+    let cond = pod.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap();
+    assert!(cond.message.unwrap().contains("Insufficient memory"));
+    has_event(&ns, "FailedScheduling", "Insufficient memory").await;
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"requests": {"memory": "256Mi"}}}]}}}})).await;
+    available(&ns, "api").await;
+}

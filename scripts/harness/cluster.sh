@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# A real, disposable Kubernetes control plane on 127.0.0.1 for AEGIS's tests: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler (built by build-k8s.sh) and kwok, started by kwokctl's binary
+# runtime with the local binaries, three fake nodes, kwok's default Stages plus AEGIS's fault Stages
+# (tests/fixtures/kwok/fault-stages.yaml).
+#   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=…`
+#   cluster.sh down STATE_DIR   stop and delete everything
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cmd=${1:?up|down}; state=${2:?state dir}
+TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
+KWOK_VERSION=v0.8.0
+NAME=aegis
+export KWOK_WORKDIR="$state/kwok"
+log() { echo "cluster: $*" >&2; }
+
+bin=$(bash scripts/harness/build-k8s.sh "$TOOLS_DIR")
+kubectl="$bin/kubectl"
+kubeconfig="$state/kubeconfig"
+
+case "$cmd" in
+up)
+  mkdir -p "$state"
+  if [ -f "$kubeconfig" ] && "$kubectl" --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
+    log "already running"
+  else
+    start=$(date +%s)
+    # kwok's own default Stages (node initialise + heartbeat with lease, pod ready/complete/delete), read from
+    # its module in the Go module cache — the bytes kwokctl embeds — followed by AEGIS's fault Stages.
+    kwok_src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION"
+    [ -d "$kwok_src" ] || (cd "$state" && GOFLAGS=-mod=mod go mod download "sigs.k8s.io/kwok@$KWOK_VERSION")
+    config="$state/kwok.yaml"
+    # Every component listens on loopback only (kwokctl's default is 0.0.0.0).
+    printf 'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\noptions:\n  bindAddress: 127.0.0.1\n---\n' > "$config"
+    for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+      cat "$kwok_src/kustomize/stage/$f" >> "$config"
+      printf '\n---\n' >> "$config"
+    done
+    cat tests/fixtures/kwok/fault-stages.yaml >> "$config"
+    "$bin/kwokctl" create cluster --name "$NAME" --runtime binary --config "$config" --kubeconfig "$kubeconfig" \
+      --kube-apiserver-binary "$bin/kube-apiserver" --kube-controller-manager-binary "$bin/kube-controller-manager" \
+      --kube-scheduler-binary "$bin/kube-scheduler" --etcd-binary "$bin/etcd" --kwok-controller-binary "$bin/kwok" \
+      --wait 120s >&2
+    for i in 1 2 3; do
+      cat <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {kubernetes.io/hostname: kwok-node-$i, kubernetes.io/os: linux, kubernetes.io/arch: amd64, type: kwok}
+status:
+  allocatable: {cpu: "8", memory: 16Gi, pods: "110", ephemeral-storage: 100Gi}
+  capacity: {cpu: "8", memory: 16Gi, pods: "110", ephemeral-storage: 100Gi}
+---
+NODE
+    done | "$kubectl" --kubeconfig "$kubeconfig" apply -f - >&2
+    "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >&2
+    # Pods can only be created once the default ServiceAccount exists.
+    for _ in $(seq 120); do "$kubectl" --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
+    log "control plane and 3 nodes ready in $(( $(date +%s) - start ))s"
+  fi
+  echo "export AEGIS_KUBECONFIG='$kubeconfig'"
+  echo "export AEGIS_KUBECTL='$kubectl'"
+  ;;
+down)
+  "$bin/kwokctl" delete cluster --name "$NAME" >&2 2>&1 || true
+  ;;
+*) echo "usage: cluster.sh up|down STATE_DIR" >&2; exit 64 ;;
+esac
