@@ -210,3 +210,68 @@ async fn window_evidence_blocks_on_silence_and_clears_a_quiet_namespace_only_whe
     let q = AlertQuery { include_internal: true, ..Default::default() };
     assert_eq!(store.query(&q).unwrap().len(), 1);
 }
+
+/// falcosidekick's webhook output re-emits each alert as `{uuid, output, priority, rule, time,
+/// output_fields, source, tags, hostname}`, priority in title case and an empty source as `syscalls`
+/// (../shared/reference/SCANNER_FORMATS.md). falcosidekick itself cannot be installed here (the Go
+/// module proxy refuses it), so its output shape is built from real Falco alerts by this function.
+fn as_falcosidekick_webhook(alert: &serde_json::Value, n: usize) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "uuid": format!("6b3d5a0e-0000-4000-8000-{n:012}"),
+        "output": alert["output"],
+        "priority": alert["priority"],
+        "rule": alert["rule"],
+        "time": alert["time"],
+        "output_fields": alert["output_fields"],
+        "source": alert.get("source").filter(|s| !s.is_null() && s.as_str() != Some("")).cloned().unwrap_or("syscalls".into()),
+        "tags": alert.get("tags").cloned().unwrap_or(serde_json::json!([])),
+        "hostname": alert.get("hostname").cloned().unwrap_or(serde_json::Value::Null),
+    });
+    if let Some(p) = out["priority"].as_str() {
+        let mut c = p.chars();
+        let title: String = c.next().map(|f| f.to_uppercase().chain(c.flat_map(char::to_lowercase)).collect()).unwrap_or_default();
+        out["priority"] = title.into();
+    }
+    out
+}
+
+#[tokio::test]
+async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_for_their_namespace() {
+    use aegis_security::{Evidence, GatePolicy, Policy, evaluate};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), ReceiverConfig { token: Some("sidekick".into()), max_body: 1 << 20 }).await;
+    let client = client();
+    let text = std::fs::read_to_string(testkit::testdata().join("falco/falco-website-doc-examples.jsonl")).unwrap();
+    let alerts: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    for (n, a) in alerts.iter().enumerate() {
+        let resp = client.post(server.url("/")).bearer_auth("sidekick").json(&as_falcosidekick_webhook(a, n)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+    server.stop().await;
+
+    let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
+    assert_eq!(store.count().unwrap(), alerts.len() as u64, "one stored alert per forwarded alert (distinct uuids)");
+    // The 2023-05-25 incident: two Critical "Terminal shell in container" alerts in namespace default.
+    let since: Timestamp = "2023-05-25T00:00:00Z".parse().unwrap();
+    let until: Timestamp = "2023-05-26T00:00:00Z".parse().unwrap();
+    let policy = GatePolicy::compile(Policy::from_yaml("trivy: {mode: off}\nzap: {mode: off}\nmanifest: {mode: off}\n").unwrap(), |_| Err("none".into())).unwrap();
+
+    let run = window_evidence(&store, "default", since, until, Side::Candidate);
+    assert_eq!(run.status, RunStatus::Ok);
+    let report = evaluate(&policy, None, &Evidence::new(vec![run]), Timestamp::now());
+    assert_eq!(report.verdict, aegis_model::Verdict::Blocked);
+    let reason = report.reasons.iter().find(|r| r.rule == "falco.min_priority").expect("blocked by the Critical alerts");
+    assert!(reason.message.contains("Terminal shell in container") && reason.message.contains("Critical"), "{}", reason.message);
+
+    // Another namespace in the same window: the feed was alive and nothing was attributed to it.
+    let quiet = window_evidence(&store, "payments", since, until, Side::Candidate);
+    let report = evaluate(&policy, None, &Evidence::new(vec![quiet]), Timestamp::now());
+    assert_eq!(report.verdict, aegis_model::Verdict::Passed, "{:?}", report.reasons);
+
+    // A window in which Falco sent nothing at all: missing evidence, not a clean namespace.
+    let silent_since: Timestamp = "2022-01-01T00:00:00Z".parse().unwrap();
+    let silent_until: Timestamp = "2022-01-02T00:00:00Z".parse().unwrap();
+    let silent = window_evidence(&store, "payments", silent_since, silent_until, Side::Candidate);
+    assert_eq!(evaluate(&policy, None, &Evidence::new(vec![silent]), Timestamp::now()).verdict, aegis_model::Verdict::Error);
+}
