@@ -81,8 +81,8 @@ pub struct ScannerRun {
 }
 
 impl ScannerRun {
-    /// A run that failed before producing any evidence.
-    pub fn failed(scanner: Source, side: Side, target: impl Into<String>, started: Timestamp, reason: impl Into<String>) -> Self {
+    /// A successful run with no findings yet, to be filled in by the scanner.
+    pub fn new(scanner: Source, side: Side, target: impl Into<String>, started: Timestamp) -> Self {
         ScannerRun {
             scanner,
             side,
@@ -90,11 +90,21 @@ impl ScannerRun {
             target: target.into(),
             started,
             duration_ms: 0,
-            status: RunStatus::Failed { reason: reason.into() },
+            status: RunStatus::Ok,
             findings: Vec::new(),
             suppressed: 0,
             notes: Vec::new(),
         }
+    }
+
+    /// A run that failed before producing any evidence.
+    pub fn failed(scanner: Source, side: Side, target: impl Into<String>, started: Timestamp, reason: impl Into<String>) -> Self {
+        ScannerRun { status: RunStatus::Failed { reason: reason.into() }, ..ScannerRun::new(scanner, side, target, started) }
+    }
+
+    /// A run deliberately not made (nothing to scan, scanner not configured).
+    pub fn skipped(scanner: Source, side: Side, target: impl Into<String>, started: Timestamp, reason: impl Into<String>) -> Self {
+        ScannerRun { status: RunStatus::Skipped { reason: reason.into() }, ..ScannerRun::new(scanner, side, target, started) }
     }
 
     pub fn summary(&self) -> ScannerRunSummary {

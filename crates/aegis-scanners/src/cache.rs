@@ -76,11 +76,7 @@ mod tests {
 
     fn run(ok: bool) -> ScannerRun {
         let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let mut r = ScannerRun::failed(Source::Trivy, Side::Baseline, "img", t, "x");
-        if ok {
-            r.status = aegis_model::RunStatus::Ok;
-        }
-        r
+        if ok { ScannerRun::new(Source::Trivy, Side::Baseline, "img", t) } else { ScannerRun::failed(Source::Trivy, Side::Baseline, "img", t, "x") }
     }
 
     #[test]

@@ -243,8 +243,7 @@ impl Runner {
             Job::Manifests(side, manifests) => {
                 let started = Timestamp::now();
                 let fut = async move {
-                    let mut merged = ScannerRun::failed(Source::Manifest, side, "", started, "");
-                    merged.status = RunStatus::Ok;
+                    let mut merged = ScannerRun::new(Source::Manifest, side, "", started);
                     let mut names = Vec::new();
                     for m in &manifests {
                         let run = load(EvidenceKind::Manifest, &m.name, m.text.as_bytes(), side, policy, &LoadOptions::default(), started);
@@ -281,9 +280,7 @@ impl Runner {
 }
 
 fn skipped(scanner: Source, side: Side, target: &str, reason: &str) -> ScannerRun {
-    let mut run = ScannerRun::failed(scanner, side, target, Timestamp::now(), "");
-    run.status = RunStatus::Skipped { reason: reason.to_owned() };
-    run
+    ScannerRun::skipped(scanner, side, target, Timestamp::now(), reason)
 }
 
 fn for_side(run: &ScannerRun, side: Side, img: &ImageRef, note: &str) -> ScannerRun {

@@ -208,18 +208,8 @@ impl TrivyScanner {
         let started = Timestamp::now();
         let clock = Instant::now();
         let version = self.version().await;
-        let mut run = ScannerRun {
-            scanner: Source::Trivy,
-            side,
-            tool_version: version.as_ref().ok().map(TrivyVersion::label),
-            target: target.to_owned(),
-            started,
-            duration_ms: 0,
-            status: RunStatus::Ok,
-            findings: Vec::new(),
-            suppressed: 0,
-            notes: Vec::new(),
-        };
+        let mut run = ScannerRun::new(Source::Trivy, side, target, started);
+        run.tool_version = version.as_ref().ok().map(TrivyVersion::label);
         let result = match version {
             // Without a working binary there is no point trying the scan; the version error says why.
             Err(e) => Err(e.to_string()),

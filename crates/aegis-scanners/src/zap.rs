@@ -199,7 +199,7 @@ impl ZapClient {
     pub async fn scan(&self, target: &str, opts: &ZapScanOptions, rules: &ZapRules, side: Side) -> ScannerRun {
         let started = Timestamp::now();
         let clock = Instant::now();
-        let mut run = ScannerRun::failed(Source::Zap, side, target, started, "");
+        let mut run = ScannerRun::new(Source::Zap, side, target, started);
         let result: Result<(String, Vec<ApiAlert>), ZapError> = async {
             let version = self.version().await?;
             self.access_url(target).await?;
@@ -225,7 +225,6 @@ impl ZapClient {
             Ok((version, alerts, raw)) => {
                 let z = to_findings(&alerts, rules);
                 run.tool_version = Some(version);
-                run.status = RunStatus::Ok;
                 run.findings = z.findings;
                 run.suppressed = z.suppressed;
                 run.notes.push(format!("{raw} alert instance(s) from the daemon, {} rule(s)", alerts.len()));

@@ -95,18 +95,8 @@ pub fn load(
     opts: &LoadOptions,
     started: Timestamp,
 ) -> ScannerRun {
-    let mut run = ScannerRun {
-        scanner: kind.source(),
-        side,
-        tool_version: None,
-        target: name.to_owned(),
-        started,
-        duration_ms: 0,
-        status: RunStatus::Ok,
-        findings: Vec::new(),
-        suppressed: 0,
-        notes: vec![format!("read from {name}")],
-    };
+    let mut run = ScannerRun::new(kind.source(), side, name, started);
+    run.notes.push(format!("read from {name}"));
     let fail = |mut run: ScannerRun, reason: String| {
         run.status = RunStatus::Failed { reason };
         run

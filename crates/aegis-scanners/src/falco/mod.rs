@@ -6,7 +6,7 @@ mod store;
 pub use receiver::{ReceiverConfig, router, serve};
 pub use store::{AlertQuery, FalcoStore, InsertOutcome, StoreConfig, StoreError};
 
-use aegis_model::{RunStatus, ScannerRun, Side, Source};
+use aegis_model::{ScannerRun, Side, Source};
 use aegis_security::evidence::falco_run;
 use jiff::Timestamp;
 
@@ -16,18 +16,7 @@ pub fn window_evidence(store: &FalcoStore, namespace: &str, since: Timestamp, un
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let target = format!("namespace {namespace}, {since} .. {until}");
-    let mut run = ScannerRun {
-        scanner: Source::Falco,
-        side,
-        tool_version: None,
-        target: target.clone(),
-        started,
-        duration_ms: 0,
-        status: RunStatus::Ok,
-        findings: Vec::new(),
-        suppressed: 0,
-        notes: Vec::new(),
-    };
+    let mut run = ScannerRun::new(Source::Falco, side, target.clone(), started);
     let q = AlertQuery {
         namespace: Some(namespace.to_owned()),
         include_unattributed: true,
