@@ -203,6 +203,24 @@ impl ZapConfidence {
     }
 }
 
+impl ZapConfidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZapConfidence::FalsePositive => "False Positive",
+            ZapConfidence::Low => "Low",
+            ZapConfidence::Medium => "Medium",
+            ZapConfidence::High => "High",
+            ZapConfidence::Confirmed => "Confirmed",
+        }
+    }
+}
+
+impl fmt::Display for ZapConfidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for ZapConfidence {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -82,7 +82,7 @@ pub fn to_findings(alerts: &[ZapAlert], rules: &ZapRules) -> ZapFindings {
             location: (!location.is_empty()).then_some(location),
             package: None,
             references: alert.references.clone(),
-            native_severity: Some(format!("{} ({:?} confidence)", alert.risk, alert.confidence)),
+            native_severity: Some(format!("{} ({} confidence)", alert.risk, alert.confidence)),
             aliases: alert.alert_ref.iter().filter(|r| **r != alert.plugin_id).cloned().collect(),
             fingerprint: Fingerprint::of(&["zap", identity]),
         });
