@@ -1,0 +1,442 @@
+//! Detectors and fix rules: a snapshot in, incidents out.
+//!
+//! Per workload, the pods' signals decide the categories (the most specific wins: OOMKilled and a
+//! failing liveness probe both show as CrashLoopBackOff, and are reported as themselves). The fix is
+//! the smallest change that removes the cause:
+//! - a rollout broke it (the current revision differs from the last healthy one) → roll back to it;
+//! - OOMKilled with no such change → double the memory limit (never above the largest node);
+//! - requests larger than every node → lower them to half of the largest node, and say so;
+//! - a Service selector that matches nothing → the selector of the workload it was meant for;
+//! - otherwise `manual`, with what to look at.
+
+use std::collections::BTreeMap;
+
+use aegis_model::{Category, Fix, FixAction, Incident, ProbeKind, ResourceRef, Severity, Source, VerificationPlan};
+use k8s_openapi::api::core::v1::Service;
+
+use crate::diff::{Change, diff, probe_text};
+use crate::render::{mib_quantity, quantity_bytes, render_service_selector, render_workload};
+use crate::signals::{PodSignals, object_events, pod_signals};
+use crate::snapshot::Snapshot;
+use crate::workload::{Workload, workloads};
+
+/// Analyze a snapshot. Incidents are ordered most severe first, then by resource.
+pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
+    let mut incidents = Vec::new();
+    let all = workloads(snapshot);
+    for w in &all {
+        incidents.extend(analyze_workload(snapshot, w));
+    }
+    for svc in &snapshot.services {
+        if let Some(i) = selector_mismatch(snapshot, svc, &all) {
+            incidents.push(i);
+        }
+    }
+    incidents.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.resource.cmp(&b.resource)).then_with(|| a.category.cmp(&b.category)));
+    incidents
+}
+
+struct Finding {
+    category: Category,
+    pods: Vec<String>,
+    evidence: Vec<String>,
+}
+
+fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
+    s.events.iter().any(|(r, m)| r == reason && m.starts_with(prefix))
+}
+
+fn detect(w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
+    fn add(by: &mut BTreeMap<Category, Finding>, category: Category, pod: &str, line: String) {
+        let f = by.entry(category).or_insert_with(|| Finding { category, pods: Vec::new(), evidence: Vec::new() });
+        if !f.pods.iter().any(|p| p == pod) {
+            f.pods.push(pod.to_owned());
+        }
+        if !f.evidence.contains(&line) && f.evidence.len() < 8 {
+            f.evidence.push(line);
+        }
+    }
+    let mut by: BTreeMap<Category, Finding> = BTreeMap::new();
+    for s in sigs {
+        let waiting = s.waiting.as_ref().map(|(_, r, _)| r.as_str()).unwrap_or("");
+        let last = s.last_terminated.as_ref();
+        if let Some((c, reason, code)) = last.filter(|(_, r, _)| r == "OOMKilled") {
+            add(&mut by, Category::OOMKilled, &s.name, format!("pod {}: container {c} last terminated {reason} (exit code {code}), {} restart(s)", s.name, s.restarts));
+        } else if has_event(s, "Unhealthy", "Liveness probe failed") && s.restarts > 0 {
+            let msg = s.events.iter().rev().find(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness")).map(|(_, m)| m.clone()).unwrap_or_default();
+            add(&mut by, Category::LivenessProbeFailure, &s.name, format!("pod {}: {msg}; {} restart(s)", s.name, s.restarts));
+        } else if waiting == "CrashLoopBackOff" {
+            let (c, reason, code) = last.cloned().unwrap_or_default();
+            add(&mut by, Category::CrashLoopBackOff, &s.name, format!("pod {}: container {c} in CrashLoopBackOff, last terminated {reason} with exit code {code}, {} restart(s)", s.name, s.restarts));
+        }
+        if matches!(waiting, "ImagePullBackOff" | "ErrImagePull") {
+            let (c, r, m) = s.waiting.clone().unwrap_or_default();
+            add(&mut by, Category::ImagePullBackOff, &s.name, format!("pod {}: container {c} {r}: {m}", s.name));
+        }
+        if waiting == "CreateContainerConfigError" {
+            let (c, _, m) = s.waiting.clone().unwrap_or_default();
+            add(&mut by, Category::CreateContainerConfigError, &s.name, format!("pod {}: container {c} CreateContainerConfigError: {m}", s.name));
+        }
+        if let Some(m) = &s.unschedulable {
+            add(&mut by, Category::Unschedulable, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
+        }
+        if s.running && !s.ready && s.restarts == 0 && has_event(s, "Unhealthy", "Readiness probe failed") {
+            add(&mut by, Category::ReadinessProbeFailure, &s.name, format!("pod {}: running but never ready (Readiness probe failed)", s.name));
+        }
+        if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
+            add(&mut by, Category::Evicted, &s.name, format!("pod {}: {reason}: {m}", s.name));
+        }
+        for (_, m) in s.events.iter().filter(|(r, _)| r == "FailedMount").take(1) {
+            add(&mut by, Category::FailedMount, &s.name, format!("pod {}: FailedMount: {m}", s.name));
+        }
+    }
+    if by.is_empty()
+        && let Some(d) = w.deployment
+        && let Some(c) = d.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Progressing" && c.status == "False"))
+    {
+        add(&mut by, Category::RolloutStuck, &w.resource.name, format!("Deployment {}: Progressing=False {}: {}", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
+    }
+    by.into_values().collect()
+}
+
+/// Impact: the share of desired replicas unavailable, and whether a Service lost every endpoint.
+fn severity(snapshot: &Snapshot, w: &Workload<'_>) -> Severity {
+    let desired = w.desired_replicas().max(1);
+    let available = w.available_replicas();
+    if available == 0 || service_lost_all_endpoints(snapshot, w) {
+        Severity::Critical
+    } else if (desired - available) * 2 >= desired {
+        Severity::High
+    } else {
+        // Fully available on older pods, but the current revision cannot roll out.
+        Severity::Medium
+    }
+}
+
+fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+    !selector.is_empty() && labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+}
+
+fn service_lost_all_endpoints(snapshot: &Snapshot, w: &Workload<'_>) -> bool {
+    let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+    snapshot.services.iter().filter(|s| s.metadata.namespace.as_deref() == Some(&w.resource.namespace)).any(|svc| {
+        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        selects(&selector, labels) && !w.pods.iter().any(|p| crate::signals::is_ready(p))
+    })
+}
+
+struct Decision {
+    action: FixAction,
+    summary: String,
+    root_cause: String,
+    confidence: f64,
+    extra_evidence: Vec<String>,
+}
+
+fn first_container(w: &Workload<'_>) -> String {
+    w.template().and_then(|t| t.spec.as_ref()?.containers.first().map(|c| c.name.clone())).unwrap_or_default()
+}
+
+/// The rollout diff, when the current revision differs from the last healthy one.
+fn rollout_diff(w: &Workload<'_>) -> Option<(i64, i64, Vec<Change>)> {
+    let cur = w.current_revision()?;
+    let good = w.last_healthy_revision()?;
+    let changes = diff(good.template()?, cur.template()?);
+    (!changes.is_empty()).then_some((good.number, cur.number, changes))
+}
+
+fn rollback(category: Category, cause: String, good: i64, cur: i64, changes: &[Change], confidence: f64) -> Decision {
+    Decision {
+        action: FixAction::Rollback { to_revision: good },
+        summary: format!("Roll back to revision {good}, the last whose pods were healthy: the smallest change that undoes what revision {cur} introduced."),
+        root_cause: format!("{category} since the rollout to revision {cur}: {cause} ({}).", changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+        confidence,
+        extra_evidence: changes.iter().map(|c| format!("revision {good} -> {cur}: {c}")).collect(),
+    }
+}
+
+fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
+    Decision { summary: "No safe automatic fix is known; see the guidance.".into(), action: FixAction::Manual { guidance }, root_cause, confidence, extra_evidence: Vec::new() }
+}
+
+fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
+    snapshot
+        .nodes
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get(resource).and_then(|q| if resource == "memory" { quantity_bytes(&q.0) } else { cpu_millis(&q.0) }))
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+}
+
+fn cpu_millis(q: &str) -> Option<f64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
+    }
+}
+
+fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
+    let rollout = rollout_diff(w);
+    let container = first_container(w);
+    let ns = &w.resource.namespace;
+    let pod = f.pods.first().cloned().unwrap_or_default();
+    match f.category {
+        Category::CrashLoopBackOff => match &rollout {
+            Some((good, cur, changes)) => {
+                let removed: Vec<String> = changes.iter().filter_map(|c| if let Change::EnvRemoved { name, .. } = c { Some(name.clone()) } else { None }).collect();
+                let cause = if removed.is_empty() {
+                    "the containers exit and restart".to_owned()
+                } else {
+                    format!("the containers exit since env {} was removed, which revision {good} had", removed.join(", "))
+                };
+                rollback(f.category, cause, *good, *cur, changes, if removed.is_empty() { 0.75 } else { 0.9 })
+            }
+            None => manual(
+                format!("Read why the container exits: `kubectl logs -n {ns} {pod} --previous`; check its configuration and dependencies."),
+                "The container keeps exiting and restarting (CrashLoopBackOff); no recent rollout explains it.".into(),
+                0.5,
+            ),
+        },
+        Category::ImagePullBackOff => match &rollout {
+            Some((good, cur, changes)) if changes.iter().any(|c| matches!(c, Change::Image { .. })) => {
+                rollback(f.category, "the new image cannot be pulled".into(), *good, *cur, changes, 0.9)
+            }
+            _ => manual(
+                format!("Check that the image and tag exist and that the pod can pull them (imagePullSecrets): `kubectl describe pod -n {ns} {pod}`."),
+                "The image cannot be pulled (ImagePullBackOff).".into(),
+                0.6,
+            ),
+        },
+        Category::OOMKilled => {
+            let lowered = rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field == "limits.memory")));
+            if let Some((good, cur, changes)) = lowered {
+                return rollback(f.category, "the memory limit was changed and the container is OOM-killed".into(), *good, *cur, changes, 0.85);
+            }
+            let limit = w
+                .template()
+                .and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container)?.resources.as_ref()?.limits.as_ref()?.get("memory").map(|q| q.0.clone()));
+            match limit.as_deref().and_then(quantity_bytes) {
+                Some(bytes) => {
+                    let cap = largest_node_bytes(snapshot, "memory").unwrap_or(f64::MAX);
+                    let new = mib_quantity((bytes * 2.0).min(cap));
+                    let old = limit.unwrap_or_default();
+                    Decision {
+                        action: FixAction::SetResources { container: container.clone(), requests: BTreeMap::new(), limits: [("memory".to_owned(), new.clone())].into() },
+                        summary: format!("Raise container {container}'s memory limit from {old} to {new} (rule: double the limit, never above the largest node)."),
+                        root_cause: format!("Container {container} is killed for exceeding its memory limit of {old} (OOMKilled, exit 137); no recent change lowered it."),
+                        confidence: 0.85,
+                        extra_evidence: vec![format!("memory limit {old}")],
+                    }
+                }
+                None => manual(
+                    format!("The container is OOM-killed without a memory limit: the node ran out of memory. Set requests that match usage: `kubectl top pod -n {ns}`."),
+                    "OOMKilled without a container memory limit.".into(),
+                    0.5,
+                ),
+            }
+        }
+        Category::Unschedulable => {
+            if let Some((good, cur, changes)) = rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field.starts_with("requests.")))) {
+                return rollback(f.category, "the new requests fit no node".into(), *good, *cur, changes, 0.85);
+            }
+            let c = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
+            let requests: BTreeMap<String, String> = c.and_then(|c| c.resources?.requests).map(|r| r.into_iter().map(|(k, v)| (k, v.0)).collect()).unwrap_or_default();
+            let mut lowered = BTreeMap::new();
+            let mut said = Vec::new();
+            for (res, q) in &requests {
+                let (Some(node), Some(want)) = (largest_node_bytes(snapshot, res), if res == "memory" { quantity_bytes(q) } else if res == "cpu" { cpu_millis(q) } else { None }) else { continue };
+                if want > node {
+                    let fit = node / 2.0;
+                    let text = if res == "memory" { mib_quantity(fit) } else { format!("{}m", fit.floor() as u64) };
+                    said.push(format!("{res} request {q} exceeds the largest node's allocatable; lowered to {text} (half of it)"));
+                    lowered.insert(res.clone(), text);
+                }
+            }
+            if lowered.is_empty() {
+                return manual(
+                    format!("No node can take the pod: `kubectl describe pod -n {ns} {pod}` (taints, affinity, capacity)."),
+                    "The scheduler finds no node for the pod.".into(),
+                    0.5,
+                );
+            }
+            // A limit below the new request would be rejected by the API server: keep limits >= requests.
+            Decision {
+                summary: format!("Lower container {container}'s requests to fit the nodes: {}.", said.join("; ")),
+                action: FixAction::SetResources { container: container.clone(), requests: lowered, limits: BTreeMap::new() },
+                root_cause: format!("Container {container} requests more than any node can offer, so the scheduler leaves its pods Pending."),
+                confidence: 0.8,
+                extra_evidence: said,
+            }
+        }
+        Category::LivenessProbeFailure | Category::ReadinessProbeFailure => {
+            let (probe, field) = if f.category == Category::LivenessProbeFailure { (ProbeKind::Liveness, "livenessProbe") } else { (ProbeKind::Readiness, "readinessProbe") };
+            match rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Probe { probe, .. } if *probe == field))) {
+                Some((good, cur, changes)) => rollback(f.category, format!("the {field} now fails"), *good, *cur, changes, 0.85),
+                None => {
+                    let current = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
+                    let text = current.and_then(|c| probe_text(if probe == ProbeKind::Liveness { c.liveness_probe.as_ref() } else { c.readiness_probe.as_ref() }));
+                    manual(
+                        format!("The {field} ({}) fails: check the path and port the application serves.", text.unwrap_or_default()),
+                        format!("The {field} fails and no recent rollout changed it."),
+                        0.5,
+                    )
+                }
+            }
+        }
+        Category::CreateContainerConfigError => manual(
+            format!("A ConfigMap, Secret or key the pod references is missing: `kubectl describe pod -n {ns} {pod}`."),
+            "The container cannot be created: its configuration references something missing.".into(),
+            0.6,
+        ),
+        Category::FailedMount => manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6),
+        Category::Evicted => manual(
+            format!("The node evicted the pod under resource pressure: `kubectl describe node` and set requests that match usage in {ns}."),
+            "Pods were evicted by the kubelet.".into(),
+            0.6,
+        ),
+        Category::RolloutStuck => match &rollout {
+            Some((good, cur, changes)) => rollback(f.category, "the rollout does not progress".into(), *good, *cur, changes, 0.7),
+            None => manual(format!("`kubectl rollout status -n {ns} deployment/{}`", w.resource.name), "The rollout does not progress.".into(), 0.5),
+        },
+        Category::JobFailed | Category::ServiceSelectorMismatch => manual(String::new(), String::new(), 0.5),
+    }
+}
+
+fn plan(snapshot: &Snapshot, w: Option<&Workload<'_>>, action: &FixAction, severity: Severity, category: Category) -> VerificationPlan {
+    let template = match (action, w) {
+        (FixAction::Rollback { to_revision }, Some(w)) => w.revisions.iter().find(|r| r.number == *to_revision).and_then(|r| r.template()),
+        (_, Some(w)) => w.template(),
+        _ => None,
+    };
+    let containers = template.and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default();
+    let mut smoke_paths: Vec<String> = containers
+        .iter()
+        .flat_map(|c| [&c.readiness_probe, &c.liveness_probe])
+        .filter_map(|p| p.as_ref()?.http_get.as_ref()?.path.clone())
+        .collect();
+    smoke_paths.sort();
+    smoke_paths.dedup();
+    let image_changes = match (action, w) {
+        (FixAction::SetImage { .. }, _) => true,
+        (FixAction::Rollback { .. }, Some(w)) => rollout_diff(w).is_some_and(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Image { .. }))),
+        _ => false,
+    };
+    let serves_http = w.is_some_and(|w| {
+        let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+        snapshot.services.iter().any(|s| selects(&s.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(), labels))
+    }) || !smoke_paths.is_empty();
+    let mut security_checks = Vec::new();
+    if image_changes {
+        security_checks.push(Source::Trivy);
+    }
+    security_checks.push(Source::Manifest);
+    if serves_http {
+        security_checks.push(Source::Zap);
+    }
+    security_checks.push(Source::Falco);
+    let mut health_criteria = vec![
+        "rollout completes: observed generation current, all replicas updated and available".to_owned(),
+        "no container restarts during the window".to_owned(),
+        "no CrashLoopBackOff, OOMKilled or image pull errors".to_owned(),
+        "every pod Ready".to_owned(),
+    ];
+    if category == Category::ServiceSelectorMismatch {
+        health_criteria.push("the Service has ready endpoints".to_owned());
+    }
+    VerificationPlan {
+        duration_seconds: if category == Category::OOMKilled { 300 } else { 120 },
+        health_criteria,
+        security_checks,
+        smoke_paths,
+        approval_required: severity >= Severity::High || matches!(action, FixAction::Rollback { .. } | FixAction::SetServiceSelector { .. }),
+    }
+}
+
+fn analyze_workload(snapshot: &Snapshot, w: &Workload<'_>) -> Vec<Incident> {
+    let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(snapshot, p)).collect();
+    detect(w, &sigs)
+        .into_iter()
+        .map(|f| {
+            let d = decide(snapshot, w, &f);
+            let severity = severity(snapshot, w);
+            let (patch, inverse) = render_workload(&d.action, w);
+            let mut evidence = f.evidence.clone();
+            evidence.extend(d.extra_evidence.iter().cloned());
+            evidence.extend(object_events(snapshot, &w.resource.kind, &w.resource.namespace, &w.resource.name).into_iter().rev().take(2).map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)));
+            let verification_plan = plan(snapshot, Some(w), &d.action, severity, f.category);
+            Incident {
+                resource: w.resource.clone(),
+                category: f.category,
+                severity,
+                root_cause: d.root_cause,
+                evidence,
+                confidence: d.confidence,
+                pods: f.pods,
+                fix: Fix { action: d.action, summary: d.summary, patch, inverse },
+                verification_plan,
+            }
+        })
+        .collect()
+}
+
+/// A Service whose selector matches no pod in its namespace, and the workload it was meant for.
+fn selector_mismatch(snapshot: &Snapshot, svc: &Service, all: &[Workload<'_>]) -> Option<Incident> {
+    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let selector = svc.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
+    let matches_any = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
+        .any(|p| selects(&selector, p.metadata.labels.as_ref()));
+    if matches_any {
+        return None;
+    }
+    // The intended workload: same namespace, and its pods carry every selector key, best by name.
+    let candidate = all
+        .iter()
+        .filter(|w| w.resource.namespace == ns && w.deployment.is_some())
+        .filter_map(|w| {
+            let labels = w.template()?.metadata.as_ref()?.labels.clone()?;
+            selector.keys().all(|k| labels.contains_key(k)).then_some((w, labels))
+        })
+        .max_by_key(|(w, _)| (w.resource.name == name) as u8);
+    let resource = ResourceRef { kind: "Service".into(), namespace: ns.clone(), name: name.clone() };
+    let shown = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let mut evidence = vec![format!("Service {name} selects {shown}: no pod in namespace {ns} has these labels")];
+    match candidate {
+        Some((w, labels)) => {
+            let new: BTreeMap<String, String> = selector.keys().map(|k| (k.clone(), labels[k].clone())).collect();
+            let new_shown = new.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            evidence.push(format!("{} {} labels its pods {new_shown}", w.resource.kind, w.resource.name));
+            let (patch, inverse) = render_service_selector(svc, &new);
+            let action = FixAction::SetServiceSelector { selector: new };
+            let verification_plan = plan(snapshot, Some(w), &action, Severity::Critical, Category::ServiceSelectorMismatch);
+            Some(Incident {
+                resource,
+                category: Category::ServiceSelectorMismatch,
+                severity: Severity::Critical,
+                root_cause: format!("Service {name} has no endpoints: its selector {shown} matches no pod; {} {}'s pods are labelled {new_shown}.", w.resource.kind, w.resource.name),
+                evidence,
+                confidence: if w.resource.name == name { 0.9 } else { 0.7 },
+                pods: Vec::new(),
+                fix: Fix { summary: format!("Set Service {name}'s selector to {new_shown}, the labels of {}'s pods.", w.resource.name), action, patch: Some(patch), inverse: Some(inverse) },
+                verification_plan,
+            })
+        }
+        None => {
+            let action = FixAction::Manual { guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels.") };
+            let verification_plan = plan(snapshot, None, &action, Severity::High, Category::ServiceSelectorMismatch);
+            Some(Incident {
+                resource,
+                category: Category::ServiceSelectorMismatch,
+                severity: Severity::High,
+                root_cause: format!("Service {name} selects {shown}, which matches no pod."),
+                evidence,
+                confidence: 0.6,
+                pods: Vec::new(),
+                fix: Fix { summary: "No safe automatic fix is known; see the guidance.".into(), action, patch: None, inverse: None },
+                verification_plan,
+            })
+        }
+    }
+}

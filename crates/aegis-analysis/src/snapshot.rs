@@ -1,0 +1,144 @@
+//! A typed snapshot of a namespace: what the analysis reads, from a live cluster or from a file.
+//!
+//! A file is what `kubectl get nodes,pods,deployments,replicasets,services,endpoints,events -o yaml|json`
+//! prints (a v1 `List`), so anyone can analyze what they captured. Secret *values* never enter a
+//! snapshot: only Secret and ConfigMap names and keys are kept.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Endpoints, Event, Node, Pod, Service};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is empty")]
+    Empty,
+    #[error("snapshot is not valid YAML or JSON: {0}")]
+    Invalid(String),
+    #[error("{kind} {name:?} is not a valid Kubernetes object: {message}")]
+    Object { kind: String, name: String, message: String },
+}
+
+/// Names and keys of a ConfigMap or Secret — never its values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysOnly {
+    pub namespace: String,
+    pub name: String,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub deployments: Vec<Deployment>,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub jobs: Vec<Job>,
+    pub services: Vec<Service>,
+    pub endpoints: Vec<Endpoints>,
+    pub events: Vec<Event>,
+    pub config_maps: Vec<KeysOnly>,
+    pub secrets: Vec<KeysOnly>,
+    /// Objects of kinds the analysis does not read, counted by kind.
+    pub other_kinds: BTreeMap<String, usize>,
+}
+
+impl Snapshot {
+    /// Read a kubectl `List` (or any stream of objects, YAML or JSON).
+    pub fn from_text(text: &str) -> Result<Snapshot, SnapshotError> {
+        let trimmed = text.trim_start();
+        if trimmed.is_empty() {
+            return Err(SnapshotError::Empty);
+        }
+        let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            vec![serde_json::from_str(text).map_err(|e| SnapshotError::Invalid(e.to_string()))?]
+        } else {
+            serde_saphyr::from_multiple(text).map_err(|e| SnapshotError::Invalid(e.to_string()))?
+        };
+        let mut objects = Vec::new();
+        for doc in docs {
+            flatten(doc, &mut objects);
+        }
+        Snapshot::from_objects(objects)
+    }
+
+    /// Build from individual objects (as a live cluster returns them).
+    pub fn from_objects(objects: Vec<Value>) -> Result<Snapshot, SnapshotError> {
+        let mut s = Snapshot::default();
+        for obj in objects {
+            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
+            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+            let err = |e: serde_json::Error| SnapshotError::Object { kind: kind.clone(), name: name.clone(), message: e.to_string() };
+            match kind.as_str() {
+                "Node" => s.nodes.push(serde_json::from_value(obj).map_err(err)?),
+                "Pod" => s.pods.push(serde_json::from_value(obj).map_err(err)?),
+                "Deployment" => s.deployments.push(serde_json::from_value(obj).map_err(err)?),
+                "ReplicaSet" => s.replica_sets.push(serde_json::from_value(obj).map_err(err)?),
+                "StatefulSet" => s.stateful_sets.push(serde_json::from_value(obj).map_err(err)?),
+                "DaemonSet" => s.daemon_sets.push(serde_json::from_value(obj).map_err(err)?),
+                "Job" => s.jobs.push(serde_json::from_value(obj).map_err(err)?),
+                "Service" => s.services.push(serde_json::from_value(obj).map_err(err)?),
+                "Endpoints" => s.endpoints.push(serde_json::from_value(obj).map_err(err)?),
+                "Event" => s.events.push(serde_json::from_value(obj).map_err(err)?),
+                "ConfigMap" | "Secret" => {
+                    let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
+                    let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
+                        .iter()
+                        .filter_map(|f| obj.get(*f).and_then(Value::as_object))
+                        .flat_map(|m| m.keys().cloned())
+                        .collect();
+                    keys.sort();
+                    keys.dedup();
+                    let entry = KeysOnly { namespace, name, keys };
+                    if kind == "Secret" { s.secrets.push(entry) } else { s.config_maps.push(entry) }
+                }
+                "" => return Err(SnapshotError::Object { kind: "?".into(), name, message: "no kind".into() }),
+                other => *s.other_kinds.entry(other.to_owned()).or_default() += 1,
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn flatten(doc: Value, out: &mut Vec<Value>) {
+    match doc {
+        Value::Null => {}
+        Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
+        Value::Object(ref m) if m.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+            if let Some(Value::Array(items)) = m.get("items") {
+                for i in items.clone() {
+                    flatten(i, out);
+                }
+            }
+        }
+        other => out.push(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_never_enter_a_snapshot() {
+        let s = Snapshot::from_text(
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"shop"},"data":{"password":"aHVudGVyMg=="}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.secrets, vec![KeysOnly { namespace: "shop".into(), name: "db".into(), keys: vec!["password".into()] }]);
+    }
+
+    #[test]
+    fn garbage_and_empty_input_are_errors() {
+        assert_eq!(Snapshot::from_text("  ").unwrap_err(), SnapshotError::Empty);
+        assert!(matches!(Snapshot::from_text("{not json"), Err(SnapshotError::Invalid(_))));
+        let err = Snapshot::from_text(r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":"nope"}}"#).unwrap_err();
+        assert!(err.to_string().contains("Pod \"p\""), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! Pods grouped by the workload that owns them, with the workload's revision history.
+//!
+//! One incident per broken workload: the pods of a ReplicaSet belong to its Deployment, so N crashing
+//! pods are one incident, not N.
+
+use std::collections::BTreeMap;
+
+use aegis_model::ResourceRef;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+
+use crate::snapshot::Snapshot;
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// One ReplicaSet of a Deployment, i.e. one revision of its pod template.
+#[derive(Debug, Clone)]
+pub struct Revision<'a> {
+    pub number: i64,
+    pub replica_set: &'a ReplicaSet,
+}
+
+impl<'a> Revision<'a> {
+    pub fn template(&self) -> Option<&'a PodTemplateSpec> {
+        self.replica_set.spec.as_ref()?.template.as_ref()
+    }
+
+    /// Whether pods of this revision were ready: the revision ran healthy.
+    pub fn was_healthy(&self) -> bool {
+        self.replica_set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Workload<'a> {
+    pub resource: ResourceRef,
+    pub deployment: Option<&'a Deployment>,
+    /// Oldest first.
+    pub revisions: Vec<Revision<'a>>,
+    pub pods: Vec<&'a Pod>,
+}
+
+impl<'a> Workload<'a> {
+    pub fn current_revision(&self) -> Option<&Revision<'a>> {
+        self.revisions.last()
+    }
+
+    /// The newest revision before the current one whose pods were healthy.
+    pub fn last_healthy_revision(&self) -> Option<&Revision<'a>> {
+        let current = self.current_revision()?.number;
+        self.revisions.iter().rev().find(|r| r.number < current && r.was_healthy())
+    }
+
+    /// The pod template the workload asks for now.
+    pub fn template(&self) -> Option<&'a PodTemplateSpec> {
+        match self.deployment {
+            Some(d) => d.spec.as_ref().map(|s| &s.template),
+            None => None,
+        }
+    }
+
+    pub fn desired_replicas(&self) -> i32 {
+        self.deployment.and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(self.pods.len() as i32)
+    }
+
+    pub fn available_replicas(&self) -> i32 {
+        match self.deployment {
+            Some(d) => d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            None => self.pods.iter().filter(|p| crate::signals::is_ready(p)).count() as i32,
+        }
+    }
+}
+
+fn owner<'p>(meta: &'p k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&'p str, &'p str)> {
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or_else(|| meta.owner_references.as_ref()?.first())
+        .map(|o| (o.kind.as_str(), o.name.as_str()))
+}
+
+/// Group every pod (and every Deployment, even one without pods) into workloads.
+pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
+    let mut by_key: BTreeMap<ResourceRef, Workload<'_>> = BTreeMap::new();
+    let ns_of = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.clone().unwrap_or_default();
+
+    for d in &s.deployments {
+        let resource = ResourceRef { kind: "Deployment".into(), namespace: ns_of(&d.metadata), name: d.metadata.name.clone().unwrap_or_default() };
+        by_key.insert(resource.clone(), Workload { resource, deployment: Some(d), revisions: Vec::new(), pods: Vec::new() });
+    }
+    let rs_owner: BTreeMap<(String, String), ResourceRef> = s
+        .replica_sets
+        .iter()
+        .map(|rs| {
+            let ns = ns_of(&rs.metadata);
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            let workload = match owner(&rs.metadata) {
+                Some((kind, owner_name)) => ResourceRef { kind: kind.to_owned(), namespace: ns.clone(), name: owner_name.to_owned() },
+                None => ResourceRef { kind: "ReplicaSet".into(), namespace: ns.clone(), name: name.clone() },
+            };
+            ((ns, name), workload)
+        })
+        .collect();
+    for rs in &s.replica_sets {
+        let key = (ns_of(&rs.metadata), rs.metadata.name.clone().unwrap_or_default());
+        let workload = rs_owner[&key].clone();
+        let number = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0);
+        by_key
+            .entry(workload.clone())
+            .or_insert_with(|| Workload { resource: workload, deployment: None, revisions: Vec::new(), pods: Vec::new() })
+            .revisions
+            .push(Revision { number, replica_set: rs });
+    }
+    for p in &s.pods {
+        let ns = ns_of(&p.metadata);
+        let workload = match owner(&p.metadata) {
+            Some(("ReplicaSet", rs)) => rs_owner
+                .get(&(ns.clone(), rs.to_owned()))
+                .cloned()
+                .unwrap_or(ResourceRef { kind: "ReplicaSet".into(), namespace: ns.clone(), name: rs.to_owned() }),
+            Some((kind, name)) => ResourceRef { kind: kind.to_owned(), namespace: ns.clone(), name: name.to_owned() },
+            None => ResourceRef { kind: "Pod".into(), namespace: ns.clone(), name: p.metadata.name.clone().unwrap_or_default() },
+        };
+        by_key
+            .entry(workload.clone())
+            .or_insert_with(|| Workload { resource: workload, deployment: None, revisions: Vec::new(), pods: Vec::new() })
+            .pods
+            .push(p);
+    }
+    let mut out: Vec<Workload<'_>> = by_key.into_values().collect();
+    for w in &mut out {
+        w.revisions.sort_by_key(|r| r.number);
+    }
+    out
+}

@@ -1,0 +1,182 @@
+//! Incidents: what broke, why, and the fix to try.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Severity;
+
+/// The stable incident categories. The names are part of AEGIS's interface (CRD fields, JSON output,
+/// alert routing): never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Category {
+    CrashLoopBackOff,
+    OOMKilled,
+    ImagePullBackOff,
+    CreateContainerConfigError,
+    Unschedulable,
+    LivenessProbeFailure,
+    ReadinessProbeFailure,
+    ServiceSelectorMismatch,
+    RolloutStuck,
+    FailedMount,
+    Evicted,
+    JobFailed,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::CrashLoopBackOff => "CrashLoopBackOff",
+            Category::OOMKilled => "OOMKilled",
+            Category::ImagePullBackOff => "ImagePullBackOff",
+            Category::CreateContainerConfigError => "CreateContainerConfigError",
+            Category::Unschedulable => "Unschedulable",
+            Category::LivenessProbeFailure => "LivenessProbeFailure",
+            Category::ReadinessProbeFailure => "ReadinessProbeFailure",
+            Category::ServiceSelectorMismatch => "ServiceSelectorMismatch",
+            Category::RolloutStuck => "RolloutStuck",
+            Category::FailedMount => "FailedMount",
+            Category::Evicted => "Evicted",
+            Category::JobFailed => "JobFailed",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Kubernetes object, by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} -n {}", self.kind, self.name, self.namespace)
+    }
+}
+
+/// Which probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Liveness,
+    Readiness,
+}
+
+/// What a fix does, as data: never free-form shell. Each renders to the exact patch it applies and to
+/// its inverse (`aegis-analysis`), so one object drives the shadow, production and rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FixAction {
+    /// Return the workload's pod template to a revision whose pods were healthy.
+    Rollback { to_revision: i64 },
+    SetImage { container: String, image: String },
+    /// Set resource quantities (e.g. `{"memory": "256Mi"}`); absent keys are left alone.
+    SetResources {
+        container: String,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        requests: std::collections::BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        limits: std::collections::BTreeMap<String, String>,
+    },
+    SetEnv { container: String, name: String, value: String },
+    /// Environment from a ConfigMap or Secret (`envFrom`).
+    EnvFrom { container: String, config_map: Option<String>, secret: Option<String> },
+    AdjustProbe { container: String, probe: ProbeKind, path: String },
+    SetServiceSelector { selector: std::collections::BTreeMap<String, String> },
+    Scale { replicas: i32 },
+    /// Restart the pods (a template annotation change, as `kubectl rollout restart`).
+    Restart,
+    /// Nothing safe is known: what a human should look at.
+    Manual { guidance: String },
+}
+
+impl FixAction {
+    /// The stable name of the fix type (the `type` field in JSON).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FixAction::Rollback { .. } => "rollback",
+            FixAction::SetImage { .. } => "set-image",
+            FixAction::SetResources { .. } => "set-resources",
+            FixAction::SetEnv { .. } => "set-env",
+            FixAction::EnvFrom { .. } => "env-from",
+            FixAction::AdjustProbe { .. } => "adjust-probe",
+            FixAction::SetServiceSelector { .. } => "set-service-selector",
+            FixAction::Scale { .. } => "scale",
+            FixAction::Restart => "restart",
+            FixAction::Manual { .. } => "manual",
+        }
+    }
+}
+
+/// How a patch body is to be sent to the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatchType {
+    /// `application/strategic-merge-patch+json`.
+    StrategicMerge,
+    /// `application/json-patch+json` (RFC 6902), used where a merge would keep fields that must go
+    /// (a rollback replaces the whole pod template, as `kubectl rollout undo` does).
+    Json,
+}
+
+/// A patch, ready to send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Patch {
+    pub patch_type: PatchType,
+    pub target: ResourceRef,
+    pub body: Value,
+}
+
+/// A proposed fix with the patch that applies it and the patch that undoes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Fix {
+    #[serde(flatten)]
+    pub action: FixAction,
+    /// One sentence: what the fix does and why it is the smallest change that removes the cause.
+    pub summary: String,
+    /// `None` for `manual`.
+    pub patch: Option<Patch>,
+    pub inverse: Option<Patch>,
+}
+
+/// How a fix is to be proven in the shadow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct VerificationPlan {
+    pub duration_seconds: u64,
+    /// Health criteria a human can read, e.g. "no container restarts".
+    pub health_criteria: Vec<String>,
+    /// Scanners to run: trivy for an image change, zap for an exposed HTTP service, always falco.
+    pub security_checks: Vec<crate::Source>,
+    /// HTTP paths to smoke-check (from the probes).
+    pub smoke_paths: Vec<String>,
+    pub approval_required: bool,
+}
+
+/// One broken workload, one category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Incident {
+    pub resource: ResourceRef,
+    pub category: Category,
+    pub severity: Severity,
+    /// A sentence a human can act on.
+    pub root_cause: String,
+    /// The observations it rests on: event messages, exit codes, the diff between revisions.
+    pub evidence: Vec<String>,
+    /// 0.0 ..= 1.0.
+    pub confidence: f64,
+    /// The pods that show the problem.
+    pub pods: Vec<String>,
+    pub fix: Fix,
+    pub verification_plan: VerificationPlan,
+}
