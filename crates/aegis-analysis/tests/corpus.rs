@@ -1,0 +1,135 @@
+//! The incident corpus (examples/incidents): snapshots captured from the local control plane with
+//! `kubectl get nodes,pods,deployments,replicasets,services,endpoints,events -o yaml`
+//! (scripts/harness/capture-incidents.sh). Each must give exactly its incident and fix; the healthy
+//! namespace must give none.
+
+use aegis_analysis::{Snapshot, analyze};
+use aegis_model::{Category, FixAction, Incident, PatchType, Severity};
+use serde_json::Value;
+
+fn incidents(file: &str) -> Vec<Incident> {
+    let path = aegis_testkit::repo_root().join("examples/incidents").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    analyze(&Snapshot::from_text(&text).unwrap_or_else(|e| panic!("{file}: {e}")))
+}
+
+fn only(file: &str) -> Incident {
+    let mut v = incidents(file);
+    assert_eq!(v.len(), 1, "{file}: {:#?}", v.iter().map(|i| (i.category, &i.resource)).collect::<Vec<_>>());
+    v.remove(0)
+}
+
+fn assert_rollback_to_revision_1(i: &Incident) {
+    assert_eq!(i.fix.action, FixAction::Rollback { to_revision: 1 });
+    let patch = i.fix.patch.as_ref().expect("a rollback renders a patch");
+    assert_eq!(patch.patch_type, PatchType::Json);
+    let op = &patch.body[0];
+    assert_eq!((op["op"].as_str(), op["path"].as_str()), (Some("replace"), Some("/spec/template")));
+    assert!(op["value"].pointer("/metadata/labels/pod-template-hash").is_none(), "the ReplicaSet's hash label is not copied back");
+    let inverse = i.fix.inverse.as_ref().expect("and its inverse");
+    assert_ne!(inverse.body, patch.body);
+}
+
+#[test]
+fn a_rollout_that_removed_a_required_env_var_is_a_crashloop_fixed_by_rolling_back() {
+    let i = only("crashloop-missing-env.yaml");
+    assert_eq!(i.category, Category::CrashLoopBackOff);
+    assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("Deployment", "api"));
+    assert!(i.root_cause.contains("DATABASE_URL"), "{}", i.root_cause);
+    assert!(i.evidence.iter().any(|e| e.contains("exit code 1")));
+    assert!(i.evidence.iter().any(|e| e.contains("env DATABASE_URL removed")));
+    assert_rollback_to_revision_1(&i);
+    // The old revision's template has the env var back.
+    let env = i.fix.patch.as_ref().unwrap().body[0]["value"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
+    assert!(env.iter().any(|e| e["name"] == "DATABASE_URL"));
+    assert!(i.confidence >= 0.85);
+}
+
+#[test]
+fn a_rollout_to_a_missing_tag_is_an_image_pull_backoff_fixed_by_rolling_back() {
+    let i = only("image-pull-missing-tag.yaml");
+    assert_eq!(i.category, Category::ImagePullBackOff);
+    assert!(i.root_cause.contains("v2.1-does-not-exist"));
+    assert_rollback_to_revision_1(&i);
+    assert!(i.verification_plan.security_checks.contains(&aegis_model::Source::Trivy), "an image change needs Trivy");
+}
+
+#[test]
+fn an_oom_with_no_recent_change_doubles_the_memory_limit() {
+    let i = only("oom-small-limit.yaml");
+    assert_eq!(i.category, Category::OOMKilled);
+    assert_eq!(i.severity, Severity::Critical, "no replica is available");
+    match &i.fix.action {
+        FixAction::SetResources { container, limits, requests } => {
+            assert_eq!(container, "api");
+            assert_eq!(limits.get("memory").map(String::as_str), Some("256Mi"));
+            assert!(requests.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    let patch = &i.fix.patch.as_ref().unwrap().body;
+    assert_eq!(patch.pointer("/spec/template/spec/containers/0/resources/limits/memory").and_then(Value::as_str), Some("256Mi"));
+    let inverse = &i.fix.inverse.as_ref().unwrap().body;
+    assert_eq!(inverse.pointer("/spec/template/spec/containers/0/resources/limits/memory").and_then(Value::as_str), Some("128Mi"));
+    assert_eq!(i.verification_plan.duration_seconds, 300);
+}
+
+#[test]
+fn requests_larger_than_every_node_are_lowered_to_fit_and_the_fix_says_so() {
+    let i = only("pending-requests-too-large.yaml");
+    assert_eq!(i.category, Category::Unschedulable);
+    assert!(i.evidence.iter().any(|e| e.contains("Insufficient memory")));
+    match &i.fix.action {
+        FixAction::SetResources { requests, .. } => assert_eq!(requests.get("memory").map(String::as_str), Some("8Gi")),
+        other => panic!("{other:?}"),
+    }
+    assert!(i.fix.summary.contains("64Gi") && i.fix.summary.contains("8Gi"), "{}", i.fix.summary);
+}
+
+#[test]
+fn a_rollout_that_moved_the_liveness_probe_is_fixed_by_rolling_back() {
+    let i = only("liveness-wrong-path.yaml");
+    assert_eq!(i.category, Category::LivenessProbeFailure);
+    assert!(i.root_cause.contains("/healthz") && i.root_cause.contains("/health"));
+    assert_rollback_to_revision_1(&i);
+}
+
+#[test]
+fn a_readiness_probe_on_an_unserved_path_is_fixed_by_rolling_back() {
+    let i = only("readiness-never-ready.yaml");
+    assert_eq!(i.category, Category::ReadinessProbeFailure);
+    assert_rollback_to_revision_1(&i);
+    assert!(i.verification_plan.smoke_paths.contains(&"/ready".to_owned()), "smoke-check the healthy revision's paths: {:?}", i.verification_plan.smoke_paths);
+}
+
+#[test]
+fn a_service_selector_typo_is_fixed_with_the_workloads_labels() {
+    let i = only("service-selector-typo.yaml");
+    assert_eq!(i.category, Category::ServiceSelectorMismatch);
+    assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("Service", "web"));
+    assert_eq!(i.severity, Severity::Critical);
+    assert_eq!(i.fix.action, FixAction::SetServiceSelector { selector: [("app".to_owned(), "web".to_owned())].into() });
+    assert_eq!(i.fix.patch.as_ref().unwrap().body, serde_json::json!({"spec": {"selector": {"app": "web"}}}));
+    assert_eq!(i.fix.inverse.as_ref().unwrap().body, serde_json::json!({"spec": {"selector": {"app": "wbe"}}}));
+}
+
+#[test]
+fn a_healthy_namespace_has_no_incidents() {
+    assert!(incidents("healthy.yaml").is_empty());
+}
+
+#[test]
+fn every_incident_serialises_with_the_documented_fields() {
+    for file in ["crashloop-missing-env.yaml", "oom-small-limit.yaml", "service-selector-typo.yaml"] {
+        for i in incidents(file) {
+            let v = serde_json::to_value(&i).unwrap();
+            for key in ["resource", "category", "severity", "root_cause", "evidence", "confidence", "fix", "verification_plan"] {
+                assert!(v.get(key).is_some(), "{file}: {key}");
+            }
+            for key in ["kind", "namespace", "name"] {
+                assert!(v["resource"].get(key).is_some());
+            }
+            assert!(v["fix"].get("type").is_some() && v["fix"].get("patch").is_some());
+        }
+    }
+}
