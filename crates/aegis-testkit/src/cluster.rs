@@ -103,3 +103,51 @@ fn rand_u32() -> u32 {
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.finish() as u32
 }
+
+/// A Deployment of `replicas` pods labelled `app: <name>`, with pod-template annotations (the fault
+/// Stages read the app's needs from them) and one container.
+pub fn deployment(name: &str, replicas: i32, annotations: serde_json::Value, container: serde_json::Value) -> k8s_openapi::api::apps::v1::Deployment {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [container]}
+            }
+        }
+    }))
+    .expect("valid Deployment")
+}
+
+/// Wait until Deployment `name` has rolled out completely: current generation observed, every replica
+/// updated and available.
+pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str, limit: Duration) {
+    eventually(&format!("deployment {name} available"), limit, || {
+        let api = api.clone();
+        async move {
+            let d = api.get(name).await.map_err(|e| e.to_string())?;
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let st = d.status.unwrap_or_default();
+            let generation = d.metadata.generation.unwrap_or_default();
+            let available = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True");
+            let done = st.observed_generation == Some(generation)
+                && st.updated_replicas == Some(want)
+                && st.available_replicas == Some(want)
+                && st.replicas == Some(want)
+                && available;
+            if done {
+                Ok(())
+            } else {
+                Err(format!(
+                    "generation {generation}, observed {:?}, updated {:?}, available {:?}, total {:?} of {want}",
+                    st.observed_generation, st.updated_replicas, st.available_replicas, st.replicas
+                ))
+            }
+        }
+    })
+    .await
+}

@@ -13,20 +13,7 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn deployment(name: &str, annotations: Value, container: Value) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [container]}
-            }
-        }
-    }))
-    .expect("valid Deployment")
+    aegis_testkit::cluster::deployment(name, 2, annotations, container)
 }
 
 async fn create(ns: &TestNamespace, d: &Deployment) {
@@ -34,30 +21,7 @@ async fn create(ns: &TestNamespace, d: &Deployment) {
 }
 
 async fn available(ns: &TestNamespace, name: &str) {
-    let api = ns.api::<Deployment>();
-    eventually(&format!("deployment {name} available"), WAIT, || {
-        let api = api.clone();
-        async move {
-            let d = api.get(name).await.map_err(|e| e.to_string())?;
-            let st = d.status.unwrap_or_default();
-            let generation = d.metadata.generation.unwrap_or_default();
-            let available = st.conditions.unwrap_or_default().iter().any(|c| c.type_ == "Available" && c.status == "True");
-            let ok = st.observed_generation == Some(generation)
-                && st.updated_replicas == Some(2)
-                && st.available_replicas == Some(2)
-                && st.replicas == Some(2)
-                && available;
-            if ok {
-                Ok(())
-            } else {
-                Err(format!(
-                    "generation {generation}, observed {:?}, updated {:?}, available {:?}, total {:?}",
-                    st.observed_generation, st.updated_replicas, st.available_replicas, st.replicas
-                ))
-            }
-        }
-    })
-    .await
+    aegis_testkit::cluster::wait_available(&ns.api::<Deployment>(), name, WAIT).await
 }
 
 /// The first container status of a pod of `app` that satisfies `check`.

@@ -1,0 +1,144 @@
+//! The API-server edge: reading a namespace into a [`Snapshot`], and applying a fix's [`Patch`].
+//!
+//! [`apply_patch`] is the only way AEGIS changes a workload: the shadow and production call the same
+//! function with the same typed patch, so what was verified is what is applied.
+
+use aegis_analysis::Snapshot;
+use aegis_analysis::snapshot::KeysOnly;
+use aegis_model::{Patch, PatchType};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, Pod, Secret, Service};
+use kube::api::{Api, DynamicObject, ListParams, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, Resource};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    #[error("listing {kind} in {scope}: {source}")]
+    List { kind: &'static str, scope: String, source: kube::Error },
+    #[error("patching {target}: {source}")]
+    Patch { target: String, source: kube::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which objects to read.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `None`: all namespaces (`-A`).
+    pub namespace: Option<String>,
+    /// A label selector for pods and workloads (`-l`).
+    pub label_selector: Option<String>,
+}
+
+impl Scope {
+    fn describe(&self) -> String {
+        self.namespace.clone().map(|n| format!("namespace {n}")).unwrap_or_else(|| "all namespaces".into())
+    }
+}
+
+async fn list<K>(client: &Client, scope: &Scope, selector: bool, kind: &'static str) -> Result<Vec<K>, K8sError>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut lp = ListParams::default();
+    if selector && let Some(s) = &scope.label_selector {
+        lp = lp.labels(s);
+    }
+    api.list(&lp).await.map(|l| l.items).map_err(|source| K8sError::List { kind, scope: scope.describe(), source })
+}
+
+/// Read a namespace (or all) into a snapshot. Secret and ConfigMap values are dropped as they arrive:
+/// only names and keys are kept. Nodes are read where RBAC allows; a refusal leaves them out.
+pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
+    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, events) = tokio_join(client, scope).await?;
+    let keys = |ns: Option<String>, name: Option<String>, mut keys: Vec<String>| {
+        keys.sort();
+        KeysOnly { namespace: ns.unwrap_or_default(), name: name.unwrap_or_default(), keys }
+    };
+    let config_maps = list::<ConfigMap>(client, scope, false, "ConfigMap")
+        .await?
+        .into_iter()
+        .map(|c| keys(c.metadata.namespace, c.metadata.name, c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect()))
+        .collect();
+    let secrets = list::<Secret>(client, scope, false, "Secret")
+        .await?
+        .into_iter()
+        .map(|s| keys(s.metadata.namespace, s.metadata.name, s.data.unwrap_or_default().into_keys().collect()))
+        .collect();
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    Ok(Snapshot {
+        nodes,
+        pods,
+        deployments,
+        replica_sets,
+        stateful_sets,
+        daemon_sets,
+        jobs,
+        services,
+        endpoints,
+        events,
+        config_maps,
+        secrets,
+        other_kinds: Default::default(),
+    })
+}
+
+#[allow(clippy::type_complexity)]
+async fn tokio_join(
+    client: &Client,
+    scope: &Scope,
+) -> Result<(Vec<Pod>, Vec<Deployment>, Vec<ReplicaSet>, Vec<StatefulSet>, Vec<DaemonSet>, Vec<Job>, Vec<Service>, Vec<Endpoints>, Vec<Event>), K8sError> {
+    // Independent lists, read concurrently.
+    let (a, b, c, d, e, f, g, h, i) = tokio::join!(
+        list::<Pod>(client, scope, true, "Pod"),
+        list::<Deployment>(client, scope, true, "Deployment"),
+        list::<ReplicaSet>(client, scope, true, "ReplicaSet"),
+        list::<StatefulSet>(client, scope, true, "StatefulSet"),
+        list::<DaemonSet>(client, scope, true, "DaemonSet"),
+        list::<Job>(client, scope, true, "Job"),
+        list::<Service>(client, scope, false, "Service"),
+        list::<Endpoints>(client, scope, false, "Endpoints"),
+        list::<Event>(client, scope, false, "Event"),
+    );
+    Ok((a?, b?, c?, d?, e?, f?, g?, h?, i?))
+}
+
+fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
+    let (group, version) = match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => ("apps", "v1"),
+        "Job" | "CronJob" => ("batch", "v1"),
+        "Service" | "Pod" | "ConfigMap" => ("", "v1"),
+        other => return Err(K8sError::Invalid(format!("AEGIS does not patch {other} objects"))),
+    };
+    Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
+}
+
+/// Apply a fix's patch (or its inverse). `dry_run` asks the API server to validate and admit the
+/// change without persisting it (server-side dry run).
+pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_manager: &str) -> Result<Value, K8sError> {
+    let ar = api_resource(&patch.target.kind)?;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &patch.target.namespace, &ar);
+    let mut pp = PatchParams { field_manager: Some(field_manager.to_owned()), ..Default::default() };
+    if dry_run {
+        pp = pp.dry_run();
+    }
+    let body = match patch.patch_type {
+        PatchType::StrategicMerge => kube::api::Patch::Strategic(patch.body.clone()),
+        PatchType::Json => kube::api::Patch::Json::<Value>(
+            serde_json::from_value::<json_patch::Patch>(patch.body.clone()).map_err(|e| K8sError::Invalid(format!("JSON patch: {e}")))?,
+        ),
+    };
+    let obj = api
+        .patch(&patch.target.name, &pp, &body)
+        .await
+        .map_err(|source| K8sError::Patch { target: patch.target.to_string(), source })?;
+    serde_json::to_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))
+}

@@ -1,0 +1,167 @@
+//! On the local control plane: the classic incidents created for real (fault Stages), read live into a
+//! snapshot, analyzed to the same incident as their captured files, and the rendered fix applied with
+//! `apply_patch` — server-side dry run first, then for real — heals the workload; the inverse patch
+//! brings back what was there. Needs the cluster harness; fails loudly without it.
+
+use std::time::Duration;
+
+use aegis_k8s::{Scope, apply_patch, snapshot};
+use aegis_model::{Category, FixAction, Incident};
+use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const MANAGER: &str = "aegis-tests";
+
+fn needs() -> Value {
+    json!({"aegis.io/requires-env": "DATABASE_URL", "aegis.io/serves-paths": "/healthz,/ready", "aegis.io/memory-need-mib": "200"})
+}
+
+fn app(name: &str) -> Value {
+    json!({
+        "name": name,
+        "image": "127.0.0.1:5000/demo-api:v2",
+        "ports": [{"containerPort": 8080}],
+        "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}
+    })
+}
+
+/// Wait until a live analysis of the namespace reports `category`, and return that incident.
+async fn incident(ns: &TestNamespace, category: Category) -> Incident {
+    let client = ns.client();
+    let scope = Scope { namespace: Some(ns.name().to_owned()), label_selector: None };
+    eventually(&format!("{category} detected live"), WAIT, || {
+        let (client, scope) = (client.clone(), scope.clone());
+        async move {
+            let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
+            let found = aegis_analysis::analyze(&snap);
+            found.iter().find(|i| i.category == category).cloned().ok_or_else(|| format!("{:?}", found.iter().map(|i| i.category).collect::<Vec<_>>()))
+        }
+    })
+    .await
+}
+
+async fn apply_fix(ns: &TestNamespace, i: &Incident) {
+    let patch = i.fix.patch.as_ref().expect("the fix renders a patch");
+    apply_patch(&ns.client(), patch, true, MANAGER).await.expect("server-side dry run admits the patch");
+    apply_patch(&ns.client(), patch, false, MANAGER).await.expect("patch applies");
+}
+
+async fn crashloop_pod_appears(ns: &TestNamespace) {
+    let api = ns.api::<Pod>();
+    eventually("a CrashLoopBackOff pod", WAIT, || {
+        let api = api.clone();
+        async move {
+            let pods = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+            let crashing = pods.items.iter().any(|p| {
+                p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
+                    cs.iter().any(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff"))
+                })
+            });
+            if crashing { Ok(()) } else { Err("none yet".into()) }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_crashloop_after_a_bad_rollout_is_found_live_rolled_back_and_the_inverse_restores_it() {
+    let ns = TestNamespace::create("fix-crashloop").await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 3, needs(), app("api"))).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    // Revision 2 drops DATABASE_URL.
+    let broken = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    crashloop_pod_appears(&ns).await;
+
+    let i = incident(&ns, Category::CrashLoopBackOff).await;
+    assert_eq!(i.fix.action, FixAction::Rollback { to_revision: 1 }, "{}", i.root_cause);
+    let before_fix = deployments.get("api").await.unwrap().spec.unwrap().template;
+    apply_fix(&ns, &i).await;
+    wait_available(&deployments, "api", WAIT).await;
+    let env = deployments.get("api").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].env.clone().unwrap_or_default();
+    assert!(env.iter().any(|e| e.name == "DATABASE_URL"), "rolled back to the template with the env var");
+
+    // The inverse puts back exactly the template that was there before the fix.
+    apply_patch(&ns.client(), i.fix.inverse.as_ref().unwrap(), false, MANAGER).await.unwrap();
+    let after_inverse = deployments.get("api").await.unwrap().spec.unwrap().template;
+    assert_eq!(after_inverse.spec.unwrap().containers[0].env, before_fix.spec.unwrap().containers[0].env);
+    crashloop_pod_appears(&ns).await;
+}
+
+#[tokio::test]
+async fn an_oom_is_found_live_and_the_raised_limit_heals_it() {
+    let ns = TestNamespace::create("fix-oom").await;
+    let deployments = ns.api::<Deployment>();
+    let mut container = app("api");
+    container["resources"]["limits"]["memory"] = json!("128Mi");
+    deployments.create(&PostParams::default(), &deployment("api", 2, needs(), container)).await.unwrap();
+    let i = incident(&ns, Category::OOMKilled).await;
+    assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits["memory"] == "256Mi"));
+    apply_fix(&ns, &i).await;
+    wait_available(&deployments, "api", WAIT).await;
+}
+
+#[tokio::test]
+async fn requests_too_large_for_any_node_are_found_live_and_the_lowered_requests_schedule() {
+    let ns = TestNamespace::create("fix-pending").await;
+    let deployments = ns.api::<Deployment>();
+    let mut container = app("api");
+    container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
+    deployments.create(&PostParams::default(), &deployment("api", 2, needs(), container)).await.unwrap();
+    let i = incident(&ns, Category::Unschedulable).await;
+    apply_fix(&ns, &i).await;
+    wait_available(&deployments, "api", WAIT).await;
+}
+
+#[tokio::test]
+async fn a_service_selector_typo_is_found_live_and_the_fixed_selector_gets_endpoints() {
+    let ns = TestNamespace::create("fix-selector").await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("web", 2, needs(), app("web"))).await.unwrap();
+    let svc: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "wbe"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
+    wait_available(&deployments, "web", WAIT).await;
+
+    let i = incident(&ns, Category::ServiceSelectorMismatch).await;
+    apply_fix(&ns, &i).await;
+    let endpoints = ns.api::<Endpoints>();
+    eventually("the Service has ready endpoints", WAIT, || {
+        let endpoints = endpoints.clone();
+        async move {
+            let ep = endpoints.get("web").await.map_err(|e| e.to_string())?;
+            let ready: usize = ep.subsets.unwrap_or_default().iter().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum();
+            if ready == 2 { Ok(()) } else { Err(format!("{ready} ready addresses")) }
+        }
+    })
+    .await;
+    apply_patch(&ns.client(), i.fix.inverse.as_ref().unwrap(), false, MANAGER).await.unwrap();
+    let selector = ns.api::<Service>().get("web").await.unwrap().spec.unwrap().selector.unwrap();
+    assert_eq!(selector.get("app").map(String::as_str), Some("wbe"), "the inverse restores the old selector");
+}
+
+#[tokio::test]
+async fn a_live_snapshot_never_holds_secret_values() {
+    let ns = TestNamespace::create("snapshot-secrets").await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}
+    }))
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Secret>().create(&PostParams::default(), &secret).await.unwrap();
+    let snap = snapshot(&ns.client(), &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
+    let db = snap.secrets.iter().find(|s| s.name == "db").expect("the secret is listed");
+    assert_eq!(db.keys, vec!["password".to_owned()]);
+    assert!(!format!("{snap:?}").contains("hunter2") && !format!("{snap:?}").contains("aHVudGVyMg"));
+    assert!(!snap.nodes.is_empty(), "nodes are visible to the harness's admin kubeconfig");
+}
