@@ -106,6 +106,39 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The snapshot as a kubectl-style `v1 List`, readable by [`Snapshot::from_text`] and by kubectl.
+    /// ConfigMaps and Secrets carry their keys with empty values, annotated `aegis.io/values-stripped`.
+    pub fn to_list(&self) -> Value {
+        fn push<T: Serialize>(items: &mut Vec<Value>, objs: &[T]) {
+            items.extend(objs.iter().filter_map(|o| serde_json::to_value(o).ok()));
+        }
+        let mut items = Vec::new();
+        push(&mut items, &self.nodes);
+        push(&mut items, &self.pods);
+        push(&mut items, &self.deployments);
+        push(&mut items, &self.replica_sets);
+        push(&mut items, &self.stateful_sets);
+        push(&mut items, &self.daemon_sets);
+        push(&mut items, &self.jobs);
+        push(&mut items, &self.services);
+        push(&mut items, &self.endpoints);
+        push(&mut items, &self.events);
+        for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
+            for k in list {
+                let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();
+                items.push(serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": kind,
+                    "metadata": {"name": k.name, "namespace": k.namespace, "annotations": {"aegis.io/values-stripped": "true"}},
+                    "data": data
+                }));
+            }
+        }
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+    }
+}
+
 fn flatten(doc: Value, out: &mut Vec<Value>) {
     match doc {
         Value::Null => {}
@@ -132,6 +165,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.secrets, vec![KeysOnly { namespace: "shop".into(), name: "db".into(), keys: vec!["password".into()] }]);
+    }
+
+    #[test]
+    fn a_snapshot_written_as_a_list_reads_back_the_same() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/incidents/crashloop-missing-env.yaml");
+        let a = Snapshot::from_text(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let b = Snapshot::from_text(&serde_json::to_string(&a.to_list()).unwrap()).unwrap();
+        assert_eq!((a.pods.len(), a.replica_sets.len(), a.events.len(), a.nodes.len()), (b.pods.len(), b.replica_sets.len(), b.events.len(), b.nodes.len()));
+        assert_eq!(serde_json::to_value(&a.pods).unwrap(), serde_json::to_value(&b.pods).unwrap());
     }
 
     #[test]

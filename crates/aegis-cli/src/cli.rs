@@ -29,6 +29,11 @@ pub enum Command {
     /// The Falco alert receiver and store.
     #[command(subcommand)]
     Falco(FalcoCommand),
+    /// Find broken workloads, explain the root cause and propose a typed fix (exit 0 whether or not
+    /// incidents are found; non-zero only on errors).
+    Analyze(AnalyzeArgs),
+    /// Capture a namespace as a kubectl `List` (Secret values stripped), for `aegis analyze --snapshot`.
+    Snapshot(SnapshotArgs),
     /// Print a JSON schema: the security report or the policy file.
     Schema {
         #[arg(value_enum)]
@@ -249,4 +254,53 @@ pub struct FalcoQueryArgs {
     /// Print only how many alerts match (ignores --limit).
     #[arg(long)]
     pub count: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+    /// Label selector for pods and workloads.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Only this workload or Service, as KIND/NAME (e.g. deployment/api).
+    pub resource: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Analyze a captured `kubectl get ... -o yaml|json` List instead of a live cluster (`-n` then
+    /// filters the file's incidents; the connection flags, often set through $KUBECONFIG, are unused).
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub format: DataFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// yaml or json.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub format: DataFormat,
 }

@@ -50,6 +50,8 @@ fn main() -> ExitCode {
 async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Gate(a) => commands::gate::run(a),
+        Command::Analyze(a) => commands::analyze::run(a).await,
+        Command::Snapshot(a) => commands::analyze::snapshot(a).await,
         Command::Scan(c) => commands::scan::run(c).await,
         Command::Falco(c) => commands::falco::run(c).await,
         Command::Schema { which } => {

@@ -293,3 +293,37 @@ fn the_published_json_schemas_are_what_the_binary_prints() {
         assert_eq!(a, b, "{file} is stale: regenerate with `aegis schema {which} > {file}`");
     }
 }
+
+#[test]
+fn analyze_reads_a_captured_list_and_prints_incidents_as_json_yaml_or_panels() {
+    let file = testkit::repo_root().join("examples/incidents/service-selector-typo.yaml");
+    let out = aegis().arg("analyze").arg("--snapshot").arg(&file).args(["-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let i = &v["incidents"][0];
+    assert_eq!(i["category"], "ServiceSelectorMismatch");
+    assert_eq!(i["resource"], serde_json::json!({"kind": "Service", "namespace": "shop-selector", "name": "web"}));
+    assert_eq!(i["fix"]["type"], "set-service-selector");
+    for key in ["root_cause", "evidence", "confidence", "severity", "verification_plan"] {
+        assert!(i.get(key).is_some(), "{key}");
+    }
+    let table = aegis().arg("analyze").arg("--snapshot").arg(&file).output().unwrap();
+    let text = stdout(&table);
+    let order: Vec<usize> = ["Root Cause Analysis", "Proposed Fix", "Verification Plan"].iter().map(|h| text.find(h).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let yaml = aegis().arg("analyze").arg("--snapshot").arg(&file).args(["-o", "yaml"]).output().unwrap();
+    assert!(stdout(&yaml).starts_with("incidents:"));
+}
+
+#[test]
+fn analyze_exits_0_without_incidents_and_3_on_an_unreadable_snapshot() {
+    let healthy = aegis().arg("analyze").arg("--snapshot").arg(testkit::repo_root().join("examples/incidents/healthy.yaml")).output().unwrap();
+    assert_eq!(healthy.status.code(), Some(0));
+    assert!(stdout(&healthy).contains("No incidents found."));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "kind: List\nitems: [{kind: Pod, apiVersion: v1, metadata: {name: p}, spec: {containers: 7}}]\n").unwrap();
+    let out = aegis().arg("analyze").arg("--snapshot").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Pod \"p\""));
+}

@@ -1,5 +1,6 @@
 //! One module per verb. Each returns the process exit code.
 
+pub mod analyze;
 pub mod falco;
 pub mod gate;
 pub mod scan;

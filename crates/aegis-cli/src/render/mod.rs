@@ -1,6 +1,7 @@
 //! Renderers of a security report: a terminal panel, SARIF 2.1.0, JUnit XML. (JSON is the report's
 //! own serialisation.)
 
+pub mod incidents;
 pub mod junit;
 pub mod sarif;
 pub mod table;

@@ -1,0 +1,60 @@
+//! Incidents on a terminal, in the order an SRE reads them: Root Cause Analysis, Proposed Fix (with
+//! the patch), Verification Plan. (The Security Report panel follows once a verification has run.)
+
+use std::fmt::Write;
+
+use aegis_model::{Incident, PatchType};
+
+pub fn render(incidents: &[Incident], color: bool) -> String {
+    let bold = |t: &str| if color { format!("\x1b[1m{t}\x1b[0m") } else { t.to_owned() };
+    let mut out = String::new();
+    if incidents.is_empty() {
+        out.push_str("No incidents found.\n");
+        return out;
+    }
+    for (n, i) in incidents.iter().enumerate() {
+        let _ = writeln!(out, "{}", bold(&format!("━━ Incident {}/{}: {} {} ({}) ━━", n + 1, incidents.len(), i.category, i.resource, i.severity)));
+        let _ = writeln!(out, "{}", bold("Root Cause Analysis"));
+        let _ = writeln!(out, "  {}", i.root_cause);
+        let _ = writeln!(out, "  confidence {:.0}%", i.confidence * 100.0);
+        for e in &i.evidence {
+            let _ = writeln!(out, "  • {e}");
+        }
+        if !i.pods.is_empty() {
+            let _ = writeln!(out, "  pods: {}", i.pods.join(", "));
+        }
+        let _ = writeln!(out, "{}", bold("Proposed Fix"));
+        let _ = writeln!(out, "  [{}] {}", i.fix.action.kind(), i.fix.summary);
+        if let aegis_model::FixAction::Manual { guidance } = &i.fix.action {
+            let _ = writeln!(out, "  {guidance}");
+        }
+        if let Some(p) = &i.fix.patch {
+            let kind = match p.patch_type {
+                PatchType::StrategicMerge => "strategic merge",
+                PatchType::Json => "JSON patch",
+            };
+            let _ = writeln!(out, "  patch ({kind}) on {}:", p.target);
+            let body = serde_json::to_string_pretty(&p.body).unwrap_or_default();
+            // A rollback carries a whole pod template: show its head, the JSON output has all of it.
+            for line in body.lines().take(40) {
+                let _ = writeln!(out, "    {line}");
+            }
+            if body.lines().count() > 40 {
+                let _ = writeln!(out, "    … ({} more lines; -o json shows the whole patch and its inverse)", body.lines().count() - 40);
+            }
+        }
+        let p = &i.verification_plan;
+        let _ = writeln!(out, "{}", bold("Verification Plan"));
+        let _ = writeln!(out, "  watch {}s in a shadow; approval {}", p.duration_seconds, if p.approval_required { "required" } else { "not required" });
+        for c in &p.health_criteria {
+            let _ = writeln!(out, "  ✓ {c}");
+        }
+        let checks: Vec<&str> = p.security_checks.iter().map(|s| s.tool_name()).collect();
+        let _ = writeln!(out, "  security: {}", checks.join(", "));
+        if !p.smoke_paths.is_empty() {
+            let _ = writeln!(out, "  smoke checks: GET {}", p.smoke_paths.join(", GET "));
+        }
+        out.push('\n');
+    }
+    out
+}
