@@ -46,10 +46,11 @@ fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
     s.events.iter().any(|(r, m)| r == reason && m.starts_with(prefix))
 }
 
-fn detect(w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
+fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
     fn add(by: &mut BTreeMap<Category, Finding>, category: Category, pod: &str, line: String) {
         let f = by.entry(category).or_insert_with(|| Finding { category, pods: Vec::new(), evidence: Vec::new() });
-        if !f.pods.iter().any(|p| p == pod) {
+        // Workload-level evidence (a Job's or a Deployment's condition) names no pod.
+        if !pod.is_empty() && !f.pods.iter().any(|p| p == pod) {
             f.pods.push(pod.to_owned());
         }
         if !f.evidence.contains(&line) && f.evidence.len() < 8 {
@@ -90,11 +91,22 @@ fn detect(w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
             add(&mut by, Category::FailedMount, &s.name, format!("pod {}: FailedMount: {m}", s.name));
         }
     }
+    if w.resource.kind == "Job"
+        && let Some(job) = snapshot.jobs.iter().find(|j| j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace))
+        && let Some(c) = job.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+    {
+        let failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
+        add(&mut by, Category::JobFailed, "", format!("Job {}: Failed {}: {} ({failed} failed pod(s))", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
+        for s in sigs.iter().filter(|s| s.phase == "Failed") {
+            let code = s.last_terminated.as_ref().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
+            add(&mut by, Category::JobFailed, &s.name, format!("pod {}: {code}", s.name));
+        }
+    }
     if by.is_empty()
         && let Some(d) = w.deployment
         && let Some(c) = d.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Progressing" && c.status == "False"))
     {
-        add(&mut by, Category::RolloutStuck, &w.resource.name, format!("Deployment {}: Progressing=False {}: {}", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
+        add(&mut by, Category::RolloutStuck, "", format!("Deployment {}: Progressing=False {}: {}", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
     }
     by.into_values().collect()
 }
@@ -297,7 +309,17 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
             Some((good, cur, changes)) => rollback(f.category, "the rollout does not progress".into(), *good, *cur, changes, 0.7),
             None => manual(format!("`kubectl rollout status -n {ns} deployment/{}`", w.resource.name), "The rollout does not progress.".into(), 0.5),
         },
-        Category::JobFailed | Category::ServiceSelectorMismatch => manual(String::new(), String::new(), 0.5),
+        Category::JobFailed => manual(
+            format!("Read why the job's pods fail: `kubectl logs -n {ns} job/{} --previous`; a Job is not patched in place — fix its spec and create it again.", w.resource.name),
+            format!("Job {} failed: its pods exhausted the retry limit.", w.resource.name),
+            0.6,
+        ),
+        // Services are analyzed by `selector_mismatch`; a workload finding never has this category.
+        Category::ServiceSelectorMismatch => manual(
+            format!("Compare the selectors of the Services in {ns} with the labels of {}'s pods.", w.resource.name),
+            "A Service selects none of the workload's pods.".into(),
+            0.5,
+        ),
     }
 }
 
@@ -353,7 +375,7 @@ fn plan(snapshot: &Snapshot, w: Option<&Workload<'_>>, action: &FixAction, sever
 
 fn analyze_workload(snapshot: &Snapshot, w: &Workload<'_>) -> Vec<Incident> {
     let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(snapshot, p)).collect();
-    detect(w, &sigs)
+    detect(snapshot, w, &sigs)
         .into_iter()
         .map(|f| {
             let d = decide(snapshot, w, &f);

@@ -133,3 +133,65 @@ fn every_incident_serialises_with_the_documented_fields() {
         }
     }
 }
+
+#[test]
+fn a_missing_configmap_key_is_a_create_container_config_error_with_guidance() {
+    let i = only("create-container-config-error.yaml");
+    assert_eq!(i.category, Category::CreateContainerConfigError);
+    assert_eq!(i.severity, Severity::Critical);
+    assert!(i.evidence.iter().any(|e| e.contains("configmap \"api-config\" not found")));
+    assert!(matches!(i.fix.action, FixAction::Manual { .. }) && i.fix.patch.is_none());
+}
+
+#[test]
+fn evicted_pods_are_one_incident_for_their_deployment() {
+    let i = only("evicted.yaml");
+    assert_eq!(i.category, Category::Evicted);
+    assert_eq!(i.pods.len(), 3, "the three evicted pods, not the two running ones");
+    assert_eq!(i.severity, Severity::Medium, "both replicas are available again");
+}
+
+#[test]
+fn a_missing_secret_volume_is_a_failed_mount() {
+    let i = only("failed-mount.yaml");
+    assert_eq!(i.category, Category::FailedMount);
+    assert!(i.evidence.iter().any(|e| e.contains("secret \"api-tls\" not found")));
+}
+
+#[test]
+fn a_rollout_past_its_deadline_without_other_signals_is_rolled_back() {
+    let i = only("rollout-stuck.yaml");
+    assert_eq!(i.category, Category::RolloutStuck);
+    assert!(i.pods.is_empty(), "a Deployment condition names no pod");
+    assert_rollback_to_revision_1(&i);
+    assert!(i.evidence.iter().any(|e| e.contains("demo-api:v2 -> 127.0.0.1:5000/demo-api:v3")));
+}
+
+#[test]
+fn a_job_past_its_backoff_limit_is_job_failed_with_the_exit_codes() {
+    let i = only("job-failed.yaml");
+    assert_eq!(i.category, Category::JobFailed);
+    assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("Job", "db-migrate"));
+    assert_eq!(i.pods.len(), 3);
+    assert!(i.evidence.iter().filter(|e| e.contains("exit code 2")).count() == 3);
+}
+
+#[test]
+fn every_category_has_a_scenario_in_the_corpus() {
+    let dir = aegis_testkit::repo_root().join("examples/incidents");
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            seen.extend(incidents(path.file_name().unwrap().to_str().unwrap()).into_iter().map(|i| i.category));
+        }
+    }
+    let all = [
+        Category::CrashLoopBackOff, Category::OOMKilled, Category::ImagePullBackOff, Category::CreateContainerConfigError,
+        Category::Unschedulable, Category::LivenessProbeFailure, Category::ReadinessProbeFailure, Category::ServiceSelectorMismatch,
+        Category::RolloutStuck, Category::FailedMount, Category::Evicted, Category::JobFailed,
+    ];
+    for c in all {
+        assert!(seen.contains(&c), "no scenario for {c}");
+    }
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Write the incident scenarios the fault Stages cannot produce (CreateContainerConfigError, Evicted,
+FailedMount, RolloutStuck, JobFailed) as kubectl `List` files in examples/incidents/, in exactly the shape
+and wording a real cluster and kubelet print (status fields, reasons, event messages). Hand-written by the
+project; each file says so in its first line. Run: python3 scripts/harness/write-incident-fixtures.py
+"""
+import json
+import os
+
+import yaml
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "incidents")
+T0, T1 = "2026-11-26T08:00:00Z", "2026-11-26T08:05:00Z"
+
+
+def meta(name, ns, uid, **extra):
+    m = {"name": name, "namespace": ns, "uid": uid, "creationTimestamp": T0, "resourceVersion": "1000"}
+    m.update(extra)
+    return m
+
+
+def owner(kind, name, uid, api="apps/v1"):
+    return [{"apiVersion": api, "kind": kind, "name": name, "uid": uid, "controller": True, "blockOwnerDeletion": True}]
+
+
+def container(image="127.0.0.1:5000/demo-api:v2", **extra):
+    c = {"name": "api", "image": image, "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}
+    c.update(extra)
+    return c
+
+
+def deployment(ns, name, template, replicas, available, conditions, revision):
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": meta(name, ns, f"d-{name}", generation=revision, labels={"app": name},
+                             annotations={"deployment.kubernetes.io/revision": str(revision)}),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": template,
+                     "progressDeadlineSeconds": 600, "strategy": {"type": "RollingUpdate"}},
+            "status": {"observedGeneration": revision, "replicas": replicas, "availableReplicas": available,
+                       "readyReplicas": available, "updatedReplicas": 1, "unavailableReplicas": replicas - available,
+                       "conditions": conditions}}
+
+
+def replicaset(ns, name, hash_, template, revision, replicas, ready):
+    t = json.loads(json.dumps(template))
+    t["metadata"]["labels"]["pod-template-hash"] = hash_
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": meta(f"{name}-{hash_}", ns, f"rs-{hash_}", labels={"app": name, "pod-template-hash": hash_},
+                             annotations={"deployment.kubernetes.io/revision": str(revision)},
+                             ownerReferences=owner("Deployment", name, f"d-{name}")),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name, "pod-template-hash": hash_}}, "template": t},
+            "status": {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready, "observedGeneration": 1}}
+
+
+def pod(ns, name, rs, spec, status, labels=None, owner_ref=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": meta(name, ns, f"p-{name}", labels=labels or {}, ownerReferences=owner_ref or owner("ReplicaSet", rs, f"rs-{rs.split('-')[-1]}")),
+            "spec": spec, "status": status}
+
+
+def event(ns, kind, name, reason, message, type_="Warning", count=5, component="kubelet"):
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name}.{abs(hash((reason, message))) % 10**16:x}", "namespace": ns},
+            "involvedObject": {"kind": kind, "name": name, "namespace": ns, "apiVersion": "v1"},
+            "reason": reason, "message": message, "type": type_, "count": count,
+            "firstTimestamp": T0, "lastTimestamp": T1, "source": {"component": component}}
+
+
+def cond(type_, status, reason=None, message=None):
+    c = {"type": type_, "status": status, "lastTransitionTime": T0}
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    return c
+
+
+def running_ready(image):
+    return {"phase": "Running", "conditions": [cond("Ready", "True"), cond("ContainersReady", "True"), cond("PodScheduled", "True")],
+            "containerStatuses": [{"name": "api", "image": image, "imageID": "", "ready": True, "restartCount": 0, "started": True,
+                                   "state": {"running": {"startedAt": T0}}}]}
+
+
+def write(name, header, items):
+    doc = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
+    with open(os.path.join(OUT, f"{name}.yaml"), "w") as f:
+        f.write(f"# {header}\n# Hand-written by AEGIS (scripts/harness/write-incident-fixtures.py) in the exact shape of\n# `kubectl get pods,deployments,replicasets,services,endpoints,events,jobs -o yaml`.\n")
+        yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def template(labels, c, volumes=None):
+    spec = {"containers": [c], "restartPolicy": "Always"}
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+# CreateContainerConfigError: env from a ConfigMap key that does not exist.
+ns = "shop-config"
+c = container(env=[{"name": "DB_HOST", "valueFrom": {"configMapKeyRef": {"name": "api-config", "key": "db_host"}}}])
+tpl = template({"app": "api"}, c)
+items = [deployment(ns, "api", tpl, 2, 0, [cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")], 1),
+         replicaset(ns, "api", "7c9f8d6b5", tpl, 1, 2, 0)]
+for i in range(2):
+    pname = f"api-7c9f8d6b5-q{i}x2z"
+    items.append(pod(ns, pname, "api-7c9f8d6b5", tpl["spec"], {"phase": "Pending", "conditions": [cond("Ready", "False", "ContainersNotReady", "containers with unready status: [api]"), cond("PodScheduled", "True")],
+        "containerStatuses": [{"name": "api", "image": c["image"], "imageID": "", "ready": False, "restartCount": 0, "started": False,
+                               "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "configmap \"api-config\" not found"}}}]}, {"app": "api", "pod-template-hash": "7c9f8d6b5"}))
+    items.append(event(ns, "Pod", pname, "Failed", "Error: configmap \"api-config\" not found"))
+write("create-container-config-error", "A Deployment whose env references a ConfigMap that does not exist.", items)
+
+# Evicted: the kubelet evicted pods under memory pressure; the ReplicaSet replaced them.
+ns = "shop-evicted"
+tpl = template({"app": "api"}, container())
+items = [deployment(ns, "api", tpl, 2, 2, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
+         replicaset(ns, "api", "5d8c7b9f4", tpl, 1, 2, 2)]
+for i in range(2):
+    items.append(pod(ns, f"api-5d8c7b9f4-r{i}k8m", "api-5d8c7b9f4", tpl["spec"], running_ready(tpl["spec"]["containers"][0]["image"]), {"app": "api", "pod-template-hash": "5d8c7b9f4"}))
+for i in range(3):
+    pname = f"api-5d8c7b9f4-e{i}v7q"
+    msg = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91232Ki. Container api was using 1894320Ki, request is 128Mi, has larger consumption of memory. "
+    items.append(pod(ns, pname, "api-5d8c7b9f4", tpl["spec"], {"phase": "Failed", "reason": "Evicted", "message": msg,
+        "conditions": [cond("DisruptionTarget", "True", "TerminationByKubelet", "The node was low on resource: memory.")]}, {"app": "api", "pod-template-hash": "5d8c7b9f4"}))
+    items.append(event(ns, "Pod", pname, "Evicted", msg.strip(), count=1))
+write("evicted", "Pods evicted by the kubelet under memory pressure.", items)
+
+# FailedMount: a volume from a Secret that does not exist.
+ns = "shop-mount"
+tpl = template({"app": "api"}, container(volumeMounts=[{"name": "tls", "mountPath": "/etc/tls", "readOnly": True}]),
+               volumes=[{"name": "tls", "secret": {"secretName": "api-tls"}}])
+items = [deployment(ns, "api", tpl, 1, 0, [cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")], 1),
+         replicaset(ns, "api", "6b7d9c8f5", tpl, 1, 1, 0)]
+pname = "api-6b7d9c8f5-m4n8p"
+items.append(pod(ns, pname, "api-6b7d9c8f5", tpl["spec"], {"phase": "Pending", "conditions": [cond("Ready", "False", "ContainersNotReady"), cond("PodScheduled", "True")],
+    "containerStatuses": [{"name": "api", "image": tpl["spec"]["containers"][0]["image"], "imageID": "", "ready": False, "restartCount": 0, "started": False,
+                           "state": {"waiting": {"reason": "ContainerCreating"}}}]}, {"app": "api", "pod-template-hash": "6b7d9c8f5"}))
+items.append(event(ns, "Pod", pname, "FailedMount", "MountVolume.SetUp failed for volume \"tls\" : secret \"api-tls\" not found", count=12))
+write("failed-mount", "A pod that cannot start because its Secret volume does not exist.", items)
+
+# RolloutStuck: the new revision's pods never become ready and there is no probe event; the deadline passed.
+ns = "shop-rollout"
+good = template({"app": "api"}, container())
+bad = template({"app": "api"}, container(image="127.0.0.1:5000/demo-api:v3"))
+items = [deployment(ns, "api", bad, 3, 3, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                                           cond("Progressing", "False", "ProgressDeadlineExceeded", "ReplicaSet \"api-8d9f7c6b4\" has timed out progressing.")], 2),
+         replicaset(ns, "api", "5c6d7e8f9", good, 1, 3, 3), replicaset(ns, "api", "8d9f7c6b4", bad, 2, 1, 0)]
+for i in range(3):
+    items.append(pod(ns, f"api-5c6d7e8f9-g{i}h2j", "api-5c6d7e8f9", good["spec"], running_ready(good["spec"]["containers"][0]["image"]), {"app": "api", "pod-template-hash": "5c6d7e8f9"}))
+items.append(pod(ns, "api-8d9f7c6b4-n3w5x", "api-8d9f7c6b4", bad["spec"], {"phase": "Running", "conditions": [cond("Ready", "False", "ContainersNotReady"), cond("PodScheduled", "True")],
+    "containerStatuses": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v3", "imageID": "", "ready": False, "restartCount": 0, "started": True, "state": {"running": {"startedAt": T0}}}]},
+    {"app": "api", "pod-template-hash": "8d9f7c6b4"}))
+items.append(event(ns, "Deployment", "api", "ProgressDeadlineExceeded", "ReplicaSet \"api-8d9f7c6b4\" has timed out progressing.", component="deployment-controller", count=1))
+write("rollout-stuck", "A rollout that does not progress: the new pods never become ready, without a probe event.", items)
+
+# JobFailed: a migration Job whose pods exit 2 until the backoff limit.
+ns = "shop-jobs"
+jt = {"metadata": {"labels": {"job-name": "db-migrate"}}, "spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "127.0.0.1:5000/demo-api:v2", "command": ["/bin/demo-api", "migrate"]}]}}
+items = [{"apiVersion": "batch/v1", "kind": "Job", "metadata": meta("db-migrate", ns, "j-db-migrate", labels={"job-name": "db-migrate"}),
+          "spec": {"backoffLimit": 2, "completions": 1, "parallelism": 1, "template": jt},
+          "status": {"failed": 3, "startTime": T0, "conditions": [cond("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+                                                                  cond("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit")]}}]
+for i in range(3):
+    pname = f"db-migrate-{i}k2f{i}"
+    items.append(pod(ns, pname, "", jt["spec"], {"phase": "Failed", "conditions": [cond("Ready", "False", "PodFailed")],
+        "containerStatuses": [{"name": "migrate", "image": "127.0.0.1:5000/demo-api:v2", "imageID": "", "ready": False, "restartCount": 0, "started": False,
+                               "state": {"terminated": {"exitCode": 2, "reason": "Error", "startedAt": T0, "finishedAt": T0}},
+                               "lastState": {"terminated": {"exitCode": 2, "reason": "Error", "startedAt": T0, "finishedAt": T0}}}]},
+        {"job-name": "db-migrate"}, owner("Job", "db-migrate", "j-db-migrate", "batch/v1")))
+items.append(event(ns, "Job", "db-migrate", "BackoffLimitExceeded", "Job has reached the specified backoff limit", component="job-controller", count=1))
+write("job-failed", "A Job whose pods fail until the backoff limit.", items)
+print("wrote 5 scenarios")
