@@ -16,19 +16,23 @@ use k8s_openapi::api::core::v1::Service;
 
 use crate::diff::{Change, diff, probe_text};
 use crate::render::{mib_quantity, quantity_bytes, render_service_selector, render_workload};
-use crate::signals::{PodSignals, object_events, pod_signals};
+use crate::signals::{Index, PodSignals, pod_signals};
 use crate::snapshot::Snapshot;
 use crate::workload::{Workload, workloads};
 
 /// Analyze a snapshot. Incidents are ordered most severe first, then by resource.
 pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
     let mut incidents = Vec::new();
+    let index = Index::new(snapshot);
     let all = workloads(snapshot);
+    let mut by_ns: BTreeMap<&str, Vec<&Workload<'_>>> = BTreeMap::new();
     for w in &all {
-        incidents.extend(analyze_workload(snapshot, w));
+        by_ns.entry(w.resource.namespace.as_str()).or_default().push(w);
+        incidents.extend(analyze_workload(&index, w));
     }
     for svc in &snapshot.services {
-        if let Some(i) = selector_mismatch(snapshot, svc, &all) {
+        let ns = svc.metadata.namespace.as_deref().unwrap_or("");
+        if let Some(i) = selector_mismatch(&index, svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or_default()) {
             incidents.push(i);
         }
     }
@@ -112,10 +116,10 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
 }
 
 /// Impact: the share of desired replicas unavailable, and whether a Service lost every endpoint.
-fn severity(snapshot: &Snapshot, w: &Workload<'_>) -> Severity {
+fn severity(index: &Index<'_>, w: &Workload<'_>) -> Severity {
     let desired = w.desired_replicas().max(1);
     let available = w.available_replicas();
-    if available == 0 || service_lost_all_endpoints(snapshot, w) {
+    if available == 0 || service_lost_all_endpoints(index, w) {
         Severity::Critical
     } else if (desired - available) * 2 >= desired {
         Severity::High
@@ -129,9 +133,9 @@ fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String,
     !selector.is_empty() && labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
 }
 
-fn service_lost_all_endpoints(snapshot: &Snapshot, w: &Workload<'_>) -> bool {
+fn service_lost_all_endpoints(index: &Index<'_>, w: &Workload<'_>) -> bool {
     let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
-    snapshot.services.iter().filter(|s| s.metadata.namespace.as_deref() == Some(&w.resource.namespace)).any(|svc| {
+    index.services_in(&w.resource.namespace).iter().any(|svc| {
         let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
         selects(&selector, labels) && !w.pods.iter().any(|p| crate::signals::is_ready(p))
     })
@@ -186,13 +190,12 @@ fn cpu_millis(q: &str) -> Option<f64> {
     }
 }
 
-fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
-    let rollout = rollout_diff(w);
+fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
     let container = first_container(w);
     let ns = &w.resource.namespace;
     let pod = f.pods.first().cloned().unwrap_or_default();
     match f.category {
-        Category::CrashLoopBackOff => match &rollout {
+        Category::CrashLoopBackOff => match rollout {
             Some((good, cur, changes)) => {
                 let removed: Vec<String> = changes.iter().filter_map(|c| if let Change::EnvRemoved { name, .. } = c { Some(name.clone()) } else { None }).collect();
                 let cause = if removed.is_empty() {
@@ -208,7 +211,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
                 0.5,
             ),
         },
-        Category::ImagePullBackOff => match &rollout {
+        Category::ImagePullBackOff => match rollout {
             Some((good, cur, changes)) if changes.iter().any(|c| matches!(c, Change::Image { .. })) => {
                 rollback(f.category, "the new image cannot be pulled".into(), *good, *cur, changes, 0.9)
             }
@@ -305,7 +308,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
             "Pods were evicted by the kubelet.".into(),
             0.6,
         ),
-        Category::RolloutStuck => match &rollout {
+        Category::RolloutStuck => match rollout {
             Some((good, cur, changes)) => rollback(f.category, "the rollout does not progress".into(), *good, *cur, changes, 0.7),
             None => manual(format!("`kubectl rollout status -n {ns} deployment/{}`", w.resource.name), "The rollout does not progress.".into(), 0.5),
         },
@@ -323,7 +326,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding) -> Decision {
     }
 }
 
-fn plan(snapshot: &Snapshot, w: Option<&Workload<'_>>, action: &FixAction, severity: Severity, category: Category) -> VerificationPlan {
+fn plan(index: &Index<'_>, w: Option<&Workload<'_>>, rollout: &Option<(i64, i64, Vec<Change>)>, action: &FixAction, severity: Severity, category: Category) -> VerificationPlan {
     let template = match (action, w) {
         (FixAction::Rollback { to_revision }, Some(w)) => w.revisions.iter().find(|r| r.number == *to_revision).and_then(|r| r.template()),
         (_, Some(w)) => w.template(),
@@ -337,14 +340,14 @@ fn plan(snapshot: &Snapshot, w: Option<&Workload<'_>>, action: &FixAction, sever
         .collect();
     smoke_paths.sort();
     smoke_paths.dedup();
-    let image_changes = match (action, w) {
-        (FixAction::SetImage { .. }, _) => true,
-        (FixAction::Rollback { .. }, Some(w)) => rollout_diff(w).is_some_and(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Image { .. }))),
+    let image_changes = match action {
+        FixAction::SetImage { .. } => true,
+        FixAction::Rollback { .. } => rollout.as_ref().is_some_and(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Image { .. }))),
         _ => false,
     };
     let serves_http = w.is_some_and(|w| {
         let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
-        snapshot.services.iter().any(|s| selects(&s.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(), labels))
+        index.services_in(&w.resource.namespace).iter().any(|s| selects(&s.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(), labels))
     }) || !smoke_paths.is_empty();
     let mut security_checks = Vec::new();
     if image_changes {
@@ -373,18 +376,22 @@ fn plan(snapshot: &Snapshot, w: Option<&Workload<'_>>, action: &FixAction, sever
     }
 }
 
-fn analyze_workload(snapshot: &Snapshot, w: &Workload<'_>) -> Vec<Incident> {
-    let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(snapshot, p)).collect();
-    detect(snapshot, w, &sigs)
+fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
+    let snapshot = index.snapshot;
+    let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(index, p)).collect();
+    let findings = detect(snapshot, w, &sigs);
+    // What the last rollout changed, computed once for every finding of this workload.
+    let rollout = if findings.is_empty() { None } else { rollout_diff(w) };
+    findings
         .into_iter()
         .map(|f| {
-            let d = decide(snapshot, w, &f);
-            let severity = severity(snapshot, w);
+            let d = decide(snapshot, w, &f, &rollout);
+            let severity = severity(index, w);
             let (patch, inverse) = render_workload(&d.action, w);
             let mut evidence = f.evidence.clone();
             evidence.extend(d.extra_evidence.iter().cloned());
-            evidence.extend(object_events(snapshot, &w.resource.kind, &w.resource.namespace, &w.resource.name).into_iter().rev().take(2).map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)));
-            let verification_plan = plan(snapshot, Some(w), &d.action, severity, f.category);
+            evidence.extend(index.events(&w.resource.kind, &w.resource.namespace, &w.resource.name).into_iter().rev().take(2).map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)));
+            let verification_plan = plan(index, Some(w), &rollout, &d.action, severity, f.category);
             Incident {
                 resource: w.resource.clone(),
                 category: f.category,
@@ -401,22 +408,18 @@ fn analyze_workload(snapshot: &Snapshot, w: &Workload<'_>) -> Vec<Incident> {
 }
 
 /// A Service whose selector matches no pod in its namespace, and the workload it was meant for.
-fn selector_mismatch(snapshot: &Snapshot, svc: &Service, all: &[Workload<'_>]) -> Option<Incident> {
+fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload<'_>]) -> Option<Incident> {
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
     let selector = svc.spec.as_ref()?.selector.clone().filter(|s| !s.is_empty())?;
-    let matches_any = snapshot
-        .pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(&ns))
-        .any(|p| selects(&selector, p.metadata.labels.as_ref()));
+    let matches_any = index.pods_in(&ns).iter().any(|p| selects(&selector, p.metadata.labels.as_ref()));
     if matches_any {
         return None;
     }
     // The intended workload: same namespace, and its pods carry every selector key, best by name.
-    let candidate = all
+    let candidate = in_namespace
         .iter()
-        .filter(|w| w.resource.namespace == ns && w.deployment.is_some())
+        .filter(|w| w.deployment.is_some())
         .filter_map(|w| {
             let labels = w.template()?.metadata.as_ref()?.labels.clone()?;
             selector.keys().all(|k| labels.contains_key(k)).then_some((w, labels))
@@ -432,7 +435,7 @@ fn selector_mismatch(snapshot: &Snapshot, svc: &Service, all: &[Workload<'_>]) -
             evidence.push(format!("{} {} labels its pods {new_shown}", w.resource.kind, w.resource.name));
             let (patch, inverse) = render_service_selector(svc, &new);
             let action = FixAction::SetServiceSelector { selector: new };
-            let verification_plan = plan(snapshot, Some(w), &action, Severity::Critical, Category::ServiceSelectorMismatch);
+            let verification_plan = plan(index, Some(w), &None, &action, Severity::Critical, Category::ServiceSelectorMismatch);
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,
@@ -447,7 +450,7 @@ fn selector_mismatch(snapshot: &Snapshot, svc: &Service, all: &[Workload<'_>]) -
         }
         None => {
             let action = FixAction::Manual { guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels.") };
-            let verification_plan = plan(snapshot, None, &action, Severity::High, Category::ServiceSelectorMismatch);
+            let verification_plan = plan(index, None, &None, &action, Severity::High, Category::ServiceSelectorMismatch);
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,

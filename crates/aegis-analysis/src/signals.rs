@@ -1,6 +1,8 @@
 //! What a good SRE reads off a pod: container states, last terminations, restarts, conditions, events.
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Event, Pod, Service};
 
 use crate::snapshot::Snapshot;
 
@@ -28,29 +30,55 @@ pub fn is_ready(p: &Pod) -> bool {
     p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn events_for<'a>(snapshot: &'a Snapshot, kind: &str, namespace: &str, name: &str) -> Vec<&'a Event> {
-    let mut v: Vec<&Event> = snapshot
-        .events
-        .iter()
-        .filter(|e| {
-            e.involved_object.kind.as_deref() == Some(kind)
-                && e.involved_object.name.as_deref() == Some(name)
-                && e.involved_object.namespace.as_deref().unwrap_or(namespace) == namespace
-        })
-        .collect();
-    v.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
-    v
+/// Lookups the detectors need, built once per analysis so that nothing scans the whole snapshot per
+/// pod: events by the object they are about, pods and Services by namespace.
+pub struct Index<'a> {
+    pub snapshot: &'a Snapshot,
+    events: HashMap<(&'a str, &'a str, &'a str), Vec<&'a Event>>,
+    pods_by_ns: HashMap<&'a str, Vec<&'a Pod>>,
+    services_by_ns: HashMap<&'a str, Vec<&'a Service>>,
 }
 
-/// Events about any object, for detectors that look beyond pods (Services, Deployments).
-pub fn object_events(snapshot: &Snapshot, kind: &str, namespace: &str, name: &str) -> Vec<(String, String)> {
-    events_for(snapshot, kind, namespace, name)
-        .into_iter()
-        .map(|e| (e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default()))
-        .collect()
+impl<'a> Index<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Index<'a> {
+        let mut events: HashMap<(&str, &str, &str), Vec<&Event>> = HashMap::new();
+        for e in &snapshot.events {
+            let o = &e.involved_object;
+            let ns = o.namespace.as_deref().or(e.metadata.namespace.as_deref()).unwrap_or("");
+            events.entry((o.kind.as_deref().unwrap_or(""), ns, o.name.as_deref().unwrap_or(""))).or_default().push(e);
+        }
+        for list in events.values_mut() {
+            list.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+        }
+        let mut pods_by_ns: HashMap<&str, Vec<&Pod>> = HashMap::new();
+        for p in &snapshot.pods {
+            pods_by_ns.entry(p.metadata.namespace.as_deref().unwrap_or("")).or_default().push(p);
+        }
+        let mut services_by_ns: HashMap<&str, Vec<&Service>> = HashMap::new();
+        for s in &snapshot.services {
+            services_by_ns.entry(s.metadata.namespace.as_deref().unwrap_or("")).or_default().push(s);
+        }
+        Index { snapshot, events, pods_by_ns, services_by_ns }
+    }
+
+    /// `(reason, message)` of the events about an object, oldest first.
+    pub fn events(&self, kind: &str, namespace: &str, name: &str) -> Vec<(String, String)> {
+        self.events
+            .get(&(kind, namespace, name))
+            .map(|v| v.iter().map(|e| (e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn pods_in(&self, namespace: &str) -> &[&'a Pod] {
+        self.pods_by_ns.get(namespace).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub fn services_in(&self, namespace: &str) -> &[&'a Service] {
+        self.services_by_ns.get(namespace).map(Vec::as_slice).unwrap_or_default()
+    }
 }
 
-pub fn pod_signals(snapshot: &Snapshot, p: &Pod) -> PodSignals {
+pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
     let name = p.metadata.name.clone().unwrap_or_default();
     let namespace = p.metadata.namespace.clone().unwrap_or_default();
     let status = p.status.clone().unwrap_or_default();
@@ -79,6 +107,6 @@ pub fn pod_signals(snapshot: &Snapshot, p: &Pod) -> PodSignals {
     if s.phase == "Failed" {
         s.failed_reason = status.reason.clone().map(|r| (r, status.message.clone().unwrap_or_default()));
     }
-    s.events = object_events(snapshot, "Pod", &namespace, &name);
+    s.events = index.events("Pod", &namespace, &name);
     s
 }
