@@ -465,3 +465,50 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
         }
     }
 }
+
+/// Validate a fix proposed for `resource` from outside the rules (the optional LLM) against the
+/// snapshot, and render its patch and inverse. Refused: an unknown resource or container, a rollback to
+/// a revision that does not exist or never ran healthy, a selector for a resource that is not a Service.
+pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction) -> Result<Fix, String> {
+    let summary = format!("{} proposed for {resource}", action.kind());
+    if resource.kind == "Service" {
+        let svc = snapshot
+            .services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(&resource.name) && s.metadata.namespace.as_deref() == Some(&resource.namespace))
+            .ok_or_else(|| format!("no Service {resource} in the snapshot"))?;
+        return match action {
+            FixAction::SetServiceSelector { selector } if !selector.is_empty() => {
+                let (p, i) = render_service_selector(svc, selector);
+                Ok(Fix { action: action.clone(), summary, patch: Some(p), inverse: Some(i) })
+            }
+            FixAction::Manual { .. } => Ok(Fix { action: action.clone(), summary, patch: None, inverse: None }),
+            other => Err(format!("a {} fix does not apply to a Service", other.kind())),
+        };
+    }
+    let all = workloads(snapshot);
+    let w = all.iter().find(|w| &w.resource == resource).ok_or_else(|| format!("no workload {resource} in the snapshot"))?;
+    let containers: Vec<String> = w.template().and_then(|t| t.spec.as_ref()).map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let check_container = |c: &str| if containers.iter().any(|x| x == c) { Ok(()) } else { Err(format!("no container {c:?} in {resource} (has {})", containers.join(", "))) };
+    match action {
+        FixAction::Rollback { to_revision } => {
+            let rev = w.revisions.iter().find(|r| r.number == *to_revision).ok_or_else(|| format!("{resource} has no revision {to_revision}"))?;
+            if !rev.was_healthy() {
+                return Err(format!("revision {to_revision} of {resource} never ran healthy"));
+            }
+        }
+        FixAction::SetImage { container, .. }
+        | FixAction::SetResources { container, .. }
+        | FixAction::SetEnv { container, .. }
+        | FixAction::EnvFrom { container, .. }
+        | FixAction::AdjustProbe { container, .. } => check_container(container)?,
+        FixAction::Scale { replicas } if *replicas < 0 => return Err("replicas must not be negative".into()),
+        FixAction::SetServiceSelector { .. } => return Err("a selector fix applies to a Service, not a workload".into()),
+        FixAction::Scale { .. } | FixAction::Restart | FixAction::Manual { .. } => {}
+    }
+    let (patch, inverse) = render_workload(action, w);
+    if patch.is_none() && !matches!(action, FixAction::Manual { .. }) {
+        return Err(format!("{} cannot be rendered for {resource}", action.kind()));
+    }
+    Ok(Fix { action: action.clone(), summary, patch, inverse })
+}

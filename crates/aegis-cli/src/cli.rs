@@ -294,6 +294,29 @@ pub struct AnalyzeArgs {
     pub snapshot: Option<PathBuf>,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub format: DataFormat,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// Optional LLM enrichment (off unless --llm-endpoint is given).
+#[derive(Args, Debug, Clone)]
+pub struct LlmArgs {
+    /// An OpenAI-compatible API base URL, e.g. http://127.0.0.1:11434/v1 (Ollama).
+    #[arg(long, env = "AEGIS_LLM_ENDPOINT")]
+    pub llm_endpoint: Option<String>,
+    #[arg(long, env = "AEGIS_LLM_MODEL", default_value = "llama3.1:8b")]
+    pub llm_model: String,
+    #[arg(long, env = "AEGIS_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+    /// Deadline of one answer, e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub llm_timeout: String,
+    /// Total tokens an answer may use.
+    #[arg(long, default_value_t = 4000)]
+    pub llm_token_budget: u32,
+    /// Names never to send to the model (repeatable): customers, hosts, namespaces.
+    #[arg(long = "llm-redact")]
+    pub llm_redact: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -43,12 +43,41 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
         let Some((kind, name)) = filter.split_once('/') else { bail!("resource {filter:?} must be KIND/NAME, e.g. deployment/api") };
         incidents.retain(|i| i.resource.kind.eq_ignore_ascii_case(kind) && i.resource.name == name);
     }
-    print_incidents(&incidents, a.format)?;
+    let enrichments = match &a.llm.llm_endpoint {
+        None => Vec::new(),
+        Some(endpoint) => {
+            let mut cfg = aegis_llm::LlmConfig::new(endpoint, &a.llm.llm_model);
+            cfg.api_key = a.llm.llm_api_key.clone();
+            cfg.timeout = crate::input::duration(&a.llm.llm_timeout, "--llm-timeout")?;
+            cfg.token_budget = a.llm.llm_token_budget;
+            cfg.redact_names = a.llm.llm_redact.clone();
+            let client = aegis_llm::ChatClient::new(cfg)?;
+            let mut out = Vec::new();
+            for i in &mut incidents {
+                let (enriched, how) = aegis_llm::enrich(&client, i, |r, act| aegis_analysis::render_fix(&snapshot, r, act)).await;
+                *i = enriched;
+                out.push(how);
+            }
+            out
+        }
+    };
+    print_incidents(&incidents, &enrichments, a.format)?;
     Ok(0)
 }
 
-fn print_incidents(incidents: &[Incident], format: DataFormat) -> Result<()> {
-    let doc = serde_json::json!({"incidents": incidents});
+fn print_incidents(incidents: &[Incident], enrichments: &[aegis_llm::Enrichment], format: DataFormat) -> Result<()> {
+    let items: Vec<serde_json::Value> = incidents
+        .iter()
+        .enumerate()
+        .map(|(n, i)| {
+            let mut v = serde_json::to_value(i).unwrap_or_default();
+            if let Some(e) = enrichments.get(n) {
+                v["llm"] = serde_json::to_value(e).unwrap_or_default();
+            }
+            v
+        })
+        .collect();
+    let doc = serde_json::json!({"incidents": items});
     match format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&doc)?),
