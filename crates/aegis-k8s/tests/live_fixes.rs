@@ -165,3 +165,35 @@ async fn a_live_snapshot_never_holds_secret_values() {
     assert!(!format!("{snap:?}").contains("hunter2") && !format!("{snap:?}").contains("aHVudGVyMg"));
     assert!(!snap.nodes.is_empty(), "nodes are visible to the harness's admin kubeconfig");
 }
+
+/// Create a healthy Deployment, break it with `patch` (revision 2), wait until `category` is found live,
+/// roll back with the rendered fix and wait until it is healthy again.
+async fn bad_rollout_is_rolled_back(prefix: &str, patch: Value, category: Category) {
+    let ns = TestNamespace::create(prefix).await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 3, needs(), app("api"))).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
+    let i = incident(&ns, category).await;
+    assert_eq!(i.fix.action, FixAction::Rollback { to_revision: 1 }, "{}", i.root_cause);
+    apply_fix(&ns, &i).await;
+    wait_available(&deployments, "api", WAIT).await;
+}
+
+#[tokio::test]
+async fn a_rollout_to_a_missing_tag_is_found_live_and_rolled_back() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2.1-does-not-exist"}]}}}});
+    bad_rollout_is_rolled_back("fix-pull", patch, Category::ImagePullBackOff).await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_moves_the_liveness_probe_is_found_live_and_rolled_back() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
+    bad_rollout_is_rolled_back("fix-liveness", patch, Category::LivenessProbeFailure).await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_moves_the_readiness_probe_is_found_live_and_rolled_back() {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    bad_rollout_is_rolled_back("fix-readiness", patch, Category::ReadinessProbeFailure).await;
+}
