@@ -419,7 +419,7 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
     // The intended workload: same namespace, and its pods carry every selector key, best by name.
     let candidate = in_namespace
         .iter()
-        .filter(|w| w.deployment.is_some())
+        .filter(|w| w.patchable())
         .filter_map(|w| {
             let labels = w.template()?.metadata.as_ref()?.labels.clone()?;
             selector.keys().all(|k| labels.contains_key(k)).then_some((w, labels))

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use aegis_model::ResourceRef;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::snapshot::Snapshot;
@@ -35,7 +35,9 @@ impl<'a> Revision<'a> {
 pub struct Workload<'a> {
     pub resource: ResourceRef,
     pub deployment: Option<&'a Deployment>,
-    /// Oldest first.
+    pub stateful_set: Option<&'a StatefulSet>,
+    /// Oldest first (Deployments: their ReplicaSets; StatefulSet revisions live in ControllerRevisions,
+    /// which a snapshot does not read).
     pub revisions: Vec<Revision<'a>>,
     pub pods: Vec<&'a Pod>,
 }
@@ -53,21 +55,32 @@ impl<'a> Workload<'a> {
 
     /// The pod template the workload asks for now.
     pub fn template(&self) -> Option<&'a PodTemplateSpec> {
-        match self.deployment {
-            Some(d) => d.spec.as_ref().map(|s| &s.template),
-            None => None,
+        if let Some(d) = self.deployment {
+            return d.spec.as_ref().map(|s| &s.template);
         }
+        self.stateful_set.and_then(|s| s.spec.as_ref()).map(|s| &s.template)
+    }
+
+    /// Whether AEGIS can patch this workload's pod template (Deployments and StatefulSets).
+    pub fn patchable(&self) -> bool {
+        self.deployment.is_some() || self.stateful_set.is_some()
     }
 
     pub fn desired_replicas(&self) -> i32 {
-        self.deployment.and_then(|d| d.spec.as_ref()?.replicas).unwrap_or(self.pods.len() as i32)
+        self.deployment
+            .and_then(|d| d.spec.as_ref()?.replicas)
+            .or_else(|| self.stateful_set.and_then(|s| s.spec.as_ref()?.replicas))
+            .unwrap_or(self.pods.len() as i32)
     }
 
     pub fn available_replicas(&self) -> i32 {
-        match self.deployment {
-            Some(d) => d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
-            None => self.pods.iter().filter(|p| crate::signals::is_ready(p)).count() as i32,
+        if let Some(d) = self.deployment {
+            return d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
         }
+        if let Some(s) = self.stateful_set {
+            return s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        }
+        self.pods.iter().filter(|p| crate::signals::is_ready(p)).count() as i32
     }
 }
 
@@ -87,7 +100,11 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
 
     for d in &s.deployments {
         let resource = ResourceRef { kind: "Deployment".into(), namespace: ns_of(&d.metadata), name: d.metadata.name.clone().unwrap_or_default() };
-        by_key.insert(resource.clone(), Workload { resource, deployment: Some(d), revisions: Vec::new(), pods: Vec::new() });
+        by_key.insert(resource.clone(), Workload { resource, deployment: Some(d), stateful_set: None, revisions: Vec::new(), pods: Vec::new() });
+    }
+    for st in &s.stateful_sets {
+        let resource = ResourceRef { kind: "StatefulSet".into(), namespace: ns_of(&st.metadata), name: st.metadata.name.clone().unwrap_or_default() };
+        by_key.insert(resource.clone(), Workload { resource, deployment: None, stateful_set: Some(st), revisions: Vec::new(), pods: Vec::new() });
     }
     let rs_owner: BTreeMap<(String, String), ResourceRef> = s
         .replica_sets
@@ -108,7 +125,7 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         let number = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0);
         by_key
             .entry(workload.clone())
-            .or_insert_with(|| Workload { resource: workload, deployment: None, revisions: Vec::new(), pods: Vec::new() })
+            .or_insert_with(|| Workload { resource: workload, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() })
             .revisions
             .push(Revision { number, replica_set: rs });
     }
@@ -124,7 +141,7 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         };
         by_key
             .entry(workload.clone())
-            .or_insert_with(|| Workload { resource: workload, deployment: None, revisions: Vec::new(), pods: Vec::new() })
+            .or_insert_with(|| Workload { resource: workload, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() })
             .pods
             .push(p);
     }

@@ -142,3 +142,63 @@ pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_ma
         .map_err(|source| K8sError::Patch { target: patch.target.to_string(), source })?;
     serde_json::to_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))
 }
+
+/// What applying a fix did beyond the patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Pods deleted so that a StatefulSet's rolling update can proceed (forced rollback).
+    pub deleted_pods: Vec<String>,
+}
+
+/// Apply a fix: its patch, then what the workload kind needs for the patch to take effect.
+///
+/// A StatefulSet with `OrderedReady` pod management updates pods one at a time and waits for each to be
+/// Ready — a pod broken by the old template never is, so the rollout would hang forever. Kubernetes'
+/// documented remedy ("forced rollback") is to delete the pods the StatefulSet already ran with the bad
+/// template; this does that, for pods not Ready and not on the update revision, once the controller has
+/// observed the patched generation.
+pub async fn apply_fix(client: &Client, fix: &aegis_model::Fix, dry_run: bool, field_manager: &str) -> Result<Applied, K8sError> {
+    let Some(patch) = &fix.patch else { return Ok(Applied::default()) };
+    apply_patch(client, patch, dry_run, field_manager).await?;
+    if dry_run || patch.target.kind != "StatefulSet" {
+        return Ok(Applied::default());
+    }
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &patch.target.namespace);
+    let name = &patch.target.name;
+    let get = || async { api.get(name).await.map_err(|source| K8sError::Patch { target: patch.target.to_string(), source }) };
+    let mut sts = get().await?;
+    if sts.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel") {
+        return Ok(Applied::default());
+    }
+    for _ in 0..50 {
+        let observed = sts.status.as_ref().and_then(|s| s.observed_generation);
+        if observed.is_some() && observed == sts.metadata.generation {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        sts = get().await?;
+    }
+    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else { return Ok(Applied::default()) };
+    let selector = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &patch.target.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| K8sError::List { kind: "Pod", scope: patch.target.namespace.clone(), source })?;
+    let mut applied = Applied::default();
+    for p in list.items {
+        let revision = p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned().unwrap_or_default();
+        let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if revision != update_revision && !ready {
+            let pod = p.metadata.name.clone().unwrap_or_default();
+            pods.delete(&pod, &Default::default()).await.map_err(|source| K8sError::Patch { target: format!("Pod/{pod}"), source })?;
+            applied.deleted_pods.push(pod);
+        }
+    }
+    Ok(applied)
+}

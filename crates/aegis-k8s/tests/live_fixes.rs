@@ -47,10 +47,10 @@ async fn incident(ns: &TestNamespace, category: Category) -> Incident {
     .await
 }
 
-async fn apply_fix(ns: &TestNamespace, i: &Incident) {
-    let patch = i.fix.patch.as_ref().expect("the fix renders a patch");
-    apply_patch(&ns.client(), patch, true, MANAGER).await.expect("server-side dry run admits the patch");
-    apply_patch(&ns.client(), patch, false, MANAGER).await.expect("patch applies");
+async fn apply_fix(ns: &TestNamespace, i: &Incident) -> aegis_k8s::Applied {
+    assert!(i.fix.patch.is_some(), "the fix renders a patch");
+    aegis_k8s::apply_fix(&ns.client(), &i.fix, true, MANAGER).await.expect("server-side dry run admits the patch");
+    aegis_k8s::apply_fix(&ns.client(), &i.fix, false, MANAGER).await.expect("the fix applies")
 }
 
 async fn crashloop_pod_appears(ns: &TestNamespace) {
@@ -196,4 +196,35 @@ async fn a_rollout_that_moves_the_liveness_probe_is_found_live_and_rolled_back()
 async fn a_rollout_that_moves_the_readiness_probe_is_found_live_and_rolled_back() {
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
     bad_rollout_is_rolled_back("fix-readiness", patch, Category::ReadinessProbeFailure).await;
+}
+
+#[tokio::test]
+async fn an_oom_in_a_statefulset_is_found_live_and_the_raised_limit_heals_it() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let ns = TestNamespace::create("fix-sts").await;
+    let mut container = app("db");
+    container["resources"]["limits"]["memory"] = json!("128Mi");
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
+                 "template": {"metadata": {"labels": {"app": "db"}, "annotations": needs()}, "spec": {"containers": [container]}}}
+    }))
+    .unwrap();
+    let api = ns.api::<StatefulSet>();
+    api.create(&PostParams::default(), &sts).await.unwrap();
+    let i = incident(&ns, Category::OOMKilled).await;
+    assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("StatefulSet", "db"));
+    assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits["memory"] == "256Mi"));
+    let applied = apply_fix(&ns, &i).await;
+    assert!(!applied.deleted_pods.is_empty(), "an OrderedReady StatefulSet needs its broken pods replaced");
+    eventually("statefulset ready with the new limit", WAIT, || {
+        let api = api.clone();
+        async move {
+            let s = api.get("db").await.map_err(|e| e.to_string())?;
+            let st = s.status.unwrap_or_default();
+            let ok = st.ready_replicas == Some(2) && st.updated_replicas == Some(2) && st.current_revision == st.update_revision;
+            if ok { Ok(()) } else { Err(format!("ready {:?} updated {:?}", st.ready_replicas, st.updated_replicas)) }
+        }
+    })
+    .await;
 }
