@@ -307,6 +307,21 @@ impl fmt::Display for FalcoPriority {
     }
 }
 
+/// Serde reads these enums through `FromStr` (`#[serde(try_from = "String")]`), so every spelling the
+/// tools use — any casing, `info`, `False Positive` — deserialises.
+macro_rules! try_from_string {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = ParseEnumError;
+            fn try_from(s: String) -> Result<Self, ParseEnumError> {
+                s.parse()
+            }
+        }
+    )*};
+}
+
+try_from_string!(Severity, ZapRisk, ZapConfidence, FalcoPriority);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,33 +360,5 @@ mod tests {
             assert_eq!(FalcoPriority::from_rank(rank).unwrap().rank(), rank);
         }
         assert_eq!(FalcoPriority::from_rank(8), None);
-    }
-}
-
-impl TryFrom<String> for Severity {
-    type Error = ParseEnumError;
-    fn try_from(s: String) -> Result<Self, ParseEnumError> {
-        s.parse()
-    }
-}
-
-impl TryFrom<String> for ZapRisk {
-    type Error = ParseEnumError;
-    fn try_from(s: String) -> Result<Self, ParseEnumError> {
-        s.parse()
-    }
-}
-
-impl TryFrom<String> for ZapConfidence {
-    type Error = ParseEnumError;
-    fn try_from(s: String) -> Result<Self, ParseEnumError> {
-        s.parse()
-    }
-}
-
-impl TryFrom<String> for FalcoPriority {
-    type Error = ParseEnumError;
-    fn try_from(s: String) -> Result<Self, ParseEnumError> {
-        s.parse()
     }
 }
