@@ -273,7 +273,8 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                     0.5,
                 );
             }
-            // A limit below the new request would be rejected by the API server: keep limits >= requests.
+            // Only requests are lowered: the limits, at least the old requests, stay at least the new ones
+            // (the API server refuses a request above its limit).
             Decision {
                 summary: format!("Lower container {container}'s requests to fit the nodes: {}.", said.join("; ")),
                 action: FixAction::SetResources { container: container.clone(), requests: lowered, limits: BTreeMap::new() },

@@ -143,11 +143,9 @@ fn flatten(doc: Value, out: &mut Vec<Value>) {
     match doc {
         Value::Null => {}
         Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
-        Value::Object(ref m) if m.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
-            if let Some(Value::Array(items)) = m.get("items") {
-                for i in items.clone() {
-                    flatten(i, out);
-                }
+        Value::Object(mut m) if m.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+            if let Some(Value::Array(items)) = m.remove("items") {
+                items.into_iter().for_each(|i| flatten(i, out));
             }
         }
         other => out.push(other),
