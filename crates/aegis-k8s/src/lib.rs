@@ -3,6 +3,8 @@
 //! [`apply_patch`] is the only way AEGIS changes a workload: the shadow and production call the same
 //! function with the same typed patch, so what was verified is what is applied.
 
+pub mod shadow;
+
 use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};

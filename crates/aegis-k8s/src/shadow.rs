@@ -1,0 +1,486 @@
+//! Shadow environments: an isolated copy of a workload in a namespace of its own, where a fix is proven
+//! before production sees it.
+//!
+//! `aegis-shadow-<id>` holds copies of the workload (server-set metadata removed, at most two replicas),
+//! of the ConfigMaps and Secrets it references and of the Services that select it. Every copied selector
+//! and pod template gains `aegis.io/shadow: <id>`, so nothing in the shadow selects or is selected from
+//! production. A NetworkPolicy allows traffic only within the shadow, to DNS and to and from the AEGIS
+//! namespace (scanners, smoke checks); a ResourceQuota and LimitRange bound it; an optional RuntimeClass
+//! (e.g. gVisor) sandboxes its pods. Secret values are copied, never logged. Shadows carry an expiry and
+//! [`collect_expired`] deletes the ones a crash left behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use aegis_model::{Fix, Patch, PatchType, ResourceRef};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplateSpec, Secret, Service};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::Client;
+use serde_json::{Value, json};
+
+use crate::K8sError;
+
+pub const SHADOW_LABEL: &str = "aegis.io/shadow";
+const SOURCE_ANNOTATION: &str = "aegis.io/shadow-source";
+const INCIDENT_ANNOTATION: &str = "aegis.io/shadow-incident";
+const EXPIRES_ANNOTATION: &str = "aegis.io/shadow-expires";
+
+/// What to copy and how to isolate it.
+#[derive(Debug, Clone)]
+pub struct ShadowSpec {
+    /// A Deployment or StatefulSet in production.
+    pub source: ResourceRef,
+    pub incident: Option<String>,
+    pub ttl: Duration,
+    /// The namespace AEGIS runs in: allowed to reach the shadow (scanners, smoke checks).
+    pub aegis_namespace: String,
+    /// e.g. `gvisor`, for an exploit sandbox.
+    pub runtime_class: Option<String>,
+    /// The fix to be proven: what it references (a rollback's template, an envFrom) is copied too, so
+    /// the fixed workload finds in the shadow what it needs.
+    pub fix: Option<Fix>,
+}
+
+/// A shadow that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    pub id: String,
+    pub namespace: String,
+    /// The copy of the source workload inside the shadow.
+    pub workload: ResourceRef,
+    pub source: ResourceRef,
+}
+
+fn err(what: &str, e: kube::Error) -> K8sError {
+    K8sError::Patch { target: what.to_owned(), source: e }
+}
+
+/// Remove what the API server sets, so an object can be created elsewhere.
+fn strip(v: &mut Value) {
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "ownerReferences", "selfLink", "deletionTimestamp"] {
+            m.remove(k);
+        }
+        if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.retain(|k, _| !k.starts_with("deployment.kubernetes.io/") && k != "kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+}
+
+fn add_shadow_labels(template: &mut Value, id: &str) {
+    if let Some(t) = template.as_object_mut() {
+        let labels = t.entry("metadata").or_insert_with(|| json!({})).as_object_mut().map(|m| m.entry("labels").or_insert_with(|| json!({})));
+        if let Some(Value::Object(l)) = labels {
+            l.insert(SHADOW_LABEL.into(), id.into());
+        }
+    }
+}
+
+/// Names of ConfigMaps and Secrets anywhere in a JSON document (a patch body): `configMapKeyRef`,
+/// `configMapRef`, `configMap` volumes, `secretKeyRef`, `secretRef`, `secret` volumes, `imagePullSecrets`.
+fn references_in(v: &Value, cms: &mut BTreeSet<String>, secrets: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let name = child.get("name").and_then(Value::as_str).map(str::to_owned);
+                match k.as_str() {
+                    "configMapKeyRef" | "configMapRef" | "configMap" => cms.extend(name),
+                    "secretKeyRef" | "secretRef" => secrets.extend(name),
+                    "secret" => secrets.extend(child.get("secretName").and_then(Value::as_str).map(str::to_owned).or(name)),
+                    "imagePullSecrets" => secrets.extend(child.as_array().into_iter().flatten().filter_map(|s| s.get("name")?.as_str().map(str::to_owned))),
+                    _ => {}
+                }
+                references_in(child, cms, secrets);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| references_in(i, cms, secrets)),
+        _ => {}
+    }
+}
+
+/// Names of ConfigMaps and Secrets a pod template references (env, envFrom, volumes, pull secrets).
+fn references(t: &PodTemplateSpec) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut cms = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let Some(spec) = &t.spec else { return (cms, secrets) };
+    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for e in c.env.iter().flatten() {
+            if let Some(vf) = &e.value_from {
+                if let Some(r) = &vf.config_map_key_ref {
+                    cms.insert(r.name.clone());
+                }
+                if let Some(r) = &vf.secret_key_ref {
+                    secrets.insert(r.name.clone());
+                }
+            }
+        }
+        for ef in c.env_from.iter().flatten() {
+            if let Some(r) = &ef.config_map_ref {
+                cms.insert(r.name.clone());
+            }
+            if let Some(r) = &ef.secret_ref {
+                secrets.insert(r.name.clone());
+            }
+        }
+    }
+    for v in spec.volumes.iter().flatten() {
+        if let Some(c) = &v.config_map {
+            cms.insert(c.name.clone());
+        }
+        if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            secrets.insert(s);
+        }
+        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(c) = &src.config_map {
+                cms.insert(c.name.clone());
+            }
+            if let Some(s) = &src.secret {
+                secrets.insert(s.name.clone());
+            }
+        }
+    }
+    for s in spec.image_pull_secrets.iter().flatten() {
+        secrets.insert(s.name.clone());
+    }
+    (cms, secrets.into_iter().filter(|s| !s.is_empty()).collect())
+}
+
+async fn create_value<K>(api: &Api<K>, mut v: Value, what: &str) -> Result<(), K8sError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    strip(&mut v);
+    let obj: K = serde_json::from_value(v).map_err(|e| K8sError::Invalid(format!("{what}: {e}")))?;
+    api.create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| err(what, e))
+}
+
+/// Create the shadow: namespace, isolation, copies. On any error the half-made shadow is deleted.
+pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timestamp) -> Result<Shadow, K8sError> {
+    // Eight hex digits from the clock and the process: unique enough, and a collision fails the create (409).
+    let id = format!("{:08x}", ((now.as_nanosecond() as u64) ^ ((std::process::id() as u64) << 16)) as u32);
+    let namespace = format!("aegis-shadow-{id}");
+    let expires = now.checked_add(jiff::SignedDuration::try_from(spec.ttl).unwrap_or(jiff::SignedDuration::from_secs(3600))).unwrap_or(now);
+    let ns_obj: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": {SHADOW_LABEL: id, "app.kubernetes.io/managed-by": "aegis"},
+            "annotations": {
+                SOURCE_ANNOTATION: spec.source.to_string(),
+                INCIDENT_ANNOTATION: spec.incident.clone().unwrap_or_default(),
+                EXPIRES_ANNOTATION: expires.to_string()
+            }
+        }
+    }))
+    .map_err(|e| K8sError::Invalid(e.to_string()))?;
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns_obj).await.map_err(|e| err(&namespace, e))?;
+    let shadow = Shadow {
+        id: id.clone(),
+        namespace: namespace.clone(),
+        workload: ResourceRef { kind: spec.source.kind.clone(), namespace: namespace.clone(), name: spec.source.name.clone() },
+        source: spec.source.clone(),
+    };
+    match populate(client, spec, &shadow).await {
+        Ok(()) => Ok(shadow),
+        Err(e) => {
+            let _ = delete_shadow(client, &shadow).await;
+            Err(e)
+        }
+    }
+}
+
+async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result<(), K8sError> {
+    let (src_ns, ns, id) = (&spec.source.namespace, &shadow.namespace, &shadow.id);
+    // Pods cannot be created before the namespace's default ServiceAccount exists.
+    for _ in 0..100 {
+        if Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns).get_opt("default").await.ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Isolation first, so no copied pod ever runs without it.
+    let isolation = [
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
+                "egress": [
+                    {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
+                    {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+                ]}}),
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
+            "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": "4", "requests.memory": "16Gi"}}}),
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
+            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}, "default": {"memory": "512Mi"}}]}}),
+    ];
+    for obj in isolation {
+        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
+        let ar = match kind.as_str() {
+            "NetworkPolicy" => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy")),
+            other => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", other)),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        let dynobj: kube::api::DynamicObject = serde_json::from_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))?;
+        api.create(&PostParams::default(), &dynobj).await.map_err(|e| err(&kind, e))?;
+    }
+
+    // The workload.
+    let (mut workload, template): (Value, PodTemplateSpec) = match spec.source.kind.as_str() {
+        "Deployment" => {
+            let d = Api::<Deployment>::namespaced(client.clone(), src_ns).get(&spec.source.name).await.map_err(|e| err(&spec.source.to_string(), e))?;
+            let t = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+            (serde_json::to_value(&d).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
+        }
+        "StatefulSet" => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), src_ns).get(&spec.source.name).await.map_err(|e| err(&spec.source.to_string(), e))?;
+            let t = s.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+            (serde_json::to_value(&s).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
+        }
+        other => return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}"))),
+    };
+    workload["metadata"]["namespace"] = ns.clone().into();
+    let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
+    workload["spec"]["replicas"] = replicas.into();
+    if let Some(sel) = workload.pointer_mut("/spec/selector/matchLabels").and_then(Value::as_object_mut) {
+        sel.insert(SHADOW_LABEL.into(), id.clone().into());
+    }
+    if let Some(t) = workload.pointer_mut("/spec/template") {
+        add_shadow_labels(t, id);
+        if let Some(rc) = &spec.runtime_class {
+            t["spec"]["runtimeClassName"] = rc.clone().into();
+        }
+    }
+
+    // What it references, then the Services that select it, then the workload itself.
+    let (mut cms, mut secrets) = references(&template);
+    if let Some(patch) = spec.fix.as_ref().and_then(|f| f.patch.as_ref()) {
+        references_in(&patch.body, &mut cms, &mut secrets);
+    }
+    for name in cms {
+        if let Some(cm) = Api::<ConfigMap>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))? {
+            let mut v = serde_json::to_value(cm).map_err(|e| K8sError::Invalid(e.to_string()))?;
+            v["metadata"]["namespace"] = ns.clone().into();
+            create_value(&Api::<ConfigMap>::namespaced(client.clone(), ns), v, &format!("ConfigMap/{name}")).await?;
+        }
+    }
+    for name in secrets {
+        if let Some(s) = Api::<Secret>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))? {
+            let mut v = serde_json::to_value(s).map_err(|e| K8sError::Invalid(e.to_string()))?;
+            v["metadata"]["namespace"] = ns.clone().into();
+            create_value(&Api::<Secret>::namespaced(client.clone(), ns), v, &format!("Secret/{name}")).await?;
+        }
+    }
+    let pod_labels: BTreeMap<String, String> = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    for svc in Api::<Service>::namespaced(client.clone(), src_ns).list(&ListParams::default()).await.map_err(|e| err("Services", e))?.items {
+        let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        if selector.is_empty() || !selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
+            continue;
+        }
+        let mut v = serde_json::to_value(&svc).map_err(|e| K8sError::Invalid(e.to_string()))?;
+        v["metadata"]["namespace"] = ns.clone().into();
+        if let Some(s) = v.get_mut("spec").and_then(Value::as_object_mut) {
+            for k in ["clusterIP", "clusterIPs", "healthCheckNodePort"] {
+                s.remove(k);
+            }
+            if let Some(Value::Object(sel)) = s.get_mut("selector") {
+                sel.insert(SHADOW_LABEL.into(), id.clone().into());
+            }
+            s.insert("type".into(), "ClusterIP".into());
+            if let Some(Value::Array(ports)) = s.get_mut("ports") {
+                for p in ports {
+                    if let Some(p) = p.as_object_mut() {
+                        p.remove("nodePort");
+                    }
+                }
+            }
+        }
+        create_value(&Api::<Service>::namespaced(client.clone(), ns), v, "Service").await?;
+    }
+    match spec.source.kind.as_str() {
+        "Deployment" => create_value(&Api::<Deployment>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await,
+        _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await,
+    }
+}
+
+/// The same fix, aimed at the shadow's copy. The patch body is the one production would get; a rollback
+/// that replaces the whole template keeps the shadow label in it.
+pub fn retarget(fix: &Fix, shadow: &Shadow) -> Fix {
+    let mut f = fix.clone();
+    for p in [f.patch.as_mut(), f.inverse.as_mut()].into_iter().flatten() {
+        retarget_patch(p, shadow);
+    }
+    f
+}
+
+fn retarget_patch(p: &mut Patch, shadow: &Shadow) {
+    if p.target == shadow.source {
+        p.target = shadow.workload.clone();
+    } else {
+        p.target.namespace = shadow.namespace.clone();
+    }
+    if p.patch_type == PatchType::Json
+        && let Some(ops) = p.body.as_array_mut()
+    {
+        for op in ops {
+            if op["path"] == "/spec/template"
+                && let Some(v) = op.get_mut("value")
+            {
+                add_shadow_labels(v, &shadow.id);
+            }
+        }
+    }
+    if p.target.kind == "Service"
+        && let Some(Value::Object(sel)) = p.body.pointer_mut("/spec/selector")
+    {
+        sel.insert(SHADOW_LABEL.into(), shadow.id.clone().into());
+    }
+}
+
+/// Delete a shadow (its namespace and everything in it).
+pub async fn delete_shadow(client: &Client, shadow: &Shadow) -> Result<(), K8sError> {
+    match Api::<Namespace>::all(client.clone()).delete(&shadow.namespace, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(err(&shadow.namespace, e)),
+    }
+}
+
+/// Delete every shadow whose expiry has passed; returns the namespaces deleted.
+pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Vec<String>, K8sError> {
+    let api = Api::<Namespace>::all(client.clone());
+    let list = api.list(&ListParams::default().labels(SHADOW_LABEL)).await.map_err(|e| err("shadow namespaces", e))?;
+    let mut deleted = Vec::new();
+    for ns in list.items {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let expires = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION)).and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+        // A shadow without a readable expiry is treated as expired: better deleted than leaked.
+        if !terminating && expires.is_none_or(|e| e <= now) {
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(name),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(err(&name, e)),
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// How the shadow's workload fared after the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Rolled out, every pod ready, no restart during the window.
+    Healthy,
+    /// A fatal signal (or not healthy by the deadline), with what was seen.
+    Unhealthy { reasons: Vec<String> },
+}
+
+/// What the watch saw, for humans.
+#[derive(Debug, Clone)]
+pub struct HealthSummary {
+    pub health: Health,
+    pub observations: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Watch the shadow workload's newest revision: an early verdict on a fatal signal (CrashLoopBackOff,
+/// OOMKilled, image pull errors, config errors, Unschedulable, restarts), healthy once the rollout is
+/// complete and every pod of the new revision has stayed ready for `window`, unhealthy at `deadline`.
+pub async fn watch_health(client: &Client, shadow: &Shadow, window: Duration, deadline: Duration) -> Result<HealthSummary, K8sError> {
+    let start = std::time::Instant::now();
+    let mut observations = Vec::new();
+    let mut healthy_since: Option<std::time::Instant> = None;
+    loop {
+        let elapsed = start.elapsed();
+        let (rolled_out, detail) = rollout_state(client, shadow).await?;
+        let current_pods = newest_pods(client, shadow).await?;
+        let mut fatal = Vec::new();
+        let mut all_ready = !current_pods.is_empty();
+        for p in &current_pods {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let st = p.status.clone().unwrap_or_default();
+            if st.conditions.iter().flatten().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")) {
+                fatal.push(format!("pod {name}: Unschedulable"));
+            }
+            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            all_ready &= ready;
+            for cs in st.container_statuses.iter().flatten() {
+                if let Some(r) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone())
+                    && matches!(r.as_str(), "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError" | "InvalidImageName")
+                {
+                    fatal.push(format!("pod {name}: container {} {r}", cs.name));
+                }
+                if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                    fatal.push(format!("pod {name}: container {} restarted ({}, exit code {})", cs.name, t.reason.clone().unwrap_or_default(), t.exit_code));
+                } else if cs.restart_count > 0 {
+                    fatal.push(format!("pod {name}: container {} restarted {} time(s)", cs.name, cs.restart_count));
+                }
+            }
+        }
+        if !fatal.is_empty() {
+            fatal.sort();
+            fatal.dedup();
+            observations.push(format!("after {:.1}s: {}", elapsed.as_secs_f64(), fatal.join("; ")));
+            return Ok(HealthSummary { health: Health::Unhealthy { reasons: fatal }, observations, elapsed });
+        }
+        if rolled_out && all_ready {
+            let since = *healthy_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= window {
+                observations.push(format!("rolled out, {} pod(s) ready and without restarts for {}s", current_pods.len(), window.as_secs()));
+                return Ok(HealthSummary { health: Health::Healthy, observations, elapsed });
+            }
+        } else {
+            healthy_since = None;
+        }
+        if elapsed >= deadline {
+            let reason = format!("not healthy within {}s: {detail}", deadline.as_secs());
+            observations.push(reason.clone());
+            return Ok(HealthSummary { health: Health::Unhealthy { reasons: vec![reason] }, observations, elapsed });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn rollout_state(client: &Client, shadow: &Shadow) -> Result<(bool, String), K8sError> {
+    let ns = &shadow.namespace;
+    let name = &shadow.workload.name;
+    if shadow.workload.kind == "StatefulSet" {
+        let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get(name).await.map_err(|e| err(name, e))?;
+        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let st = s.status.unwrap_or_default();
+        let done = st.observed_generation == s.metadata.generation && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
+        return Ok((done, format!("{:?}/{want} ready, {:?} updated", st.ready_replicas, st.updated_replicas)));
+    }
+    let d = Api::<Deployment>::namespaced(client.clone(), ns).get(name).await.map_err(|e| err(name, e))?;
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.unwrap_or_default();
+    let done = st.observed_generation == d.metadata.generation
+        && st.updated_replicas == Some(want)
+        && st.available_replicas == Some(want)
+        && st.replicas == Some(want);
+    Ok((done, format!("{:?}/{want} available, {:?} updated, {:?} total", st.available_replicas, st.updated_replicas, st.replicas)))
+}
+
+/// Pods of the workload's newest revision (the newest ReplicaSet of a Deployment; a StatefulSet's pods
+/// on its update revision).
+async fn newest_pods(client: &Client, shadow: &Shadow) -> Result<Vec<Pod>, K8sError> {
+    let ns = &shadow.namespace;
+    let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("Pods", e))?.items;
+    if shadow.workload.kind == "StatefulSet" {
+        let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get(&shadow.workload.name).await.map_err(|e| err("StatefulSet", e))?;
+        let rev = s.status.and_then(|s| s.update_revision).unwrap_or_default();
+        return Ok(pods.into_iter().filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev)).collect());
+    }
+    let rss = Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("ReplicaSets", e))?.items;
+    let revision = |rs: &ReplicaSet| rs.metadata.annotations.as_ref().and_then(|a| a.get("deployment.kubernetes.io/revision")).and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
+    let Some(newest) = rss.iter().max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else { return Ok(Vec::new()) };
+    Ok(pods
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && o.name == newest))
+        .collect())
+}

@@ -1,0 +1,132 @@
+//! Shadows on the local control plane: the right fix makes the shadow healthy, no fix (or a wrong one)
+//! leaves it unhealthy with the reason, production is untouched throughout, and cleanup and the
+//! collector leave nothing behind. Needs the cluster harness; fails loudly without it.
+
+use std::time::Duration;
+
+use aegis_k8s::shadow::{Health, ShadowSpec, collect_expired, create_shadow, delete_shadow, retarget, watch_health};
+use aegis_k8s::{Scope, apply_fix, snapshot};
+use aegis_model::{Category, FixAction, Incident, ResourceRef};
+use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn app() -> Value {
+    json!({
+        "name": "api", "image": "127.0.0.1:5000/demo-api:v2", "ports": [{"containerPort": 8080}],
+        "env": [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}}
+    })
+}
+
+/// A production namespace with a Secret, a Service and a Deployment whose revision 2 crashloops.
+async fn broken_production() -> (TestNamespace, Incident) {
+    let ns = TestNamespace::create("shadow-prod").await;
+    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"url": "postgres://db:5432/shop"}})).unwrap();
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})).unwrap();
+    ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 3, json!({"aegis.io/requires-env": "DATABASE_URL"}), app())).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let drop_env = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(drop_env)).await.unwrap();
+    let client = ns.client();
+    let scope = Scope { namespace: Some(ns.name().to_owned()), label_selector: None };
+    let incident = eventually("crashloop found", WAIT, || {
+        let (client, scope) = (client.clone(), scope.clone());
+        async move {
+            let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
+            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::CrashLoopBackOff).ok_or_else(|| "not yet".to_owned())
+        }
+    })
+    .await;
+    (ns, incident)
+}
+
+fn spec(ns: &TestNamespace, incident: &Incident) -> ShadowSpec {
+    ShadowSpec {
+        fix: Some(incident.fix.clone()),
+        source: ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() },
+        incident: Some("test".into()),
+        ttl: Duration::from_secs(600),
+        aegis_namespace: "aegis-system".into(),
+        runtime_class: None,
+    }
+}
+
+async fn production_state(ns: &TestNamespace) -> Value {
+    let d = ns.api::<Deployment>().get("api").await.unwrap();
+    json!({"generation": d.metadata.generation, "template": d.spec.unwrap().template})
+}
+
+#[tokio::test]
+async fn the_right_fix_heals_the_shadow_and_production_is_untouched() {
+    let (ns, incident) = broken_production().await;
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
+    let before = production_state(&ns).await;
+    let client = ns.client();
+    let shadow = create_shadow(&client, &spec(&ns, &incident), jiff::Timestamp::now()).await.expect("shadow created");
+
+    // Copied: the workload (with the shadow label on selector and template), the Secret its *fixed*
+    // template references (revision 2 dropped it; the rollback brings it back), and its Service.
+    let copy = Api::<Deployment>::namespaced(client.clone(), &shadow.namespace).get("api").await.unwrap();
+    assert_eq!(copy.spec.as_ref().unwrap().selector.match_labels.as_ref().unwrap().get("aegis.io/shadow"), Some(&shadow.id));
+    assert_eq!(copy.spec.as_ref().unwrap().replicas, Some(2), "at most two replicas in a shadow");
+    assert!(Api::<Secret>::namespaced(client.clone(), &shadow.namespace).get("db").await.is_ok());
+    let svc = Api::<Service>::namespaced(client.clone(), &shadow.namespace).get("api").await.unwrap();
+    assert_eq!(svc.spec.unwrap().selector.unwrap().get("aegis.io/shadow"), Some(&shadow.id));
+    let np = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &shadow.namespace).get("aegis-shadow-isolation").await;
+    assert!(np.is_ok(), "isolated by a NetworkPolicy");
+
+    let fix = retarget(&incident.fix, &shadow);
+    apply_fix(&client, &fix, true, "aegis-shadow").await.expect("dry run");
+    apply_fix(&client, &fix, false, "aegis-shadow").await.expect("fix applied in the shadow");
+    let summary = watch_health(&client, &shadow, Duration::from_secs(3), WAIT).await.unwrap();
+    assert_eq!(summary.health, Health::Healthy, "{:?}", summary.observations);
+    assert_eq!(production_state(&ns).await, before, "production untouched");
+
+    delete_shadow(&client, &shadow).await.unwrap();
+    let gone = Api::<Namespace>::all(client.clone()).get_opt(&shadow.namespace).await.unwrap();
+    assert!(gone.is_none() || gone.unwrap().metadata.deletion_timestamp.is_some());
+}
+
+#[tokio::test]
+async fn without_the_fix_the_shadow_stays_unhealthy_with_the_reason() {
+    let (ns, incident) = broken_production().await;
+    let client = ns.client();
+    let shadow = create_shadow(&client, &spec(&ns, &incident), jiff::Timestamp::now()).await.unwrap();
+    // A wrong fix: a restart does not bring the env var back.
+    let mut wrong = incident.fix.clone();
+    wrong.action = FixAction::Restart;
+    wrong.patch = Some(aegis_model::Patch {
+        patch_type: aegis_model::PatchType::StrategicMerge,
+        target: incident.resource.clone(),
+        body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
+    });
+    apply_fix(&client, &retarget(&wrong, &shadow), false, "aegis-shadow").await.unwrap();
+    let summary = watch_health(&client, &shadow, Duration::from_secs(3), WAIT).await.unwrap();
+    match summary.health {
+        Health::Unhealthy { reasons } => assert!(reasons.iter().any(|r| r.contains("CrashLoopBackOff") || r.contains("restarted")), "{reasons:?}"),
+        Health::Healthy => panic!("a wrong fix must not pass: {:?}", summary.observations),
+    }
+    delete_shadow(&client, &shadow).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_collector_deletes_expired_shadows_left_behind() {
+    let (ns, incident) = broken_production().await;
+    let client = ns.client();
+    let mut s = spec(&ns, &incident);
+    s.ttl = Duration::from_secs(1);
+    let shadow = create_shadow(&client, &s, jiff::Timestamp::now()).await.unwrap();
+    // As if the process crashed here: nothing deletes the shadow but the collector.
+    let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(5)).unwrap();
+    let deleted = collect_expired(&client, later).await.unwrap();
+    assert!(deleted.contains(&shadow.namespace), "{deleted:?}");
+}
