@@ -231,6 +231,16 @@ impl Runner {
         (baseline.map(|_| Evidence::new(base)), Evidence::new(cand))
     }
 
+    /// Scan one side only (the other side is scanned at another time, e.g. the baseline before a fix
+    /// is applied and the candidate after it).
+    pub async fn scan_side(&self, policy: &GatePolicy, side: Side, targets: &Targets) -> Evidence {
+        let (_, mut evidence) = self.scan(policy, None, targets).await;
+        for run in &mut evidence.runs {
+            run.side = side;
+        }
+        evidence
+    }
+
     async fn run_job(&self, job: Job, policy: &GatePolicy) -> (Option<String>, ScannerRun) {
         let d = &self.deadlines;
         match job {

@@ -1,0 +1,198 @@
+//! Shadow verification: prove a fix on an isolated copy before production.
+//!
+//! One plan, one deadline: the shadow is created; the **baseline** scans (production's images and
+//! manifest, as it is) start at once and run concurrently with applying the fix in the shadow — through
+//! the same `apply_fix` production will use — and watching its health. Once the shadow is healthy the
+//! **candidate** is scanned (the shadow's images and manifest after the fix, and Falco alerts attributed
+//! to the shadow namespace during the window), and the security gate judges baseline against candidate.
+//! The shadow is deleted whatever happened. The result is one [`VerificationResult`].
+
+use std::time::{Duration, Instant};
+
+use aegis_k8s::shadow::{self, Health, Shadow, ShadowSpec};
+use aegis_model::{Digest, Fix, ResourceRef, SecurityReport, Verdict};
+use aegis_scanners::{FalcoWindow, ImageRef, ManifestSource, Runner, Targets};
+use aegis_security::{Evidence, GatePolicy, evaluate};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    K8s(#[from] aegis_k8s::K8sError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How to verify.
+#[derive(Clone)]
+pub struct VerifyOptions {
+    /// How long the shadow must stay healthy.
+    pub window: Duration,
+    /// The whole verification's deadline (health included).
+    pub deadline: Duration,
+    pub policy: GatePolicy,
+    pub runner: Runner,
+    pub aegis_namespace: String,
+    pub runtime_class: Option<String>,
+    pub shadow_ttl: Duration,
+}
+
+/// The health part of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub healthy: bool,
+    pub reasons: Vec<String>,
+    pub observations: Vec<String>,
+}
+
+/// Wall-clock milliseconds of each part. `baseline_scan` runs concurrently with `apply` + `health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub shadow_create_ms: u64,
+    pub baseline_scan_ms: u64,
+    pub apply_ms: u64,
+    pub health_ms: u64,
+    pub candidate_scan_ms: u64,
+    pub total_ms: u64,
+}
+
+/// One verification's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationResult {
+    /// `passed` / `passed_with_warnings` only when the shadow was healthy and the gate let it through.
+    pub verdict: Verdict,
+    /// Why it did not pass (health reasons first, then the gate's).
+    pub reasons: Vec<String>,
+    pub health: HealthReport,
+    pub security: Option<SecurityReport>,
+    pub timings: Timings,
+    pub shadow_namespace: String,
+    /// Digest of the fix, the health observations and the security evidence: what an approval binds to.
+    pub evidence_digest: Digest,
+}
+
+fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
+    obj.and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).filter_map(|c| c.image.clone()).map(ImageRef::new).collect())
+        .unwrap_or_default()
+}
+
+/// The images and manifest of a workload, as targets for the scanners.
+async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, VerifyError> {
+    let (images, manifest) = match workload.kind.as_str() {
+        "Deployment" => {
+            let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace).get(&workload.name).await.map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
+            (template_of(d.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&d))
+        }
+        "StatefulSet" => {
+            let s = Api::<StatefulSet>::namespaced(client.clone(), &workload.namespace).get(&workload.name).await.map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
+            (template_of(s.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&s))
+        }
+        other => return Err(VerifyError::Invalid(format!("cannot verify a {other}"))),
+    };
+    let mut images = images;
+    images.sort_by(|a, b| a.reference.cmp(&b.reference));
+    images.dedup();
+    let text = manifest.map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    Ok(Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url: None, falco: None })
+}
+
+/// Verify `fix` for the production workload `source`.
+pub async fn verify(client: &Client, source: &ResourceRef, fix: &Fix, incident: Option<String>, opts: &VerifyOptions) -> Result<VerificationResult, VerifyError> {
+    let total = Instant::now();
+    let mut timings = Timings::default();
+    let spec = ShadowSpec {
+        source: source.clone(),
+        incident,
+        ttl: opts.shadow_ttl,
+        aegis_namespace: opts.aegis_namespace.clone(),
+        runtime_class: opts.runtime_class.clone(),
+        fix: Some(fix.clone()),
+    };
+    let t = Instant::now();
+    let shadow = shadow::create_shadow(client, &spec, jiff::Timestamp::now()).await?;
+    timings.shadow_create_ms = t.elapsed().as_millis() as u64;
+    let outcome = tokio::time::timeout(opts.deadline, run(client, source, fix, &shadow, opts, &mut timings)).await;
+    // Cleanup always happens: success, failure, error or deadline.
+    if let Err(e) = shadow::delete_shadow(client, &shadow).await {
+        tracing::error!(error = %e, namespace = %shadow.namespace, "shadow not deleted; the expiry collector will");
+    }
+    timings.total_ms = total.elapsed().as_millis() as u64;
+    let mut result = match outcome {
+        Ok(r) => r?,
+        Err(_) => VerificationResult {
+            verdict: Verdict::Error,
+            reasons: vec![format!("verification did not finish within its {}s deadline", opts.deadline.as_secs())],
+            health: HealthReport { healthy: false, reasons: vec!["deadline".into()], observations: vec![] },
+            security: None,
+            timings: Timings::default(),
+            shadow_namespace: shadow.namespace.clone(),
+            evidence_digest: Digest::of_bytes(b"deadline"),
+        },
+    };
+    result.timings = timings;
+    Ok(result)
+}
+
+async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, opts: &VerifyOptions, timings: &mut Timings) -> Result<VerificationResult, VerifyError> {
+    let baseline_targets = targets_of(client, source).await?;
+    let baseline = async {
+        let t = Instant::now();
+        let e = opts.runner.scan_side(&opts.policy, aegis_model::Side::Baseline, &baseline_targets).await;
+        (e, t.elapsed().as_millis() as u64)
+    };
+    let shadow_fix = shadow::retarget(fix, shadow);
+    let apply_and_watch = async {
+        let t = Instant::now();
+        aegis_k8s::apply_fix(client, &shadow_fix, true, "aegis-shadow").await?;
+        aegis_k8s::apply_fix(client, &shadow_fix, false, "aegis-shadow").await?;
+        let applied_ms = t.elapsed().as_millis() as u64;
+        let fixed_at = jiff::Timestamp::now();
+        let t = Instant::now();
+        let health = shadow::watch_health(client, shadow, opts.window, opts.deadline).await?;
+        Ok::<_, VerifyError>((health, applied_ms, t.elapsed().as_millis() as u64, fixed_at))
+    };
+    let ((baseline, baseline_ms), applied) = tokio::join!(baseline, apply_and_watch);
+    timings.baseline_scan_ms = baseline_ms;
+    let (health, apply_ms, health_ms, fixed_at) = applied?;
+    timings.apply_ms = apply_ms;
+    timings.health_ms = health_ms;
+    let health_report = match &health.health {
+        Health::Healthy => HealthReport { healthy: true, reasons: vec![], observations: health.observations.clone() },
+        Health::Unhealthy { reasons } => HealthReport { healthy: false, reasons: reasons.clone(), observations: health.observations.clone() },
+    };
+    if !health_report.healthy {
+        let digest = Digest::of_json(&(fix, &health_report));
+        return Ok(VerificationResult {
+            verdict: Verdict::Blocked,
+            reasons: health_report.reasons.iter().map(|r| format!("health: {r}")).collect(),
+            health: health_report,
+            security: None,
+            timings: timings.clone(),
+            shadow_namespace: shadow.namespace.clone(),
+            evidence_digest: digest,
+        });
+    }
+    let mut candidate_targets = targets_of(client, &shadow.workload).await?;
+    if opts.runner.falco.is_some() {
+        candidate_targets.falco = Some(FalcoWindow { namespace: shadow.namespace.clone(), since: fixed_at, until: jiff::Timestamp::now() });
+    }
+    let t = Instant::now();
+    let candidate: Evidence = opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets).await;
+    timings.candidate_scan_ms = t.elapsed().as_millis() as u64;
+    let report = evaluate(&opts.policy, Some(&baseline), &candidate, jiff::Timestamp::now());
+    let reasons = report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)).collect();
+    let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str()));
+    Ok(VerificationResult {
+        verdict: report.verdict,
+        reasons,
+        health: health_report,
+        security: Some(report),
+        timings: timings.clone(),
+        shadow_namespace: shadow.namespace.clone(),
+        evidence_digest: digest,
+    })
+}

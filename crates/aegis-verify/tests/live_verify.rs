@@ -1,0 +1,144 @@
+//! Shadow verification end to end on the local control plane, with the real Trivy scanning the images
+//! in the local registry (scripts/harness). Needs the harnesses; fails loudly without them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aegis_k8s::{Scope, snapshot};
+use aegis_model::{Category, Fix, FixAction, Incident, ResourceRef, Verdict};
+use aegis_scanners::Runner;
+use aegis_scanners::trivy::{TrivyConfig, TrivyScanner};
+use aegis_security::{GatePolicy, Policy};
+use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::harness_env;
+use aegis_verify::{VerifyOptions, verify};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn image(tag: &str) -> String {
+    format!("{}/demo-api:{tag}", harness_env("AEGIS_REGISTRY"))
+}
+
+fn options(trivy_bin: PathBuf) -> VerifyOptions {
+    let policy = GatePolicy::compile(Policy::from_yaml("zap: {mode: off}\nfalco: {mode: off}\n").unwrap(), |_| Err("none".into())).unwrap();
+    let trivy = TrivyScanner::new(TrivyConfig {
+        binary: trivy_bin,
+        cache_dir: Some(PathBuf::from(harness_env("AEGIS_TRIVY_CACHE_DIR"))),
+        skip_db_update: true,
+        image_src: Some("remote".into()),
+        timeout: Duration::from_secs(60),
+        ..Default::default()
+    });
+    VerifyOptions {
+        window: Duration::from_secs(2),
+        deadline: Duration::from_secs(90),
+        policy,
+        runner: Runner { trivy: Some(trivy), ..Default::default() },
+        aegis_namespace: "aegis-system".into(),
+        runtime_class: None,
+        shadow_ttl: Duration::from_secs(600),
+    }
+}
+
+/// Production: revision 1 runs `first_image` with DATABASE_URL; revision 2 runs `second_image` without it
+/// and crashloops. Returns the namespace and the analysis' incident (a rollback to revision 1).
+async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (TestNamespace, Incident) {
+    let ns = TestNamespace::create("verify").await;
+    let container = |img: &str, env: bool| {
+        let mut c = json!({"name": "api", "image": img, "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+        if env {
+            c["env"] = json!([{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}]);
+        }
+        c
+    };
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container(first_image, true))).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let broken: Value = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": second_image, "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let (client, scope) = (ns.client(), Scope { namespace: Some(ns.name().to_owned()), label_selector: None });
+    let incident = eventually("crashloop found", WAIT, || {
+        let (client, scope) = (client.clone(), scope.clone());
+        async move {
+            let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
+            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::CrashLoopBackOff).ok_or_else(|| "not yet".to_owned())
+        }
+    })
+    .await;
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
+    (ns, incident)
+}
+
+fn source(ns: &TestNamespace) -> ResourceRef {
+    ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() }
+}
+
+async fn no_shadow_left(client: &kube::Client, namespace: &str) {
+    let ns = Api::<Namespace>::all(client.clone()).get_opt(namespace).await.unwrap();
+    assert!(ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()), "shadow {namespace} left behind");
+}
+
+#[tokio::test]
+async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    let before = ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template;
+    let result = verify(&ns.client(), &source(&ns), &incident.fix, Some("t".into()), &opts).await.unwrap();
+    assert!(result.health.healthy, "{:?}", result.health);
+    assert_eq!(result.verdict, Verdict::Passed, "{:?}", result.reasons);
+    let security = result.security.as_ref().unwrap();
+    assert!(security.findings.new.is_empty());
+    assert!(security.scanners.iter().any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && s.status.is_ok()));
+    assert!(result.timings.baseline_scan_ms > 0 && result.timings.health_ms > 0);
+    assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
+#[tokio::test]
+async fn a_healthy_fix_that_brings_back_a_vulnerable_image_is_blocked_by_the_gate() {
+    // Revision 1 ran v1 (openssl CVE-2099-1001, HIGH); revision 2 moved to v2 and lost its env var.
+    // Rolling back heals the crash but reintroduces the vulnerability: new compared with production.
+    let (ns, incident) = crashloop_after_rollout(&image("v1"), &image("v2")).await;
+    let result = verify(&ns.client(), &source(&ns), &incident.fix, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
+    assert!(result.health.healthy, "{:?}", result.health);
+    assert_eq!(result.verdict, Verdict::Blocked);
+    let security = result.security.unwrap();
+    assert!(security.findings.new.iter().any(|f| f.id == "CVE-2099-1001"), "{:?}", security.findings.new);
+    assert!(result.reasons.iter().any(|r| r.contains("trivy.fail_on") && r.contains("CVE-2099-1001")), "{:?}", result.reasons);
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
+#[tokio::test]
+async fn a_wrong_fix_is_blocked_on_health_with_the_reason() {
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let wrong = Fix {
+        action: FixAction::Restart,
+        summary: "restart".into(),
+        patch: Some(aegis_model::Patch {
+            patch_type: aegis_model::PatchType::StrategicMerge,
+            target: incident.resource.clone(),
+            body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
+        }),
+        inverse: None,
+    };
+    let result = verify(&ns.client(), &source(&ns), &wrong, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
+    assert!(!result.health.healthy);
+    assert_eq!(result.verdict, Verdict::Blocked);
+    assert!(result.reasons.iter().any(|r| r.starts_with("health:")), "{:?}", result.reasons);
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
+#[tokio::test]
+async fn a_missing_scanner_during_verification_blocks_rather_than_passes() {
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let result = verify(&ns.client(), &source(&ns), &incident.fix, None, &options(PathBuf::from("/nonexistent/trivy"))).await.unwrap();
+    assert!(result.health.healthy);
+    assert_eq!(result.verdict, Verdict::Error, "{:?}", result.reasons);
+    assert!(!result.verdict.allows_production());
+    assert!(result.reasons.iter().any(|r| r.contains("trivy.evidence")), "{:?}", result.reasons);
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
