@@ -34,6 +34,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Capture a namespace as a kubectl `List` (Secret values stripped), for `aegis analyze --snapshot`.
     Snapshot(SnapshotArgs),
+    /// Shadow environments: list them, delete one, collect expired ones.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
     /// Print a JSON schema: the security report or the policy file.
     Schema {
         #[arg(value_enum)]
@@ -296,6 +299,36 @@ pub struct AnalyzeArgs {
     pub format: DataFormat,
     #[command(flatten)]
     pub llm: LlmArgs,
+    /// Prove each proposed fix in a shadow (health + security gate) and print the result.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub verification: VerifyArgs,
+}
+
+/// Shadow verification settings (with --verify).
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    /// Security policy; its scanners are narrowed to the ones the fix's verification plan names.
+    #[arg(long = "verify-policy")]
+    pub verify_policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub trivy: TrivyArgs,
+    /// Falco alert store (from `aegis falco serve`) to read the shadow's alerts from.
+    #[arg(long)]
+    pub falco_store: Option<PathBuf>,
+    /// How long the shadow must stay healthy, e.g. 30s.
+    #[arg(long, default_value = "30s")]
+    pub window: String,
+    /// Deadline of one verification, e.g. 5m.
+    #[arg(long, default_value = "5m")]
+    pub deadline: String,
+    /// The namespace AEGIS runs in (allowed through the shadow's NetworkPolicy).
+    #[arg(long, default_value = "aegis-system")]
+    pub aegis_namespace: String,
+    /// RuntimeClass for shadow pods (e.g. gvisor).
+    #[arg(long)]
+    pub runtime_class: Option<String>,
 }
 
 /// Optional LLM enrichment (off unless --llm-endpoint is given).
@@ -326,4 +359,26 @@ pub struct SnapshotArgs {
     /// yaml or json.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub format: DataFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShadowCommand {
+    /// List shadow namespaces with their source and expiry.
+    List(ClusterOnly),
+    /// Delete a shadow by id or namespace.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        cluster: ClusterOnly,
+    },
+    /// Delete every expired shadow (those a crash left behind).
+    Gc(ClusterOnly),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterOnly {
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long)]
+    pub context: Option<String>,
 }

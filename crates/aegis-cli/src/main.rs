@@ -52,6 +52,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::Gate(a) => commands::gate::run(a),
         Command::Analyze(a) => commands::analyze::run(a).await,
         Command::Snapshot(a) => commands::analyze::snapshot(a).await,
+        Command::Shadow(c) => commands::analyze::shadow(c).await,
         Command::Scan(c) => commands::scan::run(c).await,
         Command::Falco(c) => commands::falco::run(c).await,
         Command::Schema { which } => {

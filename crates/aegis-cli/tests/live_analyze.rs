@@ -64,3 +64,59 @@ async fn live_analysis_matches_the_captured_file_and_aegis_snapshot_round_trips(
     assert_eq!(code, Some(0));
     assert_eq!(summary(&from_file), live);
 }
+
+#[tokio::test]
+async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_plans_scanners() {
+    use k8s_openapi::api::apps::v1::Deployment as D;
+    use kube::api::{Patch, PatchParams};
+    let ns = TestNamespace::create("cli-verify").await;
+    let container = json!({"name": "api", "image": "127.0.0.1:5000/demo-api:v2", "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let api = ns.api::<D>();
+    api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    let broken = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    api.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let name = ns.name().to_owned();
+    eventually("crashloop found", Duration::from_secs(60), || {
+        let name = name.clone();
+        async move {
+            let (_, out) = aegis(&["analyze", "-n", &name, "-o", "json"]);
+            if summary(&out).iter().any(|(c, _, _)| c == "CrashLoopBackOff") { Ok(()) } else { Err(out) }
+        }
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
+    let common = ["--window", "2s", "--deadline", "90s", "--skip-db-update", "--image-src", "remote"];
+    let mut args = vec!["analyze", "-n", &name, "--verify", "--verify-policy", policy.to_str().unwrap(), "-o", "json"];
+    args.extend(common);
+    let (code, out) = aegis(&args);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let verification = &v["incidents"][0]["verification"];
+    assert_eq!(verification["verdict"], "passed", "{verification:#}");
+    assert_eq!(verification["health"]["healthy"], true);
+
+    // The plan names Falco for every fix; without a Falco store the verification cannot pass.
+    let mut args = vec!["analyze", "-n", &name, "--verify", "-o", "json"];
+    args.extend(common);
+    let (_, out) = aegis(&args);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["incidents"][0]["verification"]["verdict"], "error", "{out}");
+
+    let mut args = vec!["analyze", "-n", &name, "--verify", "--verify-policy", policy.to_str().unwrap()];
+    args.extend(common);
+    let (_, table) = aegis(&args);
+    let order: Vec<usize> = ["Root Cause Analysis", "Proposed Fix", "Verification Plan", "Verification\n", "Security Report"].iter().map(|h| table.find(h).unwrap_or(usize::MAX)).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
+
+    let (code, list) = aegis(&["shadow", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(list.contains("NAMESPACE"));
+    let (code, gc) = aegis(&["shadow", "gc"]);
+    assert_eq!(code, Some(0));
+    assert!(gc.contains("expired shadow(s) deleted"));
+}

@@ -484,3 +484,49 @@ async fn newest_pods(client: &Client, shadow: &Shadow) -> Result<Vec<Pod>, K8sEr
         .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && o.name == newest))
         .collect())
 }
+
+/// A shadow as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowInfo {
+    pub id: String,
+    pub namespace: String,
+    pub source: String,
+    pub incident: String,
+    pub expires: String,
+    pub phase: String,
+}
+
+/// Every shadow namespace in the cluster.
+pub async fn list_shadows(client: &Client) -> Result<Vec<ShadowInfo>, K8sError> {
+    let list = Api::<Namespace>::all(client.clone()).list(&ListParams::default().labels(SHADOW_LABEL)).await.map_err(|e| err("shadow namespaces", e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|ns| {
+            let a = ns.metadata.annotations.clone().unwrap_or_default();
+            let get = |k: &str| a.get(k).cloned().unwrap_or_default();
+            ShadowInfo {
+                id: ns.metadata.labels.as_ref().and_then(|l| l.get(SHADOW_LABEL)).cloned().unwrap_or_default(),
+                namespace: ns.metadata.name.clone().unwrap_or_default(),
+                source: get(SOURCE_ANNOTATION),
+                incident: get(INCIDENT_ANNOTATION),
+                expires: get(EXPIRES_ANNOTATION),
+                phase: ns.status.and_then(|s| s.phase).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+/// Delete a shadow by its namespace; refuses namespaces that are not shadows.
+pub async fn delete_shadow_namespace(client: &Client, namespace: &str) -> Result<(), K8sError> {
+    let api = Api::<Namespace>::all(client.clone());
+    let ns = api.get_opt(namespace).await.map_err(|e| err(namespace, e))?.ok_or_else(|| K8sError::Invalid(format!("no namespace {namespace}")))?;
+    if ns.metadata.labels.as_ref().and_then(|l| l.get(SHADOW_LABEL)).is_none() {
+        return Err(K8sError::Invalid(format!("{namespace} is not an AEGIS shadow (no {SHADOW_LABEL} label); not deleting it")));
+    }
+    match api.delete(namespace, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(err(namespace, e)),
+    }
+}

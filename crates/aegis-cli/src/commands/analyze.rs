@@ -10,17 +10,23 @@ use crate::cli::{AnalyzeArgs, ClusterArgs, DataFormat, SnapshotArgs};
 
 /// A client and the scope to read, kubectl-style: `-n`, else the context's namespace; `-A` for all.
 async fn connect(c: &ClusterArgs) -> Result<(kube::Client, Scope)> {
-    let options = KubeConfigOptions { context: c.context.clone(), ..Default::default() };
-    let config = match &c.kubeconfig {
+    let (client, default_ns) = client_for(c.kubeconfig.as_ref(), c.context.clone()).await?;
+    let namespace = if c.all_namespaces { None } else { Some(c.namespace.clone().unwrap_or(default_ns)) };
+    Ok((client, Scope { namespace, label_selector: c.selector.clone() }))
+}
+
+/// A client from an explicit kubeconfig, else the default one, else in-cluster; and its namespace.
+async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<String>) -> Result<(kube::Client, String)> {
+    let options = KubeConfigOptions { context, ..Default::default() };
+    let config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &options).await.context("kubeconfig")?
         }
         None => kube::Config::from_kubeconfig(&options).await.or_else(|_| kube::Config::incluster()).context("no kubeconfig and not in a cluster")?,
     };
-    let namespace = if c.all_namespaces { None } else { Some(c.namespace.clone().unwrap_or_else(|| config.default_namespace.clone())) };
-    let client = kube::Client::try_from(config).context("kubernetes client")?;
-    Ok((client, Scope { namespace, label_selector: c.selector.clone() }))
+    let ns = config.default_namespace.clone();
+    Ok((kube::Client::try_from(config).context("kubernetes client")?, ns))
 }
 
 pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
@@ -61,11 +67,87 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
             out
         }
     };
-    print_incidents(&incidents, &enrichments, a.format)?;
+    let verifications = if a.verify { verify_all(a, &incidents).await? } else { Vec::new() };
+    print_incidents(&incidents, &enrichments, &verifications, a.format)?;
     Ok(0)
 }
 
-fn print_incidents(incidents: &[Incident], enrichments: &[aegis_llm::Enrichment], format: DataFormat) -> Result<()> {
+/// Verify each incident's fix in a shadow. `None` where there is nothing to verify.
+async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Option<aegis_verify::VerificationResult>>> {
+    if a.snapshot.is_some() {
+        bail!("--verify needs a live cluster: it creates shadows; drop --snapshot");
+    }
+    let (client, _) = connect(&a.cluster).await?;
+    let v = &a.verification;
+    let (trivy, cache) = crate::commands::scan::trivy(&v.trivy)?;
+    let falco = match &v.falco_store {
+        Some(dir) => Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?),
+        None => None,
+    };
+    let runner = aegis_scanners::Runner { trivy: Some(trivy), cache, falco, ..Default::default() };
+    let mut out = Vec::new();
+    for i in incidents {
+        if i.fix.patch.is_none() || !matches!(i.resource.kind.as_str(), "Deployment" | "StatefulSet") {
+            eprintln!("{}: nothing to verify ({} fix on a {})", i.resource, i.fix.action.kind(), i.resource.kind);
+            out.push(None);
+            continue;
+        }
+        let policy = crate::commands::load_policy(
+            &crate::cli::PolicyArgs { policy: v.verify_policy.clone(), trivyignore: Vec::new() },
+            Some(&i.verification_plan.security_checks),
+        )?;
+        let opts = aegis_verify::VerifyOptions {
+            window: crate::input::duration(&v.window, "--window")?,
+            deadline: crate::input::duration(&v.deadline, "--deadline")?,
+            policy,
+            runner: runner.clone(),
+            aegis_namespace: v.aegis_namespace.clone(),
+            runtime_class: v.runtime_class.clone(),
+            shadow_ttl: std::time::Duration::from_secs(3600),
+        };
+        eprintln!("{}: verifying the {} fix in a shadow (deadline {})…", i.resource, i.fix.action.kind(), v.deadline);
+        let r = aegis_verify::verify(&client, &i.resource, &i.fix, Some(i.category.to_string()), &opts).await?;
+        eprintln!("{}: {} after {:.1}s", i.resource, r.verdict, r.timings.total_ms as f64 / 1000.0);
+        out.push(Some(r));
+    }
+    Ok(out)
+}
+
+pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
+    use crate::cli::ShadowCommand;
+    let cluster = match cmd {
+        ShadowCommand::List(c) | ShadowCommand::Gc(c) | ShadowCommand::Delete { cluster: c, .. } => c,
+    };
+    let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+    match cmd {
+        ShadowCommand::List(_) => {
+            let mut t = comfy_table::Table::new();
+            t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+            t.set_header(["ID", "NAMESPACE", "SOURCE", "INCIDENT", "EXPIRES", "STATUS"]);
+            for s in aegis_k8s::shadow::list_shadows(&client).await? {
+                t.add_row([s.id, s.namespace, s.source, s.incident, s.expires, s.phase]);
+            }
+            println!("{t}");
+        }
+        ShadowCommand::Delete { id, .. } => {
+            let namespace = if id.starts_with("aegis-shadow-") { id.clone() } else { format!("aegis-shadow-{id}") };
+            aegis_k8s::shadow::delete_shadow_namespace(&client, &namespace).await?;
+            println!("shadow {namespace} deleted");
+        }
+        ShadowCommand::Gc(_) => {
+            let deleted = aegis_k8s::shadow::collect_expired(&client, jiff::Timestamp::now()).await?;
+            println!("{} expired shadow(s) deleted{}", deleted.len(), if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) });
+        }
+    }
+    Ok(0)
+}
+
+fn print_incidents(
+    incidents: &[Incident],
+    enrichments: &[aegis_llm::Enrichment],
+    verifications: &[Option<aegis_verify::VerificationResult>],
+    format: DataFormat,
+) -> Result<()> {
     let items: Vec<serde_json::Value> = incidents
         .iter()
         .enumerate()
@@ -74,6 +156,9 @@ fn print_incidents(incidents: &[Incident], enrichments: &[aegis_llm::Enrichment]
             if let Some(e) = enrichments.get(n) {
                 v["llm"] = serde_json::to_value(e).unwrap_or_default();
             }
+            if let Some(Some(r)) = verifications.get(n) {
+                v["verification"] = serde_json::to_value(r).unwrap_or_default();
+            }
             v
         })
         .collect();
@@ -81,7 +166,7 @@ fn print_incidents(incidents: &[Incident], enrichments: &[aegis_llm::Enrichment]
     match format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&doc)?),
-        DataFormat::Table => print!("{}", crate::render::incidents::render(incidents, crate::render::table::use_color(true))),
+        DataFormat::Table => print!("{}", crate::render::incidents::render(incidents, verifications, crate::render::table::use_color(true))),
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub async fn run(cmd: &ScanCommand) -> Result<u8> {
     }
 }
 
-fn trivy(a: &TrivyArgs) -> Result<(TrivyScanner, Option<ScanCache>)> {
+pub(crate) fn trivy(a: &TrivyArgs) -> Result<(TrivyScanner, Option<ScanCache>)> {
     let timeout = input::duration(&a.trivy_timeout, "--trivy-timeout")?;
     let scanner = TrivyScanner::new(TrivyConfig {
         binary: a.trivy_bin.clone(),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use aegis_model::{Incident, PatchType};
 
-pub fn render(incidents: &[Incident], color: bool) -> String {
+pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::VerificationResult>], color: bool) -> String {
     let bold = |t: &str| if color { format!("\x1b[1m{t}\x1b[0m") } else { t.to_owned() };
     let mut out = String::new();
     if incidents.is_empty() {
@@ -53,6 +53,23 @@ pub fn render(incidents: &[Incident], color: bool) -> String {
         let _ = writeln!(out, "  security: {}", checks.join(", "));
         if !p.smoke_paths.is_empty() {
             let _ = writeln!(out, "  smoke checks: GET {}", p.smoke_paths.join(", GET "));
+        }
+        if let Some(Some(v)) = verifications.get(n) {
+            let _ = writeln!(out, "{}", bold("Verification"));
+            let _ = writeln!(out, "  {} in shadow {} ({:.1}s)", v.verdict, v.shadow_namespace, v.timings.total_ms as f64 / 1000.0);
+            let _ = writeln!(out, "  health: {}", if v.health.healthy { "healthy".to_owned() } else { v.health.reasons.join("; ") });
+            for o in &v.health.observations {
+                let _ = writeln!(out, "  • {o}");
+            }
+            let t = &v.timings;
+            let _ = writeln!(
+                out,
+                "  timings: shadow {}ms, baseline scan {}ms ∥ apply {}ms + health {}ms, candidate scan {}ms",
+                t.shadow_create_ms, t.baseline_scan_ms, t.apply_ms, t.health_ms, t.candidate_scan_ms
+            );
+            if let Some(report) = &v.security {
+                out.push_str(&crate::render::table::render(report, color));
+            }
         }
         out.push('\n');
     }
