@@ -97,11 +97,13 @@ pub struct Runner {
     pub deadlines: Deadlines,
 }
 
+/// One unit of scanning work. Each job carries its configured scanner, so a job for a scanner that is
+/// not configured cannot exist.
 enum Job {
-    Image(ImageRef),
+    Image(TrivyScanner, ImageRef),
     Manifests(Side, Vec<ManifestSource>),
-    Zap(Side, String),
-    Falco(Side, FalcoWindow),
+    Zap(ZapClient, ZapScanOptions, Side, String),
+    Falco(FalcoStore, Side, FalcoWindow),
 }
 
 impl Runner {
@@ -141,7 +143,7 @@ impl Runner {
                 match (&self.zap, &t.url) {
                     (None, _) => runs.push(skipped(Source::Zap, side, t.url.as_deref().unwrap_or("url"), "no ZAP daemon configured")),
                     (_, None) => runs.push(skipped(Source::Zap, side, "url", "no URL to scan (the workload serves no HTTP?)")),
-                    (Some(_), Some(url)) => jobs.push(Job::Zap(side, url.clone())),
+                    (Some((client, opts)), Some(url)) => jobs.push(Job::Zap(client.clone(), opts.clone(), side, url.clone())),
                 }
             }
             if p.falco.mode != Mode::Off {
@@ -153,7 +155,7 @@ impl Runner {
                             runs.push(skipped(Source::Falco, side, "namespace", "no namespace window to query"));
                         }
                     }
-                    (Some(_), Some(w)) => jobs.push(Job::Falco(side, w.clone())),
+                    (Some(store), Some(w)) => jobs.push(Job::Falco(store.clone(), side, w.clone())),
                 }
             }
         }
@@ -198,7 +200,9 @@ impl Runner {
                 }
             }
         }
-        jobs.extend(to_scan.into_iter().map(|(_, img)| Job::Image(img)));
+        if let Some(trivy) = &self.trivy {
+            jobs.extend(to_scan.into_iter().map(|(_, img)| Job::Image(trivy.clone(), img)));
+        }
 
         let mut set: JoinSet<(Option<String>, ScannerRun)> = JoinSet::new();
         for job in jobs {
@@ -244,9 +248,8 @@ impl Runner {
     async fn run_job(&self, job: Job, policy: &GatePolicy) -> (Option<String>, ScannerRun) {
         let d = &self.deadlines;
         match job {
-            Job::Image(img) => {
+            Job::Image(trivy, img) => {
                 let identity = img.identity();
-                let trivy = self.trivy.clone().expect("image jobs exist only with Trivy configured");
                 let run = deadline(d.trivy, Source::Trivy, Side::Candidate, &img.reference, trivy.scan_image(&img.reference, Side::Candidate)).await;
                 (Some(identity), run)
             }
@@ -269,14 +272,12 @@ impl Runner {
                 };
                 (None, deadline(d.manifest, Source::Manifest, side, "manifests", fut).await)
             }
-            Job::Zap(side, url) => {
-                let (client, opts) = self.zap.clone().expect("zap jobs exist only with ZAP configured");
+            Job::Zap(client, opts, side, url) => {
                 let rules = policy.zap_rules.clone();
                 let target = url.clone();
                 (None, deadline(d.zap, Source::Zap, side, &target, async move { client.scan(&url, &opts, &rules, side).await }).await)
             }
-            Job::Falco(side, w) => {
-                let store = self.falco.clone().expect("falco jobs exist only with a store");
+            Job::Falco(store, side, w) => {
                 let target = format!("namespace {}", w.namespace);
                 let fut = async move {
                     tokio::task::spawn_blocking(move || window_evidence(&store, &w.namespace, w.since, w.until, side))

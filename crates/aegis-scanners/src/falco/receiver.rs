@@ -73,7 +73,7 @@ fn authorized(config: &ReceiverConfig, headers: &HeaderMap) -> Result<(), Respon
     }
     let message = if given.is_some() { "bearer token rejected" } else { "missing `Authorization: Bearer <token>` header" };
     let mut resp = error(StatusCode::UNAUTHORIZED, message);
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
     Err(resp)
 }
 
