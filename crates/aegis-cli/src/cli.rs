@@ -329,6 +329,11 @@ pub struct VerifyArgs {
     /// RuntimeClass for shadow pods (e.g. gvisor).
     #[arg(long)]
     pub runtime_class: Option<String>,
+    /// A ZAP daemon to scan the production and shadow Services with (when the plan names ZAP).
+    #[arg(long, env = "AEGIS_ZAP_URL")]
+    pub zap: Option<String>,
+    #[arg(long, env = "AEGIS_ZAP_API_KEY", hide_env_values = true)]
+    pub zap_api_key: Option<String>,
 }
 
 /// Optional LLM enrichment (off unless --llm-endpoint is given).

@@ -1,13 +1,8 @@
-//! The ZAP client against a loopback STAND-IN for the ZAP daemon API.
-//!
-//! Stand-in, because a real ZAP daemon is not yet available on these machines (the scanner-harness
-//! issue tries Maven Central for it). The stand-in answers exactly as ../shared/reference/
-//! SCANNER_FORMATS.md documents the daemon: `/JSON/<component>/<view|action>/<name>/`, every scalar a
-//! string, `X-ZAP-API-Key` checked with HTTP 400 `{"code":"bad_api_key"}`, spider and active-scan
-//! status as "0".."100", `recordsToScan` as a string, alerts paged by `start`/`count`. Its alerts are
+//! The ZAP client against a loopback STAND-IN for the ZAP daemon API (`aegis_testkit::zap`): a real ZAP
+//! baseline scan cannot run on these machines (docs/testing.md says exactly what Maven Central lacks).
+//! The stand-in answers as ../shared/reference/SCANNER_FORMATS.md documents the daemon; its alerts are
 //! the instances of a real ZAP 2.14 report from shared/testdata, turned into API alert objects.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,30 +11,8 @@ use aegis_model::{RunStatus, Side};
 use aegis_scanners::zap::{ZapClient, ZapScanOptions};
 use aegis_security::zap::ZapRules;
 use aegis_testkit as testkit;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use aegis_testkit::zap::{Behaviour, Seen};
 use serde_json::{Value, json};
-
-#[derive(Clone, Default)]
-struct Behaviour {
-    key: String,
-    spider_stuck: bool,
-    passive_never_drains: bool,
-}
-
-#[derive(Default)]
-struct StandIn {
-    behaviour: Behaviour,
-    alerts: Vec<Value>,
-    spider_polls: u32,
-    passive_polls: u32,
-    pages: Vec<(usize, usize)>,
-    calls: Vec<String>,
-}
-
-type Shared = Arc<Mutex<StandIn>>;
 
 /// API alert objects from a real report: one per instance, every scalar a string.
 fn api_alerts_from_report(times: usize) -> Vec<Value> {
@@ -81,46 +54,8 @@ fn api_alerts_from_report(times: usize) -> Vec<Value> {
     out
 }
 
-async fn api(State(s): State<Shared>, Path((_format, component, kind, name)): Path<(String, String, String, String)>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let mut st = s.lock().unwrap();
-    st.calls.push(format!("{component}/{kind}/{name}"));
-    let key_ok = headers.get("X-ZAP-API-Key").and_then(|v| v.to_str().ok()) == Some(st.behaviour.key.as_str());
-    if !key_ok {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"code": "bad_api_key", "message": "Invalid or missing API key"}))).into_response();
-    }
-    let body = match (component.as_str(), kind.as_str(), name.as_str()) {
-        ("core", "view", "version") => json!({"version": "2.16.1"}),
-        ("core", "action", "accessUrl") => json!({"Result": "OK"}),
-        ("spider", "action", "scan") => json!({"scan": "0"}),
-        ("spider", "view", "status") => {
-            st.spider_polls += 1;
-            let pct = if st.behaviour.spider_stuck { 42 } else { (st.spider_polls * 50).min(100) };
-            json!({"status": pct.to_string()})
-        }
-        ("pscan", "view", "recordsToScan") => {
-            st.passive_polls += 1;
-            let left = if st.behaviour.passive_never_drains { 7 } else { 3u32.saturating_sub(st.passive_polls) };
-            json!({"recordsToScan": left.to_string()})
-        }
-        ("alert", "view", "alerts") => {
-            let start: usize = q.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let count: usize = q.get("count").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
-            st.pages.push((start, count));
-            let page: Vec<Value> = st.alerts.iter().skip(start).take(count).cloned().collect();
-            json!({"alerts": page})
-        }
-        _ => return (StatusCode::BAD_REQUEST, axum::Json(json!({"code": "no_implementor", "message": "No implementor"}))).into_response(),
-    };
-    axum::Json(body).into_response()
-}
-
-async fn start(behaviour: Behaviour, alerts: Vec<Value>) -> (SocketAddr, Shared) {
-    let state: Shared = Arc::new(Mutex::new(StandIn { behaviour, alerts, ..Default::default() }));
-    let app = axum::Router::new().route("/{format}/{component}/{kind}/{name}/", get(api)).with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, state)
+async fn start(behaviour: Behaviour, alerts: Vec<Value>) -> (SocketAddr, Arc<Mutex<Seen>>) {
+    testkit::zap::start(behaviour, Arc::new(move |_: &str| alerts.clone())).await
 }
 
 fn fast() -> ZapScanOptions {

@@ -1,6 +1,7 @@
 //! Test support shared by AEGIS's crates. A dev-dependency only.
 
 pub mod cluster;
+pub mod zap;
 
 use std::path::PathBuf;
 

@@ -38,6 +38,27 @@ pub struct VerifyOptions {
     pub aegis_namespace: String,
     pub runtime_class: Option<String>,
     pub shadow_ttl: Duration,
+    /// Probe paths to GET through the shadow's Service once it is healthy (from the verification plan).
+    pub smoke_paths: Vec<String>,
+}
+
+async fn smoke(url: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
+    let Some(base) = url else {
+        return paths.iter().map(|p| SmokeCheck { url: p.clone(), outcome: "unreachable".into(), detail: "no Service selects the workload".into() }).collect();
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(3)).build() else { return Vec::new() };
+    let mut out = Vec::new();
+    for path in paths {
+        let url = format!("{base}{path}");
+        let check = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() || r.status().is_redirection() => SmokeCheck { url, outcome: "passed".into(), detail: r.status().to_string() },
+            Ok(r) => SmokeCheck { url, outcome: "failed".into(), detail: r.status().to_string() },
+            Err(e) => SmokeCheck { url, outcome: "unreachable".into(), detail: e.to_string() },
+        };
+        out.push(check);
+    }
+    out
 }
 
 /// The health part of a result.
@@ -59,6 +80,16 @@ pub struct Timings {
     pub total_ms: u64,
 }
 
+/// One HTTP smoke check on a probe path through the shadow's Service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeCheck {
+    pub url: String,
+    /// `passed` (2xx/3xx), `failed` (another status), or `unreachable` (no Service, or it cannot be
+    /// reached from where AEGIS runs — e.g. fake Service IPs in a test cluster). Only `failed` blocks.
+    pub outcome: String,
+    pub detail: String,
+}
+
 /// One verification's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerificationResult {
@@ -68,6 +99,7 @@ pub struct VerificationResult {
     pub reasons: Vec<String>,
     pub health: HealthReport,
     pub security: Option<SecurityReport>,
+    pub smoke_checks: Vec<SmokeCheck>,
     pub timings: Timings,
     pub shadow_namespace: String,
     /// Digest of the fix, the health observations and the security evidence: what an approval binds to.
@@ -78,6 +110,22 @@ fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
     obj.and_then(|t| t.spec.as_ref())
         .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).filter_map(|c| c.image.clone()).map(ImageRef::new).collect())
         .unwrap_or_default()
+}
+
+/// The in-cluster URL of the first Service selecting the workload's pods (`http://svc.ns.svc:port`),
+/// for ZAP and smoke checks. `None` when no Service selects it.
+async fn service_url(client: &Client, workload: &ResourceRef, template: Option<&PodTemplateSpec>) -> Option<String> {
+    let labels = template?.metadata.as_ref()?.labels.clone().unwrap_or_default();
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
+    services.items.into_iter().find_map(|svc| {
+        let spec = svc.spec?;
+        let selector = spec.selector.filter(|s| !s.is_empty())?;
+        if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            return None;
+        }
+        let port = spec.ports?.first()?.port;
+        Some(format!("http://{}.{}.svc:{port}", svc.metadata.name?, workload.namespace))
+    })
 }
 
 /// The images and manifest of a workload, as targets for the scanners.
@@ -97,7 +145,12 @@ async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, 
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
     images.dedup();
     let text = manifest.map_err(|e| VerifyError::Invalid(e.to_string()))?;
-    Ok(Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url: None, falco: None })
+    let template: Option<PodTemplateSpec> = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.pointer("/spec/template").cloned())
+        .and_then(|t| serde_json::from_value(t).ok());
+    let url = service_url(client, workload, template.as_ref()).await;
+    Ok(Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None })
 }
 
 /// Verify `fix` for the production workload `source`.
@@ -128,6 +181,7 @@ pub async fn verify(client: &Client, source: &ResourceRef, fix: &Fix, incident: 
             reasons: vec![format!("verification did not finish within its {}s deadline", opts.deadline.as_secs())],
             health: HealthReport { healthy: false, reasons: vec!["deadline".into()], observations: vec![] },
             security: None,
+            smoke_checks: Vec::new(),
             timings: Timings::default(),
             shadow_namespace: shadow.namespace.clone(),
             evidence_digest: Digest::of_bytes(b"deadline"),
@@ -171,6 +225,7 @@ async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, 
             reasons: health_report.reasons.iter().map(|r| format!("health: {r}")).collect(),
             health: health_report,
             security: None,
+            smoke_checks: Vec::new(),
             timings: timings.clone(),
             shadow_namespace: shadow.namespace.clone(),
             evidence_digest: digest,
@@ -181,16 +236,23 @@ async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, 
         candidate_targets.falco = Some(FalcoWindow { namespace: shadow.namespace.clone(), since: fixed_at, until: jiff::Timestamp::now() });
     }
     let t = Instant::now();
-    let candidate: Evidence = opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets).await;
+    let (candidate, smoke_checks) = tokio::join!(
+        opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets),
+        smoke(candidate_targets.url.as_deref(), &opts.smoke_paths)
+    );
+    let candidate: Evidence = candidate;
     timings.candidate_scan_ms = t.elapsed().as_millis() as u64;
     let report = evaluate(&opts.policy, Some(&baseline), &candidate, jiff::Timestamp::now());
-    let reasons = report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)).collect();
+    let mut reasons: Vec<String> = smoke_checks.iter().filter(|c| c.outcome == "failed").map(|c| format!("smoke: GET {} answered {}", c.url, c.detail)).collect();
+    reasons.extend(report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)));
+    let verdict = if smoke_checks.iter().any(|c| c.outcome == "failed") { Verdict::Blocked } else { report.verdict };
     let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str()));
     Ok(VerificationResult {
-        verdict: report.verdict,
+        verdict,
         reasons,
         health: health_report,
         security: Some(report),
+        smoke_checks,
         timings: timings.clone(),
         shadow_namespace: shadow.namespace.clone(),
         evidence_digest: digest,

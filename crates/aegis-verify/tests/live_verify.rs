@@ -41,6 +41,7 @@ fn options(trivy_bin: PathBuf) -> VerifyOptions {
         aegis_namespace: "aegis-system".into(),
         runtime_class: None,
         shadow_ttl: Duration::from_secs(600),
+        smoke_paths: vec!["/ready".into()],
     }
 }
 
@@ -94,6 +95,9 @@ async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
     assert!(security.findings.new.is_empty());
     assert!(security.scanners.iter().any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && s.status.is_ok()));
     assert!(result.timings.baseline_scan_ms > 0 && result.timings.health_ms > 0);
+    // No Service selects this workload: the smoke check is reported as unreachable, and does not block.
+    assert_eq!(result.smoke_checks.len(), 1);
+    assert_eq!(result.smoke_checks[0].outcome, "unreachable");
     assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
 }
@@ -140,5 +144,48 @@ async fn a_missing_scanner_during_verification_blocks_rather_than_passes() {
     assert_eq!(result.verdict, Verdict::Error, "{:?}", result.reasons);
     assert!(!result.verdict.allows_production());
     assert!(result.reasons.iter().any(|r| r.contains("trivy.evidence")), "{:?}", result.reasons);
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
+#[tokio::test]
+async fn zap_scans_the_production_and_shadow_services_and_a_new_high_alert_blocks() {
+    use std::sync::Arc;
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+
+    // The ZAP stand-in (aegis_testkit::zap; no real ZAP can scan here) finds a missing header everywhere
+    // and a reflected XSS (High) only in the shadow's URL: the fix would introduce it.
+    let alert = |plugin: &str, name: &str, risk: &str, url: &str| {
+        json!({"pluginId": plugin, "alertRef": plugin, "name": name, "risk": risk, "confidence": "Medium", "url": url, "method": "GET",
+               "param": "", "evidence": "", "reference": "", "cweid": "79", "wascid": "8"})
+    };
+    let alerts: aegis_testkit::zap::Alerts = Arc::new(move |base: &str| {
+        let mut v = vec![alert("10021", "X-Content-Type-Options Header Missing", "Low", &format!("{base}/"))];
+        if base.contains("aegis-shadow-") {
+            v.push(alert("40012", "Cross Site Scripting (Reflected)", "High", &format!("{base}/search?q=x")));
+        }
+        v
+    });
+    let (addr, seen) = aegis_testkit::zap::start(aegis_testkit::zap::Behaviour { key: "k".into(), ..Default::default() }, alerts).await;
+    let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    opts.policy = GatePolicy::compile(Policy::from_yaml("falco: {mode: off}\n").unwrap(), |_| Err("none".into())).unwrap();
+    let zap = aegis_scanners::zap::ZapClient::new(&format!("http://{addr}"), Some("k".into()), Duration::from_secs(5)).unwrap();
+    let zap_opts = aegis_scanners::zap::ZapScanOptions { poll_interval: Duration::from_millis(20), ..Default::default() };
+    opts.runner.zap = Some((zap, zap_opts));
+
+    let result = verify(&ns.client(), &source(&ns), &incident.fix, None, &opts).await.unwrap();
+    assert!(result.health.healthy);
+    assert_eq!(result.verdict, Verdict::Blocked, "{:?}", result.reasons);
+    assert!(result.reasons.iter().any(|r| r.contains("zap.fail_risk") && r.contains("40012")), "{:?}", result.reasons);
+    let security = result.security.unwrap();
+    assert!(security.findings.persisting.iter().any(|f| f.id == "10021"), "the missing header is the same finding in both");
+    let urls = seen.lock().unwrap().baseurls.clone();
+    assert!(urls.iter().any(|u| u.contains(&format!(".{}.svc", ns.name()))), "production Service scanned: {urls:?}");
+    assert!(urls.iter().any(|u| u.contains(&format!(".{}.svc", result.shadow_namespace))), "shadow Service scanned: {urls:?}");
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
 }

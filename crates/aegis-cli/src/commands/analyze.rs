@@ -84,7 +84,11 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
         Some(dir) => Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?),
         None => None,
     };
-    let runner = aegis_scanners::Runner { trivy: Some(trivy), cache, falco, ..Default::default() };
+    let zap = match &v.zap {
+        Some(url) => Some((aegis_scanners::zap::ZapClient::new(url, v.zap_api_key.clone(), std::time::Duration::from_secs(60))?, aegis_scanners::zap::ZapScanOptions::default())),
+        None => None,
+    };
+    let runner = aegis_scanners::Runner { trivy: Some(trivy), cache, falco, zap, ..Default::default() };
     let mut out = Vec::new();
     for i in incidents {
         if i.fix.patch.is_none() || !matches!(i.resource.kind.as_str(), "Deployment" | "StatefulSet") {
@@ -104,9 +108,21 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
             aegis_namespace: v.aegis_namespace.clone(),
             runtime_class: v.runtime_class.clone(),
             shadow_ttl: std::time::Duration::from_secs(3600),
+            smoke_paths: i.verification_plan.smoke_paths.clone(),
         };
         eprintln!("{}: verifying the {} fix in a shadow (deadline {})…", i.resource, i.fix.action.kind(), v.deadline);
-        let r = aegis_verify::verify(&client, &i.resource, &i.fix, Some(i.category.to_string()), &opts).await?;
+        let started = std::time::Instant::now();
+        let work = aegis_verify::verify(&client, &i.resource, &i.fix, Some(i.category.to_string()), &opts);
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        tick.tick().await;
+        // Long waits are visible: what is being waited for, and for how long.
+        let r = loop {
+            tokio::select! {
+                r = &mut work => break r?,
+                _ = tick.tick() => eprintln!("{}: still verifying (shadow rollout, health window, scans) — {}s", i.resource, started.elapsed().as_secs()),
+            }
+        };
         eprintln!("{}: {} after {:.1}s", i.resource, r.verdict, r.timings.total_ms as f64 / 1000.0);
         out.push(Some(r));
     }

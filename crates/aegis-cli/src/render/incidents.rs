@@ -67,6 +67,9 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
                 "  timings: shadow {}ms, baseline scan {}ms ∥ apply {}ms + health {}ms, candidate scan {}ms",
                 t.shadow_create_ms, t.baseline_scan_ms, t.apply_ms, t.health_ms, t.candidate_scan_ms
             );
+            for c in &v.smoke_checks {
+                let _ = writeln!(out, "  smoke GET {}: {} ({})", c.url, c.outcome, c.detail);
+            }
             if let Some(report) = &v.security {
                 out.push_str(&crate::render::table::render(report, color));
             }
