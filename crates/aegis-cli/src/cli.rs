@@ -31,13 +31,13 @@ pub enum Command {
     Falco(FalcoCommand),
     /// Find broken workloads, explain the root cause and propose a typed fix (exit 0 whether or not
     /// incidents are found; non-zero only on errors).
-    Analyze(AnalyzeArgs),
+    Analyze(Box<AnalyzeArgs>),
     /// Capture a namespace as a kubectl `List` (Secret values stripped), for `aegis analyze --snapshot`.
     Snapshot(SnapshotArgs),
     /// Shadow environments: list them, delete one, collect expired ones.
     #[command(subcommand)]
     Shadow(ShadowCommand),
-    /// Print a JSON schema: the security report or the policy file.
+    /// Print a JSON schema: the security report, the policy file or a fix file.
     Schema {
         #[arg(value_enum)]
         which: SchemaKind,
@@ -48,6 +48,8 @@ pub enum Command {
 pub enum SchemaKind {
     Report,
     Policy,
+    /// One typed fix: what `aegis shadow verify --fix FILE` reads.
+    Fix,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,6 +370,38 @@ pub struct SnapshotArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ShadowCommand {
+    /// Create a shadow of a workload (KIND/NAME) and leave it for inspection until its TTL.
+    Create {
+        resource: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// How long the shadow may live before `aegis shadow gc` deletes it, e.g. 1h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long, default_value = "aegis-system")]
+        aegis_namespace: String,
+    },
+    /// Show a shadow and the readiness of its workloads.
+    Status {
+        id: String,
+        #[command(flatten)]
+        cluster: ClusterOnly,
+    },
+    /// Prove a fix for a workload (KIND/NAME) in a shadow: --fix FILE (a typed fix, YAML or JSON) or
+    /// --from-analysis (the fix `aegis analyze` proposes).
+    Verify {
+        resource: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long, conflicts_with = "from_analysis")]
+        fix: Option<PathBuf>,
+        #[arg(long)]
+        from_analysis: bool,
+        #[command(flatten)]
+        verification: Box<VerifyArgs>,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        format: DataFormat,
+    },
     /// List shadow namespaces with their source and expiry.
     List(ClusterOnly),
     /// Delete a shadow by id or namespace.

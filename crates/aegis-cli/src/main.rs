@@ -59,6 +59,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
             let schema = match which {
                 SchemaKind::Report => schemars::schema_for!(aegis_model::SecurityReport),
                 SchemaKind::Policy => schemars::schema_for!(aegis_security::Policy),
+                SchemaKind::Fix => schemars::schema_for!(aegis_model::FixAction),
             };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(0)

@@ -284,7 +284,8 @@ fn falco_serve_receives_stores_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn the_published_json_schemas_are_what_the_binary_prints() {
-    for (which, file) in [("report", "docs/schemas/security-report.v1.json"), ("policy", "docs/schemas/policy.v1alpha1.json")] {
+    for (which, file) in [("report", "docs/schemas/security-report.v1.json"), ("policy", "docs/schemas/policy.v1alpha1.json"), ("fix", "docs/schemas/fix.v1alpha1.json")]
+    {
         let printed = aegis().args(["schema", which]).output().unwrap();
         assert_eq!(printed.status.code(), Some(0));
         let published = std::fs::read(testkit::repo_root().join(file)).unwrap();

@@ -26,7 +26,18 @@ fn aegis(args: &[&str]) -> (Option<i32>, String) {
 
 fn summary(json: &str) -> Vec<(String, String, String)> {
     let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    v["incidents"].as_array().unwrap().iter().map(|i| (i["category"].as_str().unwrap().to_owned(), i["resource"]["name"].as_str().unwrap().to_owned(), i["fix"]["type"].as_str().unwrap().to_owned())).collect()
+    v["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["category"].as_str().unwrap().to_owned(),
+                i["resource"]["name"].as_str().unwrap().to_owned(),
+                i["fix"]["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -36,7 +47,10 @@ async fn live_analysis_matches_the_captured_file_and_aegis_snapshot_round_trips(
         "name": "api", "image": "127.0.0.1:5000/demo-api:v2",
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
     });
-    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container)).await.unwrap();
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container))
+        .await
+        .unwrap();
 
     let live = eventually("OOMKilled found live", Duration::from_secs(60), || {
         let name = ns.name().to_owned();
@@ -75,7 +89,8 @@ async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_
     let api = ns.api::<D>();
     api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
     aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
-    let broken = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     api.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
     let name = ns.name().to_owned();
     eventually("crashloop found", Duration::from_secs(60), || {
@@ -110,7 +125,10 @@ async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_
     let mut args = vec!["analyze", "-n", &name, "--verify", "--verify-policy", policy.to_str().unwrap()];
     args.extend(common);
     let (_, table) = aegis(&args);
-    let order: Vec<usize> = ["Root Cause Analysis", "Proposed Fix", "Verification Plan", "Verification\n", "Security Report"].iter().map(|h| table.find(h).unwrap_or(usize::MAX)).collect();
+    let order: Vec<usize> = ["Root Cause Analysis", "Proposed Fix", "Verification Plan", "Verification\n", "Security Report"]
+        .iter()
+        .map(|h| table.find(h).unwrap_or(usize::MAX))
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{table}");
 
     let (code, list) = aegis(&["shadow", "list"]);
@@ -119,4 +137,74 @@ async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_
     let (code, gc) = aegis(&["shadow", "gc"]);
     assert_eq!(code, Some(0));
     assert!(gc.contains("expired shadow(s) deleted"));
+}
+
+#[tokio::test]
+async fn shadow_create_status_verify_with_a_fix_file_and_delete() {
+    use k8s_openapi::api::apps::v1::Deployment as D;
+    use kube::api::{Patch, PatchParams};
+    let ns = TestNamespace::create("cli-shadow").await;
+    // The image lives in the harness registry, so Trivy can really scan it (an unreachable image blocks the gate).
+    let image = format!("{}/demo-api:v2", aegis_testkit::harness_env("AEGIS_REGISTRY"));
+    let container = json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let api = ns.api::<D>();
+    api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    let name = ns.name().to_owned();
+
+    let (code, out) = aegis(&["shadow", "create", "deployment/api", "-n", &name, "--ttl", "10m"]);
+    assert_eq!(code, Some(0), "{out}");
+    let shadow_ns = out.split_whitespace().find(|w| w.starts_with("aegis-shadow-")).expect("namespace printed").to_owned();
+    let status = eventually("shadow copy ready", Duration::from_secs(60), || {
+        let shadow_ns = shadow_ns.clone();
+        async move {
+            let (_, s) = aegis(&["shadow", "status", &shadow_ns]);
+            if s.contains("Deployment/api: 2/2 ready") { Ok(s) } else { Err(s) }
+        }
+    })
+    .await;
+    assert!(status.contains(&format!("Deployment/api -n {name}")), "{status}");
+    let (code, _) = aegis(&["shadow", "delete", &shadow_ns]);
+    assert_eq!(code, Some(0));
+    let (code, _) = aegis(&["shadow", "delete", &name]);
+    assert_ne!(code, Some(0), "a namespace that is not a shadow is never deleted");
+
+    // Production breaks (DATABASE_URL removed); a typed fix file puts it back, and is proven in a shadow.
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    api.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fix = dir.path().join("fix.yaml");
+    std::fs::write(&fix, "type: set-env\ncontainer: api\nname: DATABASE_URL\nvalue: postgres://db\n").unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
+    let (code, out) = aegis(&[
+        "shadow",
+        "verify",
+        "deployment/api",
+        "-n",
+        &name,
+        "--fix",
+        fix.to_str().unwrap(),
+        "--verify-policy",
+        policy.to_str().unwrap(),
+        "--window",
+        "2s",
+        "--deadline",
+        "90s",
+        "--skip-db-update",
+        "--image-src",
+        "remote",
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!((code, v["verdict"].as_str()), (Some(0), Some("passed")), "{v:#}");
+    assert_eq!(v["health"]["healthy"], true);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "type: set-env\ncontainer: sidecar\nname: X\nvalue: y\n").unwrap();
+    let (code, _) = aegis(&["shadow", "verify", "deployment/api", "-n", &name, "--fix", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "a fix for a container the workload does not have is refused");
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 use aegis_model::{Fix, Patch, PatchType, ResourceRef};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplateSpec, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::K8sError;
@@ -59,7 +59,16 @@ fn err(what: &str, e: kube::Error) -> K8sError {
 /// Remove what the API server sets, so an object can be created elsewhere.
 fn strip(v: &mut Value) {
     if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "ownerReferences", "selfLink", "deletionTimestamp"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "managedFields",
+            "generation",
+            "ownerReferences",
+            "selfLink",
+            "deletionTimestamp",
+        ] {
             m.remove(k);
         }
         if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -73,7 +82,8 @@ fn strip(v: &mut Value) {
 
 fn add_shadow_labels(template: &mut Value, id: &str) {
     if let Some(t) = template.as_object_mut() {
-        let labels = t.entry("metadata").or_insert_with(|| json!({})).as_object_mut().map(|m| m.entry("labels").or_insert_with(|| json!({})));
+        let labels =
+            t.entry("metadata").or_insert_with(|| json!({})).as_object_mut().map(|m| m.entry("labels").or_insert_with(|| json!({})));
         if let Some(Value::Object(l)) = labels {
             l.insert(SHADOW_LABEL.into(), id.into());
         }
@@ -91,7 +101,9 @@ fn references_in(v: &Value, cms: &mut BTreeSet<String>, secrets: &mut BTreeSet<S
                     "configMapKeyRef" | "configMapRef" | "configMap" => cms.extend(name),
                     "secretKeyRef" | "secretRef" => secrets.extend(name),
                     "secret" => secrets.extend(child.get("secretName").and_then(Value::as_str).map(str::to_owned).or(name)),
-                    "imagePullSecrets" => secrets.extend(child.as_array().into_iter().flatten().filter_map(|s| s.get("name")?.as_str().map(str::to_owned))),
+                    "imagePullSecrets" => {
+                        secrets.extend(child.as_array().into_iter().flatten().filter_map(|s| s.get("name")?.as_str().map(str::to_owned)))
+                    }
                     _ => {}
                 }
                 references_in(child, cms, secrets);
@@ -106,7 +118,9 @@ fn references_in(v: &Value, cms: &mut BTreeSet<String>, secrets: &mut BTreeSet<S
 fn references(t: &PodTemplateSpec) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut cms = BTreeSet::new();
     let mut secrets = BTreeSet::new();
-    let Some(spec) = &t.spec else { return (cms, secrets) };
+    let Some(spec) = &t.spec else {
+        return (cms, secrets);
+    };
     for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
         for e in c.env.iter().flatten() {
             if let Some(vf) = &e.value_from {
@@ -197,7 +211,13 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     let (src_ns, ns, id) = (&spec.source.namespace, &shadow.namespace, &shadow.id);
     // Pods cannot be created before the namespace's default ServiceAccount exists.
     for _ in 0..100 {
-        if Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns).get_opt("default").await.ok().flatten().is_some() {
+        if Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns)
+            .get_opt("default")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -205,13 +225,13 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     // Isolation first, so no copied pod ever runs without it.
     let isolation = [
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
-                "egress": [
-                    {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
-                    {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-                ]}}),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
+            "egress": [
+                {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+            ]}}),
         json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
             "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": "4", "requests.memory": "16Gi"}}}),
         json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
@@ -220,7 +240,9 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     for obj in isolation {
         let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
         let ar = match kind.as_str() {
-            "NetworkPolicy" => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy")),
+            "NetworkPolicy" => {
+                kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"))
+            }
             other => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", other)),
         };
         let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
@@ -231,16 +253,24 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     // The workload.
     let (mut workload, template): (Value, PodTemplateSpec) = match spec.source.kind.as_str() {
         "Deployment" => {
-            let d = Api::<Deployment>::namespaced(client.clone(), src_ns).get(&spec.source.name).await.map_err(|e| err(&spec.source.to_string(), e))?;
+            let d = Api::<Deployment>::namespaced(client.clone(), src_ns)
+                .get(&spec.source.name)
+                .await
+                .map_err(|e| err(&spec.source.to_string(), e))?;
             let t = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
             (serde_json::to_value(&d).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
         }
         "StatefulSet" => {
-            let s = Api::<StatefulSet>::namespaced(client.clone(), src_ns).get(&spec.source.name).await.map_err(|e| err(&spec.source.to_string(), e))?;
+            let s = Api::<StatefulSet>::namespaced(client.clone(), src_ns)
+                .get(&spec.source.name)
+                .await
+                .map_err(|e| err(&spec.source.to_string(), e))?;
             let t = s.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
             (serde_json::to_value(&s).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
         }
-        other => return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}"))),
+        other => {
+            return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}")));
+        }
     };
     workload["metadata"]["namespace"] = ns.clone().into();
     let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
@@ -275,7 +305,8 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
         }
     }
     let pod_labels: BTreeMap<String, String> = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
-    for svc in Api::<Service>::namespaced(client.clone(), src_ns).list(&ListParams::default()).await.map_err(|e| err("Services", e))?.items {
+    for svc in Api::<Service>::namespaced(client.clone(), src_ns).list(&ListParams::default()).await.map_err(|e| err("Services", e))?.items
+    {
         let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
         if selector.is_empty() || !selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
             continue;
@@ -356,7 +387,8 @@ pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Ve
     let mut deleted = Vec::new();
     for ns in list.items {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        let expires = ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION)).and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let expires =
+            ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION)).and_then(|t| t.parse::<jiff::Timestamp>().ok());
         let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
         // A shadow without a readable expiry is treated as expired: better deleted than leaked.
         if !terminating && expires.is_none_or(|e| e <= now) {
@@ -403,19 +435,32 @@ pub async fn watch_health(client: &Client, shadow: &Shadow, window: Duration, de
         for p in &current_pods {
             let name = p.metadata.name.clone().unwrap_or_default();
             let st = p.status.clone().unwrap_or_default();
-            if st.conditions.iter().flatten().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")) {
+            if st
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+            {
                 fatal.push(format!("pod {name}: Unschedulable"));
             }
             let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
             all_ready &= ready;
             for cs in st.container_statuses.iter().flatten() {
                 if let Some(r) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone())
-                    && matches!(r.as_str(), "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError" | "InvalidImageName")
+                    && matches!(
+                        r.as_str(),
+                        "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError" | "InvalidImageName"
+                    )
                 {
                     fatal.push(format!("pod {name}: container {} {r}", cs.name));
                 }
                 if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
-                    fatal.push(format!("pod {name}: container {} restarted ({}, exit code {})", cs.name, t.reason.clone().unwrap_or_default(), t.exit_code));
+                    fatal.push(format!(
+                        "pod {name}: container {} restarted ({}, exit code {})",
+                        cs.name,
+                        t.reason.clone().unwrap_or_default(),
+                        t.exit_code
+                    ));
                 } else if cs.restart_count > 0 {
                     fatal.push(format!("pod {name}: container {} restarted {} time(s)", cs.name, cs.restart_count));
                 }
@@ -430,7 +475,11 @@ pub async fn watch_health(client: &Client, shadow: &Shadow, window: Duration, de
         if rolled_out && all_ready {
             let since = *healthy_since.get_or_insert_with(std::time::Instant::now);
             if since.elapsed() >= window {
-                observations.push(format!("rolled out, {} pod(s) ready and without restarts for {}s", current_pods.len(), window.as_secs()));
+                observations.push(format!(
+                    "rolled out, {} pod(s) ready and without restarts for {}s",
+                    current_pods.len(),
+                    window.as_secs()
+                ));
                 return Ok(HealthSummary { health: Health::Healthy, observations, elapsed });
             }
         } else {
@@ -473,11 +522,24 @@ async fn newest_pods(client: &Client, shadow: &Shadow) -> Result<Vec<Pod>, K8sEr
     if shadow.workload.kind == "StatefulSet" {
         let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get(&shadow.workload.name).await.map_err(|e| err("StatefulSet", e))?;
         let rev = s.status.and_then(|s| s.update_revision).unwrap_or_default();
-        return Ok(pods.into_iter().filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev)).collect());
+        return Ok(pods
+            .into_iter()
+            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev))
+            .collect());
     }
-    let rss = Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("ReplicaSets", e))?.items;
-    let revision = |rs: &ReplicaSet| rs.metadata.annotations.as_ref().and_then(|a| a.get("deployment.kubernetes.io/revision")).and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
-    let Some(newest) = rss.iter().max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else { return Ok(Vec::new()) };
+    let rss =
+        Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("ReplicaSets", e))?.items;
+    let revision = |rs: &ReplicaSet| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let Some(newest) = rss.iter().max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
+        return Ok(Vec::new());
+    };
     Ok(pods
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -498,7 +560,10 @@ pub struct ShadowInfo {
 
 /// Every shadow namespace in the cluster.
 pub async fn list_shadows(client: &Client) -> Result<Vec<ShadowInfo>, K8sError> {
-    let list = Api::<Namespace>::all(client.clone()).list(&ListParams::default().labels(SHADOW_LABEL)).await.map_err(|e| err("shadow namespaces", e))?;
+    let list = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default().labels(SHADOW_LABEL))
+        .await
+        .map_err(|e| err("shadow namespaces", e))?;
     Ok(list
         .items
         .into_iter()
@@ -520,7 +585,11 @@ pub async fn list_shadows(client: &Client) -> Result<Vec<ShadowInfo>, K8sError> 
 /// Delete a shadow by its namespace; refuses namespaces that are not shadows.
 pub async fn delete_shadow_namespace(client: &Client, namespace: &str) -> Result<(), K8sError> {
     let api = Api::<Namespace>::all(client.clone());
-    let ns = api.get_opt(namespace).await.map_err(|e| err(namespace, e))?.ok_or_else(|| K8sError::Invalid(format!("no namespace {namespace}")))?;
+    let ns = api
+        .get_opt(namespace)
+        .await
+        .map_err(|e| err(namespace, e))?
+        .ok_or_else(|| K8sError::Invalid(format!("no namespace {namespace}")))?;
     if ns.metadata.labels.as_ref().and_then(|l| l.get(SHADOW_LABEL)).is_none() {
         return Err(K8sError::Invalid(format!("{namespace} is not an AEGIS shadow (no {SHADOW_LABEL} label); not deleting it")));
     }
@@ -529,4 +598,30 @@ pub async fn delete_shadow_namespace(client: &Client, namespace: &str) -> Result
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(err(namespace, e)),
     }
+}
+
+/// `(kind, name, ready, desired)` of the Deployments and StatefulSets in a shadow.
+pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<(String, String, i32, i32)>, K8sError> {
+    let mut out = Vec::new();
+    for d in Api::<Deployment>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| err("Deployments", e))?
+        .items
+    {
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        out.push(("Deployment".to_owned(), d.metadata.name.unwrap_or_default(), ready, want));
+    }
+    for s in Api::<StatefulSet>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| err("StatefulSets", e))?
+        .items
+    {
+        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        out.push(("StatefulSet".to_owned(), s.metadata.name.unwrap_or_default(), ready, want));
+    }
+    Ok(out)
 }

@@ -23,7 +23,10 @@ async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<Str
             let kc = Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &options).await.context("kubeconfig")?
         }
-        None => kube::Config::from_kubeconfig(&options).await.or_else(|_| kube::Config::incluster()).context("no kubeconfig and not in a cluster")?,
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .or_else(|_| kube::Config::incluster())
+            .context("no kubeconfig and not in a cluster")?,
     };
     let ns = config.default_namespace.clone();
     Ok((kube::Client::try_from(config).context("kubernetes client")?, ns))
@@ -72,23 +75,71 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Verify each incident's fix in a shadow. `None` where there is nothing to verify.
-async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Option<aegis_verify::VerificationResult>>> {
-    if a.snapshot.is_some() {
-        bail!("--verify needs a live cluster: it creates shadows; drop --snapshot");
-    }
-    let (client, _) = connect(&a.cluster).await?;
-    let v = &a.verification;
+/// The runner the verification settings describe.
+fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
     let (trivy, cache) = crate::commands::scan::trivy(&v.trivy)?;
     let falco = match &v.falco_store {
         Some(dir) => Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?),
         None => None,
     };
     let zap = match &v.zap {
-        Some(url) => Some((aegis_scanners::zap::ZapClient::new(url, v.zap_api_key.clone(), std::time::Duration::from_secs(60))?, aegis_scanners::zap::ZapScanOptions::default())),
+        Some(url) => Some((
+            aegis_scanners::zap::ZapClient::new(url, v.zap_api_key.clone(), std::time::Duration::from_secs(60))?,
+            aegis_scanners::zap::ZapScanOptions::default(),
+        )),
         None => None,
     };
-    let runner = aegis_scanners::Runner { trivy: Some(trivy), cache, falco, zap, ..Default::default() };
+    Ok(aegis_scanners::Runner { trivy: Some(trivy), cache, falco, zap, ..Default::default() })
+}
+
+/// Verify one fix in a shadow, with progress lines while it waits.
+async fn verify_one(
+    client: &kube::Client,
+    v: &crate::cli::VerifyArgs,
+    runner: &aegis_scanners::Runner,
+    resource: &aegis_model::ResourceRef,
+    fix: &aegis_model::Fix,
+    plan: &aegis_model::VerificationPlan,
+    incident: Option<String>,
+) -> Result<aegis_verify::VerificationResult> {
+    let policy = crate::commands::load_policy(
+        &crate::cli::PolicyArgs { policy: v.verify_policy.clone(), trivyignore: Vec::new() },
+        Some(&plan.security_checks),
+    )?;
+    let opts = aegis_verify::VerifyOptions {
+        window: crate::input::duration(&v.window, "--window")?,
+        deadline: crate::input::duration(&v.deadline, "--deadline")?,
+        policy,
+        runner: runner.clone(),
+        aegis_namespace: v.aegis_namespace.clone(),
+        runtime_class: v.runtime_class.clone(),
+        shadow_ttl: std::time::Duration::from_secs(3600),
+        smoke_paths: plan.smoke_paths.clone(),
+    };
+    eprintln!("{resource}: verifying the {} fix in a shadow (deadline {})…", fix.action.kind(), v.deadline);
+    let started = std::time::Instant::now();
+    let work = aegis_verify::verify(client, resource, fix, incident, &opts);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    tick.tick().await;
+    // Long waits are visible: what is being waited for, and for how long.
+    let r = loop {
+        tokio::select! {
+            r = &mut work => break r?,
+            _ = tick.tick() => eprintln!("{resource}: still verifying (shadow rollout, health window, scans) — {}s", started.elapsed().as_secs()),
+        }
+    };
+    eprintln!("{resource}: {} after {:.1}s", r.verdict, r.timings.total_ms as f64 / 1000.0);
+    Ok(r)
+}
+
+/// Verify each incident's fix in a shadow. `None` where there is nothing to verify.
+async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Option<aegis_verify::VerificationResult>>> {
+    if a.snapshot.is_some() {
+        bail!("--verify needs a live cluster: it creates shadows; drop --snapshot");
+    }
+    let (client, _) = connect(&a.cluster).await?;
+    let runner = runner_for(&a.verification)?;
     let mut out = Vec::new();
     for i in incidents {
         if i.fix.patch.is_none() || !matches!(i.resource.kind.as_str(), "Deployment" | "StatefulSet") {
@@ -96,47 +147,94 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
             out.push(None);
             continue;
         }
-        let policy = crate::commands::load_policy(
-            &crate::cli::PolicyArgs { policy: v.verify_policy.clone(), trivyignore: Vec::new() },
-            Some(&i.verification_plan.security_checks),
-        )?;
-        let opts = aegis_verify::VerifyOptions {
-            window: crate::input::duration(&v.window, "--window")?,
-            deadline: crate::input::duration(&v.deadline, "--deadline")?,
-            policy,
-            runner: runner.clone(),
-            aegis_namespace: v.aegis_namespace.clone(),
-            runtime_class: v.runtime_class.clone(),
-            shadow_ttl: std::time::Duration::from_secs(3600),
-            smoke_paths: i.verification_plan.smoke_paths.clone(),
-        };
-        eprintln!("{}: verifying the {} fix in a shadow (deadline {})…", i.resource, i.fix.action.kind(), v.deadline);
-        let started = std::time::Instant::now();
-        let work = aegis_verify::verify(&client, &i.resource, &i.fix, Some(i.category.to_string()), &opts);
-        tokio::pin!(work);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-        tick.tick().await;
-        // Long waits are visible: what is being waited for, and for how long.
-        let r = loop {
-            tokio::select! {
-                r = &mut work => break r?,
-                _ = tick.tick() => eprintln!("{}: still verifying (shadow rollout, health window, scans) — {}s", i.resource, started.elapsed().as_secs()),
-            }
-        };
-        eprintln!("{}: {} after {:.1}s", i.resource, r.verdict, r.timings.total_ms as f64 / 1000.0);
-        out.push(Some(r));
+        out.push(Some(
+            verify_one(&client, &a.verification, &runner, &i.resource, &i.fix, &i.verification_plan, Some(i.category.to_string())).await?,
+        ));
     }
     Ok(out)
 }
 
+fn parse_resource(text: &str, namespace: &str) -> Result<aegis_model::ResourceRef> {
+    let Some((kind, name)) = text.split_once('/') else { bail!("resource {text:?} must be KIND/NAME, e.g. deployment/api") };
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" => "Deployment",
+        "statefulset" | "statefulsets" | "sts" => "StatefulSet",
+        other => bail!("shadows copy Deployments and StatefulSets, not {other:?}"),
+    };
+    Ok(aegis_model::ResourceRef { kind: kind.into(), namespace: namespace.to_owned(), name: name.to_owned() })
+}
+
 pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
     use crate::cli::ShadowCommand;
-    let cluster = match cmd {
-        ShadowCommand::List(c) | ShadowCommand::Gc(c) | ShadowCommand::Delete { cluster: c, .. } => c,
-    };
-    let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
     match cmd {
-        ShadowCommand::List(_) => {
+        ShadowCommand::Create { resource, cluster, ttl, aegis_namespace } => {
+            let (client, scope) = connect(cluster).await?;
+            let source = parse_resource(resource, scope.namespace.as_deref().unwrap_or("default"))?;
+            let spec = aegis_k8s::shadow::ShadowSpec {
+                source,
+                incident: None,
+                ttl: crate::input::duration(ttl, "--ttl")?,
+                aegis_namespace: aegis_namespace.clone(),
+                runtime_class: None,
+                fix: None,
+            };
+            let shadow = aegis_k8s::shadow::create_shadow(&client, &spec, jiff::Timestamp::now()).await?;
+            println!("shadow {} created: namespace {} holds {}", shadow.id, shadow.namespace, shadow.workload);
+            return Ok(0);
+        }
+        ShadowCommand::Verify { resource, cluster, fix, from_analysis, verification, format } => {
+            let (client, scope) = connect(cluster).await?;
+            let source = parse_resource(resource, scope.namespace.as_deref().unwrap_or("default"))?;
+            let snap = aegis_k8s::snapshot(&client, &Scope { namespace: Some(source.namespace.clone()), label_selector: None }).await?;
+            let incidents = analyze(&snap);
+            let from = incidents.iter().find(|i| i.resource == source);
+            let (the_fix, plan) = match (fix, from_analysis) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let action: aegis_model::FixAction = serde_saphyr::from_str(&text)
+                        .with_context(|| format!("{} is not a typed fix (e.g. type: set-env)", path.display()))?;
+                    let rendered = aegis_analysis::render_fix(&snap, &source, &action).map_err(|e| anyhow::anyhow!("fix refused: {e}"))?;
+                    let plan = from.map(|i| i.verification_plan.clone()).unwrap_or(aegis_model::VerificationPlan {
+                        duration_seconds: 120,
+                        health_criteria: Vec::new(),
+                        security_checks: vec![aegis_model::Source::Trivy, aegis_model::Source::Manifest, aegis_model::Source::Falco],
+                        smoke_paths: Vec::new(),
+                        approval_required: true,
+                    });
+                    (rendered, plan)
+                }
+                (None, true) => match from {
+                    Some(i) => (i.fix.clone(), i.verification_plan.clone()),
+                    None => {
+                        bail!("aegis analyze finds no incident for {source}: nothing to verify")
+                    }
+                },
+                (None, false) => bail!("give --fix FILE or --from-analysis"),
+            };
+            let runner = runner_for(verification)?;
+            let result = verify_one(&client, verification, &runner, &source, &the_fix, &plan, None).await?;
+            match format {
+                DataFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+                DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&result)?),
+                DataFormat::Table => {
+                    println!("Verification of the {} fix for {source}: {}", the_fix.action.kind(), result.verdict);
+                    for r in &result.reasons {
+                        println!("  ✗ {r}");
+                    }
+                    println!("  health: {}", if result.health.healthy { "healthy".to_owned() } else { result.health.reasons.join("; ") });
+                    if let Some(report) = &result.security {
+                        print!("{}", crate::render::table::render(report, crate::render::table::use_color(true)));
+                    }
+                }
+            }
+            return Ok(result.verdict.exit_code());
+        }
+        ShadowCommand::Status { id, cluster } => {
+            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+            shadow_status(&client, id).await?;
+        }
+        ShadowCommand::List(cluster) => {
+            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
             let mut t = comfy_table::Table::new();
             t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
             t.set_header(["ID", "NAMESPACE", "SOURCE", "INCIDENT", "EXPIRES", "STATUS"]);
@@ -145,17 +243,41 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
             }
             println!("{t}");
         }
-        ShadowCommand::Delete { id, .. } => {
-            let namespace = if id.starts_with("aegis-shadow-") { id.clone() } else { format!("aegis-shadow-{id}") };
+        ShadowCommand::Delete { id, cluster } => {
+            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+            let namespace = shadow_namespace(id);
             aegis_k8s::shadow::delete_shadow_namespace(&client, &namespace).await?;
             println!("shadow {namespace} deleted");
         }
-        ShadowCommand::Gc(_) => {
+        ShadowCommand::Gc(cluster) => {
+            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
             let deleted = aegis_k8s::shadow::collect_expired(&client, jiff::Timestamp::now()).await?;
-            println!("{} expired shadow(s) deleted{}", deleted.len(), if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) });
+            println!(
+                "{} expired shadow(s) deleted{}",
+                deleted.len(),
+                if deleted.is_empty() { String::new() } else { format!(": {}", deleted.join(", ")) }
+            );
         }
     }
     Ok(0)
+}
+
+fn shadow_namespace(id: &str) -> String {
+    if id.starts_with("aegis-shadow-") { id.to_owned() } else { format!("aegis-shadow-{id}") }
+}
+
+async fn shadow_status(client: &kube::Client, id: &str) -> Result<()> {
+    let namespace = shadow_namespace(id);
+    let info = aegis_k8s::shadow::list_shadows(client).await?.into_iter().find(|s| s.namespace == namespace);
+    let Some(s) = info else { bail!("no shadow {namespace}") };
+    println!(
+        "shadow {} ({})\n  source:   {}\n  incident: {}\n  expires:  {}\n  status:   {}",
+        s.id, s.namespace, s.source, s.incident, s.expires, s.phase
+    );
+    for (kind, name, ready, want) in aegis_k8s::shadow::workload_readiness(client, &namespace).await? {
+        println!("  {kind}/{name}: {ready}/{want} ready");
+    }
+    Ok(())
 }
 
 fn print_incidents(
@@ -182,7 +304,9 @@ fn print_incidents(
     match format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&doc)?),
-        DataFormat::Table => print!("{}", crate::render::incidents::render(incidents, verifications, crate::render::table::use_color(true))),
+        DataFormat::Table => {
+            print!("{}", crate::render::incidents::render(incidents, verifications, crate::render::table::use_color(true)))
+        }
     }
     Ok(())
 }
