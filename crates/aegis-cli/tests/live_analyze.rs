@@ -208,3 +208,55 @@ async fn shadow_create_status_verify_with_a_fix_file_and_delete() {
     let (code, _) = aegis(&["shadow", "verify", "deployment/api", "-n", &name, "--fix", bad.to_str().unwrap()]);
     assert_eq!(code, Some(3), "a fix for a container the workload does not have is refused");
 }
+
+#[tokio::test]
+async fn a_sigint_cancels_a_verification_and_deletes_its_shadow_before_exiting() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let ns = TestNamespace::create("cli-cancel").await;
+    let image = format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY"));
+    let container = json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let api = ns.api::<Deployment>();
+    api.create(&PostParams::default(), &deployment("api", 1, json!({}), container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    let name = ns.name().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let fix = dir.path().join("fix.yaml");
+    std::fs::write(&fix, "type: set-env\ncontainer: api\nname: LOG_LEVEL\nvalue: debug\n").unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
+
+    // A health window far longer than the test: only the signal can end this verification.
+    let child = Command::new(env!("CARGO_BIN_EXE_aegis"))
+        .args(["shadow", "verify", "deployment/api", "-n", &name, "--fix", fix.to_str().unwrap(), "--window", "10m", "--deadline", "15m"])
+        .args(["--verify-policy", policy.to_str().unwrap(), "--skip-db-update", "--image-src", "remote"])
+        .env("KUBECONFIG", harness_env("AEGIS_KUBECONFIG"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = ns.client();
+    let shadow = eventually("the verification's shadow exists", Duration::from_secs(60), || {
+        let client = client.clone();
+        let name = name.clone();
+        async move {
+            let all = aegis_k8s::shadow::list_shadows(&client).await.map_err(|e| e.to_string())?;
+            all.into_iter().find(|s| s.source.contains(&name)).map(|s| s.namespace).ok_or_else(|| "no shadow yet".to_owned())
+        }
+    })
+    .await;
+    // Let the shadow's workload roll out, so the signal lands in the middle of the health window.
+    let shadow_api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &shadow);
+    aegis_testkit::cluster::wait_available(&shadow_api, "api", Duration::from_secs(60)).await;
+
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a cancelled verification is an error, never a pass: {stderr}");
+    assert!(stderr.contains("cancelled (SIGINT)") && stderr.contains(&format!("shadow {shadow} deleted")), "{stderr}");
+    // Deleted before the process exited: gone, or already terminating.
+    let left = kube::Api::<Namespace>::all(client).get_opt(&shadow).await.unwrap();
+    assert!(left.is_none_or(|n| n.metadata.deletion_timestamp.is_some()), "shadow {shadow} survived the cancellation");
+}

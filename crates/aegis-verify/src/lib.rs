@@ -44,7 +44,10 @@ pub struct VerifyOptions {
 
 async fn smoke(url: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
     let Some(base) = url else {
-        return paths.iter().map(|p| SmokeCheck { url: p.clone(), outcome: "unreachable".into(), detail: "no Service selects the workload".into() }).collect();
+        return paths
+            .iter()
+            .map(|p| SmokeCheck { url: p.clone(), outcome: "unreachable".into(), detail: "no Service selects the workload".into() })
+            .collect();
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(3)).build() else { return Vec::new() };
@@ -52,7 +55,9 @@ async fn smoke(url: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
     for path in paths {
         let url = format!("{base}{path}");
         let check = match http.get(&url).send().await {
-            Ok(r) if r.status().is_success() || r.status().is_redirection() => SmokeCheck { url, outcome: "passed".into(), detail: r.status().to_string() },
+            Ok(r) if r.status().is_success() || r.status().is_redirection() => {
+                SmokeCheck { url, outcome: "passed".into(), detail: r.status().to_string() }
+            }
             Ok(r) => SmokeCheck { url, outcome: "failed".into(), detail: r.status().to_string() },
             Err(e) => SmokeCheck { url, outcome: "unreachable".into(), detail: e.to_string() },
         };
@@ -106,6 +111,16 @@ pub struct VerificationResult {
     pub evidence_digest: Digest,
 }
 
+impl VerificationResult {
+    /// Whether a signal stopped the verification (its shadow is deleted all the same).
+    pub fn was_cancelled(&self) -> bool {
+        self.verdict == Verdict::Error && self.health.reasons.iter().any(|r| r == CANCELLED)
+    }
+}
+
+/// The health reason of a cancelled verification.
+const CANCELLED: &str = "cancelled";
+
 fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
     obj.and_then(|t| t.spec.as_ref())
         .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).filter_map(|c| c.image.clone()).map(ImageRef::new).collect())
@@ -116,7 +131,8 @@ fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
 /// for ZAP and smoke checks. `None` when no Service selects it.
 async fn service_url(client: &Client, workload: &ResourceRef, template: Option<&PodTemplateSpec>) -> Option<String> {
     let labels = template?.metadata.as_ref()?.labels.clone().unwrap_or_default();
-    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
+    let services =
+        Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
     services.items.into_iter().find_map(|svc| {
         let spec = svc.spec?;
         let selector = spec.selector.filter(|s| !s.is_empty())?;
@@ -132,11 +148,17 @@ async fn service_url(client: &Client, workload: &ResourceRef, template: Option<&
 async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, VerifyError> {
     let (images, manifest) = match workload.kind.as_str() {
         "Deployment" => {
-            let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace).get(&workload.name).await.map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
+            let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace)
+                .get(&workload.name)
+                .await
+                .map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
             (template_of(d.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&d))
         }
         "StatefulSet" => {
-            let s = Api::<StatefulSet>::namespaced(client.clone(), &workload.namespace).get(&workload.name).await.map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
+            let s = Api::<StatefulSet>::namespaced(client.clone(), &workload.namespace)
+                .get(&workload.name)
+                .await
+                .map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
             (template_of(s.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&s))
         }
         other => return Err(VerifyError::Invalid(format!("cannot verify a {other}"))),
@@ -154,7 +176,28 @@ async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, 
 }
 
 /// Verify `fix` for the production workload `source`.
-pub async fn verify(client: &Client, source: &ResourceRef, fix: &Fix, incident: Option<String>, opts: &VerifyOptions) -> Result<VerificationResult, VerifyError> {
+pub async fn verify(
+    client: &Client,
+    source: &ResourceRef,
+    fix: &Fix,
+    incident: Option<String>,
+    opts: &VerifyOptions,
+) -> Result<VerificationResult, VerifyError> {
+    verify_until(client, source, fix, incident, opts, std::future::pending()).await
+}
+
+/// [`verify`], stopped early when `cancel` completes (say, on SIGINT or SIGTERM). A cancelled
+/// verification still deletes its shadow before returning, and its verdict is `error`: an
+/// unfinished proof never passes. Dropping the future instead would skip the cleanup (Rust has no
+/// async drop), leaving the shadow to the expiry collector.
+pub async fn verify_until(
+    client: &Client,
+    source: &ResourceRef,
+    fix: &Fix,
+    incident: Option<String>,
+    opts: &VerifyOptions,
+    cancel: impl Future<Output = String>,
+) -> Result<VerificationResult, VerifyError> {
     let total = Instant::now();
     let mut timings = Timings::default();
     let spec = ShadowSpec {
@@ -168,30 +211,51 @@ pub async fn verify(client: &Client, source: &ResourceRef, fix: &Fix, incident: 
     let t = Instant::now();
     let shadow = shadow::create_shadow(client, &spec, jiff::Timestamp::now()).await?;
     timings.shadow_create_ms = t.elapsed().as_millis() as u64;
-    let outcome = tokio::time::timeout(opts.deadline, run(client, source, fix, &shadow, opts, &mut timings)).await;
-    // Cleanup always happens: success, failure, error or deadline.
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(opts.deadline, run(client, source, fix, &shadow, opts, &mut timings)) => match r {
+            Ok(r) => Ended::Finished(Box::new(r)),
+            Err(_) => Ended::Stopped(format!("verification did not finish within its {}s deadline", opts.deadline.as_secs()), "deadline"),
+        },
+        why = cancel => Ended::Stopped(format!("verification cancelled ({why}) before it finished"), CANCELLED),
+    };
+    // Cleanup always happens: success, failure, error, deadline or cancellation. The running scans
+    // were dropped above, which kills their subprocesses.
     if let Err(e) = shadow::delete_shadow(client, &shadow).await {
         tracing::error!(error = %e, namespace = %shadow.namespace, "shadow not deleted; the expiry collector will");
     }
     timings.total_ms = total.elapsed().as_millis() as u64;
     let mut result = match outcome {
-        Ok(r) => r?,
-        Err(_) => VerificationResult {
+        Ended::Finished(r) => (*r)?,
+        Ended::Stopped(reason, short) => VerificationResult {
             verdict: Verdict::Error,
-            reasons: vec![format!("verification did not finish within its {}s deadline", opts.deadline.as_secs())],
-            health: HealthReport { healthy: false, reasons: vec!["deadline".into()], observations: vec![] },
+            reasons: vec![reason],
+            health: HealthReport { healthy: false, reasons: vec![short.into()], observations: vec![] },
             security: None,
             smoke_checks: Vec::new(),
             timings: Timings::default(),
             shadow_namespace: shadow.namespace.clone(),
-            evidence_digest: Digest::of_bytes(b"deadline"),
+            evidence_digest: Digest::of_bytes(short.as_bytes()),
         },
     };
     result.timings = timings;
     Ok(result)
 }
 
-async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, opts: &VerifyOptions, timings: &mut Timings) -> Result<VerificationResult, VerifyError> {
+/// How the verification's work ended.
+enum Ended {
+    Finished(Box<Result<VerificationResult, VerifyError>>),
+    /// Stopped before it finished: the reason, and a one-word health reason.
+    Stopped(String, &'static str),
+}
+
+async fn run(
+    client: &Client,
+    source: &ResourceRef,
+    fix: &Fix,
+    shadow: &Shadow,
+    opts: &VerifyOptions,
+    timings: &mut Timings,
+) -> Result<VerificationResult, VerifyError> {
     let baseline_targets = targets_of(client, source).await?;
     let baseline = async {
         let t = Instant::now();
@@ -216,7 +280,9 @@ async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, 
     timings.health_ms = health_ms;
     let health_report = match &health.health {
         Health::Healthy => HealthReport { healthy: true, reasons: vec![], observations: health.observations.clone() },
-        Health::Unhealthy { reasons } => HealthReport { healthy: false, reasons: reasons.clone(), observations: health.observations.clone() },
+        Health::Unhealthy { reasons } => {
+            HealthReport { healthy: false, reasons: reasons.clone(), observations: health.observations.clone() }
+        }
     };
     if !health_report.healthy {
         let digest = Digest::of_json(&(fix, &health_report));
@@ -243,7 +309,8 @@ async fn run(client: &Client, source: &ResourceRef, fix: &Fix, shadow: &Shadow, 
     let candidate: Evidence = candidate;
     timings.candidate_scan_ms = t.elapsed().as_millis() as u64;
     let report = evaluate(&opts.policy, Some(&baseline), &candidate, jiff::Timestamp::now());
-    let mut reasons: Vec<String> = smoke_checks.iter().filter(|c| c.outcome == "failed").map(|c| format!("smoke: GET {} answered {}", c.url, c.detail)).collect();
+    let mut reasons: Vec<String> =
+        smoke_checks.iter().filter(|c| c.outcome == "failed").map(|c| format!("smoke: GET {} answered {}", c.url, c.detail)).collect();
     reasons.extend(report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)));
     let verdict = if smoke_checks.iter().any(|c| c.outcome == "failed") { Verdict::Blocked } else { report.verdict };
     let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str()));

@@ -118,7 +118,7 @@ async fn verify_one(
     };
     eprintln!("{resource}: verifying the {} fix in a shadow (deadline {})…", fix.action.kind(), v.deadline);
     let started = std::time::Instant::now();
-    let work = aegis_verify::verify(client, resource, fix, incident, &opts);
+    let work = aegis_verify::verify_until(client, resource, fix, incident, &opts, interrupted());
     tokio::pin!(work);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
     tick.tick().await;
@@ -129,8 +129,31 @@ async fn verify_one(
             _ = tick.tick() => eprintln!("{resource}: still verifying (shadow rollout, health window, scans) — {}s", started.elapsed().as_secs()),
         }
     };
+    if r.was_cancelled() {
+        // Stop here (no further incidents): the user asked to; the shadow is already gone.
+        bail!("{resource}: {}; shadow {} deleted", r.reasons.join("; "), r.shadow_namespace);
+    }
     eprintln!("{resource}: {} after {:.1}s", r.verdict, r.timings.total_ms as f64 / 1000.0);
     Ok(r)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (a CI job or pod being stopped), naming the signal, so a
+/// verification can delete its shadow before the process exits.
+/// The handlers are installed at the call, not at the first poll, so a signal that arrives while the
+/// shadow is being created is seen as soon as the verification can act on it.
+fn interrupted() -> impl Future<Output = String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()));
+    async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
+            // No handlers: never cancel; the deadline and the expiry collector still bound the shadow's life.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT".to_owned(),
+            _ = term.recv() => "SIGTERM".to_owned(),
+        }
+    }
 }
 
 /// Verify each incident's fix in a shadow. `None` where there is nothing to verify.
