@@ -57,7 +57,13 @@ async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (Test
         c
     };
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container(first_image, true))).await.unwrap();
+    deployments
+        .create(
+            &PostParams::default(),
+            &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container(first_image, true)),
+        )
+        .await
+        .unwrap();
     wait_available(&deployments, "api", WAIT).await;
     let broken: Value = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": second_image, "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
@@ -66,7 +72,10 @@ async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (Test
         let (client, scope) = (client.clone(), scope.clone());
         async move {
             let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
-            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::CrashLoopBackOff).ok_or_else(|| "not yet".to_owned())
+            aegis_analysis::analyze(&snap)
+                .into_iter()
+                .find(|i| i.category == Category::CrashLoopBackOff)
+                .ok_or_else(|| "not yet".to_owned())
         }
     })
     .await;
@@ -93,7 +102,12 @@ async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
     assert_eq!(result.verdict, Verdict::Passed, "{:?}", result.reasons);
     let security = result.security.as_ref().unwrap();
     assert!(security.findings.new.is_empty());
-    assert!(security.scanners.iter().any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && s.status.is_ok()));
+    assert!(
+        security
+            .scanners
+            .iter()
+            .any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && s.status.is_ok())
+    );
     assert!(result.timings.baseline_scan_ms > 0 && result.timings.health_ms > 0);
     // No Service selects this workload: the smoke check is reported as unreachable, and does not block.
     assert_eq!(result.smoke_checks.len(), 1);
@@ -107,7 +121,8 @@ async fn a_healthy_fix_that_brings_back_a_vulnerable_image_is_blocked_by_the_gat
     // Revision 1 ran v1 (openssl CVE-2099-1001, HIGH); revision 2 moved to v2 and lost its env var.
     // Rolling back heals the crash but reintroduces the vulnerability: new compared with production.
     let (ns, incident) = crashloop_after_rollout(&image("v1"), &image("v2")).await;
-    let result = verify(&ns.client(), &source(&ns), &incident.fix, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
+    let result =
+        verify(&ns.client(), &source(&ns), &incident.fix, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
     assert!(result.health.healthy, "{:?}", result.health);
     assert_eq!(result.verdict, Verdict::Blocked);
     let security = result.security.unwrap();
@@ -188,4 +203,49 @@ async fn zap_scans_the_production_and_shadow_services_and_a_new_high_alert_block
     assert!(urls.iter().any(|u| u.contains(&format!(".{}.svc", ns.name()))), "production Service scanned: {urls:?}");
     assert!(urls.iter().any(|u| u.contains(&format!(".{}.svc", result.shadow_namespace))), "shadow Service scanned: {urls:?}");
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
+/// OOMKilled, the second classic scenario proved end to end: the analysis' raised limit heals the shadow
+/// and passes; a fix that leaves the limit alone (a restart) OOMs again and is rejected on health.
+/// Production keeps its template throughout.
+#[tokio::test]
+async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-oom").await;
+    let deployments = ns.api::<Deployment>();
+    let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
+    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container)).await.unwrap();
+    let (client, scope) = (ns.client(), Scope { namespace: Some(ns.name().to_owned()), label_selector: None });
+    let incident = eventually("OOMKilled found", WAIT, || {
+        let (client, scope) = (client.clone(), scope.clone());
+        async move {
+            let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
+            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::OOMKilled).ok_or_else(|| "not yet".to_owned())
+        }
+    })
+    .await;
+    assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
+    let before = deployments.get("api").await.unwrap().spec.unwrap().template;
+    let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+
+    let right = verify(&client, &source(&ns), &incident.fix, Some("oom".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert_eq!(right.verdict, Verdict::Passed, "{:?}", right.reasons);
+    no_shadow_left(&client, &right.shadow_namespace).await;
+
+    let restart = Fix {
+        action: FixAction::Restart,
+        summary: "restart".into(),
+        patch: Some(aegis_model::Patch {
+            patch_type: aegis_model::PatchType::StrategicMerge,
+            target: incident.resource.clone(),
+            body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
+        }),
+        inverse: None,
+    };
+    let wrong = verify(&client, &source(&ns), &restart, Some("oom".into()), &opts).await.unwrap();
+    assert!(!wrong.health.healthy);
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    assert!(wrong.health.reasons.iter().any(|r| r.contains("OOMKilled")), "{:?}", wrong.health);
+    no_shadow_left(&client, &wrong.shadow_namespace).await;
+    assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
