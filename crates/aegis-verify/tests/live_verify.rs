@@ -67,20 +67,36 @@ async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (Test
     wait_available(&deployments, "api", WAIT).await;
     let broken: Value = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": second_image, "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let incident = found(&ns, Category::CrashLoopBackOff).await;
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
+    (ns, incident)
+}
+
+/// Wait until a live analysis of the namespace reports `category`, and return that incident.
+async fn found(ns: &TestNamespace, category: Category) -> Incident {
     let (client, scope) = (ns.client(), Scope { namespace: Some(ns.name().to_owned()), label_selector: None });
-    let incident = eventually("crashloop found", WAIT, || {
+    eventually(&format!("{category} found"), WAIT, || {
         let (client, scope) = (client.clone(), scope.clone());
         async move {
             let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
-            aegis_analysis::analyze(&snap)
-                .into_iter()
-                .find(|i| i.category == Category::CrashLoopBackOff)
-                .ok_or_else(|| "not yet".to_owned())
+            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == category).ok_or_else(|| "not yet".to_owned())
         }
     })
-    .await;
-    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
-    (ns, incident)
+    .await
+}
+
+/// The wrong fix for any of these incidents: a restart changes nothing the fault depends on.
+fn restart(incident: &Incident) -> Fix {
+    Fix {
+        action: FixAction::Restart,
+        summary: "restart".into(),
+        patch: Some(aegis_model::Patch {
+            patch_type: aegis_model::PatchType::StrategicMerge,
+            target: incident.resource.clone(),
+            body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
+        }),
+        inverse: None,
+    }
 }
 
 fn source(ns: &TestNamespace) -> ResourceRef {
@@ -134,16 +150,7 @@ async fn a_healthy_fix_that_brings_back_a_vulnerable_image_is_blocked_by_the_gat
 #[tokio::test]
 async fn a_wrong_fix_is_blocked_on_health_with_the_reason() {
     let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
-    let wrong = Fix {
-        action: FixAction::Restart,
-        summary: "restart".into(),
-        patch: Some(aegis_model::Patch {
-            patch_type: aegis_model::PatchType::StrategicMerge,
-            target: incident.resource.clone(),
-            body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
-        }),
-        inverse: None,
-    };
+    let wrong = restart(&incident);
     let result = verify(&ns.client(), &source(&ns), &wrong, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
     assert!(!result.health.healthy);
     assert_eq!(result.verdict, Verdict::Blocked);
@@ -214,15 +221,8 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     let deployments = ns.api::<Deployment>();
     let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
     deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container)).await.unwrap();
-    let (client, scope) = (ns.client(), Scope { namespace: Some(ns.name().to_owned()), label_selector: None });
-    let incident = eventually("OOMKilled found", WAIT, || {
-        let (client, scope) = (client.clone(), scope.clone());
-        async move {
-            let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
-            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::OOMKilled).ok_or_else(|| "not yet".to_owned())
-        }
-    })
-    .await;
+    let client = ns.client();
+    let incident = found(&ns, Category::OOMKilled).await;
     assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
     let before = deployments.get("api").await.unwrap().spec.unwrap().template;
     let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
@@ -232,20 +232,45 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     assert_eq!(right.verdict, Verdict::Passed, "{:?}", right.reasons);
     no_shadow_left(&client, &right.shadow_namespace).await;
 
-    let restart = Fix {
-        action: FixAction::Restart,
-        summary: "restart".into(),
-        patch: Some(aegis_model::Patch {
-            patch_type: aegis_model::PatchType::StrategicMerge,
-            target: incident.resource.clone(),
-            body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
-        }),
-        inverse: None,
-    };
-    let wrong = verify(&client, &source(&ns), &restart, Some("oom".into()), &opts).await.unwrap();
+    let wrong = verify(&client, &source(&ns), &restart(&incident), Some("oom".into()), &opts).await.unwrap();
     assert!(!wrong.health.healthy);
     assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
     assert!(wrong.health.reasons.iter().any(|r| r.contains("OOMKilled")), "{:?}", wrong.health);
     no_shadow_left(&client, &wrong.shadow_namespace).await;
+    assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
+}
+
+/// A rollout that moves the liveness probe off the path the app serves: the kubelet kills the pods
+/// (exit 137) until they crashloop. The analysis' rollback to revision 1 passes in the shadow; a
+/// restart is rejected on health. Production keeps its broken template until a human approves.
+#[tokio::test]
+async fn a_liveness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-liveness").await;
+    let deployments = ns.api::<Deployment>();
+    let container = json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}});
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), container))
+        .await
+        .unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(moved)).await.unwrap();
+    let incident = found(&ns, Category::LivenessProbeFailure).await;
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
+    let client = ns.client();
+    let before = deployments.get("api").await.unwrap().spec.unwrap().template;
+    let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+
+    let right = verify(&client, &source(&ns), &incident.fix, Some("liveness".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert_eq!(right.verdict, Verdict::Passed, "{:?}", right.reasons);
+    let wrong = verify(&client, &source(&ns), &restart(&incident), Some("liveness".into()), &opts).await.unwrap();
+    assert!(!wrong.health.healthy);
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    for r in [&right, &wrong] {
+        no_shadow_left(&client, &r.shadow_namespace).await;
+    }
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
