@@ -165,7 +165,7 @@ pub fn quantity_bytes(q: &str) -> Option<f64> {
 /// Bytes as a quantity in whole MiB (`256Mi`), or GiB when exact.
 pub fn mib_quantity(bytes: f64) -> String {
     let mib = (bytes / 1024f64.powi(2)).ceil() as u64;
-    if mib >= 1024 && mib % 1024 == 0 { format!("{}Gi", mib / 1024) } else { format!("{mib}Mi") }
+    if mib >= 1024 && mib.is_multiple_of(1024) { format!("{}Gi", mib / 1024) } else { format!("{mib}Mi") }
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl<'a> Workload<'a> {
     }
 }
 
-fn owner<'p>(meta: &'p k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&'p str, &'p str)> {
+fn owner(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(&str, &str)> {
     meta.owner_references
         .as_ref()?
         .iter()

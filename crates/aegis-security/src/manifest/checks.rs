@@ -133,7 +133,7 @@ pub static CHECKS: &[Check] = &[
 
 // ---------- helpers ----------
 
-fn containers<'a>(spec: &'a Value) -> impl Iterator<Item = &'a Value> {
+fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
     ["containers", "initContainers", "ephemeralContainers"]
         .into_iter()
         .filter_map(move |k| spec.get(k).and_then(Value::as_array))
