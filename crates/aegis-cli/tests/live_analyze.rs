@@ -24,6 +24,12 @@ fn aegis(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The demo API's container: healthy as long as DATABASE_URL is set.
+fn api_container(image: &str) -> Value {
+    json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}})
+}
+
 fn summary(json: &str) -> Vec<(String, String, String)> {
     let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
     v["incidents"]
@@ -84,8 +90,7 @@ async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_
     use k8s_openapi::api::apps::v1::Deployment as D;
     use kube::api::{Patch, PatchParams};
     let ns = TestNamespace::create("cli-verify").await;
-    let container = json!({"name": "api", "image": "127.0.0.1:5000/demo-api:v2", "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let container = api_container("127.0.0.1:5000/demo-api:v2");
     let api = ns.api::<D>();
     api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
     aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
@@ -146,8 +151,7 @@ async fn shadow_create_status_verify_with_a_fix_file_and_delete() {
     let ns = TestNamespace::create("cli-shadow").await;
     // The image lives in the harness registry, so Trivy can really scan it (an unreachable image blocks the gate).
     let image = format!("{}/demo-api:v2", aegis_testkit::harness_env("AEGIS_REGISTRY"));
-    let container = json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let container = api_container(&image);
     let api = ns.api::<D>();
     api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
     aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
@@ -214,8 +218,7 @@ async fn a_sigint_cancels_a_verification_and_deletes_its_shadow_before_exiting()
     use k8s_openapi::api::core::v1::Namespace;
     let ns = TestNamespace::create("cli-cancel").await;
     let image = format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY"));
-    let container = json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let container = api_container(&image);
     let api = ns.api::<Deployment>();
     api.create(&PostParams::default(), &deployment("api", 1, json!({}), container)).await.unwrap();
     aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;

@@ -172,11 +172,18 @@ where
     api.create(&PostParams::default(), &obj).await.map(|_| ()).map_err(|e| err(what, e))
 }
 
+/// The namespace of shadow `id`. Also accepts the namespace itself, so a user may name a shadow
+/// either way (`aegis shadow status 1a2b3c4d` or `aegis-shadow-1a2b3c4d`).
+pub fn shadow_namespace(id: &str) -> String {
+    const PREFIX: &str = "aegis-shadow-";
+    if id.starts_with(PREFIX) { id.to_owned() } else { format!("{PREFIX}{id}") }
+}
+
 /// Create the shadow: namespace, isolation, copies. On any error the half-made shadow is deleted.
 pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timestamp) -> Result<Shadow, K8sError> {
     // Eight hex digits from the clock and the process: unique enough, and a collision fails the create (409).
     let id = format!("{:08x}", ((now.as_nanosecond() as u64) ^ ((std::process::id() as u64) << 16)) as u32);
-    let namespace = format!("aegis-shadow-{id}");
+    let namespace = shadow_namespace(&id);
     let expires = now.checked_add(jiff::SignedDuration::try_from(spec.ttl).unwrap_or(jiff::SignedDuration::from_secs(3600))).unwrap_or(now);
     let ns_obj: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
@@ -600,28 +607,33 @@ pub async fn delete_shadow_namespace(client: &Client, namespace: &str) -> Result
     }
 }
 
-/// `(kind, name, ready, desired)` of the Deployments and StatefulSets in a shadow.
-pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<(String, String, i32, i32)>, K8sError> {
-    let mut out = Vec::new();
-    for d in Api::<Deployment>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| err("Deployments", e))?
-        .items
-    {
-        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-        out.push(("Deployment".to_owned(), d.metadata.name.unwrap_or_default(), ready, want));
-    }
-    for s in Api::<StatefulSet>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| err("StatefulSets", e))?
-        .items
-    {
-        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-        out.push(("StatefulSet".to_owned(), s.metadata.name.unwrap_or_default(), ready, want));
-    }
-    Ok(out)
+/// How far one workload in a shadow has come up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadReadiness {
+    pub kind: &'static str,
+    pub name: String,
+    pub ready: i32,
+    pub desired: i32,
+}
+
+/// The readiness of the Deployments and StatefulSets in a shadow (listed concurrently).
+pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<WorkloadReadiness>, K8sError> {
+    let scope = crate::Scope { namespace: Some(namespace.to_owned()), label_selector: None };
+    let (deployments, stateful_sets) = tokio::try_join!(
+        crate::list::<Deployment>(client, &scope, false, "Deployment"),
+        crate::list::<StatefulSet>(client, &scope, false, "StatefulSet"),
+    )?;
+    let row = |kind, name: Option<String>, desired: Option<i32>, ready: Option<i32>| WorkloadReadiness {
+        kind,
+        name: name.unwrap_or_default(),
+        ready: ready.unwrap_or(0),
+        desired: desired.unwrap_or(1),
+    };
+    let deployments = deployments
+        .into_iter()
+        .map(|d| row("Deployment", d.metadata.name, d.spec.and_then(|s| s.replicas), d.status.and_then(|s| s.ready_replicas)));
+    let stateful_sets = stateful_sets
+        .into_iter()
+        .map(|s| row("StatefulSet", s.metadata.name, s.spec.and_then(|s| s.replicas), s.status.and_then(|s| s.ready_replicas)));
+    Ok(deployments.chain(stateful_sets).collect())
 }

@@ -15,6 +15,11 @@ async fn connect(c: &ClusterArgs) -> Result<(kube::Client, Scope)> {
     Ok((client, Scope { namespace, label_selector: c.selector.clone() }))
 }
 
+/// A client for the commands that need no namespace (shadows are cluster-wide).
+async fn client_only(c: &crate::cli::ClusterOnly) -> Result<kube::Client> {
+    Ok(client_for(c.kubeconfig.as_ref(), c.context.clone()).await?.0)
+}
+
 /// A client from an explicit kubeconfig, else the default one, else in-cluster; and its namespace.
 async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<String>) -> Result<(kube::Client, String)> {
     let options = KubeConfigOptions { context, ..Default::default() };
@@ -253,11 +258,11 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
             return Ok(result.verdict.exit_code());
         }
         ShadowCommand::Status { id, cluster } => {
-            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+            let client = client_only(cluster).await?;
             shadow_status(&client, id).await?;
         }
         ShadowCommand::List(cluster) => {
-            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+            let client = client_only(cluster).await?;
             let mut t = comfy_table::Table::new();
             t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
             t.set_header(["ID", "NAMESPACE", "SOURCE", "INCIDENT", "EXPIRES", "STATUS"]);
@@ -267,13 +272,13 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
             println!("{t}");
         }
         ShadowCommand::Delete { id, cluster } => {
-            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
-            let namespace = shadow_namespace(id);
+            let client = client_only(cluster).await?;
+            let namespace = aegis_k8s::shadow::shadow_namespace(id);
             aegis_k8s::shadow::delete_shadow_namespace(&client, &namespace).await?;
             println!("shadow {namespace} deleted");
         }
         ShadowCommand::Gc(cluster) => {
-            let (client, _) = client_for(cluster.kubeconfig.as_ref(), cluster.context.clone()).await?;
+            let client = client_only(cluster).await?;
             let deleted = aegis_k8s::shadow::collect_expired(&client, jiff::Timestamp::now()).await?;
             println!(
                 "{} expired shadow(s) deleted{}",
@@ -285,20 +290,16 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
     Ok(0)
 }
 
-fn shadow_namespace(id: &str) -> String {
-    if id.starts_with("aegis-shadow-") { id.to_owned() } else { format!("aegis-shadow-{id}") }
-}
-
 async fn shadow_status(client: &kube::Client, id: &str) -> Result<()> {
-    let namespace = shadow_namespace(id);
+    let namespace = aegis_k8s::shadow::shadow_namespace(id);
     let info = aegis_k8s::shadow::list_shadows(client).await?.into_iter().find(|s| s.namespace == namespace);
     let Some(s) = info else { bail!("no shadow {namespace}") };
     println!(
         "shadow {} ({})\n  source:   {}\n  incident: {}\n  expires:  {}\n  status:   {}",
         s.id, s.namespace, s.source, s.incident, s.expires, s.phase
     );
-    for (kind, name, ready, want) in aegis_k8s::shadow::workload_readiness(client, &namespace).await? {
-        println!("  {kind}/{name}: {ready}/{want} ready");
+    for w in aegis_k8s::shadow::workload_readiness(client, &namespace).await? {
+        println!("  {}/{}: {}/{} ready", w.kind, w.name, w.ready, w.desired);
     }
     Ok(())
 }
