@@ -36,7 +36,8 @@ pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
             incidents.push(i);
         }
     }
-    incidents.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.resource.cmp(&b.resource)).then_with(|| a.category.cmp(&b.category)));
+    incidents
+        .sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.resource.cmp(&b.resource)).then_with(|| a.category.cmp(&b.category)));
     incidents
 }
 
@@ -66,13 +67,32 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         let waiting = s.waiting.as_ref().map(|(_, r, _)| r.as_str()).unwrap_or("");
         let last = s.last_terminated.as_ref();
         if let Some((c, reason, code)) = last.filter(|(_, r, _)| r == "OOMKilled") {
-            add(&mut by, Category::OOMKilled, &s.name, format!("pod {}: container {c} last terminated {reason} (exit code {code}), {} restart(s)", s.name, s.restarts));
+            add(
+                &mut by,
+                Category::OOMKilled,
+                &s.name,
+                format!("pod {}: container {c} last terminated {reason} (exit code {code}), {} restart(s)", s.name, s.restarts),
+            );
         } else if has_event(s, "Unhealthy", "Liveness probe failed") && s.restarts > 0 {
-            let msg = s.events.iter().rev().find(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness")).map(|(_, m)| m.clone()).unwrap_or_default();
+            let msg = s
+                .events
+                .iter()
+                .rev()
+                .find(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness"))
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default();
             add(&mut by, Category::LivenessProbeFailure, &s.name, format!("pod {}: {msg}; {} restart(s)", s.name, s.restarts));
         } else if waiting == "CrashLoopBackOff" {
             let (c, reason, code) = last.cloned().unwrap_or_default();
-            add(&mut by, Category::CrashLoopBackOff, &s.name, format!("pod {}: container {c} in CrashLoopBackOff, last terminated {reason} with exit code {code}, {} restart(s)", s.name, s.restarts));
+            add(
+                &mut by,
+                Category::CrashLoopBackOff,
+                &s.name,
+                format!(
+                    "pod {}: container {c} in CrashLoopBackOff, last terminated {reason} with exit code {code}, {} restart(s)",
+                    s.name, s.restarts
+                ),
+            );
         }
         if matches!(waiting, "ImagePullBackOff" | "ErrImagePull") {
             let (c, r, m) = s.waiting.clone().unwrap_or_default();
@@ -80,13 +100,23 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         }
         if waiting == "CreateContainerConfigError" {
             let (c, _, m) = s.waiting.clone().unwrap_or_default();
-            add(&mut by, Category::CreateContainerConfigError, &s.name, format!("pod {}: container {c} CreateContainerConfigError: {m}", s.name));
+            add(
+                &mut by,
+                Category::CreateContainerConfigError,
+                &s.name,
+                format!("pod {}: container {c} CreateContainerConfigError: {m}", s.name),
+            );
         }
         if let Some(m) = &s.unschedulable {
             add(&mut by, Category::Unschedulable, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
         }
         if s.running && !s.ready && s.restarts == 0 && has_event(s, "Unhealthy", "Readiness probe failed") {
-            add(&mut by, Category::ReadinessProbeFailure, &s.name, format!("pod {}: running but never ready (Readiness probe failed)", s.name));
+            add(
+                &mut by,
+                Category::ReadinessProbeFailure,
+                &s.name,
+                format!("pod {}: running but never ready (Readiness probe failed)", s.name),
+            );
         }
         if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
             add(&mut by, Category::Evicted, &s.name, format!("pod {}: {reason}: {m}", s.name));
@@ -96,21 +126,55 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         }
     }
     if w.resource.kind == "Job"
-        && let Some(job) = snapshot.jobs.iter().find(|j| j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace))
-        && let Some(c) = job.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+        && let Some(job) = snapshot.jobs.iter().find(|j| {
+            j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace)
+        })
+        && let Some(c) = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
     {
         let failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
-        add(&mut by, Category::JobFailed, "", format!("Job {}: Failed {}: {} ({failed} failed pod(s))", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
+        add(
+            &mut by,
+            Category::JobFailed,
+            "",
+            format!(
+                "Job {}: Failed {}: {} ({failed} failed pod(s))",
+                w.resource.name,
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default()
+            ),
+        );
         for s in sigs.iter().filter(|s| s.phase == "Failed") {
-            let code = s.last_terminated.as_ref().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
+            let code = s
+                .last_terminated
+                .as_ref()
+                .map(|(_, r, c)| format!("{r} exit code {c}"))
+                .unwrap_or_else(|| "no termination recorded".into());
             add(&mut by, Category::JobFailed, &s.name, format!("pod {}: {code}", s.name));
         }
     }
     if by.is_empty()
         && let Some(d) = w.deployment
-        && let Some(c) = d.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Progressing" && c.status == "False"))
+        && let Some(c) = d
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Progressing" && c.status == "False"))
     {
-        add(&mut by, Category::RolloutStuck, "", format!("Deployment {}: Progressing=False {}: {}", w.resource.name, c.reason.clone().unwrap_or_default(), c.message.clone().unwrap_or_default()));
+        add(
+            &mut by,
+            Category::RolloutStuck,
+            "",
+            format!(
+                "Deployment {}: Progressing=False {}: {}",
+                w.resource.name,
+                c.reason.clone().unwrap_or_default(),
+                c.message.clone().unwrap_or_default()
+            ),
+        );
     }
     by.into_values().collect()
 }
@@ -164,22 +228,40 @@ fn rollout_diff(w: &Workload<'_>) -> Option<(i64, i64, Vec<Change>)> {
 fn rollback(category: Category, cause: String, good: i64, cur: i64, changes: &[Change], confidence: f64) -> Decision {
     Decision {
         action: FixAction::Rollback { to_revision: good },
-        summary: format!("Roll back to revision {good}, the last whose pods were healthy: the smallest change that undoes what revision {cur} introduced."),
-        root_cause: format!("{category} since the rollout to revision {cur}: {cause} ({}).", changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+        summary: format!(
+            "Roll back to revision {good}, the last whose pods were healthy: the smallest change that undoes what revision {cur} introduced."
+        ),
+        root_cause: format!(
+            "{category} since the rollout to revision {cur}: {cause} ({}).",
+            changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ),
         confidence,
         extra_evidence: changes.iter().map(|c| format!("revision {good} -> {cur}: {c}")).collect(),
     }
 }
 
 fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
-    Decision { summary: "No safe automatic fix is known; see the guidance.".into(), action: FixAction::Manual { guidance }, root_cause, confidence, extra_evidence: Vec::new() }
+    Decision {
+        summary: "No safe automatic fix is known; see the guidance.".into(),
+        action: FixAction::Manual { guidance },
+        root_cause,
+        confidence,
+        extra_evidence: Vec::new(),
+    }
 }
 
 fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
     snapshot
         .nodes
         .iter()
-        .filter_map(|n| n.status.as_ref()?.allocatable.as_ref()?.get(resource).and_then(|q| if resource == "memory" { quantity_bytes(&q.0) } else { cpu_millis(&q.0) }))
+        .filter_map(|n| {
+            n.status
+                .as_ref()?
+                .allocatable
+                .as_ref()?
+                .get(resource)
+                .and_then(|q| if resource == "memory" { quantity_bytes(&q.0) } else { cpu_millis(&q.0) })
+        })
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
 
@@ -197,7 +279,10 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
     match f.category {
         Category::CrashLoopBackOff => match rollout {
             Some((good, cur, changes)) => {
-                let removed: Vec<String> = changes.iter().filter_map(|c| if let Change::EnvRemoved { name, .. } = c { Some(name.clone()) } else { None }).collect();
+                let removed: Vec<String> = changes
+                    .iter()
+                    .filter_map(|c| if let Change::EnvRemoved { name, .. } = c { Some(name.clone()) } else { None })
+                    .collect();
                 let cause = if removed.is_empty() {
                     "the containers exit and restart".to_owned()
                 } else {
@@ -216,49 +301,95 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                 rollback(f.category, "the new image cannot be pulled".into(), *good, *cur, changes, 0.9)
             }
             _ => manual(
-                format!("Check that the image and tag exist and that the pod can pull them (imagePullSecrets): `kubectl describe pod -n {ns} {pod}`."),
+                format!(
+                    "Check that the image and tag exist and that the pod can pull them (imagePullSecrets): `kubectl describe pod -n {ns} {pod}`."
+                ),
                 "The image cannot be pulled (ImagePullBackOff).".into(),
                 0.6,
             ),
         },
         Category::OOMKilled => {
-            let lowered = rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field == "limits.memory")));
+            let lowered = rollout
+                .as_ref()
+                .filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field == "limits.memory")));
             if let Some((good, cur, changes)) = lowered {
-                return rollback(f.category, "the memory limit was changed and the container is OOM-killed".into(), *good, *cur, changes, 0.85);
+                return rollback(
+                    f.category,
+                    "the memory limit was changed and the container is OOM-killed".into(),
+                    *good,
+                    *cur,
+                    changes,
+                    0.85,
+                );
             }
-            let limit = w
-                .template()
-                .and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container)?.resources.as_ref()?.limits.as_ref()?.get("memory").map(|q| q.0.clone()));
+            let limit = w.template().and_then(|t| {
+                t.spec
+                    .as_ref()?
+                    .containers
+                    .iter()
+                    .find(|c| c.name == container)?
+                    .resources
+                    .as_ref()?
+                    .limits
+                    .as_ref()?
+                    .get("memory")
+                    .map(|q| q.0.clone())
+            });
             match limit.as_deref().and_then(quantity_bytes) {
                 Some(bytes) => {
                     let cap = largest_node_bytes(snapshot, "memory").unwrap_or(f64::MAX);
                     let new = mib_quantity((bytes * 2.0).min(cap));
                     let old = limit.unwrap_or_default();
                     Decision {
-                        action: FixAction::SetResources { container: container.clone(), requests: BTreeMap::new(), limits: [("memory".to_owned(), new.clone())].into() },
-                        summary: format!("Raise container {container}'s memory limit from {old} to {new} (rule: double the limit, never above the largest node)."),
-                        root_cause: format!("Container {container} is killed for exceeding its memory limit of {old} (OOMKilled, exit 137); no recent change lowered it."),
+                        action: FixAction::SetResources {
+                            container: container.clone(),
+                            requests: BTreeMap::new(),
+                            limits: [("memory".to_owned(), new.clone())].into(),
+                        },
+                        summary: format!(
+                            "Raise container {container}'s memory limit from {old} to {new} (rule: double the limit, never above the largest node)."
+                        ),
+                        root_cause: format!(
+                            "Container {container} is killed for exceeding its memory limit of {old} (OOMKilled, exit 137); no recent change lowered it."
+                        ),
                         confidence: 0.85,
                         extra_evidence: vec![format!("memory limit {old}")],
                     }
                 }
                 None => manual(
-                    format!("The container is OOM-killed without a memory limit: the node ran out of memory. Set requests that match usage: `kubectl top pod -n {ns}`."),
+                    format!(
+                        "The container is OOM-killed without a memory limit: the node ran out of memory. Set requests that match usage: `kubectl top pod -n {ns}`."
+                    ),
                     "OOMKilled without a container memory limit.".into(),
                     0.5,
                 ),
             }
         }
         Category::Unschedulable => {
-            if let Some((good, cur, changes)) = rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field.starts_with("requests.")))) {
+            if let Some((good, cur, changes)) = rollout
+                .as_ref()
+                .filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field.starts_with("requests."))))
+            {
                 return rollback(f.category, "the new requests fit no node".into(), *good, *cur, changes, 0.85);
             }
             let c = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
-            let requests: BTreeMap<String, String> = c.and_then(|c| c.resources?.requests).map(|r| r.into_iter().map(|(k, v)| (k, v.0)).collect()).unwrap_or_default();
+            let requests: BTreeMap<String, String> =
+                c.and_then(|c| c.resources?.requests).map(|r| r.into_iter().map(|(k, v)| (k, v.0)).collect()).unwrap_or_default();
             let mut lowered = BTreeMap::new();
             let mut said = Vec::new();
             for (res, q) in &requests {
-                let (Some(node), Some(want)) = (largest_node_bytes(snapshot, res), if res == "memory" { quantity_bytes(q) } else if res == "cpu" { cpu_millis(q) } else { None }) else { continue };
+                let (Some(node), Some(want)) = (
+                    largest_node_bytes(snapshot, res),
+                    if res == "memory" {
+                        quantity_bytes(q)
+                    } else if res == "cpu" {
+                        cpu_millis(q)
+                    } else {
+                        None
+                    },
+                ) else {
+                    continue;
+                };
                 if want > node {
                     let fit = node / 2.0;
                     let text = if res == "memory" { mib_quantity(fit) } else { format!("{}m", fit.floor() as u64) };
@@ -278,18 +409,26 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             Decision {
                 summary: format!("Lower container {container}'s requests to fit the nodes: {}.", said.join("; ")),
                 action: FixAction::SetResources { container: container.clone(), requests: lowered, limits: BTreeMap::new() },
-                root_cause: format!("Container {container} requests more than any node can offer, so the scheduler leaves its pods Pending."),
+                root_cause: format!(
+                    "Container {container} requests more than any node can offer, so the scheduler leaves its pods Pending."
+                ),
                 confidence: 0.8,
                 extra_evidence: said,
             }
         }
         Category::LivenessProbeFailure | Category::ReadinessProbeFailure => {
-            let (probe, field) = if f.category == Category::LivenessProbeFailure { (ProbeKind::Liveness, "livenessProbe") } else { (ProbeKind::Readiness, "readinessProbe") };
+            let (probe, field) = if f.category == Category::LivenessProbeFailure {
+                (ProbeKind::Liveness, "livenessProbe")
+            } else {
+                (ProbeKind::Readiness, "readinessProbe")
+            };
             match rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Probe { probe, .. } if *probe == field))) {
                 Some((good, cur, changes)) => rollback(f.category, format!("the {field} now fails"), *good, *cur, changes, 0.85),
                 None => {
                     let current = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
-                    let text = current.and_then(|c| probe_text(if probe == ProbeKind::Liveness { c.liveness_probe.as_ref() } else { c.readiness_probe.as_ref() }));
+                    let text = current.and_then(|c| {
+                        probe_text(if probe == ProbeKind::Liveness { c.liveness_probe.as_ref() } else { c.readiness_probe.as_ref() })
+                    });
                     manual(
                         format!("The {field} ({}) fails: check the path and port the application serves.", text.unwrap_or_default()),
                         format!("The {field} fails and no recent rollout changed it."),
@@ -303,7 +442,9 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             "The container cannot be created: its configuration references something missing.".into(),
             0.6,
         ),
-        Category::FailedMount => manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6),
+        Category::FailedMount => {
+            manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6)
+        }
         Category::Evicted => manual(
             format!("The node evicted the pod under resource pressure: `kubectl describe node` and set requests that match usage in {ns}."),
             "Pods were evicted by the kubelet.".into(),
@@ -311,10 +452,17 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
         ),
         Category::RolloutStuck => match rollout {
             Some((good, cur, changes)) => rollback(f.category, "the rollout does not progress".into(), *good, *cur, changes, 0.7),
-            None => manual(format!("`kubectl rollout status -n {ns} deployment/{}`", w.resource.name), "The rollout does not progress.".into(), 0.5),
+            None => manual(
+                format!("`kubectl rollout status -n {ns} deployment/{}`", w.resource.name),
+                "The rollout does not progress.".into(),
+                0.5,
+            ),
         },
         Category::JobFailed => manual(
-            format!("Read why the job's pods fail: `kubectl logs -n {ns} job/{} --previous`; a Job is not patched in place — fix its spec and create it again.", w.resource.name),
+            format!(
+                "Read why the job's pods fail: `kubectl logs -n {ns} job/{} --previous`; a Job is not patched in place — fix its spec and create it again.",
+                w.resource.name
+            ),
             format!("Job {} failed: its pods exhausted the retry limit.", w.resource.name),
             0.6,
         ),
@@ -327,7 +475,15 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
     }
 }
 
-fn plan(index: &Index<'_>, w: Option<&Workload<'_>>, rollout: &Option<(i64, i64, Vec<Change>)>, action: &FixAction, severity: Severity, category: Category) -> VerificationPlan {
+/// The verification plan of `action` on `w`. `category` is the incident's, `None` for a fix a human wrote.
+fn plan(
+    index: &Index<'_>,
+    w: Option<&Workload<'_>>,
+    rollout: &Option<(i64, i64, Vec<Change>)>,
+    action: &FixAction,
+    severity: Severity,
+    category: Option<Category>,
+) -> VerificationPlan {
     let template = match (action, w) {
         (FixAction::Rollback { to_revision }, Some(w)) => w.revisions.iter().find(|r| r.number == *to_revision).and_then(|r| r.template()),
         (_, Some(w)) => w.template(),
@@ -348,7 +504,10 @@ fn plan(index: &Index<'_>, w: Option<&Workload<'_>>, rollout: &Option<(i64, i64,
     };
     let serves_http = w.is_some_and(|w| {
         let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
-        index.services_in(&w.resource.namespace).iter().any(|s| selects(&s.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(), labels))
+        index
+            .services_in(&w.resource.namespace)
+            .iter()
+            .any(|s| selects(&s.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(), labels))
     }) || !smoke_paths.is_empty();
     let mut security_checks = Vec::new();
     if image_changes {
@@ -365,15 +524,17 @@ fn plan(index: &Index<'_>, w: Option<&Workload<'_>>, rollout: &Option<(i64, i64,
         "no CrashLoopBackOff, OOMKilled or image pull errors".to_owned(),
         "every pod Ready".to_owned(),
     ];
-    if category == Category::ServiceSelectorMismatch {
+    if category == Some(Category::ServiceSelectorMismatch) || matches!(action, FixAction::SetServiceSelector { .. }) {
         health_criteria.push("the Service has ready endpoints".to_owned());
     }
     VerificationPlan {
-        duration_seconds: if category == Category::OOMKilled { 300 } else { 120 },
+        duration_seconds: if category == Some(Category::OOMKilled) { 300 } else { 120 },
         health_criteria,
         security_checks,
         smoke_paths,
-        approval_required: severity >= Severity::High || matches!(action, FixAction::Rollback { .. } | FixAction::SetServiceSelector { .. }),
+        approval_required: severity >= Severity::High
+            || matches!(action, FixAction::Rollback { .. } | FixAction::SetServiceSelector { .. }),
+        workload: w.filter(|w| w.patchable()).map(|w| w.resource.clone()),
     }
 }
 
@@ -391,8 +552,15 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
             let (patch, inverse) = render_workload(&d.action, w);
             let mut evidence = f.evidence.clone();
             evidence.extend(d.extra_evidence.iter().cloned());
-            evidence.extend(index.events(&w.resource.kind, &w.resource.namespace, &w.resource.name).into_iter().rev().take(2).map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)));
-            let verification_plan = plan(index, Some(w), &rollout, &d.action, severity, f.category);
+            evidence.extend(
+                index
+                    .events(&w.resource.kind, &w.resource.namespace, &w.resource.name)
+                    .into_iter()
+                    .rev()
+                    .take(2)
+                    .map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)),
+            );
+            let verification_plan = plan(index, Some(w), &rollout, &d.action, severity, Some(f.category));
             Incident {
                 resource: w.resource.clone(),
                 category: f.category,
@@ -436,22 +604,32 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
             evidence.push(format!("{} {} labels its pods {new_shown}", w.resource.kind, w.resource.name));
             let (patch, inverse) = render_service_selector(svc, &new);
             let action = FixAction::SetServiceSelector { selector: new };
-            let verification_plan = plan(index, Some(w), &None, &action, Severity::Critical, Category::ServiceSelectorMismatch);
+            let verification_plan = plan(index, Some(w), &None, &action, Severity::Critical, Some(Category::ServiceSelectorMismatch));
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,
                 severity: Severity::Critical,
-                root_cause: format!("Service {name} has no endpoints: its selector {shown} matches no pod; {} {}'s pods are labelled {new_shown}.", w.resource.kind, w.resource.name),
+                root_cause: format!(
+                    "Service {name} has no endpoints: its selector {shown} matches no pod; {} {}'s pods are labelled {new_shown}.",
+                    w.resource.kind, w.resource.name
+                ),
                 evidence,
                 confidence: if w.resource.name == name { 0.9 } else { 0.7 },
                 pods: Vec::new(),
-                fix: Fix { summary: format!("Set Service {name}'s selector to {new_shown}, the labels of {}'s pods.", w.resource.name), action, patch: Some(patch), inverse: Some(inverse) },
+                fix: Fix {
+                    summary: format!("Set Service {name}'s selector to {new_shown}, the labels of {}'s pods.", w.resource.name),
+                    action,
+                    patch: Some(patch),
+                    inverse: Some(inverse),
+                },
                 verification_plan,
             })
         }
         None => {
-            let action = FixAction::Manual { guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels.") };
-            let verification_plan = plan(index, None, &None, &action, Severity::High, Category::ServiceSelectorMismatch);
+            let action = FixAction::Manual {
+                guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels."),
+            };
+            let verification_plan = plan(index, None, &None, &action, Severity::High, Some(Category::ServiceSelectorMismatch));
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,
@@ -470,6 +648,25 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
 /// Validate a fix proposed for `resource` from outside the rules (the optional LLM) against the
 /// snapshot, and render its patch and inverse. Refused: an unknown resource or container, a rollback to
 /// a revision that does not exist or never ran healthy, a selector for a resource that is not a Service.
+/// The verification plan for a fix a human wrote (`aegis shadow verify --fix FILE`), built by the same
+/// rules as the analysis' own plans: what the fix changes decides the scanners, the probes the smoke
+/// paths, and a selector fix is proven on the workload its new selector picks.
+pub fn plan_for(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction) -> Result<VerificationPlan, String> {
+    let index = Index::new(snapshot);
+    let all = workloads(snapshot);
+    let in_ns = |w: &&Workload<'_>| w.resource.namespace == resource.namespace && w.patchable();
+    let w = match action {
+        FixAction::SetServiceSelector { selector } => all.iter().filter(in_ns).find(|w| {
+            let labels = w.template().and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+            selects(selector, labels)
+        }),
+        _ => all.iter().find(|w| &w.resource == resource),
+    }
+    .ok_or_else(|| format!("no workload in the snapshot to prove a {} fix for {resource} on", action.kind()))?;
+    let severity = if resource.kind == "Service" { Severity::High } else { severity(&index, w) };
+    Ok(plan(&index, Some(w), &rollout_diff(w), action, severity, None))
+}
+
 pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction) -> Result<Fix, String> {
     let summary = format!("{} proposed for {resource}", action.kind());
     if resource.kind == "Service" {
@@ -489,11 +686,19 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
     }
     let all = workloads(snapshot);
     let w = all.iter().find(|w| &w.resource == resource).ok_or_else(|| format!("no workload {resource} in the snapshot"))?;
-    let containers: Vec<String> = w.template().and_then(|t| t.spec.as_ref()).map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
-    let check_container = |c: &str| if containers.iter().any(|x| x == c) { Ok(()) } else { Err(format!("no container {c:?} in {resource} (has {})", containers.join(", "))) };
+    let containers: Vec<String> =
+        w.template().and_then(|t| t.spec.as_ref()).map(|s| s.containers.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let check_container = |c: &str| {
+        if containers.iter().any(|x| x == c) {
+            Ok(())
+        } else {
+            Err(format!("no container {c:?} in {resource} (has {})", containers.join(", ")))
+        }
+    };
     match action {
         FixAction::Rollback { to_revision } => {
-            let rev = w.revisions.iter().find(|r| r.number == *to_revision).ok_or_else(|| format!("{resource} has no revision {to_revision}"))?;
+            let rev =
+                w.revisions.iter().find(|r| r.number == *to_revision).ok_or_else(|| format!("{resource} has no revision {to_revision}"))?;
             if !rev.was_healthy() {
                 return Err(format!("revision {to_revision} of {resource} never ran healthy"));
             }

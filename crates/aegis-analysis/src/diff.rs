@@ -70,10 +70,18 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
         let Some(o) = olds.get(n.name.as_str()) else { continue };
         let name = n.name.clone();
         if o.image != n.image {
-            out.push(Change::Image { container: name.clone(), from: o.image.clone().unwrap_or_default(), to: n.image.clone().unwrap_or_default() });
+            out.push(Change::Image {
+                container: name.clone(),
+                from: o.image.clone().unwrap_or_default(),
+                to: n.image.clone().unwrap_or_default(),
+            });
         }
         let env = |c: &Container| -> BTreeMap<String, String> {
-            c.env.iter().flatten().map(|e| (e.name.clone(), serde_json::to_string(&(&e.value, &e.value_from)).unwrap_or_default())).collect()
+            c.env
+                .iter()
+                .flatten()
+                .map(|e| (e.name.clone(), serde_json::to_string(&(&e.value, &e.value_from)).unwrap_or_default()))
+                .collect()
         };
         let (oe, ne) = (env(o), env(n));
         for k in oe.keys().filter(|k| !ne.contains_key(*k)) {
@@ -91,11 +99,18 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
             let keys: std::collections::BTreeSet<&String> = oq.keys().chain(nq.keys()).collect();
             for k in keys {
                 if oq.get(k) != nq.get(k) {
-                    out.push(Change::Resource { container: name.clone(), field: format!("{which}.{k}"), from: oq.get(k).cloned(), to: nq.get(k).cloned() });
+                    out.push(Change::Resource {
+                        container: name.clone(),
+                        field: format!("{which}.{k}"),
+                        from: oq.get(k).cloned(),
+                        to: nq.get(k).cloned(),
+                    });
                 }
             }
         }
-        for (probe, a, b) in [("livenessProbe", &o.liveness_probe, &n.liveness_probe), ("readinessProbe", &o.readiness_probe, &n.readiness_probe)] {
+        for (probe, a, b) in
+            [("livenessProbe", &o.liveness_probe, &n.liveness_probe), ("readinessProbe", &o.readiness_probe, &n.readiness_probe)]
+        {
             let (from, to) = (probe_text(a.as_ref()), probe_text(b.as_ref()));
             if from != to {
                 out.push(Change::Probe { container: name.clone(), probe, from, to });

@@ -11,5 +11,5 @@ pub mod signals;
 pub mod snapshot;
 pub mod workload;
 
-pub use analyze::{analyze, render_fix};
+pub use analyze::{analyze, plan_for, render_fix};
 pub use snapshot::{Snapshot, SnapshotError};

@@ -48,12 +48,19 @@ pub fn render_workload(action: &FixAction, w: &Workload<'_>) -> (Option<Patch>, 
             };
             let to = clean_template(rev);
             let from = template.map(clean_template).unwrap_or(Value::Null);
-            let p = |v: Value| Patch { patch_type: PatchType::Json, target: target.clone(), body: json!([{"op": "replace", "path": "/spec/template", "value": v}]) };
+            let p = |v: Value| Patch {
+                patch_type: PatchType::Json,
+                target: target.clone(),
+                body: json!([{"op": "replace", "path": "/spec/template", "value": v}]),
+            };
             (Some(p(to)), Some(p(from)))
         }
         FixAction::SetImage { container, image } => {
             let old = current_container(template, container).and_then(|c| c.image.clone());
-            (Some(strategic(target, container_patch(container, json!({"image": image})))), Some(strategic(target, container_patch(container, json!({"image": old})))))
+            (
+                Some(strategic(target, container_patch(container, json!({"image": image})))),
+                Some(strategic(target, container_patch(container, json!({"image": old})))),
+            )
         }
         FixAction::SetResources { container, requests, limits } => {
             let c = current_container(template, container);
@@ -93,11 +100,16 @@ pub fn render_workload(action: &FixAction, w: &Workload<'_>) -> (Option<Patch>, 
                 (None, Some(s)) => json!({"secretRef": {"name": s}}),
                 (None, None) => return (None, None),
             };
-            let old = current_container(template, container).map(|c| serde_json::to_value(&c.env_from).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+            let old = current_container(template, container)
+                .map(|c| serde_json::to_value(&c.env_from).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
             let mut list = old.as_array().cloned().unwrap_or_default();
             list.push(source);
             // envFrom has no merge key: the patch carries the whole list, and so does the inverse.
-            (Some(strategic(target, container_patch(container, json!({"envFrom": list})))), Some(strategic(target, container_patch(container, json!({"envFrom": old})))))
+            (
+                Some(strategic(target, container_patch(container, json!({"envFrom": list})))),
+                Some(strategic(target, container_patch(container, json!({"envFrom": old})))),
+            )
         }
         FixAction::AdjustProbe { container, probe, path } => {
             let field = match probe {
@@ -153,7 +165,18 @@ pub fn render_service_selector(service: &Service, selector: &std::collections::B
 /// Bytes in a Kubernetes quantity (`128Mi`, `1Gi`, `500M`, `1e9`), for memory arithmetic.
 pub fn quantity_bytes(q: &str) -> Option<f64> {
     let q = q.trim();
-    let units = [("Ki", 1024f64), ("Mi", 1024f64.powi(2)), ("Gi", 1024f64.powi(3)), ("Ti", 1024f64.powi(4)), ("k", 1e3), ("K", 1e3), ("M", 1e6), ("G", 1e9), ("T", 1e12), ("m", 1e-3)];
+    let units = [
+        ("Ki", 1024f64),
+        ("Mi", 1024f64.powi(2)),
+        ("Gi", 1024f64.powi(3)),
+        ("Ti", 1024f64.powi(4)),
+        ("k", 1e3),
+        ("K", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("m", 1e-3),
+    ];
     for (suffix, mult) in units {
         if let Some(n) = q.strip_suffix(suffix) {
             return n.parse::<f64>().ok().map(|n| n * mult);

@@ -82,7 +82,8 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
     let name = p.metadata.name.clone().unwrap_or_default();
     let namespace = p.metadata.namespace.clone().unwrap_or_default();
     let status = p.status.clone().unwrap_or_default();
-    let mut s = PodSignals { name: name.clone(), phase: status.phase.clone().unwrap_or_default(), ready: is_ready(p), ..Default::default() };
+    let mut s =
+        PodSignals { name: name.clone(), phase: status.phase.clone().unwrap_or_default(), ready: is_ready(p), ..Default::default() };
     for cs in status.container_statuses.iter().flatten().chain(status.init_container_statuses.iter().flatten()) {
         s.restarts += cs.restart_count;
         if let Some(state) = &cs.state {
@@ -102,7 +103,8 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
         }
     }
     s.unschedulable = status.conditions.iter().flatten().find_map(|c| {
-        (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")).then(|| c.message.clone().unwrap_or_default())
+        (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+            .then(|| c.message.clone().unwrap_or_default())
     });
     if s.phase == "Failed" {
         s.failed_reason = status.reason.clone().map(|r| (r, status.message.clone().unwrap_or_default()));

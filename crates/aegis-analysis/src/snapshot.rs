@@ -170,7 +170,10 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/incidents/crashloop-missing-env.yaml");
         let a = Snapshot::from_text(&std::fs::read_to_string(path).unwrap()).unwrap();
         let b = Snapshot::from_text(&serde_json::to_string(&a.to_list()).unwrap()).unwrap();
-        assert_eq!((a.pods.len(), a.replica_sets.len(), a.events.len(), a.nodes.len()), (b.pods.len(), b.replica_sets.len(), b.events.len(), b.nodes.len()));
+        assert_eq!(
+            (a.pods.len(), a.replica_sets.len(), a.events.len(), a.nodes.len()),
+            (b.pods.len(), b.replica_sets.len(), b.events.len(), b.nodes.len())
+        );
         assert_eq!(serde_json::to_value(&a.pods).unwrap(), serde_json::to_value(&b.pods).unwrap());
     }
 
@@ -178,7 +181,8 @@ mod tests {
     fn garbage_and_empty_input_are_errors() {
         assert_eq!(Snapshot::from_text("  ").unwrap_err(), SnapshotError::Empty);
         assert!(matches!(Snapshot::from_text("{not json"), Err(SnapshotError::Invalid(_))));
-        let err = Snapshot::from_text(r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":"nope"}}"#).unwrap_err();
+        let err =
+            Snapshot::from_text(r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":"nope"}}"#).unwrap_err();
         assert!(err.to_string().contains("Pod \"p\""), "{err}");
     }
 }

@@ -99,12 +99,20 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     let ns_of = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.clone().unwrap_or_default();
 
     for d in &s.deployments {
-        let resource = ResourceRef { kind: "Deployment".into(), namespace: ns_of(&d.metadata), name: d.metadata.name.clone().unwrap_or_default() };
-        by_key.insert(resource.clone(), Workload { resource, deployment: Some(d), stateful_set: None, revisions: Vec::new(), pods: Vec::new() });
+        let resource =
+            ResourceRef { kind: "Deployment".into(), namespace: ns_of(&d.metadata), name: d.metadata.name.clone().unwrap_or_default() };
+        by_key.insert(
+            resource.clone(),
+            Workload { resource, deployment: Some(d), stateful_set: None, revisions: Vec::new(), pods: Vec::new() },
+        );
     }
     for st in &s.stateful_sets {
-        let resource = ResourceRef { kind: "StatefulSet".into(), namespace: ns_of(&st.metadata), name: st.metadata.name.clone().unwrap_or_default() };
-        by_key.insert(resource.clone(), Workload { resource, deployment: None, stateful_set: Some(st), revisions: Vec::new(), pods: Vec::new() });
+        let resource =
+            ResourceRef { kind: "StatefulSet".into(), namespace: ns_of(&st.metadata), name: st.metadata.name.clone().unwrap_or_default() };
+        by_key.insert(
+            resource.clone(),
+            Workload { resource, deployment: None, stateful_set: Some(st), revisions: Vec::new(), pods: Vec::new() },
+        );
     }
     let rs_owner: BTreeMap<(String, String), ResourceRef> = s
         .replica_sets
@@ -125,23 +133,36 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         let number = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0);
         by_key
             .entry(workload.clone())
-            .or_insert_with(|| Workload { resource: workload, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() })
+            .or_insert_with(|| Workload {
+                resource: workload,
+                deployment: None,
+                stateful_set: None,
+                revisions: Vec::new(),
+                pods: Vec::new(),
+            })
             .revisions
             .push(Revision { number, replica_set: rs });
     }
     for p in &s.pods {
         let ns = ns_of(&p.metadata);
         let workload = match owner(&p.metadata) {
-            Some(("ReplicaSet", rs)) => rs_owner
-                .get(&(ns.clone(), rs.to_owned()))
-                .cloned()
-                .unwrap_or(ResourceRef { kind: "ReplicaSet".into(), namespace: ns.clone(), name: rs.to_owned() }),
+            Some(("ReplicaSet", rs)) => rs_owner.get(&(ns.clone(), rs.to_owned())).cloned().unwrap_or(ResourceRef {
+                kind: "ReplicaSet".into(),
+                namespace: ns.clone(),
+                name: rs.to_owned(),
+            }),
             Some((kind, name)) => ResourceRef { kind: kind.to_owned(), namespace: ns.clone(), name: name.to_owned() },
             None => ResourceRef { kind: "Pod".into(), namespace: ns.clone(), name: p.metadata.name.clone().unwrap_or_default() },
         };
         by_key
             .entry(workload.clone())
-            .or_insert_with(|| Workload { resource: workload, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() })
+            .or_insert_with(|| Workload {
+                resource: workload,
+                deployment: None,
+                stateful_set: None,
+                revisions: Vec::new(),
+                pods: Vec::new(),
+            })
             .pods
             .push(p);
     }

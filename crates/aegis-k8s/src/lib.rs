@@ -3,6 +3,7 @@
 //! [`apply_patch`] is the only way AEGIS changes a workload: the shadow and production call the same
 //! function with the same typed patch, so what was verified is what is applied.
 
+pub mod health;
 pub mod shadow;
 
 use aegis_analysis::Snapshot;
@@ -60,7 +61,8 @@ where
 /// Read a namespace (or all) into a snapshot. Secret and ConfigMap values are dropped as they arrive:
 /// only names and keys are kept. Nodes are read where RBAC allows; a refusal leaves them out.
 pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
-    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, events) = tokio_join(client, scope).await?;
+    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, events) =
+        tokio_join(client, scope).await?;
     let keys = |ns: Option<String>, name: Option<String>, mut keys: Vec<String>| {
         keys.sort();
         KeysOnly { namespace: ns.unwrap_or_default(), name: name.unwrap_or_default(), keys }
@@ -68,7 +70,13 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     let config_maps = list::<ConfigMap>(client, scope, false, "ConfigMap")
         .await?
         .into_iter()
-        .map(|c| keys(c.metadata.namespace, c.metadata.name, c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect()))
+        .map(|c| {
+            keys(
+                c.metadata.namespace,
+                c.metadata.name,
+                c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect(),
+            )
+        })
         .collect();
     let secrets = list::<Secret>(client, scope, false, "Secret")
         .await?
@@ -97,7 +105,10 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
 async fn tokio_join(
     client: &Client,
     scope: &Scope,
-) -> Result<(Vec<Pod>, Vec<Deployment>, Vec<ReplicaSet>, Vec<StatefulSet>, Vec<DaemonSet>, Vec<Job>, Vec<Service>, Vec<Endpoints>, Vec<Event>), K8sError> {
+) -> Result<
+    (Vec<Pod>, Vec<Deployment>, Vec<ReplicaSet>, Vec<StatefulSet>, Vec<DaemonSet>, Vec<Job>, Vec<Service>, Vec<Endpoints>, Vec<Event>),
+    K8sError,
+> {
     // Independent lists, read concurrently.
     let (a, b, c, d, e, f, g, h, i) = tokio::join!(
         list::<Pod>(client, scope, true, "Pod"),
@@ -138,10 +149,8 @@ pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_ma
             serde_json::from_value::<json_patch::Patch>(patch.body.clone()).map_err(|e| K8sError::Invalid(format!("JSON patch: {e}")))?,
         ),
     };
-    let obj = api
-        .patch(&patch.target.name, &pp, &body)
-        .await
-        .map_err(|source| K8sError::Patch { target: patch.target.to_string(), source })?;
+    let obj =
+        api.patch(&patch.target.name, &pp, &body).await.map_err(|source| K8sError::Patch { target: patch.target.to_string(), source })?;
     serde_json::to_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))
 }
 
@@ -188,14 +197,19 @@ pub async fn apply_fix(client: &Client, fix: &aegis_model::Fix, dry_run: bool, f
         .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
         .unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &patch.target.namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| K8sError::List { kind: "Pod", scope: patch.target.namespace.clone(), source })?;
+    let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(|source| K8sError::List {
+        kind: "Pod",
+        scope: patch.target.namespace.clone(),
+        source,
+    })?;
     let mut applied = Applied::default();
     for p in list.items {
         let revision = p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned().unwrap_or_default();
-        let ready = p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         if revision != update_revision && !ready {
             let pod = p.metadata.name.clone().unwrap_or_default();
             pods.delete(&pod, &Default::default()).await.map_err(|source| K8sError::Patch { target: format!("Pod/{pod}"), source })?;

@@ -13,13 +13,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aegis_model::{Fix, Patch, PatchType, ResourceRef};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret, Service};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::K8sError;
+use crate::health::HealthTarget;
 
 pub const SHADOW_LABEL: &str = "aegis.io/shadow";
 const SOURCE_ANNOTATION: &str = "aegis.io/shadow-source";
@@ -50,6 +51,15 @@ pub struct Shadow {
     /// The copy of the source workload inside the shadow.
     pub workload: ResourceRef,
     pub source: ResourceRef,
+    /// The Services copied into the shadow: those selecting the workload, and those the fix patches.
+    pub services: Vec<String>,
+}
+
+impl Shadow {
+    /// What to watch after the fix: the copied workload, routed by every copied Service.
+    pub fn health_target(&self) -> HealthTarget {
+        HealthTarget { workload: self.workload.clone(), services: self.services.clone() }
+    }
 }
 
 fn err(what: &str, e: kube::Error) -> K8sError {
@@ -163,6 +173,24 @@ fn references(t: &PodTemplateSpec) -> (BTreeSet<String>, BTreeSet<String>) {
     (cms, secrets.into_iter().filter(|s| !s.is_empty()).collect())
 }
 
+/// The shadow's `requests.cpu` and `requests.memory` quota: room for three pods (two replicas and a
+/// surge pod) at the source's requests, and never less than 4 CPUs and 16Gi. A large workload can be
+/// shadowed — its pods then meet the real scheduler, as in production — and a runaway one is bounded.
+fn quota(template: &PodTemplateSpec) -> (String, String) {
+    let per_pod = |resource: &str| -> f64 {
+        template
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+            .filter_map(|q| aegis_analysis::render::quantity_bytes(&q.0))
+            .sum()
+    };
+    let cpu_millis = (3.0 * per_pod("cpu") * 1000.0).ceil().max(4000.0) as u64;
+    let memory = (3.0 * per_pod("memory")).max(16.0 * 1024f64.powi(3));
+    (format!("{cpu_millis}m"), aegis_analysis::render::mib_quantity(memory))
+}
+
 async fn create_value<K>(api: &Api<K>, mut v: Value, what: &str) -> Result<(), K8sError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
@@ -204,9 +232,10 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
         namespace: namespace.clone(),
         workload: ResourceRef { kind: spec.source.kind.clone(), namespace: namespace.clone(), name: spec.source.name.clone() },
         source: spec.source.clone(),
+        services: Vec::new(),
     };
     match populate(client, spec, &shadow).await {
-        Ok(()) => Ok(shadow),
+        Ok(services) => Ok(Shadow { services, ..shadow }),
         Err(e) => {
             let _ = delete_shadow(client, &shadow).await;
             Err(e)
@@ -214,7 +243,8 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
     }
 }
 
-async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result<(), K8sError> {
+/// Fill the shadow; returns the names of the Services copied.
+async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result<Vec<String>, K8sError> {
     let (src_ns, ns, id) = (&spec.source.namespace, &shadow.namespace, &shadow.id);
     // Pods cannot be created before the namespace's default ServiceAccount exists.
     for _ in 0..100 {
@@ -229,35 +259,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Isolation first, so no copied pod ever runs without it.
-    let isolation = [
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
-            "egress": [
-                {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
-                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-            ]}}),
-        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
-            "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": "4", "requests.memory": "16Gi"}}}),
-        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
-            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}, "default": {"memory": "512Mi"}}]}}),
-    ];
-    for obj in isolation {
-        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
-        let ar = match kind.as_str() {
-            "NetworkPolicy" => {
-                kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"))
-            }
-            other => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", other)),
-        };
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        let dynobj: kube::api::DynamicObject = serde_json::from_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))?;
-        api.create(&PostParams::default(), &dynobj).await.map_err(|e| err(&kind, e))?;
-    }
-
-    // The workload.
+    // The workload (read first: the quota is sized from it).
     let (mut workload, template): (Value, PodTemplateSpec) = match spec.source.kind.as_str() {
         "Deployment" => {
             let d = Api::<Deployment>::namespaced(client.clone(), src_ns)
@@ -279,6 +281,35 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}")));
         }
     };
+    // Isolation first, so no copied pod ever runs without it.
+    let (quota_cpu, quota_memory) = quota(&template);
+    let isolation = [
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
+            "egress": [
+                {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+            ]}}),
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
+            "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": quota_cpu, "requests.memory": quota_memory}}}),
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
+            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}, "default": {"memory": "512Mi"}}]}}),
+    ];
+    for obj in isolation {
+        let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
+        let ar = match kind.as_str() {
+            "NetworkPolicy" => {
+                kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("networking.k8s.io", "v1", "NetworkPolicy"))
+            }
+            other => kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("", "v1", other)),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        let dynobj: kube::api::DynamicObject = serde_json::from_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))?;
+        api.create(&PostParams::default(), &dynobj).await.map_err(|e| err(&kind, e))?;
+    }
+
     workload["metadata"]["namespace"] = ns.clone().into();
     let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
     workload["spec"]["replicas"] = replicas.into();
@@ -311,11 +342,23 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             create_value(&Api::<Secret>::namespaced(client.clone(), ns), v, &format!("Secret/{name}")).await?;
         }
     }
+    // Services that select the workload, and a Service the fix patches (say, a selector typo: it selects
+    // nothing yet, and the fix must be proven to make it route to the workload).
     let pod_labels: BTreeMap<String, String> = template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let fix_targets: BTreeSet<&str> = spec
+        .fix
+        .iter()
+        .flat_map(|f| f.patch.iter())
+        .filter(|p| p.target.kind == "Service" && p.target.namespace == *src_ns)
+        .map(|p| p.target.name.as_str())
+        .collect();
+    let mut services = Vec::new();
     for svc in Api::<Service>::namespaced(client.clone(), src_ns).list(&ListParams::default()).await.map_err(|e| err("Services", e))?.items
     {
         let selector = svc.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        if selector.is_empty() || !selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)) {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let selects = !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v));
+        if !selects && !fix_targets.contains(name.as_str()) {
             continue;
         }
         let mut v = serde_json::to_value(&svc).map_err(|e| K8sError::Invalid(e.to_string()))?;
@@ -336,12 +379,14 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
                 }
             }
         }
-        create_value(&Api::<Service>::namespaced(client.clone(), ns), v, "Service").await?;
+        create_value(&Api::<Service>::namespaced(client.clone(), ns), v, &format!("Service/{name}")).await?;
+        services.push(name);
     }
     match spec.source.kind.as_str() {
-        "Deployment" => create_value(&Api::<Deployment>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await,
-        _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await,
+        "Deployment" => create_value(&Api::<Deployment>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
+        _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
     }
+    Ok(services)
 }
 
 /// The same fix, aimed at the shadow's copy. The patch body is the one production would get; a rollback
@@ -407,151 +452,6 @@ pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Ve
         }
     }
     Ok(deleted)
-}
-
-/// How the shadow's workload fared after the fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
-    /// Rolled out, every pod ready, no restart during the window.
-    Healthy,
-    /// A fatal signal (or not healthy by the deadline), with what was seen.
-    Unhealthy { reasons: Vec<String> },
-}
-
-/// What the watch saw, for humans.
-#[derive(Debug, Clone)]
-pub struct HealthSummary {
-    pub health: Health,
-    pub observations: Vec<String>,
-    pub elapsed: Duration,
-}
-
-/// Watch the shadow workload's newest revision: an early verdict on a fatal signal (CrashLoopBackOff,
-/// OOMKilled, image pull errors, config errors, Unschedulable, restarts), healthy once the rollout is
-/// complete and every pod of the new revision has stayed ready for `window`, unhealthy at `deadline`.
-pub async fn watch_health(client: &Client, shadow: &Shadow, window: Duration, deadline: Duration) -> Result<HealthSummary, K8sError> {
-    let start = std::time::Instant::now();
-    let mut observations = Vec::new();
-    let mut healthy_since: Option<std::time::Instant> = None;
-    loop {
-        let elapsed = start.elapsed();
-        let (rolled_out, detail) = rollout_state(client, shadow).await?;
-        let current_pods = newest_pods(client, shadow).await?;
-        let mut fatal = Vec::new();
-        let mut all_ready = !current_pods.is_empty();
-        for p in &current_pods {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let st = p.status.clone().unwrap_or_default();
-            if st
-                .conditions
-                .iter()
-                .flatten()
-                .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
-            {
-                fatal.push(format!("pod {name}: Unschedulable"));
-            }
-            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
-            all_ready &= ready;
-            for cs in st.container_statuses.iter().flatten() {
-                if let Some(r) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.clone())
-                    && matches!(
-                        r.as_str(),
-                        "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError" | "InvalidImageName"
-                    )
-                {
-                    fatal.push(format!("pod {name}: container {} {r}", cs.name));
-                }
-                if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
-                    fatal.push(format!(
-                        "pod {name}: container {} restarted ({}, exit code {})",
-                        cs.name,
-                        t.reason.clone().unwrap_or_default(),
-                        t.exit_code
-                    ));
-                } else if cs.restart_count > 0 {
-                    fatal.push(format!("pod {name}: container {} restarted {} time(s)", cs.name, cs.restart_count));
-                }
-            }
-        }
-        if !fatal.is_empty() {
-            fatal.sort();
-            fatal.dedup();
-            observations.push(format!("after {:.1}s: {}", elapsed.as_secs_f64(), fatal.join("; ")));
-            return Ok(HealthSummary { health: Health::Unhealthy { reasons: fatal }, observations, elapsed });
-        }
-        if rolled_out && all_ready {
-            let since = *healthy_since.get_or_insert_with(std::time::Instant::now);
-            if since.elapsed() >= window {
-                observations.push(format!(
-                    "rolled out, {} pod(s) ready and without restarts for {}s",
-                    current_pods.len(),
-                    window.as_secs()
-                ));
-                return Ok(HealthSummary { health: Health::Healthy, observations, elapsed });
-            }
-        } else {
-            healthy_since = None;
-        }
-        if elapsed >= deadline {
-            let reason = format!("not healthy within {}s: {detail}", deadline.as_secs());
-            observations.push(reason.clone());
-            return Ok(HealthSummary { health: Health::Unhealthy { reasons: vec![reason] }, observations, elapsed });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn rollout_state(client: &Client, shadow: &Shadow) -> Result<(bool, String), K8sError> {
-    let ns = &shadow.namespace;
-    let name = &shadow.workload.name;
-    if shadow.workload.kind == "StatefulSet" {
-        let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get(name).await.map_err(|e| err(name, e))?;
-        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let st = s.status.unwrap_or_default();
-        let done = st.observed_generation == s.metadata.generation && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
-        return Ok((done, format!("{:?}/{want} ready, {:?} updated", st.ready_replicas, st.updated_replicas)));
-    }
-    let d = Api::<Deployment>::namespaced(client.clone(), ns).get(name).await.map_err(|e| err(name, e))?;
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let st = d.status.unwrap_or_default();
-    let done = st.observed_generation == d.metadata.generation
-        && st.updated_replicas == Some(want)
-        && st.available_replicas == Some(want)
-        && st.replicas == Some(want);
-    Ok((done, format!("{:?}/{want} available, {:?} updated, {:?} total", st.available_replicas, st.updated_replicas, st.replicas)))
-}
-
-/// Pods of the workload's newest revision (the newest ReplicaSet of a Deployment; a StatefulSet's pods
-/// on its update revision).
-async fn newest_pods(client: &Client, shadow: &Shadow) -> Result<Vec<Pod>, K8sError> {
-    let ns = &shadow.namespace;
-    let pods = Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("Pods", e))?.items;
-    if shadow.workload.kind == "StatefulSet" {
-        let s = Api::<StatefulSet>::namespaced(client.clone(), ns).get(&shadow.workload.name).await.map_err(|e| err("StatefulSet", e))?;
-        let rev = s.status.and_then(|s| s.update_revision).unwrap_or_default();
-        return Ok(pods
-            .into_iter()
-            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev))
-            .collect());
-    }
-    let rss =
-        Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&ListParams::default()).await.map_err(|e| err("ReplicaSets", e))?.items;
-    let revision = |rs: &ReplicaSet| {
-        rs.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-            .and_then(|r| r.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let Some(newest) = rss.iter().max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
-        return Ok(Vec::new());
-    };
-    Ok(pods
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && o.name == newest))
-        .collect())
 }
 
 /// A shadow as listed.
@@ -636,4 +536,29 @@ pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<
         .into_iter()
         .map(|s| row("StatefulSet", s.metadata.name, s.spec.and_then(|s| s.replicas), s.status.and_then(|s| s.ready_replicas)));
     Ok(deployments.chain(stateful_sets).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(cpu: &str, memory: &str) -> PodTemplateSpec {
+        serde_json::from_value(json!({"spec": {"containers": [
+            {"name": "a", "resources": {"requests": {"cpu": cpu, "memory": memory}}},
+            {"name": "b", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
+        ]}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_quota_of_a_small_workload_is_the_floor() {
+        assert_eq!(quota(&template("100m", "128Mi")), ("4000m".to_owned(), "16Gi".to_owned()));
+        assert_eq!(quota(&PodTemplateSpec::default()), ("4000m".to_owned(), "16Gi".to_owned()));
+    }
+
+    #[test]
+    fn the_quota_of_a_large_workload_makes_room_for_three_of_its_pods() {
+        // Two containers of 2 CPUs and 32Gi: 4 CPUs and 64Gi per pod.
+        assert_eq!(quota(&template("2", "32Gi")), ("12000m".to_owned(), "192Gi".to_owned()));
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use aegis_k8s::shadow::{Health, ShadowSpec, collect_expired, create_shadow, delete_shadow, retarget, watch_health};
+use aegis_k8s::health::{Health, watch_health};
+use aegis_k8s::shadow::{ShadowSpec, collect_expired, create_shadow, delete_shadow, retarget};
 use aegis_k8s::{Scope, apply_fix, snapshot};
 use aegis_model::{Category, FixAction, Incident, ResourceRef};
 use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
@@ -27,14 +28,21 @@ fn app() -> Value {
 /// A production namespace with a Secret, a Service and a Deployment whose revision 2 crashloops.
 async fn broken_production() -> (TestNamespace, Incident) {
     let ns = TestNamespace::create("shadow-prod").await;
-    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"url": "postgres://db:5432/shop"}})).unwrap();
+    let secret: Secret = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"url": "postgres://db:5432/shop"}}),
+    )
+    .unwrap();
     ns.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})).unwrap();
     ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 3, json!({"aegis.io/requires-env": "DATABASE_URL"}), app())).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment("api", 3, json!({"aegis.io/requires-env": "DATABASE_URL"}), app()))
+        .await
+        .unwrap();
     wait_available(&deployments, "api", WAIT).await;
-    let drop_env = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    let drop_env =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(drop_env)).await.unwrap();
     let client = ns.client();
     let scope = Scope { namespace: Some(ns.name().to_owned()), label_selector: None };
@@ -42,7 +50,10 @@ async fn broken_production() -> (TestNamespace, Incident) {
         let (client, scope) = (client.clone(), scope.clone());
         async move {
             let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
-            aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == Category::CrashLoopBackOff).ok_or_else(|| "not yet".to_owned())
+            aegis_analysis::analyze(&snap)
+                .into_iter()
+                .find(|i| i.category == Category::CrashLoopBackOff)
+                .ok_or_else(|| "not yet".to_owned())
         }
     })
     .await;
@@ -81,13 +92,15 @@ async fn the_right_fix_heals_the_shadow_and_production_is_untouched() {
     assert!(Api::<Secret>::namespaced(client.clone(), &shadow.namespace).get("db").await.is_ok());
     let svc = Api::<Service>::namespaced(client.clone(), &shadow.namespace).get("api").await.unwrap();
     assert_eq!(svc.spec.unwrap().selector.unwrap().get("aegis.io/shadow"), Some(&shadow.id));
-    let np = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &shadow.namespace).get("aegis-shadow-isolation").await;
+    let np = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &shadow.namespace)
+        .get("aegis-shadow-isolation")
+        .await;
     assert!(np.is_ok(), "isolated by a NetworkPolicy");
 
     let fix = retarget(&incident.fix, &shadow);
     apply_fix(&client, &fix, true, "aegis-shadow").await.expect("dry run");
     apply_fix(&client, &fix, false, "aegis-shadow").await.expect("fix applied in the shadow");
-    let summary = watch_health(&client, &shadow, Duration::from_secs(3), WAIT).await.unwrap();
+    let summary = watch_health(&client, &shadow.health_target(), Duration::from_secs(3), WAIT).await.unwrap();
     assert_eq!(summary.health, Health::Healthy, "{:?}", summary.observations);
     assert_eq!(production_state(&ns).await, before, "production untouched");
 
@@ -110,9 +123,11 @@ async fn without_the_fix_the_shadow_stays_unhealthy_with_the_reason() {
         body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
     });
     apply_fix(&client, &retarget(&wrong, &shadow), false, "aegis-shadow").await.unwrap();
-    let summary = watch_health(&client, &shadow, Duration::from_secs(3), WAIT).await.unwrap();
+    let summary = watch_health(&client, &shadow.health_target(), Duration::from_secs(3), WAIT).await.unwrap();
     match summary.health {
-        Health::Unhealthy { reasons } => assert!(reasons.iter().any(|r| r.contains("CrashLoopBackOff") || r.contains("restarted")), "{reasons:?}"),
+        Health::Unhealthy { reasons } => {
+            assert!(reasons.iter().any(|r| r.contains("CrashLoopBackOff") || r.contains("restarted")), "{reasons:?}")
+        }
         Health::Healthy => panic!("a wrong fix must not pass: {:?}", summary.observations),
     }
     delete_shadow(&client, &shadow).await.unwrap();

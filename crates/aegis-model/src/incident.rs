@@ -79,8 +79,13 @@ pub enum ProbeKind {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum FixAction {
     /// Return the workload's pod template to a revision whose pods were healthy.
-    Rollback { to_revision: i64 },
-    SetImage { container: String, image: String },
+    Rollback {
+        to_revision: i64,
+    },
+    SetImage {
+        container: String,
+        image: String,
+    },
     /// Set resource quantities (e.g. `{"memory": "256Mi"}`); absent keys are left alone.
     SetResources {
         container: String,
@@ -89,16 +94,34 @@ pub enum FixAction {
         #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         limits: std::collections::BTreeMap<String, String>,
     },
-    SetEnv { container: String, name: String, value: String },
+    SetEnv {
+        container: String,
+        name: String,
+        value: String,
+    },
     /// Environment from a ConfigMap or Secret (`envFrom`).
-    EnvFrom { container: String, config_map: Option<String>, secret: Option<String> },
-    AdjustProbe { container: String, probe: ProbeKind, path: String },
-    SetServiceSelector { selector: std::collections::BTreeMap<String, String> },
-    Scale { replicas: i32 },
+    EnvFrom {
+        container: String,
+        config_map: Option<String>,
+        secret: Option<String>,
+    },
+    AdjustProbe {
+        container: String,
+        probe: ProbeKind,
+        path: String,
+    },
+    SetServiceSelector {
+        selector: std::collections::BTreeMap<String, String>,
+    },
+    Scale {
+        replicas: i32,
+    },
     /// Restart the pods (a template annotation change, as `kubectl rollout restart`).
     Restart,
     /// Nothing safe is known: what a human should look at.
-    Manual { guidance: String },
+    Manual {
+        guidance: String,
+    },
 }
 
 impl FixAction {
@@ -161,6 +184,11 @@ pub struct VerificationPlan {
     /// HTTP paths to smoke-check (from the probes).
     pub smoke_paths: Vec<String>,
     pub approval_required: bool,
+    /// The workload whose shadow copy proves the fix. The incident's own resource when that is a
+    /// workload; for a Service whose selector is wrong, the workload it should select (the fix is proven
+    /// by the Service routing to a healthy copy of it). `None` when there is nothing to copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<ResourceRef>,
 }
 
 /// One broken workload, one category.

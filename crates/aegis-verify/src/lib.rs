@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use aegis_k8s::shadow::{self, Health, Shadow, ShadowSpec};
+use aegis_k8s::health::{Health, watch_health};
+use aegis_k8s::shadow::{self, Shadow, ShadowSpec};
 use aegis_model::{Digest, Fix, ResourceRef, SecurityReport, Verdict};
 use aegis_scanners::{FalcoWindow, ImageRef, ManifestSource, Runner, Targets};
 use aegis_security::{Evidence, GatePolicy, evaluate};
@@ -241,6 +242,13 @@ pub async fn verify_until(
     Ok(result)
 }
 
+/// The health watch's share of what is left of the deadline: three quarters, so that a shadow that
+/// never becomes healthy is reported as *blocked* with what the watch saw, and the verification's own
+/// deadline (an *error*) stays for what cannot be judged — a hung scanner or API server.
+fn health_deadline(deadline: Duration, spent: Duration) -> Duration {
+    deadline.saturating_sub(spent) * 3 / 4
+}
+
 /// How the verification's work ended.
 enum Ended {
     Finished(Box<Result<VerificationResult, VerifyError>>),
@@ -256,6 +264,7 @@ async fn run(
     opts: &VerifyOptions,
     timings: &mut Timings,
 ) -> Result<VerificationResult, VerifyError> {
+    let started = Instant::now();
     let baseline_targets = targets_of(client, source).await?;
     let baseline = async {
         let t = Instant::now();
@@ -270,7 +279,7 @@ async fn run(
         let applied_ms = t.elapsed().as_millis() as u64;
         let fixed_at = jiff::Timestamp::now();
         let t = Instant::now();
-        let health = shadow::watch_health(client, shadow, opts.window, opts.deadline).await?;
+        let health = watch_health(client, &shadow.health_target(), opts.window, health_deadline(opts.deadline, started.elapsed())).await?;
         Ok::<_, VerifyError>((health, applied_ms, t.elapsed().as_millis() as u64, fixed_at))
     };
     let ((baseline, baseline_ms), applied) = tokio::join!(baseline, apply_and_watch);

@@ -11,7 +11,7 @@ use aegis_scanners::trivy::{TrivyConfig, TrivyScanner};
 use aegis_security::{GatePolicy, Policy};
 use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
 use aegis_testkit::harness_env;
-use aegis_verify::{VerifyOptions, verify};
+use aegis_verify::{VerificationResult, VerifyOptions, verify};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -240,37 +240,145 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
 
-/// A rollout that moves the liveness probe off the path the app serves: the kubelet kills the pods
-/// (exit 137) until they crashloop. The analysis' rollback to revision 1 passes in the shadow; a
-/// restart is rejected on health. Production keeps its broken template until a human approves.
-#[tokio::test]
-async fn a_liveness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
-    let ns = TestNamespace::create("verify-liveness").await;
-    let deployments = ns.api::<Deployment>();
-    let container = json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
+/// The app of the probe and pull scenarios: serves /healthz and /ready, probed on both, quick probes so
+/// the kubelet's verdicts (and the shadow's) come in seconds.
+fn probed_app() -> Value {
+    json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}});
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), container))
-        .await
-        .unwrap();
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
+}
+
+/// Production ran `probed_app` healthy (revision 1) until `regression` made revision 2; returns the
+/// namespace and the analysis' incident of `category`, which must be a rollback to revision 1.
+async fn regressed(prefix: &str, regression: Value, category: Category) -> (TestNamespace, Incident) {
+    let ns = TestNamespace::create(prefix).await;
+    let deployments = ns.api::<Deployment>();
+    let needs = json!({"aegis.io/serves-paths": "/healthz,/ready"});
+    deployments.create(&PostParams::default(), &deployment("api", 2, needs, probed_app())).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
-    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
-    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(moved)).await.unwrap();
-    let incident = found(&ns, Category::LivenessProbeFailure).await;
-    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 });
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
+    let incident = found(&ns, category).await;
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 }, "{}", incident.root_cause);
+    (ns, incident)
+}
+
+/// Verify the analysis' fix and a wrong one for the same incident: the right one passes on health,
+/// the wrong one is rejected on health with a reason containing `wrong_reason`; production keeps its
+/// template and no shadow is left.
+async fn right_passes_and_wrong_is_rejected(
+    ns: &TestNamespace,
+    incident: &Incident,
+    wrong: &Fix,
+    wrong_reason: &str,
+) -> VerificationResult {
     let client = ns.client();
+    let deployments = ns.api::<Deployment>();
     let before = deployments.get("api").await.unwrap().spec.unwrap().template;
     let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
-
-    let right = verify(&client, &source(&ns), &incident.fix, Some("liveness".into()), &opts).await.unwrap();
+    let workload = incident.verification_plan.workload.clone().expect("the plan names the workload to copy");
+    let right = verify(&client, &workload, &incident.fix, Some(incident.category.to_string()), &opts).await.unwrap();
     assert!(right.health.healthy, "{:?}", right.health);
-    assert_eq!(right.verdict, Verdict::Passed, "{:?}", right.reasons);
-    let wrong = verify(&client, &source(&ns), &restart(&incident), Some("liveness".into()), &opts).await.unwrap();
-    assert!(!wrong.health.healthy);
-    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
-    for r in [&right, &wrong] {
+    assert!(right.verdict.allows_production(), "{:?}: {:?}", right.verdict, right.reasons);
+    let rejected = verify(&client, &workload, wrong, Some(incident.category.to_string()), &opts).await.unwrap();
+    assert!(!rejected.health.healthy, "{:?}", rejected.health);
+    assert_eq!(rejected.verdict, Verdict::Blocked, "{:?}", rejected.reasons);
+    assert!(rejected.health.reasons.iter().any(|r| r.contains(wrong_reason)), "expected {wrong_reason:?} in {:?}", rejected.health.reasons);
+    eprintln!(
+        "right fix: {} {:?} {:?}\nwrong fix: {} {:?}",
+        right.verdict, right.reasons, right.timings, rejected.verdict, rejected.health.reasons
+    );
+    for r in [&right, &rejected] {
         no_shadow_left(&client, &r.shadow_namespace).await;
     }
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
+    right
+}
+
+/// A rollout that moves the liveness probe off the path the app serves: the kubelet kills the pods
+/// (exit 137) until they crashloop. The rollback passes in the shadow; a restart is rejected.
+#[tokio::test]
+async fn a_liveness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
+    let (ns, incident) = regressed("verify-liveness", moved, Category::LivenessProbeFailure).await;
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "restarted").await;
+}
+
+/// A readiness probe moved to a path the app does not serve: the pods run but never become Ready.
+/// The shadow's watch rejects the restart as soon as the probe's allowance (initial delay + failure
+/// threshold × period) is spent, quoting the kubelet's probe failure — not at the deadline.
+#[tokio::test]
+async fn a_readiness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected_early() {
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    let (ns, incident) = regressed("verify-readiness", moved, Category::ReadinessProbeFailure).await;
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "not ready").await;
+}
+
+/// A rollout to a tag that does not exist. The baseline image cannot be scanned (it does not exist),
+/// so the gate judges every finding of the rolled-back image as new and says so; the restart keeps
+/// pulling the missing tag and is rejected.
+#[tokio::test]
+async fn a_rollout_to_a_missing_tag_is_rolled_back_in_the_shadow_with_the_baseline_scan_reported_missing() {
+    let missing = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image("v2.1-does-not-exist")}]}}}});
+    let (ns, incident) = regressed("verify-pull", missing, Category::ImagePullBackOff).await;
+    let right = right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "ErrImagePull").await;
+    let security = right.security.expect("a healthy shadow is scanned");
+    assert!(security.warnings.iter().any(|w| w.rule == "trivy.baseline"), "{:?}", security.warnings);
+    assert!(
+        security
+            .scanners
+            .iter()
+            .any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && !s.status.is_ok()),
+        "the missing image's scan failed: {:?}",
+        security.scanners
+    );
+}
+
+/// Requests larger than any node: the real scheduler leaves the pods Pending. The analysis' lowered
+/// requests schedule in the shadow; a restart stays Unschedulable, with the scheduler's message. The
+/// shadow's quota is sized from the workload, so a big workload is judged by the scheduler, not refused
+/// by the shadow.
+#[tokio::test]
+async fn requests_too_large_for_any_node_are_lowered_in_the_shadow_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-pending").await;
+    let mut container = probed_app();
+    container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), container))
+        .await
+        .unwrap();
+    let incident = found(&ns, Category::Unschedulable).await;
+    assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "Unschedulable").await;
+}
+
+/// A Service whose selector has a typo routes to nothing. The shadow copies the Service the fix patches
+/// and the workload it should select; the fixed selector routes to the healthy copy and passes, a
+/// selector with another typo selects nothing and is rejected. Production's Service keeps its selector.
+#[tokio::test]
+async fn a_service_selector_typo_is_fixed_in_the_shadow_and_another_typo_is_rejected() {
+    let ns = TestNamespace::create("verify-selector").await;
+    let deployments = ns.api::<Deployment>();
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), probed_app()))
+        .await
+        .unwrap();
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    let services = ns.api::<k8s_openapi::api::core::v1::Service>();
+    services.create(&PostParams::default(), &svc).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let incident = found(&ns, Category::ServiceSelectorMismatch).await;
+    assert_eq!(incident.verification_plan.workload, Some(source(&ns)), "proven on the workload the Service should select");
+
+    let snap = snapshot(&ns.client(), &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
+    let another_typo = FixAction::SetServiceSelector { selector: [("app".to_owned(), "aip".to_owned())].into() };
+    let wrong = aegis_analysis::render_fix(&snap, &incident.resource, &another_typo).unwrap();
+    let right = right_passes_and_wrong_is_rejected(&ns, &incident, &wrong, "Service api selects no ready pod").await;
+    assert!(right.health.observations.iter().any(|o| o.contains("routed by Service api")), "{:?}", right.health.observations);
+    let selector = services.get("api").await.unwrap().spec.unwrap().selector.unwrap();
+    assert_eq!(selector.get("app").map(String::as_str), Some("apj"), "production's Service untouched");
 }

@@ -170,13 +170,15 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
     let runner = runner_for(&a.verification)?;
     let mut out = Vec::new();
     for i in incidents {
-        if i.fix.patch.is_none() || !matches!(i.resource.kind.as_str(), "Deployment" | "StatefulSet") {
+        // The shadow copies the workload the plan names: the incident's own, or for a Service selector
+        // fix the workload the Service should select.
+        let Some(workload) = i.verification_plan.workload.as_ref().filter(|_| i.fix.patch.is_some()) else {
             eprintln!("{}: nothing to verify ({} fix on a {})", i.resource, i.fix.action.kind(), i.resource.kind);
             out.push(None);
             continue;
-        }
+        };
         out.push(Some(
-            verify_one(&client, &a.verification, &runner, &i.resource, &i.fix, &i.verification_plan, Some(i.category.to_string())).await?,
+            verify_one(&client, &a.verification, &runner, workload, &i.fix, &i.verification_plan, Some(i.category.to_string())).await?,
         ));
     }
     Ok(out)
@@ -187,7 +189,9 @@ fn parse_resource(text: &str, namespace: &str) -> Result<aegis_model::ResourceRe
     let kind = match kind.to_ascii_lowercase().as_str() {
         "deployment" | "deployments" | "deploy" => "Deployment",
         "statefulset" | "statefulsets" | "sts" => "StatefulSet",
-        other => bail!("shadows copy Deployments and StatefulSets, not {other:?}"),
+        // A Service's selector fix is proven on a copy of the workload it should select.
+        "service" | "services" | "svc" => "Service",
+        other => bail!("shadows copy Deployments and StatefulSets (and prove Service fixes), not {other:?}"),
     };
     Ok(aegis_model::ResourceRef { kind: kind.into(), namespace: namespace.to_owned(), name: name.to_owned() })
 }
@@ -222,13 +226,7 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
                     let action: aegis_model::FixAction = serde_saphyr::from_str(&text)
                         .with_context(|| format!("{} is not a typed fix (e.g. type: set-env)", path.display()))?;
                     let rendered = aegis_analysis::render_fix(&snap, &source, &action).map_err(|e| anyhow::anyhow!("fix refused: {e}"))?;
-                    let plan = from.map(|i| i.verification_plan.clone()).unwrap_or(aegis_model::VerificationPlan {
-                        duration_seconds: 120,
-                        health_criteria: Vec::new(),
-                        security_checks: vec![aegis_model::Source::Trivy, aegis_model::Source::Manifest, aegis_model::Source::Falco],
-                        smoke_paths: Vec::new(),
-                        approval_required: true,
-                    });
+                    let plan = aegis_analysis::plan_for(&snap, &source, &action).map_err(|e| anyhow::anyhow!("fix refused: {e}"))?;
                     (rendered, plan)
                 }
                 (None, true) => match from {
@@ -240,7 +238,8 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
                 (None, false) => bail!("give --fix FILE or --from-analysis"),
             };
             let runner = runner_for(verification)?;
-            let result = verify_one(&client, verification, &runner, &source, &the_fix, &plan, None).await?;
+            let workload = plan.workload.clone().with_context(|| format!("no workload to copy into a shadow for {source}"))?;
+            let result = verify_one(&client, verification, &runner, &workload, &the_fix, &plan, None).await?;
             match format {
                 DataFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
                 DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&result)?),

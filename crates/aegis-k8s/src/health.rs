@@ -1,0 +1,405 @@
+//! Health of a workload after a change: the signals a shadow verification watches, and the ones
+//! production monitoring after an apply will watch — one definition, so both judge alike.
+//!
+//! Only the workload's newest revision is judged (the newest ReplicaSet of a Deployment, a
+//! StatefulSet's update revision): pods of the old, broken revision are expected to be unhealthy.
+//! Fatal signals give an early verdict, so a wrong fix is rejected in seconds rather than at the
+//! deadline: CrashLoopBackOff, OOMKilled and other restarts, image pull and config errors,
+//! Unschedulable, a controller that cannot create pods (quota, admission), a container that stayed
+//! unready past its readiness probe's allowance, and a Service that selects no ready pod.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aegis_model::ResourceRef;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Event, Pod, Probe};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use crate::K8sError;
+
+/// What to watch: a Deployment or StatefulSet, and the Services that must route to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthTarget {
+    pub workload: ResourceRef,
+    /// Services (in the workload's namespace) that must have a ready endpoint once the workload is up.
+    pub services: Vec<String>,
+}
+
+/// How the workload fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Rolled out, every pod ready, no restart during the window, every Service routing to it.
+    Healthy,
+    /// A fatal signal (or not healthy by the deadline), with what was seen.
+    Unhealthy { reasons: Vec<String> },
+}
+
+/// What the watch saw, for humans.
+#[derive(Debug, Clone)]
+pub struct HealthSummary {
+    pub health: Health,
+    pub observations: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// How often the watch looks.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Watch until healthy for `window`, a fatal signal, or `deadline`.
+pub async fn watch_health(client: &Client, target: &HealthTarget, window: Duration, deadline: Duration) -> Result<HealthSummary, K8sError> {
+    let start = Instant::now();
+    let mut observations = Vec::new();
+    let mut healthy_since: Option<Instant> = None;
+    let mut unrouted_since: Option<Instant> = None;
+    loop {
+        let elapsed = start.elapsed();
+        let rollout = rollout_state(client, &target.workload).await?;
+        let pods = newest_pods(client, &target.workload).await?;
+        let now = Timestamp::now();
+        let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
+        let mut all_ready = !pods.is_empty();
+        let mut unready_too_long = Vec::new();
+        for pod in &pods {
+            let signals = pod_signals(pod, now);
+            all_ready &= signals.ready;
+            fatal.extend(signals.fatal);
+            unready_too_long.extend(signals.unready_past_probe);
+        }
+        if !unready_too_long.is_empty() {
+            let events = Api::<Event>::namespaced(client.clone(), &target.workload.namespace)
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| K8sError::List { kind: "Event", scope: target.workload.namespace.clone(), source })?
+                .items;
+            fatal.extend(unready_too_long.into_iter().map(|u| u.describe(&events)));
+        }
+        let mut unrouted = Vec::new();
+        if rollout.done && all_ready {
+            for svc in &target.services {
+                if ready_endpoints(client, &target.workload.namespace, svc).await? == 0 {
+                    unrouted.push(svc.clone());
+                }
+            }
+            // The endpoint controller needs a moment after pods become ready; a Service still empty a
+            // full window (at least 5 s) later selects none of them.
+            let since = *unrouted_since.get_or_insert_with(Instant::now);
+            if unrouted.is_empty() {
+                unrouted_since = None;
+            } else if since.elapsed() >= window.max(Duration::from_secs(5)) {
+                fatal.extend(unrouted.iter().map(|s| format!("Service {s} selects no ready pod of {}", target.workload)));
+            }
+        }
+        if !fatal.is_empty() {
+            fatal.sort();
+            fatal.dedup();
+            observations.push(format!("after {:.1}s: {}", elapsed.as_secs_f64(), fatal.join("; ")));
+            return Ok(HealthSummary { health: Health::Unhealthy { reasons: fatal }, observations, elapsed });
+        }
+        if rollout.done && all_ready && unrouted.is_empty() {
+            let since = *healthy_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= window {
+                let routed =
+                    if target.services.is_empty() { String::new() } else { format!(", routed by Service {}", target.services.join(", ")) };
+                observations.push(format!(
+                    "rolled out, {} pod(s) ready and without restarts for {}s{routed}",
+                    pods.len(),
+                    window.as_secs()
+                ));
+                return Ok(HealthSummary { health: Health::Healthy, observations, elapsed });
+            }
+        } else {
+            healthy_since = None;
+        }
+        if elapsed >= deadline {
+            let reason = format!("not healthy within {}s: {}", deadline.as_secs(), rollout.detail);
+            observations.push(reason.clone());
+            return Ok(HealthSummary { health: Health::Unhealthy { reasons: vec![reason] }, observations, elapsed });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What one pod says.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PodSignals {
+    ready: bool,
+    fatal: Vec<String>,
+    unready_past_probe: Vec<Unready>,
+}
+
+/// A container running but never ready for longer than its readiness probe allows.
+#[derive(Debug, PartialEq, Eq)]
+struct Unready {
+    pod: String,
+    container: String,
+    seconds: i64,
+    probe: String,
+}
+
+impl Unready {
+    /// The reason, with the kubelet's last probe failure for the pod when there is one.
+    fn describe(&self, events: &[Event]) -> String {
+        let failure = events
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(&self.pod) && e.reason.as_deref() == Some("Unhealthy"))
+            .filter_map(|e| e.message.as_deref())
+            .rfind(|m| m.starts_with("Readiness probe failed"))
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        format!("pod {}: container {} not ready {}s after it started ({}){failure}", self.pod, self.container, self.seconds, self.probe)
+    }
+}
+
+/// The fatal signals of one pod. Pure, so the rules are tested without a cluster.
+fn pod_signals(pod: &Pod, now: Timestamp) -> PodSignals {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let condition = |t: &str| status.conditions.iter().flatten().find(|c| c.type_ == t);
+    let mut out = PodSignals { ready: condition("Ready").is_some_and(|c| c.status == "True"), ..Default::default() };
+    if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable")) {
+        let why = c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+        out.fatal.push(format!("pod {name}: Unschedulable{why}"));
+    }
+    let probes: BTreeMap<&str, &Probe> =
+        pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| Some((c.name.as_str(), c.readiness_probe.as_ref()?))).collect();
+    for cs in status.container_statuses.iter().flatten() {
+        let state = cs.state.as_ref();
+        if let Some(r) = state.and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+            && matches!(r, "CrashLoopBackOff" | "ImagePullBackOff" | "ErrImagePull" | "CreateContainerConfigError" | "InvalidImageName")
+        {
+            out.fatal.push(format!("pod {name}: container {} {r}", cs.name));
+        }
+        if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            let reason = t.reason.clone().unwrap_or_default();
+            out.fatal.push(format!("pod {name}: container {} restarted ({reason}, exit code {})", cs.name, t.exit_code));
+        } else if cs.restart_count > 0 {
+            out.fatal.push(format!("pod {name}: container {} restarted {} time(s)", cs.name, cs.restart_count));
+        }
+        let started = state.and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.as_ref()).map(|t| t.0);
+        if let (false, Some(started), Some(probe)) = (cs.ready, started, probes.get(cs.name.as_str())) {
+            let seconds = now.duration_since(started).as_secs();
+            if seconds > readiness_allowance(probe) {
+                out.unready_past_probe.push(Unready { pod: name.clone(), container: cs.name.clone(), seconds, probe: probe_text(probe) });
+            }
+        }
+    }
+    out
+}
+
+/// How long the kubelet may take to find a healthy container ready: the initial delay, then
+/// `failureThreshold` failed probes, plus one period of slack (Kubernetes' defaults: 0 s, 3 × 10 s).
+fn readiness_allowance(p: &Probe) -> i64 {
+    let period = i64::from(p.period_seconds.unwrap_or(10).max(1));
+    i64::from(p.initial_delay_seconds.unwrap_or(0)) + period * (i64::from(p.failure_threshold.unwrap_or(3).max(1)) + 1)
+}
+
+fn probe_text(p: &Probe) -> String {
+    if let Some(h) = &p.http_get {
+        return format!("readinessProbe GET {}", h.path.as_deref().unwrap_or("/"));
+    }
+    if let Some(t) = &p.tcp_socket {
+        return format!("readinessProbe TCP {:?}", t.port);
+    }
+    "readinessProbe".into()
+}
+
+/// Whether the controller has rolled the workload out, a failure it reports, and a detail for humans.
+struct Rollout {
+    done: bool,
+    failure: Option<String>,
+    detail: String,
+}
+
+async fn rollout_state(client: &Client, w: &ResourceRef) -> Result<Rollout, K8sError> {
+    let get_err = |source| K8sError::Patch { target: w.to_string(), source };
+    if w.kind == "StatefulSet" {
+        let s = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
+        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let st = s.status.unwrap_or_default();
+        let done = st.observed_generation == s.metadata.generation && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
+        let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
+        return Ok(Rollout { done, failure: None, detail });
+    }
+    let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.unwrap_or_default();
+    let done = st.observed_generation == d.metadata.generation
+        && st.updated_replicas == Some(want)
+        && st.available_replicas == Some(want)
+        && st.replicas == Some(want);
+    // ReplicaFailure: the ReplicaSet cannot create pods at all (exceeded quota, admission refused).
+    let failure =
+        st.conditions.iter().flatten().find(|c| c.type_ == "ReplicaFailure" && c.status == "True").map(|c| {
+            format!("{w}: {} ({})", c.reason.as_deref().unwrap_or("ReplicaFailure"), c.message.as_deref().unwrap_or("no message"))
+        });
+    let detail = format!(
+        "{}/{want} available, {} updated, {} total",
+        st.available_replicas.unwrap_or(0),
+        st.updated_replicas.unwrap_or(0),
+        st.replicas.unwrap_or(0)
+    );
+    Ok(Rollout { done, failure, detail })
+}
+
+fn selector_string(s: Option<&LabelSelector>) -> String {
+    s.and_then(|s| s.match_labels.as_ref())
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+/// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's
+/// pods on its update revision), found through the workload's own selector.
+async fn newest_pods(client: &Client, w: &ResourceRef) -> Result<Vec<Pod>, K8sError> {
+    let list_err = |kind| move |source| K8sError::List { kind, scope: w.namespace.clone(), source };
+    let pods_api = Api::<Pod>::namespaced(client.clone(), &w.namespace);
+    let live = |p: &Pod| p.metadata.deletion_timestamp.is_none();
+    if w.kind == "StatefulSet" {
+        let s = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace)
+            .get(&w.name)
+            .await
+            .map_err(|source| K8sError::Patch { target: w.to_string(), source })?;
+        let selector = selector_string(s.spec.as_ref().map(|s| &s.selector));
+        let rev = s.status.and_then(|s| s.update_revision).unwrap_or_default();
+        let pods = pods_api.list(&ListParams::default().labels(&selector)).await.map_err(list_err("Pod"))?.items;
+        return Ok(pods
+            .into_iter()
+            .filter(live)
+            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev))
+            .collect());
+    }
+    let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace)
+        .get(&w.name)
+        .await
+        .map_err(|source| K8sError::Patch { target: w.to_string(), source })?;
+    let selector = selector_string(d.spec.as_ref().map(|s| &s.selector));
+    let lp = ListParams::default().labels(&selector);
+    let rss = Api::<ReplicaSet>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("ReplicaSet"))?.items;
+    let revision = |rs: &ReplicaSet| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let owned = |rs: &&ReplicaSet| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
+    let Some(newest) = rss.iter().filter(owned).max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
+        return Ok(Vec::new());
+    };
+    let pods = pods_api.list(&lp).await.map_err(list_err("Pod"))?.items;
+    Ok(pods
+        .into_iter()
+        .filter(live)
+        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && o.name == newest))
+        .collect())
+}
+
+/// Ready endpoints behind a Service, from its EndpointSlices (a `ready` left unset counts as ready, as
+/// the API documents).
+async fn ready_endpoints(client: &Client, namespace: &str, service: &str) -> Result<usize, K8sError> {
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}")))
+        .await
+        .map_err(|source| K8sError::List { kind: "EndpointSlice", scope: namespace.to_owned(), source })?;
+    Ok(slices.items.iter().flat_map(|s| s.endpoints.iter()).filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)).count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(started_secs_ago: i64, ready: bool, probe: serde_json::Value) -> (Pod, Timestamp) {
+        let now: Timestamp = "2026-11-26T10:00:00Z".parse().unwrap();
+        let started = now.checked_sub(jiff::SignedDuration::from_secs(started_secs_ago)).unwrap();
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": "api-1"},
+            "spec": {"containers": [{"name": "api", "image": "x", "readinessProbe": probe}]},
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                "containerStatuses": [{"name": "api", "image": "x", "imageID": "", "ready": ready, "restartCount": 0,
+                    "state": {"running": {"startedAt": started.to_string()}}}]
+            }
+        }))
+        .unwrap();
+        (pod, now)
+    }
+
+    #[test]
+    fn a_container_unready_within_its_probe_allowance_is_not_yet_fatal() {
+        let (p, now) = pod(30, false, json!({"httpGet": {"path": "/ready", "port": 8080}}));
+        let s = pod_signals(&p, now);
+        assert!(!s.ready);
+        assert!(s.fatal.is_empty() && s.unready_past_probe.is_empty(), "{s:?}");
+    }
+
+    #[test]
+    fn a_container_unready_past_initial_delay_and_failure_threshold_is_reported_with_its_probe() {
+        let (p, now) = pod(
+            12,
+            false,
+            json!({"httpGet": {"path": "/readyz", "port": 8080}, "initialDelaySeconds": 2, "periodSeconds": 2, "failureThreshold": 3}),
+        );
+        let s = pod_signals(&p, now);
+        assert_eq!(s.unready_past_probe.len(), 1, "{s:?}");
+        let events: Vec<Event> = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "e"}, "involvedObject": {"name": "api-1"}, "reason": "Unhealthy",
+                "message": "Readiness probe failed: HTTP probe failed with statuscode: 404"
+            }))
+            .unwrap(),
+        ];
+        let text = s.unready_past_probe[0].describe(&events);
+        assert_eq!(
+            text,
+            "pod api-1: container api not ready 12s after it started (readinessProbe GET /readyz): Readiness probe failed: HTTP probe failed with statuscode: 404"
+        );
+    }
+
+    #[test]
+    fn a_ready_container_is_never_reported_unready() {
+        let (p, now) = pod(3600, true, json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}));
+        let s = pod_signals(&p, now);
+        assert!(s.ready && s.unready_past_probe.is_empty() && s.fatal.is_empty());
+    }
+
+    #[test]
+    fn unschedulable_pods_carry_the_schedulers_message() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "api-1"},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}
+        }))
+        .unwrap();
+        let s = pod_signals(&p, Timestamp::now());
+        assert_eq!(s.fatal, vec!["pod api-1: Unschedulable: 0/3 nodes are available: 3 Insufficient memory.".to_owned()]);
+    }
+
+    #[test]
+    fn a_restarted_container_is_fatal_with_its_last_termination() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "api-1"},
+            "status": {"containerStatuses": [{"name": "api", "image": "x", "imageID": "", "ready": false, "restartCount": 2,
+                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .unwrap();
+        let s = pod_signals(&p, Timestamp::now());
+        assert_eq!(
+            s.fatal,
+            vec![
+                "pod api-1: container api CrashLoopBackOff".to_owned(),
+                "pod api-1: container api restarted (OOMKilled, exit code 137)".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_readiness_allowance_is_forty_seconds() {
+        assert_eq!(readiness_allowance(&Probe::default()), 40);
+    }
+}
