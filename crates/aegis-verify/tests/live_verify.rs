@@ -382,3 +382,36 @@ async fn a_service_selector_typo_is_fixed_in_the_shadow_and_another_typo_is_reje
     let selector = services.get("api").await.unwrap().spec.unwrap().selector.unwrap();
     assert_eq!(selector.get("app").map(String::as_str), Some("apj"), "production's Service untouched");
 }
+
+/// The other scanner outages of the issue: ZAP down (nothing listens where it should) and a Falco feed
+/// that delivered nothing during the window. Both are required by the policy; a healthy fix then gets
+/// `error`, never `passed`, with each outage named.
+#[tokio::test]
+async fn a_zap_outage_and_a_silent_falco_feed_during_verification_give_error_with_both_named() {
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let falco_dir = tempfile::tempdir().unwrap();
+    let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    opts.policy =
+        GatePolicy::compile(Policy::from_yaml("zap: {mode: required}\nfalco: {mode: required}\n").unwrap(), |_| Err("none".into()))
+            .unwrap();
+    let zap = aegis_scanners::zap::ZapClient::new(&format!("http://{closed}"), None, Duration::from_secs(2)).unwrap();
+    opts.runner.zap = Some((zap, aegis_scanners::zap::ZapScanOptions::default()));
+    let store = aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(falco_dir.path())).unwrap();
+    opts.runner.falco = Some(store);
+
+    let result = verify(&ns.client(), &source(&ns), &incident.fix, None, &opts).await.unwrap();
+    assert!(result.health.healthy, "{:?}", result.health);
+    assert_eq!(result.verdict, Verdict::Error, "{:?}", result.reasons);
+    assert!(!result.verdict.allows_production());
+    for rule in ["zap.evidence", "falco.evidence"] {
+        assert!(result.reasons.iter().any(|r| r.contains(rule)), "{rule} missing from {:?}", result.reasons);
+    }
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
