@@ -37,6 +37,17 @@ pub enum Command {
     /// Shadow environments: list them, delete one, collect expired ones.
     #[command(subcommand)]
     Shadow(ShadowCommand),
+    /// Incidents the operator tracks: list, show, approve, reject.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
+    /// The operator.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Print the Incident CustomResourceDefinition (apply it with `aegis crd | kubectl apply -f -`).
+    Crd {
+        #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+        format: DataFormat,
+    },
     /// Print a JSON schema: the security report, the policy file or a fix file.
     Schema {
         #[arg(value_enum)]
@@ -420,4 +431,116 @@ pub struct ClusterOnly {
     pub kubeconfig: Option<PathBuf>,
     #[arg(long)]
     pub context: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentCommand {
+    /// Incidents, kubectl-style (`-n`, `-A`).
+    List {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        format: DataFormat,
+    },
+    /// One incident: root cause, fix, verification, approval, history.
+    Show {
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        format: DataFormat,
+    },
+    /// Approve the verified fix. The approval names the evidence digest it is for (the current
+    /// verification's unless --digest is given); the operator applies only if it is still current.
+    Approve {
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The evidence digest approved, as `aegis incident show` prints it.
+        #[arg(long)]
+        digest: Option<String>,
+        /// Who approves (default: the kubeconfig context's user).
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject the fix: the incident ends Rejected and nothing is applied.
+    Reject {
+        name: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[arg(long = "as")]
+        by: Option<String>,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCommand {
+    /// Run the operator: detect, analyze, verify in shadows, wait for approval, apply, monitor, roll back.
+    Run(Box<OperatorRunArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct OperatorRunArgs {
+    #[command(flatten)]
+    pub cluster: ClusterOnly,
+    /// Watch only these namespaces (repeatable); default: all but the excluded ones.
+    #[arg(long = "watch-namespace")]
+    pub watch_namespaces: Vec<String>,
+    /// Watch only namespaces labelled aegis.io/watch=enabled.
+    #[arg(long)]
+    pub opt_in: bool,
+    /// Watch only pods and workloads matching this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Without --watch-namespace, never watch these (repeatable; kube-system, kube-public,
+    /// kube-node-lease and the operator's own are excluded too). Shadows are never watched.
+    #[arg(long = "exclude-namespace")]
+    pub exclude_namespaces: Vec<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Serve the Falco receiver here (writing to --falco-store, which verifications read).
+    #[arg(long)]
+    pub falco_listen: Option<SocketAddr>,
+    #[arg(long, env = "AEGIS_FALCO_TOKEN", hide_env_values = true)]
+    pub falco_token: Option<String>,
+    /// Namespace of the leader-election Lease (and the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "aegis-system")]
+    pub lease_namespace: String,
+    #[arg(long, default_value = "aegis-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: the pod name, else host and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// A Lease not renewed for this long passes to another replica.
+    #[arg(long, default_value = "15s")]
+    pub lease_duration: String,
+    /// Approve automatically a fix whose gate passed cleanly when the incident's severity is at or below
+    /// this (LOW, MEDIUM, HIGH, CRITICAL); default: every fix waits for `aegis incident approve`.
+    #[arg(long)]
+    pub auto_approve_max_severity: Option<String>,
+    /// How long a verified fix waits for a decision before the incident expires.
+    #[arg(long, default_value = "24h")]
+    pub approval_timeout: String,
+    /// How long production must stay healthy after an apply.
+    #[arg(long, default_value = "60s")]
+    pub monitor_window: String,
+    /// How long production may take to roll a fix out.
+    #[arg(long, default_value = "5m")]
+    pub rollout_timeout: String,
+    /// Incidents reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Every namespace in scope is re-analyzed this often (watch events trigger sooner).
+    #[arg(long, default_value = "30s")]
+    pub resync: String,
+    /// Watch events are batched this long before a namespace is analyzed.
+    #[arg(long, default_value = "500ms")]
+    pub debounce: String,
+    #[command(flatten)]
+    pub verification: VerifyArgs,
 }

@@ -43,14 +43,16 @@ pub fn duration(text: &str, what: &str) -> Result<std::time::Duration> {
     let t = text.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: u64 = num.parse().with_context(|| format!("{what}: {text:?} is not a duration like 90s, 10m, 2h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => bail!("{what}: unknown unit in {text:?} (use s, m, h or d)"),
+    let unit_ms: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("{what}: unknown unit in {text:?} (use ms, s, m, h or d)"),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    let millis = n.checked_mul(unit_ms).with_context(|| format!("{what}: {text:?} is too long"))?;
+    Ok(std::time::Duration::from_millis(millis))
 }
 
 #[cfg(test)]
@@ -60,6 +62,7 @@ mod tests {
     #[test]
     fn durations_read_like_kubectl_flags() {
         assert_eq!(duration("90s", "x").unwrap().as_secs(), 90);
+        assert_eq!(duration("500ms", "x").unwrap().as_millis(), 500);
         assert_eq!(duration("10m", "x").unwrap().as_secs(), 600);
         assert_eq!(duration("7d", "x").unwrap().as_secs(), 604_800);
         assert!(duration("ten minutes", "--timeout").unwrap_err().to_string().contains("--timeout"));

@@ -1,4 +1,4 @@
-//! `aegis`: the CLI and (later) `aegis operator run`.
+//! `aegis`: the CLI and `aegis operator run`.
 //!
 //! Exit codes: 0 passed (or success), 1 blocked, 2 passed with warnings, 3 could not evaluate or
 //! failed to run, 64 bad usage.
@@ -21,7 +21,12 @@ const EXIT_USAGE: u8 = 64;
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
@@ -55,6 +60,9 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::Shadow(c) => commands::analyze::shadow(c).await,
         Command::Scan(c) => commands::scan::run(c).await,
         Command::Falco(c) => commands::falco::run(c).await,
+        Command::Incident(c) => commands::incident::run(c).await,
+        Command::Operator(c) => commands::operator::run(c).await,
+        Command::Crd { format } => commands::incident::crd(*format),
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Report => schemars::schema_for!(aegis_model::SecurityReport),
@@ -68,8 +76,8 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if cli.log_json { builder.json().init() } else { builder.init() }
 }

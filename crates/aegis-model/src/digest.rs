@@ -27,6 +27,15 @@ impl Digest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A digest as a human typed or pasted it: `sha256:` and 64 lowercase hex digits.
+    pub fn parse(text: &str) -> Result<Digest, String> {
+        let t = text.trim();
+        match t.strip_prefix("sha256:") {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(Digest(t.to_owned())),
+            _ => Err(format!("{text:?} is not a digest (sha256: and 64 lowercase hex digits)")),
+        }
+    }
 }
 
 impl fmt::Display for Digest {
@@ -82,6 +91,15 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_digest_parses_and_anything_else_is_refused() {
+        let d = Digest::of_bytes(b"x");
+        assert_eq!(Digest::parse(&format!(" {d} ")), Ok(d.clone()));
+        for bad in ["", "sha256:", "sha256:abc", "md5:00", &d.as_str().to_uppercase()] {
+            assert!(Digest::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn fingerprints_separate_parts_unambiguously() {

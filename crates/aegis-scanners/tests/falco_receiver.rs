@@ -24,7 +24,12 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let app = router(store, config);
         let done = tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async { let _ = rx.await; }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         Server { addr, stop: Some(tx), done }
     }
@@ -112,19 +117,14 @@ async fn alerts_are_queried_by_namespace_time_window_and_priority() {
 
     let resp: serde_json::Value =
         client.get(server.url("/alerts?namespace=default&min_priority=warning")).send().await.unwrap().json().await.unwrap();
-    let expected_warn = parsed.iter().filter(|a| a.namespace() == Some("default") && a.priority >= FalcoPriority::Warning && !a.is_internal()).count();
+    let expected_warn =
+        parsed.iter().filter(|a| a.namespace() == Some("default") && a.priority >= FalcoPriority::Warning && !a.is_internal()).count();
     assert_eq!(resp["alerts"].as_array().unwrap().len(), expected_warn);
 
     let since = "2023-05-25T00:00:00Z";
     let until = "2023-05-26T00:00:00Z";
-    let resp: serde_json::Value = client
-        .get(server.url(&format!("/alerts?since={since}&until={until}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resp: serde_json::Value =
+        client.get(server.url(&format!("/alerts?since={since}&until={until}"))).send().await.unwrap().json().await.unwrap();
     let (s, u): (Timestamp, Timestamp) = (since.parse().unwrap(), until.parse().unwrap());
     let in_window = parsed.iter().filter(|a| a.time >= s && a.time <= u && !a.is_internal()).count();
     assert_eq!(resp["alerts"].as_array().unwrap().len(), in_window);
@@ -138,7 +138,7 @@ async fn alerts_are_queried_by_namespace_time_window_and_priority() {
 #[tokio::test]
 async fn bad_requests_get_precise_answers_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = ReceiverConfig { token: Some("s3cret".into()), max_body: 4096 };
+    let config = ReceiverConfig { token: Some("s3cret".into()), max_body: 4096, ..Default::default() };
     let server = Server::start(dir.path(), config).await;
     let client = client();
     let alert = real_alert_lines().remove(0);
@@ -240,7 +240,8 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     use aegis_security::{Evidence, GatePolicy, Policy, evaluate};
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), ReceiverConfig { token: Some("sidekick".into()), max_body: 1 << 20 }).await;
+    let server =
+        Server::start(dir.path(), ReceiverConfig { token: Some("sidekick".into()), max_body: 1 << 20, ..Default::default() }).await;
     let client = client();
     let text = std::fs::read_to_string(testkit::testdata().join("falco/falco-website-doc-examples.jsonl")).unwrap();
     let alerts: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -255,7 +256,10 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     // The 2023-05-25 incident: two Critical "Terminal shell in container" alerts in namespace default.
     let since: Timestamp = "2023-05-25T00:00:00Z".parse().unwrap();
     let until: Timestamp = "2023-05-26T00:00:00Z".parse().unwrap();
-    let policy = GatePolicy::compile(Policy::from_yaml("trivy: {mode: off}\nzap: {mode: off}\nmanifest: {mode: off}\n").unwrap(), |_| Err("none".into())).unwrap();
+    let policy = GatePolicy::compile(Policy::from_yaml("trivy: {mode: off}\nzap: {mode: off}\nmanifest: {mode: off}\n").unwrap(), |_| {
+        Err("none".into())
+    })
+    .unwrap();
 
     let run = window_evidence(&store, "default", since, until, Side::Candidate);
     assert_eq!(run.status, RunStatus::Ok);

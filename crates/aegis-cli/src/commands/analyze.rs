@@ -9,19 +9,19 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::cli::{AnalyzeArgs, ClusterArgs, DataFormat, SnapshotArgs};
 
 /// A client and the scope to read, kubectl-style: `-n`, else the context's namespace; `-A` for all.
-async fn connect(c: &ClusterArgs) -> Result<(kube::Client, Scope)> {
+pub(crate) async fn connect(c: &ClusterArgs) -> Result<(kube::Client, Scope)> {
     let (client, default_ns) = client_for(c.kubeconfig.as_ref(), c.context.clone()).await?;
     let namespace = if c.all_namespaces { None } else { Some(c.namespace.clone().unwrap_or(default_ns)) };
     Ok((client, Scope { namespace, label_selector: c.selector.clone() }))
 }
 
 /// A client for the commands that need no namespace (shadows are cluster-wide).
-async fn client_only(c: &crate::cli::ClusterOnly) -> Result<kube::Client> {
+pub(crate) async fn client_only(c: &crate::cli::ClusterOnly) -> Result<kube::Client> {
     Ok(client_for(c.kubeconfig.as_ref(), c.context.clone()).await?.0)
 }
 
 /// A client from an explicit kubeconfig, else the default one, else in-cluster; and its namespace.
-async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<String>) -> Result<(kube::Client, String)> {
+pub(crate) async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<String>) -> Result<(kube::Client, String)> {
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = match kubeconfig {
         Some(path) => {
@@ -81,7 +81,7 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
 }
 
 /// The runner the verification settings describe.
-fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
+pub(crate) fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
     let (trivy, cache) = crate::commands::scan::trivy(&v.trivy)?;
     let falco = match &v.falco_store {
         Some(dir) => Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?),
@@ -97,6 +97,26 @@ fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
     Ok(aegis_scanners::Runner { trivy: Some(trivy), cache, falco, zap, ..Default::default() })
 }
 
+/// The verification options the flags describe, with the policy narrowed to `checks`.
+pub(crate) fn verify_options(
+    v: &crate::cli::VerifyArgs,
+    runner: aegis_scanners::Runner,
+    checks: &[aegis_model::Source],
+) -> Result<aegis_verify::VerifyOptions> {
+    let policy =
+        crate::commands::load_policy(&crate::cli::PolicyArgs { policy: v.verify_policy.clone(), trivyignore: Vec::new() }, Some(checks))?;
+    Ok(aegis_verify::VerifyOptions {
+        window: crate::input::duration(&v.window, "--window")?,
+        deadline: crate::input::duration(&v.deadline, "--deadline")?,
+        policy,
+        runner,
+        aegis_namespace: v.aegis_namespace.clone(),
+        runtime_class: v.runtime_class.clone(),
+        shadow_ttl: std::time::Duration::from_secs(3600),
+        smoke_paths: Vec::new(),
+    })
+}
+
 /// Verify one fix in a shadow, with progress lines while it waits.
 async fn verify_one(
     client: &kube::Client,
@@ -107,20 +127,8 @@ async fn verify_one(
     plan: &aegis_model::VerificationPlan,
     incident: Option<String>,
 ) -> Result<aegis_verify::VerificationResult> {
-    let policy = crate::commands::load_policy(
-        &crate::cli::PolicyArgs { policy: v.verify_policy.clone(), trivyignore: Vec::new() },
-        Some(&plan.security_checks),
-    )?;
-    let opts = aegis_verify::VerifyOptions {
-        window: crate::input::duration(&v.window, "--window")?,
-        deadline: crate::input::duration(&v.deadline, "--deadline")?,
-        policy,
-        runner: runner.clone(),
-        aegis_namespace: v.aegis_namespace.clone(),
-        runtime_class: v.runtime_class.clone(),
-        shadow_ttl: std::time::Duration::from_secs(3600),
-        smoke_paths: plan.smoke_paths.clone(),
-    };
+    let mut opts = verify_options(v, runner.clone(), &plan.security_checks)?;
+    opts.smoke_paths = plan.smoke_paths.clone();
     eprintln!("{resource}: verifying the {} fix in a shadow (deadline {})…", fix.action.kind(), v.deadline);
     let started = std::time::Instant::now();
     let work = aegis_verify::verify_until(client, resource, fix, incident, &opts, interrupted());

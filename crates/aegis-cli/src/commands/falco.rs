@@ -39,7 +39,7 @@ async fn serve(a: &FalcoServeArgs) -> Result<u8> {
     let path = store.path().display().to_string();
     tracing::info!(%addr, store = %path, auth = a.token.is_some(), "falco receiver listening");
     eprintln!("aegis falco receiver listening on http://{addr} (store {path})");
-    let config = ReceiverConfig { token: a.token.clone(), max_body: a.max_body };
+    let config = ReceiverConfig { token: a.token.clone(), max_body: a.max_body, ..Default::default() };
     serve_receiver(listener, store, config, shutdown_signal()).await.context("receiver failed")?;
     eprintln!("aegis falco receiver stopped");
     Ok(0)
@@ -84,7 +84,14 @@ fn query(a: &FalcoQueryArgs) -> Result<u8> {
     t.set_header(["TIME", "PRIORITY", "RULE", "NAMESPACE", "POD", "OUTPUT"]);
     for al in &alerts {
         let output: String = al.output.chars().take(80).collect();
-        t.add_row([al.time.to_string(), al.priority.to_string(), al.rule.clone(), al.namespace().unwrap_or("<none>").to_owned(), al.pod().unwrap_or("").to_owned(), output]);
+        t.add_row([
+            al.time.to_string(),
+            al.priority.to_string(),
+            al.rule.clone(),
+            al.namespace().unwrap_or("<none>").to_owned(),
+            al.pod().unwrap_or("").to_owned(),
+            output,
+        ]);
     }
     println!("{t}");
     println!("{} alert(s)", alerts.len());

@@ -3,6 +3,8 @@
 pub mod analyze;
 pub mod falco;
 pub mod gate;
+pub mod incident;
+pub mod operator;
 pub mod scan;
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 mod receiver;
 mod store;
 
-pub use receiver::{ReceiverConfig, router, serve};
+pub use receiver::{ReceiverConfig, ReceiverCounters, router, serve};
 pub use store::{AlertQuery, FalcoStore, InsertOutcome, StoreConfig, StoreError};
 
 use aegis_model::{ScannerRun, Side, Source};

@@ -16,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aegis_model::FalcoPriority;
 use aegis_security::falco::parse_body;
@@ -38,12 +39,25 @@ pub struct ReceiverConfig {
     pub token: Option<String>,
     /// Largest accepted body, in bytes.
     pub max_body: usize,
+    /// What the receiver has seen, for metrics (the operator exports them to Prometheus).
+    pub counters: Arc<ReceiverCounters>,
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        ReceiverConfig { token: None, max_body: 1024 * 1024 }
+        ReceiverConfig { token: None, max_body: 1024 * 1024, counters: Arc::default() }
     }
+}
+
+/// Counts since the receiver started.
+#[derive(Debug, Default)]
+pub struct ReceiverCounters {
+    /// Alerts in accepted bodies (stored or duplicates).
+    pub received: AtomicU64,
+    /// Alerts newly stored.
+    pub stored: AtomicU64,
+    /// Requests refused (400, 401, 413, 503).
+    pub rejected: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -86,11 +100,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let response = receive_counted(&state, headers, body).await;
+    if !response.status().is_success() {
+        state.config.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+async fn receive_counted(state: &AppState, headers: HeaderMap, body: Body) -> Response {
     if let Err(resp) = authorized(&state.config, &headers) {
         return resp;
     }
     let limit = state.config.max_body;
-    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds the {limit}-byte limit; send one alert per request or raise --max-body"));
+    let too_large = || {
+        error(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds the {limit}-byte limit; send one alert per request or raise --max-body"))
+    };
     if headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
         return too_large();
     }
@@ -104,7 +128,12 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a Falco alert: {e}")),
     };
     match state.store.insert(alerts, received).await {
-        Ok(outcome) => axum::Json(outcome).into_response(),
+        Ok(outcome) => {
+            let c = &state.config.counters;
+            c.received.fetch_add(outcome.stored + outcome.duplicates, Ordering::Relaxed);
+            c.stored.fetch_add(outcome.stored, Ordering::Relaxed);
+            axum::Json(outcome).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "storing Falco alerts failed");
             error(StatusCode::SERVICE_UNAVAILABLE, format!("alerts not stored: {e}"))
@@ -130,9 +159,7 @@ async fn list_alerts(State(state): State<AppState>, headers: HeaderMap, Query(p)
         return resp;
     }
     let parse_time = |s: &Option<String>, name: &str| -> Result<Option<Timestamp>, Response> {
-        s.as_deref()
-            .map(|v| v.parse::<Timestamp>().map_err(|e| error(StatusCode::BAD_REQUEST, format!("{name}: {e}"))))
-            .transpose()
+        s.as_deref().map(|v| v.parse::<Timestamp>().map_err(|e| error(StatusCode::BAD_REQUEST, format!("{name}: {e}")))).transpose()
     };
     let (since, until) = match (parse_time(&p.since, "since"), parse_time(&p.until, "until")) {
         (Ok(a), Ok(b)) => (a, b),

@@ -1,0 +1,401 @@
+//! `aegis operator run` — the real binary — on the local control plane, with the real Trivy and the
+//! registry of the scanner harness: incidents from detection to Resolved, approvals bound to evidence,
+//! an automatic rollback, a crash at every phase, and two replicas. Needs both harnesses; fails loudly
+//! without them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aegis_model::Digest;
+use aegis_operator::crd::{Incident, Phase};
+use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::harness_env;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn image(tag: &str) -> String {
+    format!("{}/demo-api:{tag}", harness_env("AEGIS_REGISTRY"))
+}
+
+/// Install (or update) the Incident CRD, as `aegis crd | kubectl apply --server-side -f -` does, and
+/// wait until the API serves it.
+async fn install_crd(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch("incidents.aegis.io", &PatchParams::apply("aegis-tests").force(), &Patch::Apply(aegis_operator::crd())).await.unwrap();
+    eventually("the Incident CRD is established", WAIT, || {
+        let api = api.clone();
+        async move {
+            let crd = api.get("incidents.aegis.io").await.map_err(|e| e.to_string())?;
+            let established =
+                crd.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True");
+            if established { Ok(()) } else { Err("not established".to_owned()) }
+        }
+    })
+    .await;
+}
+
+/// A running `aegis operator run`, killed on drop. Its log is kept in a file and printed when a
+/// test fails (through `log()`).
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn start(ns: &str, extra: &[&str], failpoint: Option<&str>) -> Operator {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
+        let log = dir.path().join("operator.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
+        cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns, "--listen", "127.0.0.1:0"])
+            .args([
+                "--verify-policy",
+                policy.to_str().unwrap(),
+                "--window",
+                "2s",
+                "--deadline",
+                "90s",
+                "--skip-db-update",
+                "--image-src",
+                "remote",
+            ])
+            .args(["--monitor-window", "5s", "--resync", "3s", "--debounce", "200ms", "--lease-duration", "4s", "--log-level", "info"])
+            .args(extra)
+            .env("KUBECONFIG", harness_env("AEGIS_KUBECONFIG"))
+            .env("AEGIS_TRIVY_BIN", harness_env("AEGIS_TRIVY_BIN"))
+            .env("AEGIS_TRIVY_CACHE_DIR", harness_env("AEGIS_TRIVY_CACHE_DIR"))
+            .env_remove("AEGIS_FAILPOINT")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(f) = failpoint {
+            cmd.env("AEGIS_FAILPOINT", f);
+        }
+        Operator { child: cmd.spawn().expect("aegis operator run starts"), log, _dir: dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait for the process to end by itself (a failpoint); its exit status.
+    async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "the operator did not stop within {limit:?}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- operator log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Wait until the namespace's only Incident reaches `phase`.
+async fn incident_in(ns: &TestNamespace, phase: Phase, limit: Duration) -> Incident {
+    let api: Api<Incident> = ns.api();
+    eventually(&format!("an incident {phase}"), limit, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+            let phases: Vec<String> =
+                list.iter().map(|i| format!("{}={:?}", i.name_any(), i.status.as_ref().map(|s| (s.phase, s.message.clone())))).collect();
+            match list.iter().find(|i| i.status.as_ref().is_some_and(|s| s.phase == phase)) {
+                Some(i) => Ok(i.clone()),
+                None => Err(format!("{phases:?}")),
+            }
+        }
+    })
+    .await
+}
+
+/// Production: revision 1 is healthy, revision 2 lost DATABASE_URL and crashloops.
+async fn crashloop(prefix: &str) -> TestNamespace {
+    let ns = TestNamespace::create(prefix).await;
+    install_crd(&ns.client()).await;
+    let container = json!({"name": "api", "image": image("v2"), "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+    let deployments = ns.api::<Deployment>();
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container))
+        .await
+        .unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    ns
+}
+
+fn phases(i: &Incident) -> Vec<Phase> {
+    i.status.as_ref().map(|s| s.transitions.iter().map(|t| t.phase).collect()).unwrap_or_default()
+}
+
+fn aegis(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_aegis")).args(args).env("KUBECONFIG", harness_env("AEGIS_KUBECONFIG")).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn no_shadow_of(client: &kube::Client, ns: &str) {
+    let shadows = aegis_k8s::shadow::list_shadows(client).await.unwrap();
+    let left: Vec<_> = shadows.iter().filter(|s| s.incident.starts_with(&format!("{ns}/")) && s.phase != "Terminating").collect();
+    assert!(left.is_empty(), "shadows left behind: {left:?}");
+}
+
+/// Production is healed: available, and the env var is back.
+async fn healed(ns: &TestNamespace) -> Deployment {
+    let deployments = ns.api::<Deployment>();
+    wait_available(&deployments, "api", WAIT).await;
+    let d = deployments.get("api").await.unwrap();
+    let env = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].env.clone().unwrap_or_default();
+    assert!(env.iter().any(|e| e.name == "DATABASE_URL"), "the rollback restored DATABASE_URL");
+    d
+}
+
+#[tokio::test]
+async fn a_crashloop_goes_from_detected_to_resolved_with_policy_approval() {
+    let ns = crashloop("op-resolve").await;
+    let _operator = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical"], None);
+    let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+    assert_eq!(
+        phases(&done),
+        [Phase::Detected, Phase::Analyzing, Phase::Verifying, Phase::AwaitingApproval, Phase::Applying, Phase::Monitoring, Phase::Resolved]
+    );
+    let st = done.status.clone().unwrap();
+    let v = st.verification.clone().unwrap();
+    assert_eq!(v.verdict, aegis_model::Verdict::Passed, "{:?}", v.reasons);
+    assert!(st.approved.as_ref().unwrap().by.contains("policy"));
+    assert_eq!(st.approved.as_ref().unwrap().evidence_digest, v.evidence_digest);
+
+    let d = healed(&ns).await;
+    let marker = d.metadata.annotations.unwrap_or_default().get(aegis_operator::apply::APPLIED_ANNOTATION).cloned();
+    assert_eq!(marker, Some(format!("{}/{}@{}", ns.name(), done.name_any(), v.evidence_digest)), "the applied fix is marked");
+    assert_eq!(d.metadata.generation, Some(done.spec.detected_generation + 1), "applied once");
+
+    // The full evidence is stored outside the Incident, bound by its digest.
+    let stored = aegis_operator::evidence::load(&ns.client(), ns.name(), &v.evidence_config_map).await.unwrap().expect("evidence stored");
+    assert_eq!(stored.evidence_digest, v.evidence_digest);
+    let size = serde_json::to_vec(&done).unwrap().len();
+    assert!(size < 64 * 1024, "the Incident stays small: {size} bytes");
+
+    // Events on the Incident and on the workload.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let events = events.list(&ListParams::default()).await.unwrap().items;
+    for kind in ["Incident", "Deployment"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind) && e.reason.as_deref() == Some("Resolved")),
+            "a Resolved event on the {kind}"
+        );
+    }
+    no_shadow_of(&ns.client(), ns.name()).await;
+
+    let (code, list, _) = aegis(&["incident", "list", "-n", ns.name()]);
+    assert_eq!(code, Some(0));
+    assert!(list.contains(&done.name_any()) && list.contains("Resolved") && list.contains("passed"), "{list}");
+    let (code, show, _) = aegis(&["incident", "show", &done.name_any(), "-n", ns.name()]);
+    assert_eq!(code, Some(0));
+    assert!(show.contains("History:") && show.contains("Root cause:") && show.contains(v.evidence_digest.as_str()), "{show}");
+}
+
+#[tokio::test]
+async fn an_approval_for_old_evidence_is_refused_and_the_current_one_applies() {
+    let ns = crashloop("op-approve").await;
+    let _operator = Operator::start(ns.name(), &[], None);
+    let waiting = incident_in(&ns, Phase::AwaitingApproval, WAIT).await;
+    let name = waiting.name_any();
+    let generation = ns.api::<Deployment>().get("api").await.unwrap().metadata.generation;
+
+    let old = Digest::of_bytes(b"the evidence of an earlier verification");
+    let (code, _, err) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--digest", old.as_str(), "--as", "alice"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("not the current verification's evidence"), "{err}");
+    let api: Api<Incident> = ns.api();
+    let refused = eventually("the stale approval is refused", WAIT, || {
+        let api = api.clone();
+        let name = name.clone();
+        async move {
+            let i = api.get(&name).await.map_err(|e| e.to_string())?;
+            let st = i.status.clone().unwrap_or_default();
+            if st.conditions.iter().any(|c| c.type_ == "ApprovalStale" && c.status == "True") { Ok(i) } else { Err(format!("{st:?}")) }
+        }
+    })
+    .await;
+    assert_eq!(refused.status.unwrap().phase, Phase::AwaitingApproval);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().metadata.generation, generation, "nothing applied on a stale approval");
+
+    let (code, out, _) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--as", "alice"]);
+    assert_eq!(code, Some(0), "{out}");
+    let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+    assert_eq!(done.status.unwrap().approved.unwrap().by, "alice");
+    healed(&ns).await;
+}
+
+#[tokio::test]
+async fn a_rejected_fix_is_never_applied() {
+    let ns = crashloop("op-reject").await;
+    let _operator = Operator::start(ns.name(), &[], None);
+    let waiting = incident_in(&ns, Phase::AwaitingApproval, WAIT).await;
+    let generation = ns.api::<Deployment>().get("api").await.unwrap().metadata.generation;
+    let (code, _, _) =
+        aegis(&["incident", "reject", &waiting.name_any(), "-n", ns.name(), "--as", "bob", "--comment", "not during the sale"]);
+    assert_eq!(code, Some(0));
+    let done = incident_in(&ns, Phase::Rejected, WAIT).await;
+    assert!(done.status.unwrap().message.unwrap().contains("not during the sale"));
+    assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().metadata.generation, generation, "nothing applied");
+    let (code, _, err) = aegis(&["incident", "approve", &waiting.name_any(), "-n", ns.name()]);
+    assert_eq!(code, Some(3), "an ended incident cannot be approved");
+    assert!(err.contains("has ended"), "{err}");
+}
+
+/// An OOM whose raised limit passes in the shadow, but production's pods — created after a moment
+/// the test chooses (`aegis.io/test-fails-after`, see the fault Stages) — crash: the monitoring sees
+/// the regression and rolls the fix back with its inverse.
+#[tokio::test]
+async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
+    let ns = TestNamespace::create("op-rollback").await;
+    install_crd(&ns.client()).await;
+    let fails_after = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(40)).unwrap();
+    let fails_after = fails_after.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
+    let annotations = json!({"aegis.io/memory-need-mib": "200", "aegis.io/test-fails-after": fails_after});
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
+    let _operator = Operator::start(ns.name(), &[], None);
+    let waiting = incident_in(&ns, Phase::AwaitingApproval, Duration::from_secs(35)).await;
+    assert_eq!(waiting.spec.category, aegis_model::Category::OOMKilled);
+    // Approve once production's new pods will fail.
+    let wait = jiff::Timestamp::now().until(fails_after.parse::<jiff::Timestamp>().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_secs(wait.get_seconds().max(0) as u64 + 1)).await;
+    let (code, _, _) = aegis(&["incident", "approve", &waiting.name_any(), "-n", ns.name(), "--as", "carol"]);
+    assert_eq!(code, Some(0));
+    let done = incident_in(&ns, Phase::RolledBack, WAIT).await;
+    assert_eq!(phases(&done)[4..], [Phase::Applying, Phase::Monitoring, Phase::RolledBack]);
+    let st = done.status.unwrap();
+    assert!(st.rollback.unwrap().reason.contains("CrashLoopBackOff") || st.message.unwrap().contains("restarted"));
+    let d = ns.api::<Deployment>().get("api").await.unwrap();
+    let limit = d.spec.unwrap().template.spec.unwrap().containers[0].resources.clone().unwrap().limits.unwrap()["memory"].0.clone();
+    assert_eq!(limit, "128Mi", "the inverse patch restored the limit");
+    assert!(d.metadata.annotations.unwrap().contains_key(aegis_operator::apply::ROLLED_BACK_ANNOTATION));
+}
+
+/// Crash the operator at `failpoint` (it aborts, like `kill -9`), restart it, and check that the
+/// incident still ends Resolved, the fix was applied once, and no shadow is left.
+async fn crash_and_resume(prefix: &str, failpoint: &str) {
+    let ns = crashloop(prefix).await;
+    let auto = ["--auto-approve-max-severity", "critical"];
+    let mut first = Operator::start(ns.name(), &auto, Some(failpoint));
+    let status = first.exited(WAIT).await;
+    assert!(!status.success(), "the failpoint aborted the operator");
+    assert!(first.log().contains(&format!("AEGIS_FAILPOINT {failpoint}")), "{}", first.log());
+    let _second = Operator::start(ns.name(), &auto, None);
+    let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+    let d = healed(&ns).await;
+    assert_eq!(d.metadata.generation, Some(done.spec.detected_generation + 1), "the fix was applied once");
+    assert_eq!(ns.api::<Incident>().list(&ListParams::default()).await.unwrap().items.len(), 1, "no duplicate incident");
+    // The interrupted verification's shadow is gone once the resumed step (or the collector) ran.
+    eventually("no shadow left", WAIT, || {
+        let client = ns.client();
+        let name = ns.name().to_owned();
+        async move {
+            let left: Vec<_> = aegis_k8s::shadow::list_shadows(&client)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|s| s.incident.starts_with(&format!("{name}/")) && s.phase != "Terminating")
+                .collect();
+            if left.is_empty() { Ok(()) } else { Err(format!("{left:?}")) }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_after_the_analysis_resumes_to_resolved() {
+    crash_and_resume("op-crash-analyze", "analyzing:before-commit").await;
+}
+
+#[tokio::test]
+async fn a_crash_during_the_verification_resumes_to_resolved_without_its_shadow() {
+    crash_and_resume("op-crash-verify", "verifying:during").await;
+}
+
+#[tokio::test]
+async fn a_crash_while_approving_resumes_to_resolved() {
+    crash_and_resume("op-crash-approve", "awaiting-approval:before-commit").await;
+}
+
+#[tokio::test]
+async fn a_crash_after_the_production_patch_resumes_without_applying_it_twice() {
+    crash_and_resume("op-crash-apply", "applying:after-patch").await;
+}
+
+#[tokio::test]
+async fn a_crash_during_the_monitoring_resumes_to_resolved() {
+    crash_and_resume("op-crash-monitor", "monitoring:during").await;
+}
+
+async fn holder(ns: &TestNamespace) -> Option<String> {
+    ns.api::<Lease>().get_opt("aegis-operator").await.ok().flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity)
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
+    let ns = crashloop("op-replicas").await;
+    let auto = ["--auto-approve-max-severity", "critical"];
+    let mut a = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-a"]].concat(), None);
+    let mut b = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-b"]].concat(), None);
+    incident_in(&ns, Phase::Resolved, WAIT).await;
+    let leader = eventually("a leader", WAIT, || async { holder(&ns).await.ok_or_else(|| "no holder".to_owned()) }).await;
+    assert!(leader == "replica-a" || leader == "replica-b", "{leader}");
+    let logs = format!("{}{}", a.log(), b.log());
+    assert_eq!(logs.matches("leading: detecting and reconciling").count(), 1, "exactly one replica led:\n{logs}");
+
+    // Kill the leader without letting it release the Lease; the other takes over once it expires.
+    let (dead, survivor) = if leader == "replica-a" { (&mut a, "replica-b") } else { (&mut b, "replica-a") };
+    dead.kill();
+    eventually("the other replica leads", WAIT, || async {
+        match holder(&ns).await {
+            Some(h) if h == survivor => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // The new leader works: break the workload again and watch a second incident resolve.
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    ns.api::<Deployment>().patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let api: Api<Incident> = ns.api();
+    eventually("the second incident is resolved by the survivor", WAIT, || {
+        let api = api.clone();
+        async move {
+            let items = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+            let resolved = items.iter().filter(|i| i.status.as_ref().is_some_and(|s| s.phase == Phase::Resolved)).count();
+            if resolved == 2 { Ok(()) } else { Err(format!("{resolved} resolved of {}", items.len())) }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,257 @@
+//! Detection: watch Pods and Deployments, and turn what the analyzer finds into Incident objects.
+//!
+//! A watch event only marks its namespace dirty; a short debounce later each dirty namespace is read
+//! once (one snapshot, however many pods changed) and analyzed, and every namespace in scope is
+//! re-read on a slower resync, for what no Pod event announces (a Service's selector). Incidents are
+//! created under deterministic names (`crd::incident_name`): another replica, or this one after a
+//! restart, finds the object already there (409) instead of creating a duplicate. A resource with an
+//! unfinished incident gets no second one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aegis_analysis::Snapshot;
+use aegis_model::ResourceRef;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::sync::Notify;
+
+use crate::crd::{Incident, IncidentSpec, incident_name};
+
+/// Which namespaces and workloads the operator watches.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Watch only these namespaces; empty: every namespace (but the excluded ones).
+    pub namespaces: Vec<String>,
+    /// Only namespaces labelled `aegis.io/watch=enabled` (an opt-in per namespace).
+    pub opt_in: bool,
+    /// Only pods and workloads matching this label selector.
+    pub label_selector: Option<String>,
+    /// Never these when `namespaces` is empty (the operator's own namespace, kube-system …). Shadows
+    /// are always excluded.
+    pub exclude: Vec<String>,
+}
+
+/// The label that opts a namespace in when `Scope::opt_in` is set.
+pub const OPT_IN_LABEL: &str = "aegis.io/watch";
+
+impl Scope {
+    /// Shadows never; a namespace named in `namespaces` always (naming it is explicit); otherwise any
+    /// namespace not excluded.
+    pub fn admits(&self, ns: &str) -> bool {
+        if ns.starts_with("aegis-shadow-") {
+            return false;
+        }
+        if !self.namespaces.is_empty() {
+            return self.namespaces.iter().any(|n| n == ns);
+        }
+        !self.exclude.iter().any(|e| e == ns)
+    }
+
+    /// The namespaces to analyze now.
+    pub async fn namespaces(&self, client: &Client) -> Result<Vec<String>, kube::Error> {
+        if !self.namespaces.is_empty() && !self.opt_in {
+            return Ok(self.namespaces.iter().filter(|n| self.admits(n)).cloned().collect());
+        }
+        let lp = if self.opt_in { ListParams::default().labels(&format!("{OPT_IN_LABEL}=enabled")) } else { ListParams::default() };
+        let list = Api::<Namespace>::all(client.clone()).list_metadata(&lp).await?;
+        Ok(list.items.into_iter().filter_map(|n| n.metadata.name).filter(|n| self.admits(n)).collect())
+    }
+}
+
+/// What one pass over a namespace did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub created: Vec<String>,
+    /// Incidents found that already had an object (or an unfinished one for the same resource).
+    pub known: usize,
+}
+
+/// The generation of the analyzed resource, from the snapshot itself (what was analyzed is what is
+/// recorded: a change after the snapshot makes the incident superseded).
+fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
+    let pick = |m: &kube::core::ObjectMeta| m.name.as_deref() == Some(&r.name) && m.namespace.as_deref() == Some(&r.namespace);
+    let g = match r.kind.as_str() {
+        "Deployment" => snapshot.deployments.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "StatefulSet" => snapshot.stateful_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "DaemonSet" => snapshot.daemon_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "Service" => snapshot.services.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        _ => None,
+    };
+    g.unwrap_or(0)
+}
+
+/// Analyze one namespace and create the Incidents that do not exist yet.
+pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: Option<&str>) -> Result<Detected, aegis_k8s::K8sError> {
+    let scope = aegis_k8s::Scope { namespace: Some(namespace.to_owned()), label_selector: label_selector.map(str::to_owned) };
+    let snapshot = aegis_k8s::snapshot(client, &scope).await?;
+    let found = aegis_analysis::analyze(&snapshot);
+    let mut out = Detected::default();
+    if found.is_empty() {
+        return Ok(out);
+    }
+    let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
+    let existing = api.list(&ListParams::default()).await.map_err(|source| aegis_k8s::K8sError::List {
+        kind: "Incident",
+        scope: namespace.into(),
+        source,
+    })?;
+    let names: BTreeSet<String> = existing.items.iter().map(|i| i.name_any()).collect();
+    let open: BTreeSet<ResourceRef> = existing
+        .items
+        .iter()
+        .filter(|i| !i.status.as_ref().map(|s| s.phase).unwrap_or_default().is_terminal())
+        .map(|i| i.spec.resource.clone())
+        .collect();
+    for incident in found {
+        let detected_generation = generation(&snapshot, &incident.resource);
+        let name = incident_name(&incident.resource, incident.category, detected_generation);
+        if names.contains(&name) || open.contains(&incident.resource) {
+            out.known += 1;
+            continue;
+        }
+        let mut obj = Incident::new(
+            &name,
+            IncidentSpec {
+                resource: incident.resource.clone(),
+                category: incident.category,
+                severity: incident.severity,
+                detected_generation,
+                approval: None,
+            },
+        );
+        obj.metadata.namespace = Some(namespace.to_owned());
+        obj.metadata.labels = Some(BTreeMap::from([
+            ("app.kubernetes.io/managed-by".to_owned(), "aegis".to_owned()),
+            ("aegis.io/resource-kind".to_owned(), incident.resource.kind.to_ascii_lowercase()),
+            ("aegis.io/category".to_owned(), incident.category.to_string()),
+        ]));
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => {
+                tracing::info!(incident = %name, namespace, resource = %incident.resource, category = %incident.category, "incident created");
+                out.created.push(name);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => out.known += 1,
+            Err(source) => return Err(aegis_k8s::K8sError::Patch { target: format!("Incident/{name}"), source }),
+        }
+    }
+    Ok(out)
+}
+
+/// Run detection until the future is dropped: watches mark namespaces dirty, a debounce batches
+/// them, a resync covers everything in scope.
+pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Duration) {
+    let dirty: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let wake = Arc::new(Notify::new());
+    let watch = |kind: &'static str, stream: futures::stream::BoxStream<'static, Result<String, watcher::Error>>| {
+        let (dirty, wake, scope) = (dirty.clone(), wake.clone(), scope.clone());
+        async move {
+            let mut stream = stream;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(ns) if scope.admits(&ns) => {
+                        if let Ok(mut d) = dirty.lock() {
+                            d.insert(ns);
+                        }
+                        wake.notify_one();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(kind, error = %e, "watch error; the watcher retries"),
+                }
+            }
+        }
+    };
+    let mut config = watcher::Config::default();
+    if let Some(sel) = &scope.label_selector {
+        config = config.labels(sel);
+    }
+    // Namespaced watches when the namespaces are named (a namespaced Role suffices), else cluster-wide.
+    fn streams<K>(
+        client: &Client,
+        scope: &Scope,
+        config: &watcher::Config,
+    ) -> futures::stream::BoxStream<'static, Result<String, watcher::Error>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        K::DynamicType: Default,
+    {
+        let apis: Vec<Api<K>> = if scope.namespaces.is_empty() {
+            vec![Api::all(client.clone())]
+        } else {
+            scope.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+        };
+        let each = apis.into_iter().map(|api| {
+            watcher(api, config.clone())
+                .default_backoff()
+                .touched_objects()
+                .map(|r| r.map(|o: K| o.meta().namespace.clone().unwrap_or_default()))
+                .boxed()
+        });
+        futures::stream::select_all(each).boxed()
+    }
+    let pods = streams::<Pod>(&client, &scope, &config);
+    let deployments = streams::<Deployment>(&client, &scope, &config);
+    let detect = async {
+        let mut last_resync = Instant::now() - resync;
+        // With the opt-in, the namespaces labelled at the last resync (a watch event does not carry
+        // its namespace's labels).
+        let mut opted_in: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let until_resync = resync.saturating_sub(last_resync.elapsed());
+            tokio::select! {
+                _ = wake.notified() => tokio::time::sleep(debounce).await,
+                _ = tokio::time::sleep(until_resync) => {}
+            }
+            let mut batch: BTreeSet<String> = dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+            if last_resync.elapsed() >= resync {
+                match scope.namespaces(&client).await {
+                    Ok(all) => {
+                        opted_in = all.iter().cloned().collect();
+                        batch.extend(all);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "listing namespaces for the resync failed"),
+                }
+                last_resync = Instant::now();
+            }
+            if scope.opt_in {
+                batch.retain(|ns| opted_in.contains(ns));
+            }
+            for ns in batch {
+                match detect_namespace(&client, &ns, scope.label_selector.as_deref()).await {
+                    Ok(d) if !d.created.is_empty() => tracing::debug!(namespace = %ns, created = ?d.created, "detected"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(namespace = %ns, error = %e, "detection failed; retried on the next event or resync"),
+                }
+            }
+        }
+    };
+    tokio::join!(watch("Pod", pods), watch("Deployment", deployments), detect);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadows_and_excluded_namespaces_are_never_watched() {
+        let s = Scope { exclude: vec!["aegis-system".into()], ..Default::default() };
+        assert!(s.admits("shop"));
+        assert!(!s.admits("aegis-system"));
+        assert!(!s.admits("aegis-shadow-1a2b3c4d"));
+        let only =
+            Scope { namespaces: vec!["shop".into(), "aegis-system".into()], exclude: vec!["aegis-system".into()], ..Default::default() };
+        assert!(only.admits("shop") && !only.admits("billing"));
+        assert!(only.admits("aegis-system"), "a namespace named explicitly is watched");
+    }
+}

@@ -1,0 +1,187 @@
+//! Prometheus metrics, in the OpenMetrics text format on `/metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `aegis_incidents` | gauge (refreshed from the API) | `phase`, `category` |
+//! | `aegis_incident_transitions_total` | counter | `phase`, `category` |
+//! | `aegis_verification_duration_seconds` | histogram | |
+//! | `aegis_scanner_duration_seconds` | histogram | `scanner` |
+//! | `aegis_scanner_errors_total` | counter | `scanner` |
+//! | `aegis_gate_verdicts_total` | counter | `verdict` |
+//! | `aegis_fixes_applied_total`, `aegis_rollbacks_total` | counter | |
+//! | `aegis_reconcile_errors_total` | counter | `phase` |
+//! | `aegis_falco_alerts_received_total`, `aegis_falco_alerts_stored_total`, `aegis_falco_requests_rejected_total` | counter | |
+//! | `aegis_leader` | gauge (1 on the replica that leads) | |
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use aegis_model::Category;
+use aegis_scanners::falco::ReceiverCounters;
+use aegis_verify::VerificationResult;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::crd::Phase;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The operator's metrics. Cloning shares them.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    incidents: Family<Labels, Gauge>,
+    transitions: Family<Labels, Counter>,
+    verification: Histogram,
+    scanner_duration: Family<Labels, Histogram>,
+    scanner_errors: Family<Labels, Counter>,
+    verdicts: Family<Labels, Counter>,
+    applied: Counter,
+    rolled_back: Counter,
+    reconcile_errors: Family<Labels, Counter>,
+    leader: Gauge<i64, AtomicI64>,
+}
+
+/// The Falco receiver's counters, read at scrape time.
+#[derive(Debug)]
+struct FalcoCollector(Arc<ReceiverCounters>);
+
+impl Collector for FalcoCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &self.0;
+        for (name, help, value) in [
+            ("aegis_falco_alerts_received", "Falco alerts in accepted requests", &c.received),
+            ("aegis_falco_alerts_stored", "Falco alerts newly stored", &c.stored),
+            ("aegis_falco_requests_rejected", "Falco receiver requests refused", &c.rejected),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(falco: Option<Arc<ReceiverCounters>>) -> Metrics {
+        let mut registry = Registry::default();
+        let incidents = Family::<Labels, Gauge>::default();
+        registry.register("aegis_incidents", "Incidents by phase and category", incidents.clone());
+        let transitions = Family::<Labels, Counter>::default();
+        registry.register("aegis_incident_transitions", "Incident phase transitions", transitions.clone());
+        let verification = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register("aegis_verification_duration_seconds", "Shadow verification wall time", verification.clone());
+        let scanner_duration = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
+        registry.register("aegis_scanner_duration_seconds", "Scanner run durations", scanner_duration.clone());
+        let scanner_errors = Family::<Labels, Counter>::default();
+        registry.register("aegis_scanner_errors", "Scanner runs that failed or were skipped", scanner_errors.clone());
+        let verdicts = Family::<Labels, Counter>::default();
+        registry.register("aegis_gate_verdicts", "Verification verdicts", verdicts.clone());
+        let applied = Counter::default();
+        registry.register("aegis_fixes_applied", "Fixes applied to production", applied.clone());
+        let rolled_back = Counter::default();
+        registry.register("aegis_rollbacks", "Fixes rolled back after a regression", rolled_back.clone());
+        let reconcile_errors = Family::<Labels, Counter>::default();
+        registry.register("aegis_reconcile_errors", "Reconcile steps that failed (and were retried)", reconcile_errors.clone());
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register("aegis_leader", "1 on the replica that holds the leader Lease", leader.clone());
+        if let Some(counters) = falco {
+            registry.register_collector(Box::new(FalcoCollector(counters)));
+        }
+        Metrics {
+            registry: Arc::new(registry),
+            incidents,
+            transitions,
+            verification,
+            scanner_duration,
+            scanner_errors,
+            verdicts,
+            applied,
+            rolled_back,
+            reconcile_errors,
+            leader,
+        }
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn transition(&self, category: Category, phase: Phase) {
+        self.transitions.get_or_create(&vec![("phase", phase.to_string()), ("category", category.to_string())]).inc();
+    }
+
+    pub fn verification(&self, result: &VerificationResult, wall: Duration) {
+        self.verification.observe(wall.as_secs_f64());
+        self.verdicts.get_or_create(&vec![("verdict", result.verdict.to_string())]).inc();
+        for run in result.security.iter().flat_map(|r| r.scanners.iter()) {
+            let scanner = vec![("scanner", run.scanner.to_string())];
+            self.scanner_duration.get_or_create(&scanner).observe(run.duration_ms as f64 / 1000.0);
+            if !run.status.is_ok() {
+                self.scanner_errors.get_or_create(&scanner).inc();
+            }
+        }
+    }
+
+    pub fn applied(&self) {
+        self.applied.inc();
+    }
+
+    pub fn rolled_back(&self) {
+        self.rolled_back.inc();
+    }
+
+    pub fn reconcile_error(&self, phase: Phase) {
+        self.reconcile_errors.get_or_create(&vec![("phase", phase.to_string())]).inc();
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(leading as i64);
+    }
+
+    /// Replace the incident gauge with a fresh count (every phase × category seen is reset first, so a
+    /// phase that emptied reads 0 rather than its last value).
+    pub fn set_incidents(&self, counts: &BTreeMap<(Phase, Category), u64>) {
+        self.incidents.clear();
+        for ((phase, category), n) in counts {
+            self.incidents.get_or_create(&vec![("phase", phase.to_string()), ("category", category.to_string())]).set(*n as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_metric_and_the_falco_counters() {
+        let counters = Arc::new(ReceiverCounters::default());
+        counters.stored.fetch_add(3, Ordering::Relaxed);
+        let m = Metrics::new(Some(counters));
+        m.transition(Category::OOMKilled, Phase::Resolved);
+        m.reconcile_error(Phase::Applying);
+        m.set_incidents(&[((Phase::AwaitingApproval, Category::CrashLoopBackOff), 2)].into_iter().collect());
+        let text = m.encode();
+        for needle in [
+            "aegis_incident_transitions_total{phase=\"Resolved\",category=\"OOMKilled\"} 1",
+            "aegis_incidents{phase=\"AwaitingApproval\",category=\"CrashLoopBackOff\"} 2",
+            "aegis_reconcile_errors_total{phase=\"Applying\"} 1",
+            "aegis_falco_alerts_stored_total 3",
+            "aegis_verification_duration_seconds_count 0",
+            "aegis_leader 0",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! One reconcile = one step of one Incident's state machine.
+//!
+//! Each step reads the Incident, does its work, and writes the next status with a PUT on the status
+//! subresource carrying the `resourceVersion` it read: if anything else wrote the Incident meanwhile
+//! (another replica, a human), the write fails with 409 and the step runs again on fresh state. The
+//! status write triggers the next reconcile. A crash at any point resumes at the recorded phase:
+//! - Verifying deletes the shadows an interrupted verification of this incident left, then verifies
+//!   again;
+//! - Applying records the inverse patch *before* sending the fix, and the fix carries a marker
+//!   annotation, so a resumed step sees the marker instead of sending it twice;
+//! - Monitoring watches again from the start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aegis_k8s::health::{Health, HealthTarget, watch_health};
+use aegis_model::{ResourceRef, Severity};
+use aegis_verify::{VerificationResult, VerifyOptions};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+
+use crate::apply::{APPLIED_ANNOTATION, ApplyError, Guarded, Precondition, ROLLED_BACK_ANNOTATION, apply_guarded};
+use crate::crd::{Analysis, AppliedRecord, Incident, IncidentStatus, Phase, RollbackRecord, VerificationSummary};
+use crate::machine::{ApprovalOutcome, ApprovalPolicy, decide_approval, phase_since, set_condition, transition};
+use crate::metrics::Metrics;
+
+/// How the operator behaves.
+#[derive(Clone)]
+pub struct Settings {
+    pub approval: ApprovalPolicy,
+    /// How long production must stay healthy after an apply before the incident is resolved.
+    pub monitor_window: Duration,
+    /// How long production may take to roll the fix out before the monitoring gives up (and rolls back).
+    pub rollout_timeout: Duration,
+    /// The field manager of production patches.
+    pub field_manager: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            approval: ApprovalPolicy { auto_approve_max_severity: None, timeout: Duration::from_secs(24 * 3600) },
+            monitor_window: Duration::from_secs(60),
+            rollout_timeout: Duration::from_secs(300),
+            field_manager: "aegis-operator".into(),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub verify: VerifyOptions,
+    /// The gate policy for a plan's scanners.
+    pub policy_for: crate::run::PolicyFor,
+    /// Incidents outside it belong to another operator (or none): never touched.
+    pub scope: crate::detect::Scope,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    K8s(#[from] aegis_k8s::K8sError),
+    #[error(transparent)]
+    Verify(#[from] aegis_verify::VerifyError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The kube-runtime reconciler.
+pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let phase = incident.status.as_ref().map(|s| s.phase).unwrap_or_default();
+    if phase.is_terminal() || !ctx.scope.admits(&incident.namespace().unwrap_or_default()) {
+        return Ok(Action::await_change());
+    }
+    let step = Step { ctx: &ctx, incident: &incident, status: incident.status.clone().unwrap_or_default(), now: Timestamp::now() };
+    let result = match phase {
+        Phase::Detected => step.start().await,
+        Phase::Analyzing => step.analyze().await,
+        Phase::Verifying => step.verify().await,
+        Phase::AwaitingApproval => step.await_approval().await,
+        Phase::Applying => step.apply().await,
+        Phase::Monitoring => step.monitor().await,
+        _ => Ok(Action::await_change()),
+    };
+    if result.is_err() {
+        ctx.metrics.reconcile_error(phase);
+    }
+    result
+}
+
+/// After a failed step: retry with a pause (a 409 from a concurrent write is the usual cause).
+pub fn error_policy(incident: Arc<Incident>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(incident = %incident.name_any(), namespace = ?incident.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+struct Step<'a> {
+    ctx: &'a Context,
+    incident: &'a Incident,
+    status: IncidentStatus,
+    now: Timestamp,
+}
+
+impl Step<'_> {
+    fn id(&self) -> String {
+        format!("{}/{}", self.incident.namespace().unwrap_or_default(), self.incident.name_any())
+    }
+
+    fn resource(&self) -> &ResourceRef {
+        &self.incident.spec.resource
+    }
+
+    /// The workload the fix is proven on and monitored: the plan's, else the incident's resource.
+    fn workload(&self) -> ResourceRef {
+        self.status.analysis.as_ref().and_then(|a| a.plan.workload.clone()).unwrap_or_else(|| self.resource().clone())
+    }
+
+    /// Write the status (PUT with the read resourceVersion), then emit the transition's Events.
+    async fn commit(mut self, phase: Phase, reason: String, event: EventType) -> Result<Action, Error> {
+        let from = self.status.phase;
+        transition(&mut self.status, phase, reason.clone(), self.now);
+        let mut updated = self.incident.clone();
+        updated.status = Some(self.status.clone());
+        let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), &self.incident.namespace().unwrap_or_default());
+        api.replace_status(&self.incident.name_any(), &PostParams::default(), &updated).await?;
+        if from != phase {
+            tracing::info!(incident = %self.id(), %from, to = %phase, %reason, "transition");
+            self.ctx.metrics.transition(self.incident.spec.category, phase);
+            self.publish(phase, &reason, event).await;
+        }
+        Ok(if phase.is_terminal() { Action::await_change() } else { Action::requeue(Duration::from_secs(30)) })
+    }
+
+    /// An Event on the Incident and one on the workload; a failure to publish is logged, never fatal.
+    async fn publish(&self, phase: Phase, reason: &str, type_: EventType) {
+        let note: String = reason.chars().take(1000).collect();
+        let ev = Event { type_, reason: phase.as_str().into(), note: Some(note), action: "Reconcile".into(), secondary: None };
+        let on_incident = self.incident.object_ref(&());
+        let r = self.resource();
+        let on_workload = ObjectReference {
+            api_version: Some(if r.kind == "Service" { "v1".into() } else { "apps/v1".into() }),
+            kind: Some(r.kind.clone()),
+            name: Some(r.name.clone()),
+            namespace: Some(r.namespace.clone()),
+            ..Default::default()
+        };
+        for reference in [on_incident, on_workload] {
+            if let Err(e) = self.ctx.recorder.publish(&ev, &reference).await {
+                tracing::warn!(incident = %self.id(), error = %e, "event not published");
+            }
+        }
+    }
+
+    /// The current `metadata.generation` of a production object.
+    async fn generation_of(&self, r: &ResourceRef) -> Result<Option<i64>, Error> {
+        let (group, version) = if r.kind == "Service" { ("", "v1") } else { ("apps", "v1") };
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &r.kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(self.ctx.client.clone(), &r.namespace, &ar);
+        Ok(api.get_opt(&r.name).await?.map(|o| o.metadata.generation.unwrap_or(0)))
+    }
+
+    /// Superseded when the incident's resource is gone or at another generation than detected.
+    async fn superseded(&self) -> Result<Option<String>, Error> {
+        let r = self.resource();
+        Ok(match self.generation_of(r).await? {
+            None => Some(format!("{r} no longer exists")),
+            Some(g) if g != self.incident.spec.detected_generation => Some(format!(
+                "{r} changed under AEGIS (generation {} → {g}); not acting on a stale analysis",
+                self.incident.spec.detected_generation
+            )),
+            Some(_) => None,
+        })
+    }
+
+    async fn start(self) -> Result<Action, Error> {
+        let reason = format!("{} detected on {}", self.incident.spec.category, self.resource());
+        let mut s = self;
+        // Record Detected first (so it appears in the history), then move on.
+        transition(&mut s.status, Phase::Detected, reason.clone(), s.now);
+        s.commit(Phase::Analyzing, format!("{reason}; analyzing"), EventType::Normal).await
+    }
+
+    async fn analyze(mut self) -> Result<Action, Error> {
+        if let Some(why) = self.superseded().await? {
+            return self.commit(Phase::Superseded, why, EventType::Warning).await;
+        }
+        let r = self.resource().clone();
+        let snap =
+            aegis_k8s::snapshot(&self.ctx.client, &aegis_k8s::Scope { namespace: Some(r.namespace.clone()), label_selector: None }).await?;
+        let found = aegis_analysis::analyze(&snap).into_iter().find(|i| i.resource == r && i.category == self.incident.spec.category);
+        let Some(found) = found else {
+            let reason = format!("{r} no longer shows {}; nothing to do", self.incident.spec.category);
+            return self.commit(Phase::Resolved, reason, EventType::Normal).await;
+        };
+        let manual = found.fix.patch.is_none();
+        let summary = found.fix.summary.clone();
+        self.status.analysis = Some(Analysis {
+            root_cause: found.root_cause.clone(),
+            evidence: found.evidence.iter().take(10).cloned().collect(),
+            confidence: found.confidence,
+            fix: found.fix,
+            plan: found.verification_plan,
+        });
+        crate::failpoint::hit("analyzing:before-commit");
+        if manual {
+            return self.commit(Phase::Failed, format!("no automatic fix: {}; {summary}", found.root_cause), EventType::Warning).await;
+        }
+        self.commit(Phase::Verifying, format!("{}; verifying: {summary}", found.root_cause), EventType::Normal).await
+    }
+
+    async fn verify(mut self) -> Result<Action, Error> {
+        // An interrupted verification of this incident left its shadow: delete it before starting again.
+        for s in aegis_k8s::shadow::list_shadows(&self.ctx.client).await? {
+            if s.incident == self.id() && s.phase != "Terminating" {
+                tracing::info!(incident = %self.id(), shadow = %s.namespace, "deleting the shadow of an interrupted verification");
+                aegis_k8s::shadow::delete_shadow_namespace(&self.ctx.client, &s.namespace).await?;
+            }
+        }
+        if let Some(why) = self.superseded().await? {
+            return self.commit(Phase::Superseded, why, EventType::Warning).await;
+        }
+        let Some(analysis) = self.status.analysis.clone() else {
+            return self.commit(Phase::Analyzing, "verification without an analysis; analyzing again".into(), EventType::Warning).await;
+        };
+        let workload = self.workload();
+        let Some(workload_generation) = self.generation_of(&workload).await? else {
+            return self.commit(Phase::Superseded, format!("{workload} no longer exists"), EventType::Warning).await;
+        };
+        let mut opts: VerifyOptions = self.ctx.verify.clone();
+        opts.smoke_paths = analysis.plan.smoke_paths.clone();
+        opts.policy = (self.ctx.policy_for)(&analysis.plan.security_checks).map_err(Error::Invalid)?;
+        let started = std::time::Instant::now();
+        crate::failpoint::during("verifying:during");
+        let result = aegis_verify::verify(&self.ctx.client, &workload, &analysis.fix, Some(self.id()), &opts).await?;
+        self.ctx.metrics.verification(&result, started.elapsed());
+        let config_map = crate::evidence::store(&self.ctx.client, self.incident, &result).await?;
+        self.status.verification = Some(summary(&result, config_map, workload_generation, self.now));
+        if result.verdict.allows_production() {
+            let reason = format!(
+                "verified in {}: {} ({} ms); awaiting approval of evidence {}",
+                result.shadow_namespace,
+                result.verdict,
+                result.timings.total_ms,
+                result.evidence_digest.as_str()
+            );
+            self.commit(Phase::AwaitingApproval, reason, EventType::Normal).await
+        } else {
+            let reason = format!("verification {}: {}", result.verdict, result.reasons.join("; "));
+            self.commit(Phase::Failed, reason, EventType::Warning).await
+        }
+    }
+
+    async fn await_approval(mut self) -> Result<Action, Error> {
+        if let Some(why) = self.superseded().await? {
+            return self.commit(Phase::Superseded, why, EventType::Warning).await;
+        }
+        let Some(verification) = self.status.verification.clone() else {
+            return self
+                .commit(Phase::Verifying, "awaiting approval without a verification; verifying again".into(), EventType::Warning)
+                .await;
+        };
+        let since = phase_since(&self.status).unwrap_or(self.now);
+        let outcome = decide_approval(
+            self.incident.spec.approval.as_ref(),
+            &verification,
+            self.incident.spec.severity,
+            &self.ctx.settings.approval,
+            since,
+            self.now,
+        );
+        match outcome {
+            ApprovalOutcome::Approved(a) => {
+                crate::failpoint::hit("awaiting-approval:before-commit");
+                set_condition(&mut self.status, "ApprovalStale", false, "Current", "the approval names the current evidence", self.now);
+                let reason = format!("approved by {} for evidence {}", a.by, a.evidence_digest.as_str());
+                self.status.approved = Some(a);
+                self.commit(Phase::Applying, reason, EventType::Normal).await
+            }
+            ApprovalOutcome::Rejected(a) => {
+                let reason = format!("rejected by {}{}", a.by, a.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default());
+                self.commit(Phase::Rejected, reason, EventType::Normal).await
+            }
+            ApprovalOutcome::Expired => {
+                let reason = format!("no decision within {}s", self.ctx.settings.approval.timeout.as_secs());
+                self.commit(Phase::Expired, reason, EventType::Warning).await
+            }
+            ApprovalOutcome::Stale { approved, current } => {
+                let message = format!("the approval names evidence {approved}, but the current verification's is {current}: refused");
+                let already =
+                    self.status.conditions.iter().any(|c| c.type_ == "ApprovalStale" && c.status == "True" && c.message == message);
+                if !already {
+                    set_condition(&mut self.status, "ApprovalStale", true, "DigestMismatch", message.clone(), self.now);
+                    self.publish(Phase::AwaitingApproval, &message, EventType::Warning).await;
+                    return self.commit(Phase::AwaitingApproval, message, EventType::Warning).await;
+                }
+                Ok(Action::requeue(Duration::from_secs(30)))
+            }
+            ApprovalOutcome::Waiting => {
+                let left = self.ctx.settings.approval.timeout.saturating_sub(self.now.duration_since(since).unsigned_abs());
+                Ok(Action::requeue(left.min(Duration::from_secs(60)).max(Duration::from_secs(1))))
+            }
+        }
+    }
+
+    async fn apply(mut self) -> Result<Action, Error> {
+        let (Some(analysis), Some(verification), Some(approved)) =
+            (self.status.analysis.clone(), self.status.verification.clone(), self.status.approved.clone())
+        else {
+            return self
+                .commit(Phase::Failed, "applying without an analysis, a verification and an approval".into(), EventType::Warning)
+                .await;
+        };
+        // Never apply what was not approved for exactly this evidence, nor a verdict that does not allow it.
+        if approved.evidence_digest != verification.evidence_digest || !verification.verdict.allows_production() {
+            return self
+                .commit(Phase::Failed, "the approval does not match the verification; refusing to apply".into(), EventType::Warning)
+                .await;
+        }
+        let Some(patch) = analysis.fix.patch.clone() else {
+            return self.commit(Phase::Failed, "the fix has no patch".into(), EventType::Warning).await;
+        };
+        // Record the inverse before touching production; the status write starts the next step.
+        if self.status.applied.is_none() {
+            self.status.applied = Some(AppliedRecord { inverse: analysis.fix.inverse.clone(), generation: None, at: None });
+            return self.commit(Phase::Applying, format!("applying to {}: inverse patch recorded", patch.target), EventType::Normal).await;
+        }
+        let marker = format!("{}@{}", self.id(), verification.evidence_digest.as_str());
+        let pre = Precondition { workload: self.workload(), generation: verification.workload_generation };
+        let outcome =
+            apply_guarded(&self.ctx.client, &patch, Some(&pre), APPLIED_ANNOTATION, &marker, &self.ctx.settings.field_manager).await?;
+        let generation = match outcome {
+            Guarded::Applied { generation } => {
+                self.ctx.metrics.applied();
+                generation
+            }
+            Guarded::AlreadyApplied { generation } => generation,
+            Guarded::Changed { expected, found } => {
+                let reason = format!("{} changed since it was verified (generation {expected} → {found}); not applying", pre.workload);
+                return self.commit(Phase::Superseded, reason, EventType::Warning).await;
+            }
+        };
+        crate::failpoint::hit("applying:after-patch");
+        if let Some(a) = self.status.applied.as_mut() {
+            a.generation = Some(generation);
+            a.at = Some(self.now.to_string());
+        }
+        let reason = format!(
+            "applied to {} (generation {generation}); monitoring for {}s",
+            patch.target,
+            self.ctx.settings.monitor_window.as_secs()
+        );
+        self.commit(Phase::Monitoring, reason, EventType::Normal).await
+    }
+
+    async fn monitor(self) -> Result<Action, Error> {
+        let workload = self.workload();
+        let services: Vec<String> = self
+            .status
+            .analysis
+            .as_ref()
+            .and_then(|a| a.fix.patch.as_ref())
+            .filter(|p| p.target.kind == "Service")
+            .map(|p| vec![p.target.name.clone()])
+            .unwrap_or_default();
+        let target = HealthTarget { workload: workload.clone(), services };
+        let s = &self.ctx.settings;
+        crate::failpoint::during("monitoring:during");
+        let summary = watch_health(&self.ctx.client, &target, s.monitor_window, s.monitor_window + s.rollout_timeout).await?;
+        match summary.health {
+            Health::Healthy => {
+                let reason = format!("production healthy after the fix: {}", summary.observations.join("; "));
+                self.commit(Phase::Resolved, reason, EventType::Normal).await
+            }
+            Health::Unhealthy { reasons } => self.roll_back(reasons.join("; ")).await,
+        }
+    }
+
+    /// Undo the fix with its recorded inverse, unless someone changed the object after AEGIS did.
+    async fn roll_back(mut self, why: String) -> Result<Action, Error> {
+        let applied = self.status.applied.clone();
+        let Some(inverse) = applied.as_ref().and_then(|a| a.inverse.clone()) else {
+            return self
+                .commit(Phase::Failed, format!("production regressed ({why}) and the fix has no inverse"), EventType::Warning)
+                .await;
+        };
+        let pre = applied.and_then(|a| a.generation).map(|generation| Precondition { workload: inverse.target.clone(), generation });
+        let marker = self.id();
+        match apply_guarded(&self.ctx.client, &inverse, pre.as_ref(), ROLLED_BACK_ANNOTATION, &marker, &self.ctx.settings.field_manager)
+            .await?
+        {
+            Guarded::Applied { .. } | Guarded::AlreadyApplied { .. } => {
+                self.ctx.metrics.rolled_back();
+                self.status.rollback = Some(RollbackRecord { reason: why.clone(), at: self.now.to_string() });
+                self.commit(
+                    Phase::RolledBack,
+                    format!("production regressed after the fix ({why}); rolled back with the inverse patch"),
+                    EventType::Warning,
+                )
+                .await
+            }
+            Guarded::Changed { expected, found } => {
+                let reason = format!(
+                    "production regressed ({why}), but {} changed after the fix (generation {expected} → {found}): not rolling back over someone else's change",
+                    inverse.target
+                );
+                self.commit(Phase::Failed, reason, EventType::Warning).await
+            }
+        }
+    }
+}
+
+/// The status' summary of a verification.
+fn summary(result: &VerificationResult, config_map: String, workload_generation: i64, now: Timestamp) -> VerificationSummary {
+    let new_findings = result
+        .security
+        .as_ref()
+        .map(|r| r.summary.by_severity.iter().filter(|(_, c)| c.new > 0).map(|(s, c): (&Severity, _)| (s.to_string(), c.new)).collect())
+        .unwrap_or_default();
+    VerificationSummary {
+        verdict: result.verdict,
+        healthy: result.health.healthy,
+        reasons: result.reasons.iter().take(10).map(|r| r.chars().take(500).collect()).collect(),
+        evidence_digest: result.evidence_digest.clone(),
+        evidence_config_map: config_map,
+        new_findings,
+        shadow_namespace: result.shadow_namespace.clone(),
+        total_ms: result.timings.total_ms,
+        workload_generation,
+        finished_at: now.to_string(),
+    }
+}

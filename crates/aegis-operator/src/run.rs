@@ -1,0 +1,289 @@
+//! `aegis operator run`: leader election, the controller, detection, the shadow collector, the Falco
+//! receiver and the HTTP endpoints (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! Every replica serves health, metrics and the Falco receiver (alerts sent to any replica land in
+//! the store the verifications read). Only the replica holding the Lease detects, reconciles and
+//! collects: when it loses the Lease (or stops) its work is dropped, and the next leader resumes every
+//! Incident from its recorded phase.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aegis_model::Source;
+use aegis_security::GatePolicy;
+use aegis_verify::VerifyOptions;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::runtime::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube_lease_manager::LeaseManagerBuilder;
+
+use crate::crd::{Incident, Phase};
+use crate::detect::{self, Scope};
+use crate::metrics::Metrics;
+use crate::reconcile::{Context, Settings, error_policy, reconcile};
+
+/// Builds the gate policy for a verification plan's scanners.
+pub type PolicyFor = Arc<dyn Fn(&[Source]) -> Result<GatePolicy, String> + Send + Sync>;
+
+/// The Falco receiver the operator serves.
+#[derive(Debug, Clone)]
+pub struct FalcoConfig {
+    pub listen: SocketAddr,
+    pub store_dir: PathBuf,
+    pub token: Option<String>,
+}
+
+/// Leader election.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    pub namespace: String,
+    pub name: String,
+    /// This replica's identity (its pod name).
+    pub identity: String,
+    /// How long a Lease holds without renewal: a killed leader is replaced after about this long.
+    pub duration: Duration,
+}
+
+pub struct OperatorConfig {
+    pub scope: Scope,
+    pub settings: Settings,
+    /// The verification settings; the policy is replaced per plan by `policy_for`.
+    pub verify: VerifyOptions,
+    pub policy_for: PolicyFor,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub listen: SocketAddr,
+    pub falco: Option<FalcoConfig>,
+    pub lease: LeaseConfig,
+    /// Incidents reconciled at once (each may be running a verification).
+    pub concurrency: u16,
+    pub debounce: Duration,
+    pub resync: Duration,
+    pub gc_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("Falco store: {0}")]
+    Falco(String),
+    #[error("leader election: {0}")]
+    Lease(String),
+}
+
+#[derive(Clone)]
+struct Http {
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+}
+
+async fn metrics(State(h): State<Http>) -> impl IntoResponse {
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], h.metrics.encode())
+}
+
+async fn readyz(State(h): State<Http>) -> impl IntoResponse {
+    if h.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the Incident API is not reachable yet")
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| RunError::Listen { addr, source })
+}
+
+/// Run until `shutdown` completes; then release the Lease so another replica takes over at once.
+pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let mut falco_counters = None;
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(f) = &config.falco {
+        let store = aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(&f.store_dir))
+            .map_err(|e| RunError::Falco(e.to_string()))?;
+        let receiver = aegis_scanners::falco::ReceiverConfig { token: f.token.clone(), ..Default::default() };
+        falco_counters = Some(receiver.counters.clone());
+        let app = aegis_scanners::falco::router(store.clone(), receiver);
+        let listener = bind(f.listen).await?;
+        tracing::info!(addr = %f.listen, "Falco receiver listening");
+        servers.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "Falco receiver stopped");
+            }
+        });
+        config.verify.runner.falco = Some(store);
+    }
+    let metrics = Metrics::new(falco_counters);
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = Http { metrics: metrics.clone(), ready: ready.clone() };
+    let app = Router::new()
+        .route("/metrics", get(self::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(http);
+    let listener = bind(config.listen).await?;
+    tracing::info!(addr = %config.listen, "metrics and health listening");
+    servers.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+
+    // Ready once the Incident API answers (the CRD is installed and RBAC allows reading it).
+    {
+        let (client, ready) = (client.clone(), ready.clone());
+        servers.spawn(async move {
+            loop {
+                match Api::<Incident>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await {
+                    Ok(_) => ready.store(true, Ordering::Relaxed),
+                    Err(e) => {
+                        ready.store(false, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "the Incident API does not answer (is the CRD installed? `aegis crd | kubectl apply -f -`)");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            }
+        });
+    }
+
+    let lease = LeaseManagerBuilder::new(client.clone(), &config.lease.name)
+        .with_namespace(&config.lease.namespace)
+        .with_identity(&config.lease.identity)
+        .with_duration(config.lease.duration.as_secs().max(2))
+        .with_grace(1)
+        .build()
+        .await
+        .map_err(|e| RunError::Lease(e.to_string()))?;
+    let (mut leading, lease_task) = lease.watch().await;
+    let config = Arc::new(config);
+    let mut leader_work: Option<tokio::task::JoinHandle<()>> = None;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    tracing::error!("leader election stopped");
+                    break;
+                }
+                let is_leader = *leading.borrow_and_update();
+                metrics.set_leader(is_leader);
+                if is_leader && leader_work.is_none() {
+                    tracing::info!(identity = %config.lease.identity, "leading: detecting and reconciling");
+                    leader_work = Some(tokio::spawn(lead(client.clone(), config.clone(), metrics.clone())));
+                } else if !is_leader && let Some(work) = leader_work.take() {
+                    tracing::warn!(identity = %config.lease.identity, "lost the lease: stopping work; the next leader resumes it");
+                    work.abort();
+                }
+            }
+        }
+    }
+    if let Some(work) = leader_work.take() {
+        work.abort();
+    }
+    metrics.set_leader(false);
+    drop(leading);
+    match lease_task.await {
+        Ok(Ok(_)) => tracing::info!("lease released"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "lease not released; it expires on its own"),
+        Err(e) => tracing::warn!(error = %e, "lease task failed"),
+    }
+    servers.abort_all();
+    Ok(())
+}
+
+/// The leader's work: the controller, detection, the shadow collector and the incident gauge.
+async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
+    let reporter = Reporter { controller: "aegis-operator".into(), instance: Some(config.lease.identity.clone()) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        verify: config.verify.clone(),
+        policy_for: config.policy_for.clone(),
+        scope: config.scope.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+    });
+    // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
+    // the whole cluster, whose reconcile skips namespaces out of scope.
+    let apis: Vec<Api<Incident>> = if config.scope.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        config.scope.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+    };
+    let controllers = apis.into_iter().map(|api| {
+        Controller::new(api, watcher::Config::default())
+            .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "controller");
+                }
+            })
+    });
+    let controller = futures::future::join_all(controllers);
+    let detection = detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync);
+    let collector = collect_shadows(client.clone(), config.gc_interval);
+    let gauge = incident_gauge(client, metrics);
+    tokio::join!(controller, detection, collector, gauge);
+}
+
+/// Delete expired shadows, and shadows of operator incidents that are no longer verifying (the
+/// verification was interrupted: a crash, a lost lease).
+async fn collect_shadows(client: Client, every: Duration) {
+    loop {
+        if let Err(e) = collect_once(&client).await {
+            tracing::warn!(error = %e, "shadow collection failed; retrying");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One pass of the collector; returns the shadow namespaces it deleted.
+pub async fn collect_once(client: &Client) -> Result<Vec<String>, aegis_k8s::K8sError> {
+    let mut deleted = aegis_k8s::shadow::collect_expired(client, jiff::Timestamp::now()).await?;
+    for s in aegis_k8s::shadow::list_shadows(client).await? {
+        let Some((ns, name)) = s.incident.split_once('/') else { continue };
+        if s.phase == "Terminating" {
+            continue;
+        }
+        let incident = Api::<Incident>::namespaced(client.clone(), ns).get_opt(name).await.map_err(|source| aegis_k8s::K8sError::List {
+            kind: "Incident",
+            scope: ns.into(),
+            source,
+        })?;
+        let verifying = incident.and_then(|i| i.status).is_some_and(|st| st.phase == Phase::Verifying);
+        if !verifying {
+            aegis_k8s::shadow::delete_shadow_namespace(client, &s.namespace).await?;
+            deleted.push(s.namespace);
+        }
+    }
+    Ok(deleted)
+}
+
+async fn incident_gauge(client: Client, metrics: Metrics) {
+    loop {
+        match Api::<Incident>::all(client.clone()).list(&ListParams::default()).await {
+            Ok(list) => {
+                let mut counts = BTreeMap::new();
+                for i in list.items {
+                    *counts.entry((i.status.map(|s| s.phase).unwrap_or_default(), i.spec.category)).or_insert(0u64) += 1;
+                }
+                metrics.set_incidents(&counts);
+            }
+            Err(e) => tracing::debug!(error = %e, "incident gauge not refreshed"),
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
