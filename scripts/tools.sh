@@ -6,12 +6,14 @@
 #   docker-registry, skopeo   Debian packages: the local OCI registry and the tool that pushes to it
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.35.4, etcd v3.6.13, kwok v0.8.0
 #                             built from the Go module proxy by scripts/harness/build-k8s.sh
+#   helm v3.22.0             built from the Go module proxy: renders and lints the operator's chart
 #   @microsoft/jest-sarif, ajv  npm: the official SARIF 2.1.0 schema and a validator
 # Prints `export` lines for the tests' environment: eval "$(scripts/tools.sh)". Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
 TRIVY_VERSION="v0.74.0"
+HELM_VERSION="v3.22.0"   # its go.mod pins k8s.io/client-go v0.37.0
 JEST_SARIF_VERSION="1.0.0-beta.0"   # ships lib/schemas/sarif-2.1.0-rtm.5.json
 AJV_VERSION="6.12.6"
 mkdir -p "$TOOLS_DIR"
@@ -42,6 +44,22 @@ else
 fi
 trivy_cache=$(bash scripts/harness/trivy-db.sh "$TOOLS_DIR")
 
+# --- Helm ----------------------------------------------------------------------------------------
+helm_bin="$TOOLS_DIR/helm-$HELM_VERSION/bin/helm"
+if [ ! -x "$helm_bin" ]; then
+  command -v go >/dev/null || { log "go is required to build helm"; exit 1; }
+  log "building helm $HELM_VERSION from the Go module proxy (a few minutes, once)"
+  # The ldflags of helm's own Makefile: its version, and the Kubernetes version `helm template` and
+  # `helm lint` assume (from the client-go it is built with: v0.37 -> 1.37).
+  pkg=helm.sh/helm/v3
+  timed "helm build" env CGO_ENABLED=0 GOBIN="$(dirname "$helm_bin")" GOFLAGS=-mod=mod \
+    go install -ldflags "-s -w -X $pkg/internal/version.version=$HELM_VERSION \
+      -X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=37 \
+      -X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=37" "$pkg/cmd/helm@$HELM_VERSION" >&2
+else
+  log "helm $HELM_VERSION cached"
+fi
+
 # --- The local control plane's binaries ---------------------------------------------------------
 k8s_bin=$(bash scripts/harness/build-k8s.sh "$TOOLS_DIR")
 
@@ -59,3 +77,4 @@ echo "export AEGIS_TRIVY_BIN='$trivy_bin'"
 echo "export AEGIS_TRIVY_CACHE_DIR='$trivy_cache'"
 echo "export AEGIS_NODE_MODULES='$npm_dir/node_modules'"
 echo "export AEGIS_K8S_BIN='$k8s_bin'"
+echo "export AEGIS_HELM_BIN='$helm_bin'"

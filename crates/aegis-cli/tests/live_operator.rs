@@ -56,7 +56,8 @@ impl Operator {
         std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
         let log = dir.path().join("operator.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
-        cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns, "--listen", "127.0.0.1:0"])
+        cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns])
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
             .args([
                 "--verify-policy",
                 policy.to_str().unwrap(),
@@ -149,6 +150,18 @@ async fn crashloop(prefix: &str) -> TestNamespace {
     ns
 }
 
+/// A plain HTTP/1.0 GET: the status and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_owned())
+}
+
 fn phases(i: &Incident) -> Vec<Phase> {
     i.status.as_ref().map(|s| s.transitions.iter().map(|t| t.phase).collect()).unwrap_or_default()
 }
@@ -177,8 +190,25 @@ async fn healed(ns: &TestNamespace) -> Deployment {
 #[tokio::test]
 async fn a_crashloop_goes_from_detected_to_resolved_with_policy_approval() {
     let ns = crashloop("op-resolve").await;
-    let _operator = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical"], None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let _operator = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical", "--listen", &listen], None);
     let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+
+    // Health, readiness and metrics of the running operator.
+    assert_eq!(http_get(&listen, "/healthz").0, 200);
+    assert_eq!(http_get(&listen, "/readyz"), (200, "ok".to_owned()));
+    let (code, metrics) = http_get(&listen, "/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "aegis_leader 1",
+        "aegis_incident_transitions_total{phase=\"Resolved\",category=\"CrashLoopBackOff\"} 1",
+        "aegis_gate_verdicts_total{verdict=\"passed\"} 1",
+        "aegis_fixes_applied_total 1",
+        "aegis_verification_duration_seconds_count 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from\n{metrics}");
+    }
     assert_eq!(
         phases(&done),
         [Phase::Detected, Phase::Analyzing, Phase::Verifying, Phase::AwaitingApproval, Phase::Applying, Phase::Monitoring, Phase::Resolved]
@@ -279,13 +309,14 @@ async fn a_rejected_fix_is_never_applied() {
 async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
     let ns = TestNamespace::create("op-rollback").await;
     install_crd(&ns.client()).await;
-    let fails_after = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(40)).unwrap();
+    // Time enough to detect and verify under a loaded CI machine; production's pods come after it.
+    let fails_after = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
     let fails_after = fails_after.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
     let annotations = json!({"aegis.io/memory-need-mib": "200", "aegis.io/test-fails-after": fails_after});
     ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
     let _operator = Operator::start(ns.name(), &[], None);
-    let waiting = incident_in(&ns, Phase::AwaitingApproval, Duration::from_secs(35)).await;
+    let waiting = incident_in(&ns, Phase::AwaitingApproval, Duration::from_secs(55)).await;
     assert_eq!(waiting.spec.category, aegis_model::Category::OOMKilled);
     // Approve once production's new pods will fail.
     let wait = jiff::Timestamp::now().until(fails_after.parse::<jiff::Timestamp>().unwrap()).unwrap();

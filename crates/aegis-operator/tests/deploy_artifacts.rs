@@ -1,0 +1,236 @@
+//! The deployment artifacts against the real tools: the real helm (scripts/tools.sh builds it) lints
+//! and renders the chart; the plain manifests are exactly the chart's render; the chart's CRD is the
+//! binary's; the RBAC names every verb; and the real API server admits every rendered object
+//! (server-side dry run) and, applied for real, grants the operator what it needs and not more.
+//! Needs both harnesses (tools and cluster); fails loudly without them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use aegis_testkit::cluster::TestNamespace;
+use aegis_testkit::{harness_env, repo_root};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::{Discovery, Scope};
+use serde_json::{Value, json};
+
+fn chart() -> PathBuf {
+    repo_root().join("deploy/helm/aegis")
+}
+
+fn helm(args: &[&str]) -> String {
+    let out = Command::new(harness_env("AEGIS_HELM_BIN")).args(args).output().expect("helm runs");
+    assert!(out.status.success(), "helm {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm template` of the chart into `namespace`, as objects.
+fn render(release: &str, namespace: &str, set: &[&str]) -> Vec<Value> {
+    let chart = chart();
+    let mut args = vec!["template", release, chart.to_str().unwrap(), "--namespace", namespace, "--include-crds"];
+    for s in set {
+        args.extend(["--set", s]);
+    }
+    let text = helm(&args);
+    serde_saphyr::from_multiple::<Value>(&text).unwrap().into_iter().filter(|v| !v.is_null()).collect()
+}
+
+#[test]
+fn the_chart_lints_clean_with_and_without_zap() {
+    let chart = chart();
+    helm(&["lint", "--strict", chart.to_str().unwrap()]);
+    helm(&["lint", "--strict", chart.to_str().unwrap(), "--set", "zap.enabled=true", "--set", "zap.apiKeySecret=zap"]);
+}
+
+#[test]
+fn zap_without_an_api_key_secret_is_refused_at_render() {
+    let out = Command::new(harness_env("AEGIS_HELM_BIN"))
+        .args(["template", "aegis", chart().to_str().unwrap(), "--set", "zap.enabled=true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("zap.apiKeySecret"));
+}
+
+#[test]
+fn the_plain_manifests_are_the_charts_default_render() {
+    let chart = chart();
+    let rendered = helm(&["template", "aegis", chart.to_str().unwrap(), "--namespace", "aegis-system", "--include-crds"]);
+    let committed = std::fs::read_to_string(repo_root().join("deploy/manifests/aegis.yaml")).unwrap();
+    assert!(
+        committed == rendered,
+        "deploy/manifests/aegis.yaml is stale: regenerate it with\n  helm template aegis deploy/helm/aegis --namespace aegis-system --include-crds > deploy/manifests/aegis.yaml"
+    );
+}
+
+#[test]
+fn the_charts_crd_is_the_binarys() {
+    let file: Value = serde_saphyr::from_str(&std::fs::read_to_string(chart().join("crds/incidents.aegis.io.yaml")).unwrap()).unwrap();
+    assert_eq!(
+        file,
+        serde_json::to_value(aegis_operator::crd()).unwrap(),
+        "regenerate it with `aegis crd > deploy/helm/aegis/crds/incidents.aegis.io.yaml`"
+    );
+}
+
+#[test]
+fn the_rbac_names_every_verb_resource_and_group() {
+    for doc in render("aegis", "aegis-system", &["zap.enabled=true", "zap.apiKeySecret=zap"]) {
+        if !matches!(doc["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        for rule in doc["rules"].as_array().unwrap() {
+            for field in ["apiGroups", "resources", "verbs"] {
+                let values = rule[field].as_array().unwrap_or_else(|| panic!("{field} missing in {rule}"));
+                assert!(values.iter().all(|v| v != "*"), "a wildcard in {}: {rule}", doc["metadata"]["name"]);
+            }
+            assert!(rule.get("nonResourceURLs").is_none());
+        }
+    }
+}
+
+/// Every object the chart renders — zap included — passes the API server's validation and admission
+/// with a server-side dry run (the CRD first, for real, so its kind is known).
+#[tokio::test]
+async fn the_api_server_admits_every_rendered_object() {
+    let ns = TestNamespace::create("deploy").await;
+    let client = ns.client();
+    let docs = render("aegis", ns.name(), &["zap.enabled=true", "zap.apiKeySecret=zap", "verifyPolicy=zap: {mode: advisory}"]);
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for want in [
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "ValidatingAdmissionPolicy",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(&want), "the chart renders a {want}: {kinds:?}");
+    }
+    let crd = docs.iter().find(|d| d["kind"] == "CustomResourceDefinition").unwrap();
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch("incidents.aegis.io", &PatchParams::apply("aegis-tests").force(), &Patch::Apply(crd)).await.unwrap();
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for doc in &docs {
+        let (group, version) = match doc["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", doc["apiVersion"].as_str().unwrap()),
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, doc["kind"].as_str().unwrap());
+        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("the API server serves {gvk:?}"));
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), ns.name(), &ar),
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        api.patch(name, &PatchParams::apply("aegis-tests").dry_run().force(), &Patch::Apply(doc))
+            .await
+            .unwrap_or_else(|e| panic!("{} {name} refused: {e}", doc["kind"]));
+    }
+}
+
+/// The chart's RBAC, applied for real under a unique release name: the operator's ServiceAccount may
+/// do its job and nothing it does not need.
+#[tokio::test]
+async fn the_operator_account_may_do_its_job_and_no_more() {
+    let ns = TestNamespace::create("rbac").await;
+    let client = ns.client();
+    let release = ns.name().trim_start_matches("aegis-test-").to_owned();
+    let docs = render(&release, ns.name(), &[]);
+    let mut cluster_scoped = Vec::new();
+    let wanted = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ];
+    for doc in docs.iter().filter(|d| d["kind"].as_str().is_some_and(|k| wanted.contains(&k))) {
+        let kind = doc["kind"].as_str().unwrap();
+        let group = match kind {
+            "ServiceAccount" => "",
+            k if k.starts_with("ValidatingAdmission") => "admissionregistration.k8s.io",
+            _ => "rbac.authorization.k8s.io",
+        };
+        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(group, "v1", kind));
+        let api: Api<DynamicObject> = if kind.starts_with("Cluster") || kind.starts_with("ValidatingAdmission") {
+            cluster_scoped.push((ar.clone(), doc["metadata"]["name"].as_str().unwrap().to_owned()));
+            Api::all_with(client.clone(), &ar)
+        } else {
+            Api::namespaced_with(client.clone(), ns.name(), &ar)
+        };
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+    let user = format!("system:serviceaccount:{}:{release}-aegis", ns.name());
+    let can = |verb: &str, group: &str, resource: &str, namespace: &str| {
+        let client = client.clone();
+        let review: SubjectAccessReview = serde_json::from_value(json!({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": ["system:serviceaccounts"],
+                     "resourceAttributes": {"verb": verb, "group": group, "resource": resource, "namespace": namespace}}
+        }))
+        .unwrap();
+        async move {
+            let r = Api::<SubjectAccessReview>::all(client).create(&PostParams::default(), &review).await.unwrap();
+            r.status.is_some_and(|s| s.allowed)
+        }
+    };
+    for (verb, group, resource, namespace) in [
+        ("patch", "apps", "deployments", "shop"),
+        ("create", "", "namespaces", ""),
+        ("update", "aegis.io", "incidents/status", "shop"),
+        ("create", "events.k8s.io", "events", "shop"),
+        ("update", "coordination.k8s.io", "leases", ns.name()),
+    ] {
+        assert!(can(verb, group, resource, namespace).await, "the operator may {verb} {group}/{resource}");
+    }
+    for (verb, group, resource, namespace) in [
+        ("delete", "apps", "deployments", "shop"),
+        ("delete", "", "secrets", "shop"),
+        ("update", "aegis.io", "incidents", "shop"),
+        ("update", "coordination.k8s.io", "leases", "kube-system"),
+        ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ] {
+        assert!(!can(verb, group, resource, namespace).await, "the operator may not {verb} {group}/{resource} in {namespace:?}");
+    }
+
+    // RBAC cannot limit namespace deletes by name; the admission policy does. As the operator (by
+    // impersonation), with server-side dry runs, which admission policies judge like real requests:
+    let kubeconfig = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    config.auth_info.impersonate = Some(user.clone());
+    config.auth_info.impersonate_groups = Some(vec!["system:serviceaccounts".into()]);
+    let as_operator = kube::Client::try_from(config).unwrap();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(as_operator);
+    let dry = kube::api::DeleteParams { dry_run: true, ..Default::default() };
+    let refused = aegis_testkit::cluster::eventually("the admission policy is in force", std::time::Duration::from_secs(30), || {
+        let (namespaces, dry, name) = (namespaces.clone(), dry.clone(), ns.name().to_owned());
+        async move {
+            match namespaces.delete(&name, &dry).await {
+                Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => Ok(e.message),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(refused.contains("shadow namespaces (aegis-shadow-*) only"), "{refused}");
+    let shadow: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "aegis-shadow-rbactest"}})).unwrap();
+    let mut pp = PostParams::default();
+    pp.dry_run = true;
+    namespaces.create(&pp, &shadow).await.expect("the operator may create a shadow namespace");
+    let other: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": "not-a-shadow"}})).unwrap();
+    assert!(namespaces.create(&pp, &other).await.is_err(), "the operator may not create other namespaces");
+
+    for (ar, name) in cluster_scoped {
+        let _ = Api::<DynamicObject>::all_with(client.clone(), &ar).delete(&name, &Default::default()).await;
+    }
+}
