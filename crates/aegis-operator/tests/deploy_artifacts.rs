@@ -224,8 +224,7 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
     assert!(refused.contains("shadow namespaces (aegis-shadow-*) only"), "{refused}");
     let shadow: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(json!({"metadata": {"name": "aegis-shadow-rbactest"}})).unwrap();
-    let mut pp = PostParams::default();
-    pp.dry_run = true;
+    let pp = PostParams { dry_run: true, ..Default::default() };
     namespaces.create(&pp, &shadow).await.expect("the operator may create a shadow namespace");
     let other: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": "not-a-shadow"}})).unwrap();
     assert!(namespaces.create(&pp, &other).await.is_err(), "the operator may not create other namespaces");
