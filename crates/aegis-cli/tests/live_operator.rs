@@ -216,6 +216,11 @@ async fn a_crashloop_goes_from_detected_to_resolved_with_policy_approval() {
     let st = done.status.clone().unwrap();
     let v = st.verification.clone().unwrap();
     assert_eq!(v.verdict, aegis_model::Verdict::Passed, "{:?}", v.reasons);
+    let evidence = &st.analysis.as_ref().unwrap().evidence;
+    assert!(!evidence.iter().any(|e| e.contains("event Analyzing")), "AEGIS's own Events are not evidence: {evidence:?}");
+    let at = |p: Phase| st.transitions.iter().find(|t| t.phase == p).unwrap().at.parse::<jiff::Timestamp>().unwrap();
+    let monitored = at(Phase::Resolved).duration_since(at(Phase::Monitoring));
+    assert!(monitored.as_secs() >= 5, "transitions carry the time they happened: monitoring took {monitored:?}");
     assert!(st.approved.as_ref().unwrap().by.contains("policy"));
     assert_eq!(st.approved.as_ref().unwrap().evidence_digest, v.evidence_digest);
 

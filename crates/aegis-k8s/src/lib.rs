@@ -27,6 +27,9 @@ pub enum K8sError {
     Invalid(String),
 }
 
+/// The reporting controller of the Events AEGIS publishes; the analysis never reads them as evidence.
+pub const EVENT_REPORTER: &str = "aegis-operator";
+
 /// Which objects to read.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
@@ -61,8 +64,10 @@ where
 /// Read a namespace (or all) into a snapshot. Secret and ConfigMap values are dropped as they arrive:
 /// only names and keys are kept. Nodes are read where RBAC allows; a refusal leaves them out.
 pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
-    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, events) =
+    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, mut events) =
         tokio_join(client, scope).await?;
+    // AEGIS's own Events (the operator's transitions) are not evidence about the workload.
+    events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
     let keys = |ns: Option<String>, name: Option<String>, mut keys: Vec<String>| {
         keys.sort();
         KeysOnly { namespace: ns.unwrap_or_default(), name: name.unwrap_or_default(), keys }

@@ -130,6 +130,8 @@ impl Step<'_> {
 
     /// Write the status (PUT with the read resourceVersion), then emit the transition's Events.
     async fn commit(mut self, phase: Phase, reason: String, event: EventType) -> Result<Action, Error> {
+        // The transition happened now, at the end of the step's work (a verification takes a while).
+        self.now = Timestamp::now();
         let from = self.status.phase;
         transition(&mut self.status, phase, reason.clone(), self.now);
         let mut updated = self.incident.clone();

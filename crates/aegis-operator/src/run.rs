@@ -205,7 +205,7 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
 
 /// The leader's work: the controller, detection, the shadow collector and the incident gauge.
 async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
-    let reporter = Reporter { controller: "aegis-operator".into(), instance: Some(config.lease.identity.clone()) };
+    let reporter = Reporter { controller: aegis_k8s::EVENT_REPORTER.into(), instance: Some(config.lease.identity.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
         settings: config.settings.clone(),
