@@ -435,3 +435,119 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
     })
     .await;
 }
+
+/// The demo app of the probe scenarios: serves /healthz and /ready, probed on both.
+fn probed_app() -> serde_json::Value {
+    json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
+}
+
+const SERVES: &str = "/healthz,/ready";
+
+/// A healthy `probed_app` (revision 1) broken by `regression` (revision 2).
+async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace {
+    let ns = TestNamespace::create(prefix).await;
+    install_crd(&ns.client()).await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app())).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
+    ns
+}
+
+/// Run the operator (policy approval up to CRITICAL) until the namespace's incident of `category`
+/// is Resolved, approving by hand when the gate passed only with warnings; production is then healthy.
+async fn resolves(ns: &TestNamespace, category: aegis_model::Category) -> Incident {
+    let _operator = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical"], None);
+    let api: Api<Incident> = ns.api();
+    let done = eventually(&format!("the {category} incident resolved"), Duration::from_secs(150), || {
+        let api = api.clone();
+        async move {
+            let items = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+            let Some(i) = items.into_iter().find(|i| i.spec.category == category) else { return Err("no incident yet".to_owned()) };
+            let st = i.status.clone().unwrap_or_default();
+            if st.phase == Phase::AwaitingApproval && i.spec.approval.is_none() {
+                // passed_with_warnings is never approved by policy: a human looks at the warnings first.
+                let (code, _, err) = aegis(&["incident", "approve", &i.name_any(), "-n", &i.namespace().unwrap(), "--as", "dave"]);
+                return Err(format!("approved by hand ({code:?} {err})"));
+            }
+            match st.phase {
+                Phase::Resolved => Ok(i),
+                p if p.is_terminal() => panic!("ended {p}: {:?}", st.message),
+                p => Err(format!("{p}: {:?}", st.message)),
+            }
+        }
+    })
+    .await;
+    wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
+    no_shadow_of(&ns.client(), ns.name()).await;
+    done
+}
+
+#[tokio::test]
+async fn a_liveness_probe_regression_is_resolved_by_the_operator() {
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
+    let ns = regressed("op-liveness", moved).await;
+    resolves(&ns, aegis_model::Category::LivenessProbeFailure).await;
+}
+
+#[tokio::test]
+async fn a_readiness_probe_regression_is_resolved_by_the_operator() {
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    let ns = regressed("op-readiness", moved).await;
+    resolves(&ns, aegis_model::Category::ReadinessProbeFailure).await;
+}
+
+/// The rolled-back image is scanned by the real Trivy; the missing image's baseline scan fails, so the
+/// gate passes with a warning and a human approves.
+#[tokio::test]
+async fn a_rollout_to_a_missing_tag_is_resolved_by_the_operator_after_a_human_approval() {
+    let missing = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image("v2.1-does-not-exist")}]}}}});
+    let ns = regressed("op-pull", missing).await;
+    let done = resolves(&ns, aegis_model::Category::ImagePullBackOff).await;
+    let st = done.status.unwrap();
+    assert_eq!(st.verification.unwrap().verdict, aegis_model::Verdict::PassedWithWarnings);
+    assert_eq!(st.approved.unwrap().by, "dave");
+}
+
+#[tokio::test]
+async fn an_oom_is_resolved_by_the_operator() {
+    let ns = TestNamespace::create("op-oom").await;
+    install_crd(&ns.client()).await;
+    let mut container = probed_app();
+    container["resources"]["limits"]["memory"] = json!("128Mi");
+    let annotations = json!({"aegis.io/serves-paths": SERVES, "aegis.io/memory-need-mib": "200"});
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
+    resolves(&ns, aegis_model::Category::OOMKilled).await;
+}
+
+#[tokio::test]
+async fn requests_too_large_for_any_node_are_resolved_by_the_operator() {
+    let ns = TestNamespace::create("op-pending").await;
+    install_crd(&ns.client()).await;
+    let mut container = probed_app();
+    container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), container)).await.unwrap();
+    resolves(&ns, aegis_model::Category::Unschedulable).await;
+}
+
+#[tokio::test]
+async fn a_service_selector_typo_is_resolved_by_the_operator() {
+    let ns = TestNamespace::create("op-selector").await;
+    install_crd(&ns.client()).await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app())).await.unwrap();
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+    let done = resolves(&ns, aegis_model::Category::ServiceSelectorMismatch).await;
+    assert!(done.status.unwrap().message.unwrap().contains("routed by Service api"), "monitoring checked the Service routes");
+    let selector = ns.api::<k8s_openapi::api::core::v1::Service>().get("api").await.unwrap().spec.unwrap().selector.unwrap();
+    assert_eq!(selector.get("app").map(String::as_str), Some("api"));
+}
