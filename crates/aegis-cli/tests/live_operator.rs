@@ -451,7 +451,10 @@ async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app())).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app()))
+        .await
+        .unwrap();
     wait_available(&deployments, "api", WAIT).await;
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
     ns
@@ -529,7 +532,10 @@ async fn requests_too_large_for_any_node_are_resolved_by_the_operator() {
     install_crd(&ns.client()).await;
     let mut container = probed_app();
     container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
-    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), container)).await.unwrap();
+    ns.api::<Deployment>()
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), container))
+        .await
+        .unwrap();
     resolves(&ns, aegis_model::Category::Unschedulable).await;
 }
 
@@ -538,7 +544,10 @@ async fn a_service_selector_typo_is_resolved_by_the_operator() {
     let ns = TestNamespace::create("op-selector").await;
     install_crd(&ns.client()).await;
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app())).await.unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app()))
+        .await
+        .unwrap();
     let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
         "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}

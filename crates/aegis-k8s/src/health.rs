@@ -5,7 +5,8 @@
 //! StatefulSet's update revision): pods of the old, broken revision are expected to be unhealthy.
 //! Fatal signals give an early verdict, so a wrong fix is rejected in seconds rather than at the
 //! deadline: CrashLoopBackOff, OOMKilled and other restarts, image pull and config errors,
-//! Unschedulable, a controller that cannot create pods (quota, admission), a container that stayed
+//! Unschedulable (after a grace: short in a shadow, the rollout timeout in production), a controller
+//! that cannot create pods (quota, admission), a container that stayed
 //! unready past its readiness probe's allowance, and a Service that selects no ready pod.
 
 use std::collections::BTreeMap;
@@ -28,7 +29,14 @@ pub struct HealthTarget {
     pub workload: ResourceRef,
     /// Services (in the workload's namespace) that must have a ready endpoint once the workload is up.
     pub services: Vec<String>,
+    /// How long a pod may stay Unschedulable before that is fatal. Short in a shadow, whose capacity is
+    /// part of what is proven; long in production, where capacity frees as old pods (and the shadow's)
+    /// terminate and an autoscaler adds nodes — there the deadline judges.
+    pub unschedulable_grace: Duration,
 }
+
+/// The shadow's grace for Unschedulable pods: the scheduler's first retries.
+pub const SHADOW_UNSCHEDULABLE_GRACE: Duration = Duration::from_secs(10);
 
 /// How the workload fared.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +73,7 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         let mut all_ready = !pods.is_empty();
         let mut unready_too_long = Vec::new();
         for pod in &pods {
-            let signals = pod_signals(pod, now);
+            let signals = pod_signals(pod, now, target.unschedulable_grace);
             all_ready &= signals.ready;
             fatal.extend(signals.fatal);
             unready_too_long.extend(signals.unready_past_probe);
@@ -156,14 +164,17 @@ impl Unready {
 }
 
 /// The fatal signals of one pod. Pure, so the rules are tested without a cluster.
-fn pod_signals(pod: &Pod, now: Timestamp) -> PodSignals {
+fn pod_signals(pod: &Pod, now: Timestamp, unschedulable_grace: Duration) -> PodSignals {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
     let condition = |t: &str| status.conditions.iter().flatten().find(|c| c.type_ == t);
     let mut out = PodSignals { ready: condition("Ready").is_some_and(|c| c.status == "True"), ..Default::default() };
     if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False" && c.reason.as_deref() == Some("Unschedulable")) {
-        let why = c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
-        out.fatal.push(format!("pod {name}: Unschedulable{why}"));
+        let since = c.last_transition_time.as_ref().map(|t| now.duration_since(t.0).unsigned_abs()).unwrap_or(Duration::MAX);
+        if since >= unschedulable_grace {
+            let why = c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            out.fatal.push(format!("pod {name}: Unschedulable{why}"));
+        }
     }
     let probes: BTreeMap<&str, &Probe> =
         pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| Some((c.name.as_str(), c.readiness_probe.as_ref()?))).collect();
@@ -333,7 +344,7 @@ mod tests {
     #[test]
     fn a_container_unready_within_its_probe_allowance_is_not_yet_fatal() {
         let (p, now) = pod(30, false, json!({"httpGet": {"path": "/ready", "port": 8080}}));
-        let s = pod_signals(&p, now);
+        let s = pod_signals(&p, now, Duration::ZERO);
         assert!(!s.ready);
         assert!(s.fatal.is_empty() && s.unready_past_probe.is_empty(), "{s:?}");
     }
@@ -345,7 +356,7 @@ mod tests {
             false,
             json!({"httpGet": {"path": "/readyz", "port": 8080}, "initialDelaySeconds": 2, "periodSeconds": 2, "failureThreshold": 3}),
         );
-        let s = pod_signals(&p, now);
+        let s = pod_signals(&p, now, Duration::ZERO);
         assert_eq!(s.unready_past_probe.len(), 1, "{s:?}");
         let events: Vec<Event> = vec![
             serde_json::from_value(json!({
@@ -364,7 +375,7 @@ mod tests {
     #[test]
     fn a_ready_container_is_never_reported_unready() {
         let (p, now) = pod(3600, true, json!({"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}));
-        let s = pod_signals(&p, now);
+        let s = pod_signals(&p, now, Duration::ZERO);
         assert!(s.ready && s.unready_past_probe.is_empty() && s.fatal.is_empty());
     }
 
@@ -375,8 +386,23 @@ mod tests {
             "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]}
         }))
         .unwrap();
-        let s = pod_signals(&p, Timestamp::now());
+        let s = pod_signals(&p, Timestamp::now(), Duration::ZERO);
         assert_eq!(s.fatal, vec!["pod api-1: Unschedulable: 0/3 nodes are available: 3 Insufficient memory.".to_owned()]);
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_fatal_only_after_its_grace() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "api-1"},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": "2026-11-26T10:00:00Z"}]}
+        }))
+        .unwrap();
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        assert!(pod_signals(&p, at("2026-11-26T10:00:09Z"), SHADOW_UNSCHEDULABLE_GRACE).fatal.is_empty());
+        assert_eq!(
+            pod_signals(&p, at("2026-11-26T10:00:10Z"), SHADOW_UNSCHEDULABLE_GRACE).fatal,
+            vec!["pod api-1: Unschedulable".to_owned()]
+        );
     }
 
     #[test]
@@ -388,7 +414,7 @@ mod tests {
                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
         }))
         .unwrap();
-        let s = pod_signals(&p, Timestamp::now());
+        let s = pod_signals(&p, Timestamp::now(), Duration::ZERO);
         assert_eq!(
             s.fatal,
             vec![

@@ -58,7 +58,11 @@ pub struct Shadow {
 impl Shadow {
     /// What to watch after the fix: the copied workload, routed by every copied Service.
     pub fn health_target(&self) -> HealthTarget {
-        HealthTarget { workload: self.workload.clone(), services: self.services.clone() }
+        HealthTarget {
+            workload: self.workload.clone(),
+            services: self.services.clone(),
+            unschedulable_grace: crate::health::SHADOW_UNSCHEDULABLE_GRACE,
+        }
     }
 }
 

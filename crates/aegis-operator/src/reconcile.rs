@@ -377,8 +377,10 @@ impl Step<'_> {
             .filter(|p| p.target.kind == "Service")
             .map(|p| vec![p.target.name.clone()])
             .unwrap_or_default();
-        let target = HealthTarget { workload: workload.clone(), services };
         let s = &self.ctx.settings;
+        // In production a pending pod waits for capacity (old pods terminating, an autoscaler): the
+        // rollout timeout judges it, not the first scheduling failure.
+        let target = HealthTarget { workload: workload.clone(), services, unschedulable_grace: s.rollout_timeout };
         crate::failpoint::during("monitoring:during");
         let summary = watch_health(&self.ctx.client, &target, s.monitor_window, s.monitor_window + s.rollout_timeout).await?;
         match summary.health {
