@@ -62,6 +62,11 @@ impl<'a> Workload<'a> {
     }
 
     /// Whether AEGIS can patch this workload's pod template (Deployments and StatefulSets).
+    /// A workload known only by name so far (its pods or ReplicaSets are found before its controller).
+    fn empty(resource: ResourceRef) -> Self {
+        Workload { resource, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() }
+    }
+
     pub fn patchable(&self) -> bool {
         self.deployment.is_some() || self.stateful_set.is_some()
     }
@@ -131,17 +136,7 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         let key = (ns_of(&rs.metadata), rs.metadata.name.clone().unwrap_or_default());
         let workload = rs_owner[&key].clone();
         let number = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0);
-        by_key
-            .entry(workload.clone())
-            .or_insert_with(|| Workload {
-                resource: workload,
-                deployment: None,
-                stateful_set: None,
-                revisions: Vec::new(),
-                pods: Vec::new(),
-            })
-            .revisions
-            .push(Revision { number, replica_set: rs });
+        by_key.entry(workload.clone()).or_insert_with(|| Workload::empty(workload)).revisions.push(Revision { number, replica_set: rs });
     }
     for p in &s.pods {
         let ns = ns_of(&p.metadata);
@@ -154,17 +149,7 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
             Some((kind, name)) => ResourceRef { kind: kind.to_owned(), namespace: ns.clone(), name: name.to_owned() },
             None => ResourceRef { kind: "Pod".into(), namespace: ns.clone(), name: p.metadata.name.clone().unwrap_or_default() },
         };
-        by_key
-            .entry(workload.clone())
-            .or_insert_with(|| Workload {
-                resource: workload,
-                deployment: None,
-                stateful_set: None,
-                revisions: Vec::new(),
-                pods: Vec::new(),
-            })
-            .pods
-            .push(p);
+        by_key.entry(workload.clone()).or_insert_with(|| Workload::empty(workload)).pods.push(p);
     }
     let mut out: Vec<Workload<'_>> = by_key.into_values().collect();
     for w in &mut out {

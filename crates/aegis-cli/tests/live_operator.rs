@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aegis_model::Digest;
 use aegis_operator::crd::{Incident, Phase};
-use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::cluster::{SERVES_PATHS, TestNamespace, deployment, eventually, probed_app, wait_available};
 use aegis_testkit::harness_env;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -370,6 +370,24 @@ async fn crash_and_resume(prefix: &str, failpoint: &str) {
 }
 
 #[tokio::test]
+async fn a_crash_right_after_detection_resumes_to_resolved() {
+    crash_and_resume("op-crash-detect", "detected:before-commit").await;
+}
+
+#[tokio::test]
+async fn an_unanswered_fix_expires_and_is_never_applied() {
+    let ns = crashloop("op-expire").await;
+    let _operator = Operator::start(ns.name(), &["--approval-timeout", "3s"], None);
+    let expired = incident_in(&ns, Phase::Expired, WAIT).await;
+    assert_eq!(phases(&expired)[3..], [Phase::AwaitingApproval, Phase::Expired]);
+    assert_eq!(
+        ns.api::<Deployment>().get("api").await.unwrap().metadata.generation,
+        Some(expired.spec.detected_generation),
+        "nothing applied"
+    );
+}
+
+#[tokio::test]
 async fn a_crash_after_the_analysis_resumes_to_resolved() {
     crash_and_resume("op-crash-analyze", "analyzing:before-commit").await;
 }
@@ -436,23 +454,13 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
     .await;
 }
 
-/// The demo app of the probe scenarios: serves /healthz and /ready, probed on both.
-fn probed_app() -> serde_json::Value {
-    json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
-}
-
-const SERVES: &str = "/healthz,/ready";
-
 /// A healthy `probed_app` (revision 1) broken by `regression` (revision 2).
 async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace {
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;
     let deployments = ns.api::<Deployment>();
     deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app()))
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
         .await
         .unwrap();
     wait_available(&deployments, "api", WAIT).await;
@@ -519,9 +527,9 @@ async fn a_rollout_to_a_missing_tag_is_resolved_by_the_operator_after_a_human_ap
 async fn an_oom_is_resolved_by_the_operator() {
     let ns = TestNamespace::create("op-oom").await;
     install_crd(&ns.client()).await;
-    let mut container = probed_app();
+    let mut container = probed_app(&image("v2"));
     container["resources"]["limits"]["memory"] = json!("128Mi");
-    let annotations = json!({"aegis.io/serves-paths": SERVES, "aegis.io/memory-need-mib": "200"});
+    let annotations = json!({"aegis.io/serves-paths": SERVES_PATHS, "aegis.io/memory-need-mib": "200"});
     ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
     resolves(&ns, aegis_model::Category::OOMKilled).await;
 }
@@ -530,10 +538,10 @@ async fn an_oom_is_resolved_by_the_operator() {
 async fn requests_too_large_for_any_node_are_resolved_by_the_operator() {
     let ns = TestNamespace::create("op-pending").await;
     install_crd(&ns.client()).await;
-    let mut container = probed_app();
+    let mut container = probed_app(&image("v2"));
     container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
     ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), container))
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), container))
         .await
         .unwrap();
     resolves(&ns, aegis_model::Category::Unschedulable).await;
@@ -545,7 +553,7 @@ async fn a_service_selector_typo_is_resolved_by_the_operator() {
     install_crd(&ns.client()).await;
     let deployments = ns.api::<Deployment>();
     deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES}), probed_app()))
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
         .await
         .unwrap();
     let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({

@@ -5,6 +5,7 @@
 //!
 //! | name | where |
 //! |---|---|
+//! | `detected:before-commit` | the Incident exists, its first status is not written |
 //! | `analyzing:before-commit` | the analysis is done, its status not written |
 //! | `verifying:during` | two seconds into a verification: the shadow exists |
 //! | `awaiting-approval:before-commit` | the approval is decided, not recorded |

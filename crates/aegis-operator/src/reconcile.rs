@@ -192,6 +192,7 @@ impl Step<'_> {
         let mut s = self;
         // Record Detected first (so it appears in the history), then move on.
         transition(&mut s.status, Phase::Detected, reason.clone(), s.now);
+        crate::failpoint::hit("detected:before-commit");
         s.commit(Phase::Analyzing, format!("{reason}; analyzing"), EventType::Normal).await
     }
 

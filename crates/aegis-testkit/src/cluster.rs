@@ -106,7 +106,12 @@ fn rand_u32() -> u32 {
 
 /// A Deployment of `replicas` pods labelled `app: <name>`, with pod-template annotations (the fault
 /// Stages read the app's needs from them) and one container.
-pub fn deployment(name: &str, replicas: i32, annotations: serde_json::Value, container: serde_json::Value) -> k8s_openapi::api::apps::v1::Deployment {
+pub fn deployment(
+    name: &str,
+    replicas: i32,
+    annotations: serde_json::Value,
+    container: serde_json::Value,
+) -> k8s_openapi::api::apps::v1::Deployment {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -121,6 +126,18 @@ pub fn deployment(name: &str, replicas: i32, annotations: serde_json::Value, con
         }
     }))
     .expect("valid Deployment")
+}
+
+/// The paths the demo app serves (pod annotation `aegis.io/serves-paths`: the probe fault Stages read it).
+pub const SERVES_PATHS: &str = "/healthz,/ready";
+
+/// The demo app's container `api` running `image`, serving [`SERVES_PATHS`] and probed on both, with
+/// quick probes so the (emulated) kubelet's verdicts come in seconds.
+pub fn probed_app(image: &str) -> serde_json::Value {
+    serde_json::json!({"name": "api", "image": image, "ports": [{"containerPort": 8080}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
 }
 
 /// Wait until Deployment `name` has rolled out completely: current generation observed, every replica

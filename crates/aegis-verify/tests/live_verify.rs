@@ -9,7 +9,7 @@ use aegis_model::{Category, Fix, FixAction, Incident, ResourceRef, Verdict};
 use aegis_scanners::Runner;
 use aegis_scanners::trivy::{TrivyConfig, TrivyScanner};
 use aegis_security::{GatePolicy, Policy};
-use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::cluster::{SERVES_PATHS, TestNamespace, deployment, eventually, probed_app, wait_available};
 use aegis_testkit::harness_env;
 use aegis_verify::{VerificationResult, VerifyOptions, verify};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -240,22 +240,13 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
 
-/// The app of the probe and pull scenarios: serves /healthz and /ready, probed on both, quick probes so
-/// the kubelet's verdicts (and the shadow's) come in seconds.
-fn probed_app() -> Value {
-    json!({"name": "api", "image": image("v2"), "ports": [{"containerPort": 8080}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
-}
-
 /// Production ran `probed_app` healthy (revision 1) until `regression` made revision 2; returns the
 /// namespace and the analysis' incident of `category`, which must be a rollback to revision 1.
 async fn regressed(prefix: &str, regression: Value, category: Category) -> (TestNamespace, Incident) {
     let ns = TestNamespace::create(prefix).await;
     let deployments = ns.api::<Deployment>();
-    let needs = json!({"aegis.io/serves-paths": "/healthz,/ready"});
-    deployments.create(&PostParams::default(), &deployment("api", 2, needs, probed_app())).await.unwrap();
+    let needs = json!({"aegis.io/serves-paths": SERVES_PATHS});
+    deployments.create(&PostParams::default(), &deployment("api", 2, needs, probed_app(&image("v2")))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
     let incident = found(&ns, category).await;
@@ -341,10 +332,10 @@ async fn a_rollout_to_a_missing_tag_is_rolled_back_in_the_shadow_with_the_baseli
 #[tokio::test]
 async fn requests_too_large_for_any_node_are_lowered_in_the_shadow_and_a_restart_is_rejected() {
     let ns = TestNamespace::create("verify-pending").await;
-    let mut container = probed_app();
+    let mut container = probed_app(&image("v2"));
     container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
     ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), container))
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), container))
         .await
         .unwrap();
     let incident = found(&ns, Category::Unschedulable).await;
@@ -360,7 +351,7 @@ async fn a_service_selector_typo_is_fixed_in_the_shadow_and_another_typo_is_reje
     let ns = TestNamespace::create("verify-selector").await;
     let deployments = ns.api::<Deployment>();
     deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": "/healthz,/ready"}), probed_app()))
+        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
         .await
         .unwrap();
     let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
