@@ -340,13 +340,16 @@ async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
 
 /// Crash the operator at `failpoint` (it aborts, like `kill -9`), restart it, and check that the
 /// incident still ends Resolved, the fix was applied once, and no shadow is left.
-async fn crash_and_resume(prefix: &str, failpoint: &str) {
+async fn crash_and_resume(prefix: &str, failpoint: &str, crashed_in: Phase) {
     let ns = crashloop(prefix).await;
     let auto = ["--auto-approve-max-severity", "critical"];
     let mut first = Operator::start(ns.name(), &auto, Some(failpoint));
     let status = first.exited(WAIT).await;
     assert!(!status.success(), "the failpoint aborted the operator");
     assert!(first.log().contains(&format!("AEGIS_FAILPOINT {failpoint}")), "{}", first.log());
+    let at_crash = ns.api::<Incident>().list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(at_crash.len(), 1);
+    assert_eq!(at_crash[0].status.as_ref().map(|s| s.phase).unwrap_or_default(), crashed_in, "the crash came in {crashed_in}");
     let _second = Operator::start(ns.name(), &auto, None);
     let done = incident_in(&ns, Phase::Resolved, WAIT).await;
     let d = healed(&ns).await;
@@ -371,7 +374,7 @@ async fn crash_and_resume(prefix: &str, failpoint: &str) {
 
 #[tokio::test]
 async fn a_crash_right_after_detection_resumes_to_resolved() {
-    crash_and_resume("op-crash-detect", "detected:before-commit").await;
+    crash_and_resume("op-crash-detect", "detected:before-commit", Phase::Detected).await;
 }
 
 #[tokio::test]
@@ -389,27 +392,27 @@ async fn an_unanswered_fix_expires_and_is_never_applied() {
 
 #[tokio::test]
 async fn a_crash_after_the_analysis_resumes_to_resolved() {
-    crash_and_resume("op-crash-analyze", "analyzing:before-commit").await;
+    crash_and_resume("op-crash-analyze", "analyzing:before-commit", Phase::Analyzing).await;
 }
 
 #[tokio::test]
 async fn a_crash_during_the_verification_resumes_to_resolved_without_its_shadow() {
-    crash_and_resume("op-crash-verify", "verifying:during").await;
+    crash_and_resume("op-crash-verify", "verifying:during", Phase::Verifying).await;
 }
 
 #[tokio::test]
 async fn a_crash_while_approving_resumes_to_resolved() {
-    crash_and_resume("op-crash-approve", "awaiting-approval:before-commit").await;
+    crash_and_resume("op-crash-approve", "awaiting-approval:before-commit", Phase::AwaitingApproval).await;
 }
 
 #[tokio::test]
 async fn a_crash_after_the_production_patch_resumes_without_applying_it_twice() {
-    crash_and_resume("op-crash-apply", "applying:after-patch").await;
+    crash_and_resume("op-crash-apply", "applying:after-patch", Phase::Applying).await;
 }
 
 #[tokio::test]
 async fn a_crash_during_the_monitoring_resumes_to_resolved() {
-    crash_and_resume("op-crash-monitor", "monitoring:during").await;
+    crash_and_resume("op-crash-monitor", "monitoring:during", Phase::Monitoring).await;
 }
 
 async fn holder(ns: &TestNamespace) -> Option<String> {

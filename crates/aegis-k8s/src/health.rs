@@ -67,6 +67,18 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
     loop {
         let elapsed = start.elapsed();
         let rollout = rollout_state(client, &target.workload).await?;
+        // Until the controller has observed the latest spec, its "newest" revision is the one before
+        // the change: judging those pods would blame the fix for what it replaces.
+        if !rollout.observed {
+            if elapsed >= deadline {
+                let reason =
+                    format!("not healthy within {}s: the controller has not observed the change ({})", deadline.as_secs(), rollout.detail);
+                observations.push(reason.clone());
+                return Ok(HealthSummary { health: Health::Unhealthy { reasons: vec![reason] }, observations, elapsed });
+            }
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
         let pods = newest_pods(client, &target.workload).await?;
         let now = Timestamp::now();
         let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
@@ -219,8 +231,10 @@ fn probe_text(p: &Probe) -> String {
     "readinessProbe".into()
 }
 
-/// Whether the controller has rolled the workload out, a failure it reports, and a detail for humans.
+/// Whether the controller has seen the latest spec and rolled it out, a failure it reports, and a
+/// detail for humans.
 struct Rollout {
+    observed: bool,
     done: bool,
     failure: Option<String>,
     detail: String,
@@ -232,17 +246,16 @@ async fn rollout_state(client: &Client, w: &ResourceRef) -> Result<Rollout, K8sE
         let s = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
         let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let st = s.status.unwrap_or_default();
-        let done = st.observed_generation == s.metadata.generation && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
+        let observed = st.observed_generation >= s.metadata.generation;
+        let done = observed && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
         let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
-        return Ok(Rollout { done, failure: None, detail });
+        return Ok(Rollout { observed, done, failure: None, detail });
     }
     let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = d.status.unwrap_or_default();
-    let done = st.observed_generation == d.metadata.generation
-        && st.updated_replicas == Some(want)
-        && st.available_replicas == Some(want)
-        && st.replicas == Some(want);
+    let observed = st.observed_generation >= d.metadata.generation;
+    let done = observed && st.updated_replicas == Some(want) && st.available_replicas == Some(want) && st.replicas == Some(want);
     // ReplicaFailure: the ReplicaSet cannot create pods at all (exceeded quota, admission refused).
     let failure =
         st.conditions.iter().flatten().find(|c| c.type_ == "ReplicaFailure" && c.status == "True").map(|c| {
@@ -254,7 +267,7 @@ async fn rollout_state(client: &Client, w: &ResourceRef) -> Result<Rollout, K8sE
         st.updated_replicas.unwrap_or(0),
         st.replicas.unwrap_or(0)
     );
-    Ok(Rollout { done, failure, detail })
+    Ok(Rollout { observed, done, failure, detail })
 }
 
 fn selector_string(s: Option<&LabelSelector>) -> String {
