@@ -571,3 +571,88 @@ async fn a_service_selector_typo_is_resolved_by_the_operator() {
     let selector = ns.api::<k8s_openapi::api::core::v1::Service>().get("api").await.unwrap().spec.unwrap().selector.unwrap();
     assert_eq!(selector.get("app").map(String::as_str), Some("api"));
 }
+
+/// A TCP link to the API server that a test can cut — live connections dropped, new ones refused —
+/// and restore: the API server unavailable for one operator, while the other tests keep theirs.
+struct ApiLink {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    epoch: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl ApiLink {
+    async fn start(upstream: String) -> ApiLink {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let epoch = std::sync::Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (c, e) = (cut.clone(), epoch.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if c.load(Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let (upstream, mut cut_now) = (upstream.clone(), e.subscribe());
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_now.changed() => {}
+                    }
+                });
+            }
+        });
+        ApiLink { addr, cut, epoch }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The harness kubeconfig, pointed at this link; written into `dir`.
+    fn kubeconfig(&self, dir: &std::path::Path) -> PathBuf {
+        let mut kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+        for c in &mut kc.clusters {
+            if let Some(cluster) = c.cluster.as_mut() {
+                cluster.server = Some(format!("https://{}", self.addr));
+            }
+        }
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+        path
+    }
+}
+
+/// The API server unavailable for 8 s during the verification and again during the monitoring (with
+/// a 4 s Lease): the operator's steps fail and are retried, the interrupted verification's shadow is
+/// deleted when the step resumes, and the incident still ends Resolved with the fix applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_unavailable_during_verification_and_monitoring_delays_but_never_misleads() {
+    let ns = crashloop("op-apicut").await;
+    let kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+    let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
+    let link = ApiLink::start(server.trim_start_matches("https://").to_owned()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = link.kubeconfig(dir.path());
+    let op = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical", "--kubeconfig", kubeconfig.to_str().unwrap()], None);
+    for phase in [Phase::Verifying, Phase::Monitoring] {
+        incident_in(&ns, phase, WAIT).await;
+        link.cut();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        link.restore();
+    }
+    let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+    let d = healed(&ns).await;
+    assert_eq!(d.metadata.generation, Some(done.spec.detected_generation + 1), "the fix was applied once");
+    assert_eq!(ns.api::<Incident>().list(&ListParams::default()).await.unwrap().items.len(), 1);
+    let log = op.log();
+    assert!(log.contains("reconcile failed; retrying"), "the outage was seen and retried:\n{log}");
+    no_shadow_of(&ns.client(), ns.name()).await;
+}
