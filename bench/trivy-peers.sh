@@ -4,8 +4,8 @@
 #   aegis   `aegis gate --candidate REPORT -o json` (release): detect, parse, normalise, fingerprint, gate
 #   python  bench/peers/trivy_count.py: json.load + a loop counting severities (the predecessor's way)
 #   jq      one jq program counting severities
-# Prints one JSON line per report and tool: median wall time of RUNS (default 7) and peak RSS; then
-# the counts each tool found, which must agree.
+# Prints one JSON line per report: each tool's median wall time over RUNS (default 7) runs and its peak
+# RSS; then (stderr) the counts by severity each tool found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${AEGIS_TESTDATA:-../shared/testdata}/trivy"
@@ -21,14 +21,16 @@ measure() {
   local name=$1; shift
   local walls=() rss=0
   for _ in $(seq "$RUNS"); do
-    local out
-    out=$( { /usr/bin/time -f '%e %M' "$@" > /dev/null; } 2>&1 | tail -1 ) || true
-    walls+=("${out% *}")
-    [ "${out#* }" -gt "$rss" ] && rss=${out#* }
+    local out t0 t1
+    t0=$(date +%s%N)
+    out=$( { /usr/bin/time -f '%M' "$@" > /dev/null; } 2>&1 | tail -1 ) || true
+    t1=$(date +%s%N)
+    walls+=("$(( (t1 - t0) / 1000000 ))")
+    [ "$out" -gt "$rss" ] && rss=$out
   done
   local median
   median=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  echo "\"$name\":{\"wall_s\":$median,\"peak_rss_kb\":$rss}"
+  echo "\"$name\":{\"wall_ms\":$median,\"peak_rss_kb\":$rss}"
 }
 
 for f in securecodebox-mediawiki-1.27.3.legacy.json securecodebox-local-k8s-scan-result.json backline-juice-shop-repo-trivy-0.69.3.json; do
