@@ -656,3 +656,38 @@ async fn the_api_server_unavailable_during_verification_and_monitoring_delays_bu
     assert!(log.contains("reconcile failed; retrying"), "the outage was seen and retried:\n{log}");
     no_shadow_of(&ns.client(), ns.name()).await;
 }
+
+/// The API server unavailable while the fix is being applied: the operator pauses just before the
+/// production patch (`AEGIS_FAILPOINT=applying:pause`, inverse already recorded), the link is cut for
+/// 8 s, the patch fails and is retried once the API server is back — applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once() {
+    let ns = crashloop("op-apicut-apply").await;
+    let kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+    let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
+    let link = ApiLink::start(server.trim_start_matches("https://").to_owned()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = link.kubeconfig(dir.path());
+    let op = Operator::start(
+        ns.name(),
+        &["--auto-approve-max-severity", "critical", "--kubeconfig", kubeconfig.to_str().unwrap()],
+        Some("applying:pause"),
+    );
+    let api: Api<Incident> = ns.api();
+    eventually("the inverse recorded, the patch not yet sent", WAIT, || {
+        let api = api.clone();
+        async move {
+            let items = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+            let applying = items.iter().any(|i| i.status.as_ref().is_some_and(|s| s.phase == Phase::Applying && s.applied.is_some()));
+            if applying { Ok(()) } else { Err("not applying yet".to_owned()) }
+        }
+    })
+    .await;
+    link.cut();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    link.restore();
+    let done = incident_in(&ns, Phase::Resolved, WAIT).await;
+    let d = healed(&ns).await;
+    assert_eq!(d.metadata.generation, Some(done.spec.detected_generation + 1), "the fix was applied once");
+    assert!(op.log().contains("reconcile failed; retrying"), "the outage was seen and retried:\n{}", op.log());
+}

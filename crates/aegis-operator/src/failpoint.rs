@@ -10,6 +10,7 @@
 //! | `verifying:during` | two seconds into a verification: the shadow exists |
 //! | `awaiting-approval:before-commit` | the approval is decided, not recorded |
 //! | `applying:after-patch` | the fix is in production, the status does not say so |
+//! | `applying:pause` | not a crash: a 5 s pause before the production patch, so a test can cut the API server then |
 //! | `monitoring:during` | two seconds into the monitoring window |
 
 use std::sync::OnceLock;
@@ -35,5 +36,13 @@ pub fn during(name: &'static str) {
             tokio::time::sleep(Duration::from_secs(2)).await;
             hit(name);
         });
+    }
+}
+
+/// Pause five seconds here if `name` is the configured failpoint (a window for a test to act in).
+pub async fn pause(name: &str) {
+    if configured() == Some(name) {
+        eprintln!("AEGIS_FAILPOINT {name}: pausing 5 s");
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }

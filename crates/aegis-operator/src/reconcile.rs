@@ -341,6 +341,7 @@ impl Step<'_> {
             return self.commit(Phase::Applying, format!("applying to {}: inverse patch recorded", patch.target), EventType::Normal).await;
         }
         let marker = format!("{}@{}", self.id(), verification.evidence_digest.as_str());
+        crate::failpoint::pause("applying:pause").await;
         let pre = Precondition { workload: self.workload(), generation: verification.workload_generation };
         let outcome =
             apply_guarded(&self.ctx.client, &patch, Some(&pre), APPLIED_ANNOTATION, &marker, &self.ctx.settings.field_manager).await?;
