@@ -516,6 +516,10 @@ pub struct OperatorRunArgs {
     /// This replica's identity in the Lease (default: the pod name, else host and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// This replica's Pod in --lease-namespace, labelled aegis.io/leader=true while it leads (the chart's
+    /// Falco Service selects it, so alerts reach the store the leader's verifications read).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// A Lease not renewed for this long passes to another replica.
     #[arg(long, default_value = "15s")]
     pub lease_duration: String,

@@ -422,12 +422,28 @@ async fn holder(ns: &TestNamespace) -> Option<String> {
 #[tokio::test]
 async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
     let ns = crashloop("op-replicas").await;
+    // The replicas' Pods (kwok runs them): the leader labels its own, for the Falco Service.
+    let pods = ns.api::<k8s_openapi::api::core::v1::Pod>();
+    for name in ["replica-a", "replica-b"] {
+        let pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"aegis.io/leader": "true"}},
+            "spec": {"containers": [{"name": "operator", "image": "registry.invalid/aegis:test"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let leader_label = |name: &'static str| {
+        let pods = pods.clone();
+        async move { pods.get(name).await.unwrap().metadata.labels.unwrap_or_default().get("aegis.io/leader").cloned() }
+    };
     let auto = ["--auto-approve-max-severity", "critical"];
-    let mut a = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-a"]].concat(), None);
-    let mut b = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-b"]].concat(), None);
+    let mut a = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-a", "--pod-name", "replica-a"]].concat(), None);
+    let mut b = Operator::start(ns.name(), &[&auto[..], &["--identity", "replica-b", "--pod-name", "replica-b"]].concat(), None);
     incident_in(&ns, Phase::Resolved, WAIT).await;
     let leader = eventually("a leader", WAIT, || async { holder(&ns).await.ok_or_else(|| "no holder".to_owned()) }).await;
     assert!(leader == "replica-a" || leader == "replica-b", "{leader}");
+    let standby = if leader == "replica-a" { "replica-b" } else { "replica-a" };
+    let leader_name: &'static str = if leader == "replica-a" { "replica-a" } else { "replica-b" };
+    assert_eq!(leader_label(leader_name).await.as_deref(), Some("true"), "the leader's Pod is labelled");
+    assert_eq!(leader_label(standby).await, None, "a stale label is cleared at start; the standby's Pod is not labelled");
     let logs = format!("{}{}", a.log(), b.log());
     assert_eq!(logs.matches("leading: detecting and reconciling").count(), 1, "exactly one replica led:\n{logs}");
 
@@ -437,6 +453,13 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
     eventually("the other replica leads", WAIT, || async {
         match holder(&ns).await {
             Some(h) if h == survivor => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    eventually("the survivor's Pod is labelled the leader", WAIT, || async {
+        match leader_label(standby).await {
+            Some(v) if v == "true" => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })

@@ -54,6 +54,24 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a Lease holds without renewal: a killed leader is replaced after about this long.
     pub duration: Duration,
+    /// This replica's Pod (in `namespace`), labelled [`LEADER_LABEL`]`=true` while it leads: a Service
+    /// selecting that label sends Falco alerts to the leader, whose store its verifications read.
+    pub pod: Option<String>,
+}
+
+/// The label on the leading replica's Pod.
+pub const LEADER_LABEL: &str = "aegis.io/leader";
+
+/// Label (or unlabel) this replica's Pod as the leader. A failure is logged: the Lease, not the
+/// label, decides who leads.
+async fn mark_leader(client: &Client, lease: &LeaseConfig, leading: bool) {
+    let Some(pod) = &lease.pod else { return };
+    let value = if leading { serde_json::Value::from("true") } else { serde_json::Value::Null };
+    let patch = serde_json::json!({"metadata": {"labels": {LEADER_LABEL: value}}});
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &lease.namespace);
+    if let Err(e) = pods.patch(pod, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await {
+        tracing::warn!(pod = %pod, leading, error = %e, "the leader label was not updated");
+    }
 }
 
 pub struct OperatorConfig {
@@ -165,6 +183,8 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
         .build()
         .await
         .map_err(|e| RunError::Lease(e.to_string()))?;
+    // A restarted replica does not lead yet, whatever its Pod's label says from before.
+    mark_leader(&client, &config.lease, false).await;
     let (mut leading, lease_task) = lease.watch().await;
     let config = Arc::new(config);
     let mut leader_work: Option<tokio::task::JoinHandle<()>> = None;
@@ -179,6 +199,7 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
                 }
                 let is_leader = *leading.borrow_and_update();
                 metrics.set_leader(is_leader);
+                mark_leader(&client, &config.lease, is_leader).await;
                 if is_leader && leader_work.is_none() {
                     tracing::info!(identity = %config.lease.identity, "leading: detecting and reconciling");
                     leader_work = Some(tokio::spawn(lead(client.clone(), config.clone(), metrics.clone())));
@@ -193,6 +214,7 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
         work.abort();
     }
     metrics.set_leader(false);
+    mark_leader(&client, &config.lease, false).await;
     drop(leading);
     match lease_task.await {
         Ok(Ok(_)) => tracing::info!("lease released"),

@@ -189,6 +189,7 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
         ("update", "aegis.io", "incidents/status", "shop"),
         ("create", "events.k8s.io", "events", "shop"),
         ("update", "coordination.k8s.io", "leases", ns.name()),
+        ("patch", "", "pods", ns.name()),
     ] {
         assert!(can(verb, group, resource, namespace).await, "the operator may {verb} {group}/{resource}");
     }
@@ -197,6 +198,7 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
         ("delete", "", "secrets", "shop"),
         ("update", "aegis.io", "incidents", "shop"),
         ("update", "coordination.k8s.io", "leases", "kube-system"),
+        ("patch", "", "pods", "shop"),
         ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
     ] {
         assert!(!can(verb, group, resource, namespace).await, "the operator may not {verb} {group}/{resource} in {namespace:?}");

@@ -75,6 +75,7 @@ async fn operator(a: &OperatorRunArgs) -> Result<u8> {
             name: a.lease_name.clone(),
             identity,
             duration: duration(&a.lease_duration, "--lease-duration")?,
+            pod: a.pod_name.clone(),
         },
         concurrency: a.concurrency,
         debounce: duration(&a.debounce, "--debounce")?,
