@@ -1,4 +1,5 @@
-//! Detection: watch Pods and Deployments, and turn what the analyzer finds into Incident objects.
+//! Detection: watch Pods, Deployments, StatefulSets, Jobs and Services, and turn what the analyzer
+//! finds into Incident objects.
 //!
 //! A watch event only marks its namespace dirty; a short debounce later each dirty namespace is read
 //! once (one snapshot, however many pods changed) and analyzed, and every namespace in scope is
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant};
 use aegis_analysis::Snapshot;
 use aegis_model::ResourceRef;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -200,8 +202,13 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
         });
         futures::stream::select_all(each).boxed()
     }
+    // The kinds the analyzer reads incidents from; a label selector applies to workloads and pods, not
+    // to Services (whose selectors are what is judged).
     let pods = streams::<Pod>(&client, &scope, &config);
     let deployments = streams::<Deployment>(&client, &scope, &config);
+    let stateful_sets = streams::<StatefulSet>(&client, &scope, &config);
+    let jobs = streams::<Job>(&client, &scope, &config);
+    let services = streams::<Service>(&client, &scope, &watcher::Config::default());
     let detect = async {
         let mut last_resync = Instant::now() - resync;
         // With the opt-in, the namespaces labelled at the last resync (a watch event does not carry
@@ -236,7 +243,14 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
             }
         }
     };
-    tokio::join!(watch("Pod", pods), watch("Deployment", deployments), detect);
+    tokio::join!(
+        watch("Pod", pods),
+        watch("Deployment", deployments),
+        watch("StatefulSet", stateful_sets),
+        watch("Job", jobs),
+        watch("Service", services),
+        detect
+    );
 }
 
 #[cfg(test)]
