@@ -577,18 +577,7 @@ async fn requests_too_large_for_any_node_are_resolved_by_the_operator() {
 async fn a_service_selector_typo_is_resolved_by_the_operator() {
     let ns = TestNamespace::create("op-selector").await;
     install_crd(&ns.client()).await;
-    let deployments = ns.api::<Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
-        .await
-        .unwrap();
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
-        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
-    }))
-    .unwrap();
-    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
-    wait_available(&deployments, "api", WAIT).await;
+    aegis_testkit::cluster::selector_typo(&ns, &image("v2"), WAIT).await;
     let done = resolves(&ns, aegis_model::Category::ServiceSelectorMismatch).await;
     assert!(done.status.unwrap().message.unwrap().contains("routed by Service api"), "monitoring checked the Service routes");
     let selector = ns.api::<k8s_openapi::api::core::v1::Service>().get("api").await.unwrap().spec.unwrap().selector.unwrap();
@@ -604,6 +593,13 @@ struct ApiLink {
 }
 
 impl ApiLink {
+    /// A link to the harness' API server.
+    async fn to_harness() -> ApiLink {
+        let kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+        let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
+        ApiLink::start(server.trim_start_matches("https://").to_owned()).await
+    }
+
     async fn start(upstream: String) -> ApiLink {
         use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -659,9 +655,7 @@ impl ApiLink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_unavailable_during_verification_and_monitoring_delays_but_never_misleads() {
     let ns = crashloop("op-apicut").await;
-    let kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
-    let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
-    let link = ApiLink::start(server.trim_start_matches("https://").to_owned()).await;
+    let link = ApiLink::to_harness().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = link.kubeconfig(dir.path());
     let op = Operator::start(ns.name(), &["--auto-approve-max-severity", "critical", "--kubeconfig", kubeconfig.to_str().unwrap()], None);
@@ -686,9 +680,7 @@ async fn the_api_server_unavailable_during_verification_and_monitoring_delays_bu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once() {
     let ns = crashloop("op-apicut-apply").await;
-    let kc = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
-    let server = kc.clusters[0].cluster.as_ref().unwrap().server.clone().unwrap();
-    let link = ApiLink::start(server.trim_start_matches("https://").to_owned()).await;
+    let link = ApiLink::to_harness().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = link.kubeconfig(dir.path());
     let op = Operator::start(

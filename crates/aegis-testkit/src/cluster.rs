@@ -168,3 +168,21 @@ pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, n
     })
     .await
 }
+
+/// The selector-typo scenario: Deployment `api` (the [`probed_app`] on `image`, two replicas, Available)
+/// and a Service `api` whose selector says `app: apj` — it routes to nothing.
+pub async fn selector_typo(ns: &TestNamespace, image: &str, limit: Duration) {
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let annotations = serde_json::json!({"aegis.io/serves-paths": SERVES_PATHS});
+    deployments
+        .create(&PostParams::default(), &deployment("api", 2, annotations, probed_app(image)))
+        .await
+        .expect("the Deployment is created");
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .expect("valid Service");
+    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.expect("the Service is created");
+    wait_available(&deployments, "api", limit).await;
+}

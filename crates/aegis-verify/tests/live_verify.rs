@@ -349,19 +349,8 @@ async fn requests_too_large_for_any_node_are_lowered_in_the_shadow_and_a_restart
 #[tokio::test]
 async fn a_service_selector_typo_is_fixed_in_the_shadow_and_another_typo_is_rejected() {
     let ns = TestNamespace::create("verify-selector").await;
-    let deployments = ns.api::<Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
-        .await
-        .unwrap();
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
-        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
-    }))
-    .unwrap();
+    aegis_testkit::cluster::selector_typo(&ns, &image("v2"), WAIT).await;
     let services = ns.api::<k8s_openapi::api::core::v1::Service>();
-    services.create(&PostParams::default(), &svc).await.unwrap();
-    wait_available(&deployments, "api", WAIT).await;
     let incident = found(&ns, Category::ServiceSelectorMismatch).await;
     assert_eq!(incident.verification_plan.workload, Some(source(&ns)), "proven on the workload the Service should select");
 
