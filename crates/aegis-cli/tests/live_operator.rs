@@ -564,12 +564,7 @@ async fn an_oom_is_resolved_by_the_operator() {
 async fn requests_too_large_for_any_node_are_resolved_by_the_operator() {
     let ns = TestNamespace::create("op-pending").await;
     install_crd(&ns.client()).await;
-    let mut container = probed_app(&image("v2"));
-    container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
-    ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), container))
-        .await
-        .unwrap();
+    aegis_testkit::cluster::oversized_requests(&ns, &image("v2")).await;
     resolves(&ns, aegis_model::Category::Unschedulable).await;
 }
 

@@ -66,7 +66,8 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
     let mut unrouted_since: Option<Instant> = None;
     loop {
         let elapsed = start.elapsed();
-        let rollout = rollout_state(client, &target.workload).await?;
+        let workload = Workload::get(client, &target.workload).await?;
+        let rollout = rollout_state(&workload, &target.workload);
         // Until the controller has observed the latest spec, its "newest" revision is the one before
         // the change: judging those pods would blame the fix for what it replaces.
         if !rollout.observed {
@@ -79,7 +80,7 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
             tokio::time::sleep(POLL).await;
             continue;
         }
-        let pods = newest_pods(client, &target.workload).await?;
+        let pods = newest_pods(client, &target.workload, &workload).await?;
         let now = Timestamp::now();
         let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
         let mut all_ready = !pods.is_empty();
@@ -240,20 +241,46 @@ struct Rollout {
     detail: String,
 }
 
-async fn rollout_state(client: &Client, w: &ResourceRef) -> Result<Rollout, K8sError> {
-    let get_err = |source| K8sError::Patch { target: w.to_string(), source };
-    if w.kind == "StatefulSet" {
-        let s = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
-        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let st = s.status.unwrap_or_default();
-        let observed = st.observed_generation >= s.metadata.generation;
-        let done = observed && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
-        let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
-        return Ok(Rollout { observed, done, failure: None, detail });
+/// The watched workload, read once per look: its rollout state and its newest pods both come from it.
+enum Workload {
+    Deployment(Box<Deployment>),
+    StatefulSet(Box<StatefulSet>),
+}
+
+impl Workload {
+    async fn get(client: &Client, w: &ResourceRef) -> Result<Workload, K8sError> {
+        let get_err = |source| K8sError::Patch { target: w.to_string(), source };
+        Ok(if w.kind == "StatefulSet" {
+            Workload::StatefulSet(Box::new(
+                Api::<StatefulSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?,
+            ))
+        } else {
+            Workload::Deployment(Box::new(Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?))
+        })
     }
-    let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?;
+
+    fn selector(&self) -> String {
+        match self {
+            Workload::Deployment(d) => selector_string(d.spec.as_ref().map(|s| &s.selector)),
+            Workload::StatefulSet(s) => selector_string(s.spec.as_ref().map(|s| &s.selector)),
+        }
+    }
+}
+
+fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
+    let d = match workload {
+        Workload::StatefulSet(s) => {
+            let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let st = s.status.clone().unwrap_or_default();
+            let observed = st.observed_generation >= s.metadata.generation;
+            let done = observed && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
+            let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
+            return Rollout { observed, done, failure: None, detail };
+        }
+        Workload::Deployment(d) => d,
+    };
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let st = d.status.unwrap_or_default();
+    let st = d.status.clone().unwrap_or_default();
     let observed = st.observed_generation >= d.metadata.generation;
     let done = observed && st.updated_replicas == Some(want) && st.available_replicas == Some(want) && st.replicas == Some(want);
     // ReplicaFailure: the ReplicaSet cannot create pods at all (exceeded quota, admission refused).
@@ -267,7 +294,7 @@ async fn rollout_state(client: &Client, w: &ResourceRef) -> Result<Rollout, K8sE
         st.updated_replicas.unwrap_or(0),
         st.replicas.unwrap_or(0)
     );
-    Ok(Rollout { observed, done, failure, detail })
+    Rollout { observed, done, failure, detail }
 }
 
 fn selector_string(s: Option<&LabelSelector>) -> String {
@@ -278,49 +305,38 @@ fn selector_string(s: Option<&LabelSelector>) -> String {
 
 /// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's
 /// pods on its update revision), found through the workload's own selector.
-async fn newest_pods(client: &Client, w: &ResourceRef) -> Result<Vec<Pod>, K8sError> {
+async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> Result<Vec<Pod>, K8sError> {
     let list_err = |kind| move |source| K8sError::List { kind, scope: w.namespace.clone(), source };
-    let pods_api = Api::<Pod>::namespaced(client.clone(), &w.namespace);
+    let lp = ListParams::default().labels(&workload.selector());
     let live = |p: &Pod| p.metadata.deletion_timestamp.is_none();
-    if w.kind == "StatefulSet" {
-        let s = Api::<StatefulSet>::namespaced(client.clone(), &w.namespace)
-            .get(&w.name)
-            .await
-            .map_err(|source| K8sError::Patch { target: w.to_string(), source })?;
-        let selector = selector_string(s.spec.as_ref().map(|s| &s.selector));
-        let rev = s.status.and_then(|s| s.update_revision).unwrap_or_default();
-        let pods = pods_api.list(&ListParams::default().labels(&selector)).await.map_err(list_err("Pod"))?.items;
-        return Ok(pods
-            .into_iter()
-            .filter(live)
-            .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&rev))
-            .collect());
-    }
-    let d = Api::<Deployment>::namespaced(client.clone(), &w.namespace)
-        .get(&w.name)
-        .await
-        .map_err(|source| K8sError::Patch { target: w.to_string(), source })?;
-    let selector = selector_string(d.spec.as_ref().map(|s| &s.selector));
-    let lp = ListParams::default().labels(&selector);
-    let rss = Api::<ReplicaSet>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("ReplicaSet"))?.items;
-    let revision = |rs: &ReplicaSet| {
-        rs.metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-            .and_then(|r| r.parse::<i64>().ok())
-            .unwrap_or(0)
+    // A StatefulSet's update revision (its pods' controller-revision-hash), or a Deployment's newest
+    // ReplicaSet (its pods' owner).
+    let (label_rev, owner_rs) = match workload {
+        Workload::StatefulSet(s) => (s.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap_or_default(), None),
+        Workload::Deployment(_) => {
+            let rss = Api::<ReplicaSet>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("ReplicaSet"))?.items;
+            let revision = |rs: &ReplicaSet| {
+                rs.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                    .and_then(|r| r.parse::<i64>().ok())
+                    .unwrap_or(0)
+            };
+            let owned =
+                |rs: &&ReplicaSet| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
+            let Some(newest) = rss.iter().filter(owned).max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
+                return Ok(Vec::new());
+            };
+            (String::new(), Some(newest))
+        }
     };
-    let owned = |rs: &&ReplicaSet| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
-    let Some(newest) = rss.iter().filter(owned).max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
-        return Ok(Vec::new());
+    let on_revision = |p: &Pod| match &owner_rs {
+        Some(rs) => p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && &o.name == rs),
+        None => p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&label_rev),
     };
-    let pods = pods_api.list(&lp).await.map_err(list_err("Pod"))?.items;
-    Ok(pods
-        .into_iter()
-        .filter(live)
-        .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && o.name == newest))
-        .collect())
+    let pods = Api::<Pod>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("Pod"))?.items;
+    Ok(pods.into_iter().filter(live).filter(|p| on_revision(p)).collect())
 }
 
 /// Ready endpoints behind a Service, from its EndpointSlices (a `ready` left unset counts as ready, as

@@ -129,7 +129,8 @@ async fn tokio_join(
     Ok((a?, b?, c?, d?, e?, f?, g?, h?, i?))
 }
 
-fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
+/// The API resource of a kind AEGIS reads or patches by name (workloads, Services, Pods, ConfigMaps).
+pub fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
     let (group, version) = match kind {
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => ("apps", "v1"),
         "Job" | "CronJob" => ("batch", "v1"),
@@ -139,11 +140,16 @@ fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
 }
 
+/// A dynamic API for `target`'s kind in its namespace: the one way AEGIS addresses an object it only
+/// knows by a [`aegis_model::ResourceRef`].
+pub fn dynamic_api(client: &Client, target: &aegis_model::ResourceRef) -> Result<Api<DynamicObject>, K8sError> {
+    Ok(Api::namespaced_with(client.clone(), &target.namespace, &api_resource(&target.kind)?))
+}
+
 /// Apply a fix's patch (or its inverse). `dry_run` asks the API server to validate and admit the
 /// change without persisting it (server-side dry run).
 pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_manager: &str) -> Result<Value, K8sError> {
-    let ar = api_resource(&patch.target.kind)?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &patch.target.namespace, &ar);
+    let api = dynamic_api(client, &patch.target)?;
     let mut pp = PatchParams { field_manager: Some(field_manager.to_owned()), ..Default::default() };
     if dry_run {
         pp = pp.dry_run();

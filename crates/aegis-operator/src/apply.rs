@@ -12,7 +12,6 @@
 use aegis_model::{Patch, PatchType, ResourceRef};
 use kube::Client;
 use kube::api::{Api, DynamicObject, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 /// The annotation that marks a production object as patched by an incident's fix.
@@ -49,13 +48,7 @@ pub struct Precondition {
 }
 
 fn api_for(client: &Client, target: &ResourceRef) -> Result<Api<DynamicObject>, ApplyError> {
-    let (group, version) = match target.kind.as_str() {
-        "Deployment" | "StatefulSet" | "DaemonSet" => ("apps", "v1"),
-        "Service" | "ConfigMap" => ("", "v1"),
-        other => return Err(ApplyError::Invalid(format!("AEGIS does not patch {other} objects in production"))),
-    };
-    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &target.kind));
-    Ok(Api::namespaced_with(client.clone(), &target.namespace, &ar))
+    aegis_k8s::dynamic_api(client, target).map_err(|e| ApplyError::Invalid(e.to_string()))
 }
 
 async fn get(client: &Client, target: &ResourceRef) -> Result<DynamicObject, ApplyError> {

@@ -18,8 +18,7 @@ use aegis_model::{ResourceRef, Severity};
 use aegis_verify::{VerificationResult, VerifyOptions};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -153,7 +152,7 @@ impl Step<'_> {
         let on_incident = self.incident.object_ref(&());
         let r = self.resource();
         let on_workload = ObjectReference {
-            api_version: Some(if r.kind == "Service" { "v1".into() } else { "apps/v1".into() }),
+            api_version: aegis_k8s::api_resource(&r.kind).ok().map(|ar| ar.api_version),
             kind: Some(r.kind.clone()),
             name: Some(r.name.clone()),
             namespace: Some(r.namespace.clone()),
@@ -168,9 +167,7 @@ impl Step<'_> {
 
     /// The current `metadata.generation` of a production object.
     async fn generation_of(&self, r: &ResourceRef) -> Result<Option<i64>, Error> {
-        let (group, version) = if r.kind == "Service" { ("", "v1") } else { ("apps", "v1") };
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &r.kind));
-        let api: Api<DynamicObject> = Api::namespaced_with(self.ctx.client.clone(), &r.namespace, &ar);
+        let api = aegis_k8s::dynamic_api(&self.ctx.client, r)?;
         Ok(api.get_opt(&r.name).await?.map(|o| o.metadata.generation.unwrap_or(0)))
     }
 

@@ -178,11 +178,28 @@ pub async fn selector_typo(ns: &TestNamespace, image: &str, limit: Duration) {
         .create(&PostParams::default(), &deployment("api", 2, annotations, probed_app(image)))
         .await
         .expect("the Deployment is created");
+    service(ns, "api", "apj", 80).await;
+    wait_available(&deployments, "api", limit).await;
+}
+
+/// Create Service `name` selecting `app: <app>`, port `port` → container port 8080.
+pub async fn service(ns: &TestNamespace, name: &str, app: &str, port: i32) {
     let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
-        "spec": {"selector": {"app": "apj"}, "ports": [{"port": 80, "targetPort": 8080}]}
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"selector": {"app": app}, "ports": [{"port": port, "targetPort": 8080}]}
     }))
     .expect("valid Service");
     ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.expect("the Service is created");
-    wait_available(&deployments, "api", limit).await;
+}
+
+/// The oversized-requests scenario: Deployment `api` (the [`probed_app`] on `image`, two replicas)
+/// requesting 64Gi of memory, more than any harness node has: its pods stay Unschedulable.
+pub async fn oversized_requests(ns: &TestNamespace, image: &str) {
+    let mut container = probed_app(image);
+    container["resources"] = serde_json::json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
+    let annotations = serde_json::json!({"aegis.io/serves-paths": SERVES_PATHS});
+    ns.api::<k8s_openapi::api::apps::v1::Deployment>()
+        .create(&PostParams::default(), &deployment("api", 2, annotations, container))
+        .await
+        .expect("the Deployment is created");
 }

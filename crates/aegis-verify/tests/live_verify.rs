@@ -173,12 +173,7 @@ async fn a_missing_scanner_during_verification_blocks_rather_than_passes() {
 async fn zap_scans_the_production_and_shadow_services_and_a_new_high_alert_blocks() {
     use std::sync::Arc;
     let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
-        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}
-    }))
-    .unwrap();
-    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+    aegis_testkit::cluster::service(&ns, "api", "api", 8080).await;
 
     // The ZAP stand-in (aegis_testkit::zap; no real ZAP can scan here) finds a missing header everywhere
     // and a reflected XSS (High) only in the shadow's URL: the fix would introduce it.
@@ -332,12 +327,7 @@ async fn a_rollout_to_a_missing_tag_is_rolled_back_in_the_shadow_with_the_baseli
 #[tokio::test]
 async fn requests_too_large_for_any_node_are_lowered_in_the_shadow_and_a_restart_is_rejected() {
     let ns = TestNamespace::create("verify-pending").await;
-    let mut container = probed_app(&image("v2"));
-    container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
-    ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), container))
-        .await
-        .unwrap();
+    aegis_testkit::cluster::oversized_requests(&ns, &image("v2")).await;
     let incident = found(&ns, Category::Unschedulable).await;
     assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "Unschedulable").await;
@@ -369,12 +359,7 @@ async fn a_service_selector_typo_is_fixed_in_the_shadow_and_another_typo_is_reje
 #[tokio::test]
 async fn a_zap_outage_and_a_silent_falco_feed_during_verification_give_error_with_both_named() {
     let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
-    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
-        "spec": {"selector": {"app": "api"}, "ports": [{"port": 8080, "targetPort": 8080}]}
-    }))
-    .unwrap();
-    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+    aegis_testkit::cluster::service(&ns, "api", "api", 8080).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let falco_dir = tempfile::tempdir().unwrap();
     let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
