@@ -40,7 +40,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("analysis");
     g.sample_size(20);
     g.bench_function("analyze 5000 pods", |b| b.iter(|| std::hint::black_box(analyze(&snapshot).len())));
-    g.bench_function("parse 5000-pod List (JSON)", |b| b.iter(|| std::hint::black_box(Snapshot::from_text(&json).map(|s| s.pods.len()).unwrap_or(0))));
+    g.bench_function("parse 5000-pod List (JSON)", |b| {
+        b.iter(|| std::hint::black_box(Snapshot::from_text(&json).map(|s| s.pods.len()).unwrap_or(0)))
+    });
     g.finish();
 }
 

@@ -99,7 +99,11 @@ fn a_readiness_probe_on_an_unserved_path_is_fixed_by_rolling_back() {
     let i = only("readiness-never-ready.yaml");
     assert_eq!(i.category, Category::ReadinessProbeFailure);
     assert_rollback_to_revision_1(&i);
-    assert!(i.verification_plan.smoke_paths.contains(&"/ready".to_owned()), "smoke-check the healthy revision's paths: {:?}", i.verification_plan.smoke_paths);
+    assert!(
+        i.verification_plan.smoke_paths.contains(&"/ready".to_owned()),
+        "smoke-check the healthy revision's paths: {:?}",
+        i.verification_plan.smoke_paths
+    );
 }
 
 #[test]
@@ -187,9 +191,18 @@ fn every_category_has_a_scenario_in_the_corpus() {
         }
     }
     let all = [
-        Category::CrashLoopBackOff, Category::OOMKilled, Category::ImagePullBackOff, Category::CreateContainerConfigError,
-        Category::Unschedulable, Category::LivenessProbeFailure, Category::ReadinessProbeFailure, Category::ServiceSelectorMismatch,
-        Category::RolloutStuck, Category::FailedMount, Category::Evicted, Category::JobFailed,
+        Category::CrashLoopBackOff,
+        Category::OOMKilled,
+        Category::ImagePullBackOff,
+        Category::CreateContainerConfigError,
+        Category::Unschedulable,
+        Category::LivenessProbeFailure,
+        Category::ReadinessProbeFailure,
+        Category::ServiceSelectorMismatch,
+        Category::RolloutStuck,
+        Category::FailedMount,
+        Category::Evicted,
+        Category::JobFailed,
     ];
     for c in all {
         assert!(seen.contains(&c), "no scenario for {c}");

@@ -182,7 +182,13 @@ fn sarif_output_is_valid_against_the_official_2_1_0_schema() {
         assert!(v.status.success(), "{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
         let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(doc["version"], "2.1.0");
-        let levels: Vec<&str> = doc["runs"].as_array().unwrap().iter().flat_map(|r| r["results"].as_array().unwrap()).map(|r| r["level"].as_str().unwrap()).collect();
+        let levels: Vec<&str> = doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["results"].as_array().unwrap())
+            .map(|r| r["level"].as_str().unwrap())
+            .collect();
         if candidate == "candidate-regressed" {
             assert!(levels.contains(&"error"));
         }
@@ -284,8 +290,11 @@ fn falco_serve_receives_stores_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn the_published_json_schemas_are_what_the_binary_prints() {
-    for (which, file) in [("report", "docs/schemas/security-report.v1.json"), ("policy", "docs/schemas/policy.v1alpha1.json"), ("fix", "docs/schemas/fix.v1alpha1.json")]
-    {
+    for (which, file) in [
+        ("report", "docs/schemas/security-report.v1.json"),
+        ("policy", "docs/schemas/policy.v1alpha1.json"),
+        ("fix", "docs/schemas/fix.v1alpha1.json"),
+    ] {
         let printed = aegis().args(["schema", which]).output().unwrap();
         assert_eq!(printed.status.code(), Some(0));
         let published = std::fs::read(testkit::repo_root().join(file)).unwrap();
@@ -318,7 +327,8 @@ fn analyze_reads_a_captured_list_and_prints_incidents_as_json_yaml_or_panels() {
 
 #[test]
 fn analyze_exits_0_without_incidents_and_3_on_an_unreadable_snapshot() {
-    let healthy = aegis().arg("analyze").arg("--snapshot").arg(testkit::repo_root().join("examples/incidents/healthy.yaml")).output().unwrap();
+    let healthy =
+        aegis().arg("analyze").arg("--snapshot").arg(testkit::repo_root().join("examples/incidents/healthy.yaml")).output().unwrap();
     assert_eq!(healthy.status.code(), Some(0));
     assert!(stdout(&healthy).contains("No incidents found."));
     let dir = tempfile::tempdir().unwrap();

@@ -85,13 +85,20 @@ fn real_trivy_config_output_blocks_an_insecure_manifest_and_passes_a_hardened_on
     let policy = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(policy.path(), "zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").unwrap();
     let gate = |report: &PathBuf| {
-        let out = aegis().args(["gate", "--policy"]).arg(policy.path()).arg("--candidate").arg(report).args(["-o", "json"]).output().unwrap();
+        let out =
+            aegis().args(["gate", "--policy"]).arg(policy.path()).arg("--candidate").arg(report).args(["-o", "json"]).output().unwrap();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         (out.status.code(), v)
     };
     let (code, insecure) = gate(&trivy_config("insecure"));
     assert_eq!(code, Some(1), "{insecure:#}");
-    let blocked: Vec<&str> = insecure["findings"]["new"].as_array().unwrap().iter().filter(|f| f["severity"] == "HIGH").map(|f| f["id"].as_str().unwrap()).collect();
+    let blocked: Vec<&str> = insecure["findings"]["new"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "HIGH")
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
     for id in ["KSV-0017", "KSV-0009", "KSV-0005"] {
         assert!(blocked.contains(&id), "{id} (privileged / host network / SYS_ADMIN) missing from {blocked:?}");
     }
@@ -109,6 +116,7 @@ fn aegis_scan_manifests_runs_real_trivy_config_beside_the_built_in_checks() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let sources: std::collections::BTreeSet<&str> = v["findings"]["new"].as_array().unwrap().iter().map(|f| f["source"].as_str().unwrap()).collect();
+    let sources: std::collections::BTreeSet<&str> =
+        v["findings"]["new"].as_array().unwrap().iter().map(|f| f["source"].as_str().unwrap()).collect();
     assert_eq!(sources, ["manifest", "trivy"].into_iter().collect());
 }

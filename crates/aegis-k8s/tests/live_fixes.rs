@@ -41,7 +41,11 @@ async fn incident(ns: &TestNamespace, category: Category) -> Incident {
         async move {
             let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
             let found = aegis_analysis::analyze(&snap);
-            found.iter().find(|i| i.category == category).cloned().ok_or_else(|| format!("{:?}", found.iter().map(|i| i.category).collect::<Vec<_>>()))
+            found
+                .iter()
+                .find(|i| i.category == category)
+                .cloned()
+                .ok_or_else(|| format!("{:?}", found.iter().map(|i| i.category).collect::<Vec<_>>()))
         }
     })
     .await
@@ -61,7 +65,9 @@ async fn crashloop_pod_appears(ns: &TestNamespace) {
             let pods = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
             let crashing = pods.items.iter().any(|p| {
                 p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
-                    cs.iter().any(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff"))
+                    cs.iter().any(|c| {
+                        c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+                    })
                 })
             });
             if crashing { Ok(()) } else { Err("none yet".into()) }
@@ -77,7 +83,8 @@ async fn a_crashloop_after_a_bad_rollout_is_found_live_rolled_back_and_the_inver
     deployments.create(&PostParams::default(), &deployment("api", 3, needs(), app("api"))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     // Revision 2 drops DATABASE_URL.
-    let broken = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
     crashloop_pod_appears(&ns).await;
 
@@ -182,7 +189,8 @@ async fn bad_rollout_is_rolled_back(prefix: &str, patch: Value, category: Catego
 
 #[tokio::test]
 async fn a_rollout_to_a_missing_tag_is_found_live_and_rolled_back() {
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2.1-does-not-exist"}]}}}});
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2.1-does-not-exist"}]}}}});
     bad_rollout_is_rolled_back("fix-pull", patch, Category::ImagePullBackOff).await;
 }
 

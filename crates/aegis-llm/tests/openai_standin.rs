@@ -39,7 +39,11 @@ async fn completions(State((reply, seen)): State<Shared>, headers: HeaderMap, Js
     }
     tokio::time::sleep(reply.delay).await;
     if reply.status != 200 {
-        return (StatusCode::from_u16(reply.status).unwrap(), Json(json!({"error": {"message": "model overloaded", "type": "server_error"}}))).into_response();
+        return (
+            StatusCode::from_u16(reply.status).unwrap(),
+            Json(json!({"error": {"message": "model overloaded", "type": "server_error"}})),
+        )
+            .into_response();
     }
     Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1764140000, "model": "stand-in",
@@ -92,7 +96,10 @@ async fn a_valid_answer_rewrites_the_explanation_and_its_typed_fix_is_rendered_b
     assert_ne!(after.fix, before.fix);
     let patch = after.fix.patch.as_ref().unwrap();
     assert_eq!(patch.body.pointer("/spec/template/spec/containers/0/resources/limits/memory"), Some(&json!("512Mi")));
-    assert_eq!(after.fix.inverse.as_ref().unwrap().body.pointer("/spec/template/spec/containers/0/resources/limits/memory"), Some(&json!("128Mi")));
+    assert_eq!(
+        after.fix.inverse.as_ref().unwrap().body.pointer("/spec/template/spec/containers/0/resources/limits/memory"),
+        Some(&json!("128Mi"))
+    );
 
     let s = seen.lock().unwrap();
     assert_eq!(s.auth, vec!["Bearer sk-test"]);
@@ -128,10 +135,12 @@ async fn every_bad_answer_falls_back_to_the_rules_with_the_reason() {
     falls_back(reply(bad_revision), Duration::from_secs(5), "no revision 7").await;
     let shell = json!({"root_cause": "x", "fix": {"type": "shell", "command": "kubectl delete deploy api"}});
     falls_back(reply(shell), Duration::from_secs(5), "not the required JSON").await;
-    falls_back(Reply { content: "I think the pod is sad.".into(), ..reply(json!({})) }, Duration::from_secs(5), "not the required JSON").await;
+    falls_back(Reply { content: "I think the pod is sad.".into(), ..reply(json!({})) }, Duration::from_secs(5), "not the required JSON")
+        .await;
     falls_back(Reply { status: 503, ..reply(json!({})) }, Duration::from_secs(5), "HTTP 503").await;
     falls_back(Reply { total_tokens: 50_000, ..reply(json!({"root_cause": "x"})) }, Duration::from_secs(5), "over the budget").await;
-    falls_back(Reply { delay: Duration::from_secs(3), ..reply(json!({"root_cause": "x"})) }, Duration::from_millis(500), "did not answer").await;
+    falls_back(Reply { delay: Duration::from_secs(3), ..reply(json!({"root_cause": "x"})) }, Duration::from_millis(500), "did not answer")
+        .await;
 }
 
 #[tokio::test]

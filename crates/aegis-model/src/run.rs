@@ -32,9 +32,13 @@ pub enum RunStatus {
     Ok,
     /// Deliberately not run (disabled by policy, nothing to scan). Never counts as clean for a
     /// required scanner.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// Tried and failed: missing binary, timeout, bad exit, unreadable output.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl RunStatus {

@@ -43,8 +43,7 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, least severe first.
-    pub const ALL: [Severity; 5] =
-        [Severity::Unknown, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 5] = [Severity::Unknown, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -110,11 +109,7 @@ impl FromStr for Severity {
             "MEDIUM" => Ok(Severity::Medium),
             "HIGH" => Ok(Severity::High),
             "CRITICAL" => Ok(Severity::Critical),
-            _ => Err(ParseEnumError {
-                what: "severity",
-                value: s.to_owned(),
-                expected: "UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL",
-            }),
+            _ => Err(ParseEnumError { what: "severity", value: s.to_owned(), expected: "UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL" }),
         }
     }
 }
@@ -159,11 +154,7 @@ impl FromStr for ZapRisk {
             "low" => Ok(ZapRisk::Low),
             "medium" => Ok(ZapRisk::Medium),
             "high" => Ok(ZapRisk::High),
-            _ => Err(ParseEnumError {
-                what: "ZAP risk",
-                value: s.to_owned(),
-                expected: "Informational, Low, Medium, High",
-            }),
+            _ => Err(ParseEnumError { what: "ZAP risk", value: s.to_owned(), expected: "Informational, Low, Medium, High" }),
         }
     }
 }
@@ -194,11 +185,7 @@ impl ZapConfidence {
             "2" => Ok(ZapConfidence::Medium),
             "3" => Ok(ZapConfidence::High),
             "4" => Ok(ZapConfidence::Confirmed),
-            _ => Err(ParseEnumError {
-                what: "ZAP confidence code",
-                value: code.to_owned(),
-                expected: "0, 1, 2, 3, 4",
-            }),
+            _ => Err(ParseEnumError { what: "ZAP confidence code", value: code.to_owned(), expected: "0, 1, 2, 3, 4" }),
         }
     }
 }

@@ -36,7 +36,8 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, token, next, errors, templates) = (client.clone(), url.clone(), token.clone(), next.clone(), errors.clone(), templates.clone());
+        let (client, url, token, next, errors, templates) =
+            (client.clone(), url.clone(), token.clone(), next.clone(), errors.clone(), templates.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {

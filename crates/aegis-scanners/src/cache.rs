@@ -76,7 +76,11 @@ mod tests {
 
     fn run(ok: bool) -> ScannerRun {
         let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        if ok { ScannerRun::new(Source::Trivy, Side::Baseline, "img", t) } else { ScannerRun::failed(Source::Trivy, Side::Baseline, "img", t, "x") }
+        if ok {
+            ScannerRun::new(Source::Trivy, Side::Baseline, "img", t)
+        } else {
+            ScannerRun::failed(Source::Trivy, Side::Baseline, "img", t, "x")
+        }
     }
 
     #[test]

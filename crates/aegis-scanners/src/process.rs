@@ -83,11 +83,7 @@ impl Invocation {
         let limit = self.max_stdout;
 
         let work = async {
-            let (out, err, status) = tokio::join!(
-                read_capped(stdout, limit),
-                read_tail(stderr),
-                child.wait()
-            );
+            let (out, err, status) = tokio::join!(read_capped(stdout, limit), read_tail(stderr), child.wait());
             (out, err, status)
         };
         let (out, err, status) = match tokio::time::timeout(self.timeout, work).await {

@@ -214,7 +214,8 @@ impl Runner {
             match done {
                 Ok((Some(identity), run)) => {
                     // An image scan: record it for every side that asked, and cache it by digest.
-                    if let (Some(cache), Some(version), Some(digest)) = (&self.cache, &trivy_version, scanned_digest(&run).map(str::to_owned))
+                    if let (Some(cache), Some(version), Some(digest)) =
+                        (&self.cache, &trivy_version, scanned_digest(&run).map(str::to_owned))
                         && let Err(e) = cache.put(&ScanCache::key(&digest, version), &run, Timestamp::now())
                     {
                         tracing::warn!(error = %e, "could not write the scan cache");
@@ -226,7 +227,13 @@ impl Runner {
                     }
                 }
                 Ok((None, run)) => runs.push(run),
-                Err(e) => runs.push(ScannerRun::failed(Source::Trivy, Side::Candidate, "scanner task", Timestamp::now(), format!("scanner task panicked: {e}"))),
+                Err(e) => runs.push(ScannerRun::failed(
+                    Source::Trivy,
+                    Side::Candidate,
+                    "scanner task",
+                    Timestamp::now(),
+                    format!("scanner task panicked: {e}"),
+                )),
             }
         }
 
@@ -250,7 +257,9 @@ impl Runner {
         match job {
             Job::Image(trivy, img) => {
                 let identity = img.identity();
-                let run = deadline(d.trivy, Source::Trivy, Side::Candidate, &img.reference, trivy.scan_image(&img.reference, Side::Candidate)).await;
+                let run =
+                    deadline(d.trivy, Source::Trivy, Side::Candidate, &img.reference, trivy.scan_image(&img.reference, Side::Candidate))
+                        .await;
                 (Some(identity), run)
             }
             Job::Manifests(side, manifests) => {
@@ -304,7 +313,13 @@ fn for_side(run: &ScannerRun, side: Side, img: &ImageRef, note: &str) -> Scanner
     r
 }
 
-async fn deadline(limit: Duration, scanner: Source, side: Side, target: &str, fut: impl std::future::Future<Output = ScannerRun>) -> ScannerRun {
+async fn deadline(
+    limit: Duration,
+    scanner: Source,
+    side: Side,
+    target: &str,
+    fut: impl std::future::Future<Output = ScannerRun>,
+) -> ScannerRun {
     let started = Timestamp::now();
     match tokio::time::timeout(limit, fut).await {
         Ok(run) => run,

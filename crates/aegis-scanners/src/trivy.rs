@@ -164,7 +164,13 @@ impl TrivyScanner {
         if self.config.skip_db_update || self.config.server.is_some() {
             return Ok(());
         }
-        let mut args: Vec<OsString> = vec!["image".into(), "--download-db-only".into(), "--quiet".into(), "--skip-version-check".into(), "--disable-telemetry".into()];
+        let mut args: Vec<OsString> = vec![
+            "image".into(),
+            "--download-db-only".into(),
+            "--quiet".into(),
+            "--skip-version-check".into(),
+            "--disable-telemetry".into(),
+        ];
         if let Some(dir) = &self.config.cache_dir {
             args.extend(["--cache-dir".into(), dir.into()]);
         }

@@ -117,11 +117,19 @@ impl ZapClient {
         Ok(())
     }
 
-    async fn poll_percent(&self, status_path: &str, scan_id: &str, phase: &'static str, deadline: Duration, every: Duration) -> Result<(), ZapError> {
+    async fn poll_percent(
+        &self,
+        status_path: &str,
+        scan_id: &str,
+        phase: &'static str,
+        deadline: Duration,
+        every: Duration,
+    ) -> Result<(), ZapError> {
         let start = Instant::now();
         loop {
             let status = self.field(status_path, &[("scanId", scan_id.into())], "status").await?;
-            let pct: u32 = status.parse().map_err(|_| ZapError::Protocol { endpoint: status_path.into(), message: format!("status {status:?}") })?;
+            let pct: u32 =
+                status.parse().map_err(|_| ZapError::Protocol { endpoint: status_path.into(), message: format!("status {status:?}") })?;
             if pct >= 100 {
                 return Ok(());
             }
@@ -136,7 +144,12 @@ impl ZapClient {
         let id = self
             .field(
                 "spider/action/scan",
-                &[("url", url.into()), ("recurse", "true".into()), ("maxChildren", opts.spider_max_children.to_string()), ("subtreeOnly", "false".into())],
+                &[
+                    ("url", url.into()),
+                    ("recurse", "true".into()),
+                    ("maxChildren", opts.spider_max_children.to_string()),
+                    ("subtreeOnly", "false".into()),
+                ],
                 "scan",
             )
             .await?;
@@ -183,7 +196,10 @@ impl ZapClient {
         let mut all = Vec::new();
         loop {
             let body: Value = self
-                .call("alert/view/alerts", &[("baseurl", baseurl.into()), ("start", all.len().to_string()), ("count", page_size.to_string())])
+                .call(
+                    "alert/view/alerts",
+                    &[("baseurl", baseurl.into()), ("start", all.len().to_string()), ("count", page_size.to_string())],
+                )
                 .await?;
             let page: Vec<ApiAlert> = serde_json::from_value(body.get("alerts").cloned().unwrap_or(Value::Null))
                 .map_err(|e| ZapError::Protocol { endpoint: "alert/view/alerts".into(), message: e.to_string() })?;

@@ -37,7 +37,10 @@ async fn real_trivy_finds_v1s_vulnerability_with_the_projects_db_and_none_in_v2(
     let cve = v1.findings.iter().find(|f| f.id == "CVE-2099-1001").expect("openssl advisory found in v1");
     assert_eq!(cve.severity, Severity::High);
     let pkg = cve.package.as_ref().unwrap();
-    assert_eq!((pkg.name.as_str(), pkg.installed_version.as_deref(), pkg.fixed_version.as_deref()), ("openssl", Some("3.5.1-r0"), Some("3.5.2-r0")));
+    assert_eq!(
+        (pkg.name.as_str(), pkg.installed_version.as_deref(), pkg.fixed_version.as_deref()),
+        ("openssl", Some("3.5.1-r0"), Some("3.5.2-r0"))
+    );
     assert!(scanned_digest(&v1).is_some_and(|d| d.starts_with("sha256:")), "{:?}", v1.notes);
 
     let v2 = trivy.scan_image(&image("v2"), Side::Candidate).await;
@@ -70,10 +73,8 @@ async fn concurrent_real_scans_share_one_cache_dir_and_a_second_verification_is_
     }
 
     // A second verification names the images by digest (as a pod's imageID does): nothing is rescanned.
-    let pinned: Vec<String> = runs
-        .iter()
-        .map(|r| format!("{}/demo-api@{}", harness_env("AEGIS_REGISTRY"), scanned_digest(r).expect("digest")))
-        .collect();
+    let pinned: Vec<String> =
+        runs.iter().map(|r| format!("{}/demo-api@{}", harness_env("AEGIS_REGISTRY"), scanned_digest(r).expect("digest"))).collect();
     let again = Targets { images: pinned.iter().map(ImageRef::new).collect(), ..Default::default() };
     let (_, second) = runner.scan(&policy, None, &again).await;
     assert_eq!(second.runs.len(), 3);

@@ -82,7 +82,11 @@ async fn empty_garbage_and_truncated_output_fail_the_run() {
     assert!(failure("true").await.contains("empty output"));
     assert!(failure("echo 'panic: runtime error'").await.contains("not valid JSON"));
     assert!(failure(&format!("{EMIT_REPORT} | head -c 150")).await.contains("not valid JSON"));
-    assert!(failure("echo '{\"SchemaVersion\": 2, \"Results\": [{\"Vulnerabilities\": [{\"Severity\": \"HIGH\"}]}]}'").await.contains("not valid JSON"));
+    assert!(
+        failure("echo '{\"SchemaVersion\": 2, \"Results\": [{\"Vulnerabilities\": [{\"Severity\": \"HIGH\"}]}]}'")
+            .await
+            .contains("not valid JSON")
+    );
 }
 
 #[tokio::test]

@@ -124,7 +124,8 @@ async fn a_spider_that_never_finishes_fails_the_run_at_its_deadline() {
 
 #[tokio::test]
 async fn a_passive_queue_that_never_drains_fails_the_run_instead_of_reading_partial_alerts() {
-    let (addr, state) = start(Behaviour { key: "k".into(), passive_never_drains: true, ..Default::default() }, api_alerts_from_report(1)).await;
+    let (addr, state) =
+        start(Behaviour { key: "k".into(), passive_never_drains: true, ..Default::default() }, api_alerts_from_report(1)).await;
     let run = client(addr, "k").scan("http://target", &fast(), &ZapRules::default(), Side::Candidate).await;
     assert!(matches!(run.status, RunStatus::Failed { ref reason } if reason.contains("passive scan did not finish")), "{:?}", run.status);
     assert!(state.lock().unwrap().pages.is_empty(), "alerts were never read");

@@ -18,11 +18,11 @@ const REPORTS: [&str; 4] = [
 ];
 
 fn bench(c: &mut Criterion) {
-    let policy = GatePolicy::compile(
-        Policy::from_yaml("zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").expect("policy"),
-        |_| Err("no files".into()),
-    )
-    .expect("compile");
+    let policy =
+        GatePolicy::compile(Policy::from_yaml("zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").expect("policy"), |_| {
+            Err("no files".into())
+        })
+        .expect("compile");
     let now = jiff::Timestamp::now();
     let mut group = c.benchmark_group("trivy_parse_gate");
     for name in REPORTS {

@@ -50,7 +50,11 @@ pub fn detect(bytes: &[u8]) -> Result<EvidenceKind, UnrecognisedEvidence> {
     }
     let has = |k: &str| head.contains(k);
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if has("\"SchemaVersion\"") || has("\"ClusterName\"") || has("\"VulnerabilityID\"") || (has("\"Target\"") && (has("\"Vulnerabilities\"") || has("\"Misconfigurations\"") || has("\"Class\""))) {
+        if has("\"SchemaVersion\"")
+            || has("\"ClusterName\"")
+            || has("\"VulnerabilityID\"")
+            || (has("\"Target\"") && (has("\"Vulnerabilities\"") || has("\"Misconfigurations\"") || has("\"Class\"")))
+        {
             return Ok(EvidenceKind::Trivy);
         }
         if has("\"@programName\"") || has("\"@version\"") && has("\"site\"") {
@@ -142,7 +146,11 @@ pub fn load(
             let text = String::from_utf8_lossy(bytes);
             let parsed = falco::parse_stream(&text, started);
             if !parsed.skipped.is_empty() {
-                run.notes.push(format!("{} line(s) that are not alerts skipped (first: line {})", parsed.skipped.len(), parsed.skipped[0].0));
+                run.notes.push(format!(
+                    "{} line(s) that are not alerts skipped (first: line {})",
+                    parsed.skipped.len(),
+                    parsed.skipped[0].0
+                ));
             }
             // In a captured file, every alert (internal messages included) proves the feed was alive.
             let feed = parsed.alerts.len() as u64;

@@ -19,8 +19,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aegis_model::{
-    DeltaFindings, Digest, FalcoPriority, Finding, Fingerprint, GateReason, REPORT_SCHEMA_VERSION, ScannerRun, SecurityReport,
-    Severity, SeverityCounts, Source, Summary, Target, Verdict,
+    DeltaFindings, Digest, FalcoPriority, Finding, Fingerprint, GateReason, REPORT_SCHEMA_VERSION, ScannerRun, SecurityReport, Severity,
+    SeverityCounts, Source, Summary, Target, Verdict,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -104,11 +104,8 @@ pub fn evaluate(policy: &GatePolicy, baseline: Option<&Evidence>, candidate: &Ev
         };
         let (cand, dropped) = filter(policy, source, ok_findings(&cand_runs), today, &mut warnings, true);
         suppressed_total += dropped + cand_runs.iter().map(|r| r.suppressed).sum::<u64>();
-        let base = if baseline_usable {
-            filter(policy, source, ok_findings(&base_runs), today, &mut Vec::new(), false).0
-        } else {
-            Vec::new()
-        };
+        let base =
+            if baseline_usable { filter(policy, source, ok_findings(&base_runs), today, &mut Vec::new(), false).0 } else { Vec::new() };
 
         // 3. Delta.
         let base_fps: HashSet<&Fingerprint> = base.iter().map(|f| &f.fingerprint).collect();
@@ -163,7 +160,8 @@ pub fn evaluate(policy: &GatePolicy, baseline: Option<&Evidence>, candidate: &Ev
     let mut reasons = blocking;
     reasons.extend(errors);
 
-    let mut scanners: Vec<_> = baseline.into_iter().flat_map(|b| b.runs.iter()).chain(candidate.runs.iter()).map(ScannerRun::summary).collect();
+    let mut scanners: Vec<_> =
+        baseline.into_iter().flat_map(|b| b.runs.iter()).chain(candidate.runs.iter()).map(ScannerRun::summary).collect();
     for s in &mut scanners {
         if policy.policy.mode(s.scanner) == Mode::Off {
             s.notes.push("not judged: off in the policy".into());
@@ -280,11 +278,7 @@ fn classify(policy: &GatePolicy, f: &Finding) -> Option<(String, Level)> {
         },
         Source::Falco => {
             // The Falco priority is exact in native_severity; the severity mapping is coarser.
-            let priority = f
-                .native_severity
-                .as_deref()
-                .and_then(|s| s.parse::<FalcoPriority>().ok())
-                .unwrap_or(FalcoPriority::Emergency);
+            let priority = f.native_severity.as_deref().and_then(|s| s.parse::<FalcoPriority>().ok()).unwrap_or(FalcoPriority::Emergency);
             if priority < p.falco.min_priority {
                 None
             } else if is_attributed(f) {

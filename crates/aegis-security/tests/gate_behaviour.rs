@@ -95,7 +95,8 @@ fn new_mode_blocks_only_on_what_the_candidate_introduces_and_absolute_mode_on_ev
     abs.policy.trivy.delta = Delta::Absolute;
     let abs_mode = evaluate(&abs, Some(&eb), &ec, now());
     let blocked_abs: usize = abs_mode.reasons.iter().filter(|r| r.rule == "trivy.fail_on").map(|r| r.findings.len()).sum();
-    let all_high = abs_mode.findings.new.iter().chain(&abs_mode.findings.persisting).filter(|f| f.severity >= aegis_model::Severity::High).count();
+    let all_high =
+        abs_mode.findings.new.iter().chain(&abs_mode.findings.persisting).filter(|f| f.severity >= aegis_model::Severity::High).count();
     assert_eq!(blocked_abs, all_high);
     assert!(blocked_abs > blocked);
 }
@@ -181,14 +182,17 @@ fn exceptions_hold_until_they_expire_and_the_report_then_says_so() {
         .into_iter()
         .collect();
     assert!(!high.is_empty());
-    let entries = |expires: &str| high.iter().map(|id| format!("    - {{id: {id}, expires: {expires}, reason: accepted}}\n")).collect::<String>();
+    let entries =
+        |expires: &str| high.iter().map(|id| format!("    - {{id: {id}, expires: {expires}, reason: accepted}}\n")).collect::<String>();
 
-    let live = policy(&format!("zap: {{mode: off}}\nfalco: {{mode: off}}\nmanifest: {{mode: off}}\ntrivy:\n  ignore:\n{}", entries("2027-01-01")));
+    let live =
+        policy(&format!("zap: {{mode: off}}\nfalco: {{mode: off}}\nmanifest: {{mode: off}}\ntrivy:\n  ignore:\n{}", entries("2027-01-01")));
     let report = evaluate(&live, None, &cand(&live), now());
     assert_ne!(report.verdict, Verdict::Blocked, "{:?}", report.reasons);
     assert!(report.summary.suppressed > 0);
 
-    let expired = policy(&format!("zap: {{mode: off}}\nfalco: {{mode: off}}\nmanifest: {{mode: off}}\ntrivy:\n  ignore:\n{}", entries("2026-01-01")));
+    let expired =
+        policy(&format!("zap: {{mode: off}}\nfalco: {{mode: off}}\nmanifest: {{mode: off}}\ntrivy:\n  ignore:\n{}", entries("2026-01-01")));
     let report = evaluate(&expired, None, &cand(&expired), now());
     assert_eq!(report.verdict, Verdict::Blocked);
     assert!(report.warnings.iter().any(|w| w.rule == "trivy.exception_expired"));
@@ -197,7 +201,8 @@ fn exceptions_hold_until_they_expire_and_the_report_then_says_so() {
 #[test]
 fn zap_rules_file_levels_override_risk_thresholds() {
     let text = std::fs::read_to_string(common::testdata().join("zap/zaproxy-integration-baseline2.conf")).unwrap();
-    let mut p = Policy::from_yaml("trivy: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\nzap: {rules_file: rules.conf}\n").unwrap();
+    let mut p =
+        Policy::from_yaml("trivy: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\nzap: {rules_file: rules.conf}\n").unwrap();
     p.zap.delta = Delta::New;
     let gp = GatePolicy::compile(p, |_| Ok(text.clone())).unwrap();
     let ev = Evidence::new(vec![run("zap/bcgov-pipeline-templates-report_json-zap-2.14.0.json", Side::Candidate, &gp)]);

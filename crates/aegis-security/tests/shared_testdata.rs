@@ -109,7 +109,11 @@ fn vulnerability_statuses_survive_parsing_and_drive_ignore_unfixed() {
     let filter = trivy::TrivyFilter { ignore: &ignore, ignore_unfixed: true, ignore_statuses: &[] };
     let today = "2026-11-26".parse().unwrap();
     let (kept, dropped) = filter.apply(report.findings.clone(), today);
-    let unfixed = report.findings.iter().filter(|f| trivy::UNFIXED_STATUSES.contains(&f.package.as_ref().unwrap().status.as_deref().unwrap_or(""))).count();
+    let unfixed = report
+        .findings
+        .iter()
+        .filter(|f| trivy::UNFIXED_STATUSES.contains(&f.package.as_ref().unwrap().status.as_deref().unwrap_or("")))
+        .count();
     assert_eq!(dropped as usize, unfixed);
     assert!(kept.iter().all(|f| !trivy::UNFIXED_STATUSES.contains(&f.package.as_ref().unwrap().status.as_deref().unwrap())));
 }
@@ -181,7 +185,8 @@ fn every_falco_capture_parses_and_log_lines_are_skipped_not_lost() {
         }
     }
     assert_eq!(total_jsonl, 243, "SOURCES.md counts 243 alert objects across the .jsonl files");
-    let capture = falco::parse_stream(&std::fs::read_to_string(common::testdata().join("falco/josevnz-falco_json_lines.txt")).unwrap(), now());
+    let capture =
+        falco::parse_stream(&std::fs::read_to_string(common::testdata().join("falco/josevnz-falco_json_lines.txt")).unwrap(), now());
     assert_eq!((capture.alerts.len(), capture.skipped.len()), (215, 22));
 }
 

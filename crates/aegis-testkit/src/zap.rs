@@ -53,7 +53,8 @@ async fn api(
     let mut seen = st.seen.lock().expect("stand-in state");
     seen.calls.push(format!("{component}/{kind}/{name}"));
     if headers.get("X-ZAP-API-Key").and_then(|v| v.to_str().ok()) != Some(st.behaviour.key.as_str()) {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"code": "bad_api_key", "message": "Invalid or missing API key"}))).into_response();
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"code": "bad_api_key", "message": "Invalid or missing API key"})))
+            .into_response();
     }
     let body = match (component.as_str(), kind.as_str(), name.as_str()) {
         ("core", "view", "version") => json!({"version": "2.16.1"}),

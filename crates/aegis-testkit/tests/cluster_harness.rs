@@ -55,10 +55,7 @@ async fn has_event(ns: &TestNamespace, reason: &str, message_part: &str) {
         let api = api.clone();
         async move {
             let events = api.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-            if events
-                .items
-                .iter()
-                .any(|e| e.reason.as_deref() == Some(reason) && e.message.as_deref().unwrap_or("").contains(message_part))
+            if events.items.iter().any(|e| e.reason.as_deref() == Some(reason) && e.message.as_deref().unwrap_or("").contains(message_part))
             {
                 Ok(())
             } else {
@@ -120,7 +117,12 @@ async fn a_memory_limit_below_the_apps_need_is_oomkilled_and_raising_it_heals() 
     let (_, cs) = pod_status(&ns, "api", "OOMKilled", |_, cs| cs.restart_count >= 1).await;
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("OOMKilled")));
-    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"limits": {"memory": "512Mi"}}}]}}}})).await;
+    patch(
+        &ns,
+        "api",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"limits": {"memory": "512Mi"}}}]}}}}),
+    )
+    .await;
     available(&ns, "api").await;
 }
 
@@ -136,7 +138,8 @@ async fn a_tag_that_does_not_exist_backs_off_pulling_and_the_right_tag_heals() {
     assert_eq!(cs.restart_count, 0);
     assert!(cs.state.as_ref().unwrap().waiting.as_ref().unwrap().message.as_deref().unwrap().contains("Back-off pulling image"));
     has_event(&ns, "Failed", "ImagePullBackOff").await;
-    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2"}]}}}})).await;
+    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2"}]}}}}))
+        .await;
     available(&ns, "api").await;
 }
 
@@ -197,6 +200,11 @@ async fn requests_larger_than_every_node_stay_pending_as_unschedulable_and_fitti
     let cond = pod.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap();
     assert!(cond.message.unwrap().contains("Insufficient memory"));
     has_event(&ns, "FailedScheduling", "Insufficient memory").await;
-    patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"requests": {"memory": "256Mi"}}}]}}}})).await;
+    patch(
+        &ns,
+        "api",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "resources": {"requests": {"memory": "256Mi"}}}]}}}}),
+    )
+    .await;
     available(&ns, "api").await;
 }

@@ -13,7 +13,11 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
         return out;
     }
     for (n, i) in incidents.iter().enumerate() {
-        let _ = writeln!(out, "{}", bold(&format!("━━ Incident {}/{}: {} {} ({}) ━━", n + 1, incidents.len(), i.category, i.resource, i.severity)));
+        let _ = writeln!(
+            out,
+            "{}",
+            bold(&format!("━━ Incident {}/{}: {} {} ({}) ━━", n + 1, incidents.len(), i.category, i.resource, i.severity))
+        );
         let _ = writeln!(out, "{}", bold("Root Cause Analysis"));
         let _ = writeln!(out, "  {}", i.root_cause);
         let _ = writeln!(out, "  confidence {:.0}%", i.confidence * 100.0);
@@ -45,7 +49,12 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
         }
         let p = &i.verification_plan;
         let _ = writeln!(out, "{}", bold("Verification Plan"));
-        let _ = writeln!(out, "  watch {}s in a shadow; approval {}", p.duration_seconds, if p.approval_required { "required" } else { "not required" });
+        let _ = writeln!(
+            out,
+            "  watch {}s in a shadow; approval {}",
+            p.duration_seconds,
+            if p.approval_required { "required" } else { "not required" }
+        );
         for c in &p.health_criteria {
             let _ = writeln!(out, "  ✓ {c}");
         }

@@ -300,7 +300,8 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
 
 /// Apply retention now. Also run by the writer every 10,000 stored alerts.
 fn prune(conn: &Connection, config: &StoreConfig, now: Timestamp) -> Result<(), StoreError> {
-    let cutoff = now.checked_sub(jiff::SignedDuration::try_from(config.max_age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
+    let cutoff =
+        now.checked_sub(jiff::SignedDuration::try_from(config.max_age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
     conn.execute("DELETE FROM alerts WHERE received_ns < ?1", params![ns(cutoff)])?;
     conn.execute(
         "DELETE FROM alerts WHERE id <= (SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1)",

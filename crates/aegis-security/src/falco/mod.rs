@@ -199,8 +199,7 @@ pub fn parse_body(bytes: &[u8], received: Timestamp) -> Result<Vec<FalcoAlert>, 
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     alerts.push(
-                        FalcoAlert::from_value(item, received)
-                            .map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
+                        FalcoAlert::from_value(item, received).map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
                     );
                 }
             }

@@ -60,84 +60,242 @@ macro_rules! check {
 }
 
 pub static CHECKS: &[Check] = &[
-    check!("AEGIS-K8S-001", "host-namespaces", PssBaseline, PolicyViolation, High,
+    check!(
+        "AEGIS-K8S-001",
+        "host-namespaces",
+        PssBaseline,
+        PolicyViolation,
+        High,
         "Pod shares the host's network, PID or IPC namespace",
-        "Remove hostNetwork, hostPID and hostIPC (or set them to false).", host_namespaces),
-    check!("AEGIS-K8S-002", "privileged", PssBaseline, PolicyViolation, Critical,
+        "Remove hostNetwork, hostPID and hostIPC (or set them to false).",
+        host_namespaces
+    ),
+    check!(
+        "AEGIS-K8S-002",
+        "privileged",
+        PssBaseline,
+        PolicyViolation,
+        Critical,
         "Container runs privileged",
-        "Set securityContext.privileged to false; grant only the capabilities the process needs.", privileged),
-    check!("AEGIS-K8S-003", "added-capabilities", PssBaseline, PolicyViolation, High,
+        "Set securityContext.privileged to false; grant only the capabilities the process needs.",
+        privileged
+    ),
+    check!(
+        "AEGIS-K8S-003",
+        "added-capabilities",
+        PssBaseline,
+        PolicyViolation,
+        High,
         "Container adds capabilities beyond the PSS baseline set",
-        "Remove capabilities outside the baseline set (AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT).", added_capabilities),
-    check!("AEGIS-K8S-004", "host-path", PssBaseline, PolicyViolation, High,
+        "Remove capabilities outside the baseline set (AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT).",
+        added_capabilities
+    ),
+    check!(
+        "AEGIS-K8S-004",
+        "host-path",
+        PssBaseline,
+        PolicyViolation,
+        High,
         "Pod mounts a hostPath volume",
-        "Use a PersistentVolumeClaim, emptyDir, ConfigMap or Secret instead of hostPath.", host_path),
-    check!("AEGIS-K8S-005", "host-ports", PssBaseline, PolicyViolation, Medium,
+        "Use a PersistentVolumeClaim, emptyDir, ConfigMap or Secret instead of hostPath.",
+        host_path
+    ),
+    check!(
+        "AEGIS-K8S-005",
+        "host-ports",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "Container binds a host port",
-        "Remove hostPort; expose the container through a Service.", host_ports),
-    check!("AEGIS-K8S-006", "apparmor-unconfined", PssBaseline, PolicyViolation, Medium,
+        "Remove hostPort; expose the container through a Service.",
+        host_ports
+    ),
+    check!(
+        "AEGIS-K8S-006",
+        "apparmor-unconfined",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "AppArmor profile is unconfined",
-        "Use the runtime/default or a Localhost AppArmor profile.", apparmor),
-    check!("AEGIS-K8S-007", "selinux-custom", PssBaseline, PolicyViolation, Medium,
+        "Use the runtime/default or a Localhost AppArmor profile.",
+        apparmor
+    ),
+    check!(
+        "AEGIS-K8S-007",
+        "selinux-custom",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "SELinux options set a custom user, role or type",
-        "Remove seLinuxOptions.user and .role; use type container_t, container_init_t or container_kvm_t.", selinux),
-    check!("AEGIS-K8S-008", "proc-mount-unmasked", PssBaseline, PolicyViolation, Medium,
+        "Remove seLinuxOptions.user and .role; use type container_t, container_init_t or container_kvm_t.",
+        selinux
+    ),
+    check!(
+        "AEGIS-K8S-008",
+        "proc-mount-unmasked",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "Container uses an unmasked /proc",
-        "Remove securityContext.procMount or set it to Default.", proc_mount),
-    check!("AEGIS-K8S-009", "seccomp-unconfined", PssBaseline, PolicyViolation, Medium,
+        "Remove securityContext.procMount or set it to Default.",
+        proc_mount
+    ),
+    check!(
+        "AEGIS-K8S-009",
+        "seccomp-unconfined",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "Seccomp profile is Unconfined",
-        "Set seccompProfile.type to RuntimeDefault or Localhost.", seccomp_unconfined),
-    check!("AEGIS-K8S-010", "unsafe-sysctls", PssBaseline, PolicyViolation, Medium,
+        "Set seccompProfile.type to RuntimeDefault or Localhost.",
+        seccomp_unconfined
+    ),
+    check!(
+        "AEGIS-K8S-010",
+        "unsafe-sysctls",
+        PssBaseline,
+        PolicyViolation,
+        Medium,
         "Pod sets a sysctl outside the safe set",
-        "Only set namespaced safe sysctls (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_unprivileged_port_start, net.ipv4.tcp_syncookies, net.ipv4.ping_group_range, net.ipv4.ip_local_reserved_ports, net.ipv4.tcp_keepalive_time, net.ipv4.tcp_fin_timeout, net.ipv4.tcp_keepalive_intvl, net.ipv4.tcp_keepalive_probes).", sysctls),
-    check!("AEGIS-K8S-011", "restricted-volume-types", PssRestricted, PolicyViolation, Low,
+        "Only set namespaced safe sysctls (kernel.shm_rmid_forced, net.ipv4.ip_local_port_range, net.ipv4.ip_unprivileged_port_start, net.ipv4.tcp_syncookies, net.ipv4.ping_group_range, net.ipv4.ip_local_reserved_ports, net.ipv4.tcp_keepalive_time, net.ipv4.tcp_fin_timeout, net.ipv4.tcp_keepalive_intvl, net.ipv4.tcp_keepalive_probes).",
+        sysctls
+    ),
+    check!(
+        "AEGIS-K8S-011",
+        "restricted-volume-types",
+        PssRestricted,
+        PolicyViolation,
+        Low,
         "Pod uses a volume type the restricted profile forbids",
-        "Use only configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected or secret volumes.", volume_types),
-    check!("AEGIS-K8S-012", "privilege-escalation", PssRestricted, PolicyViolation, Medium,
+        "Use only configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected or secret volumes.",
+        volume_types
+    ),
+    check!(
+        "AEGIS-K8S-012",
+        "privilege-escalation",
+        PssRestricted,
+        PolicyViolation,
+        Medium,
         "Container allows privilege escalation",
-        "Set securityContext.allowPrivilegeEscalation: false.", privilege_escalation),
-    check!("AEGIS-K8S-013", "run-as-non-root", PssRestricted, PolicyViolation, Medium,
+        "Set securityContext.allowPrivilegeEscalation: false.",
+        privilege_escalation
+    ),
+    check!(
+        "AEGIS-K8S-013",
+        "run-as-non-root",
+        PssRestricted,
+        PolicyViolation,
+        Medium,
         "Container may run as root (runAsNonRoot is not true)",
-        "Set securityContext.runAsNonRoot: true on the pod or every container.", run_as_non_root),
-    check!("AEGIS-K8S-014", "run-as-root-user", PssRestricted, PolicyViolation, High,
+        "Set securityContext.runAsNonRoot: true on the pod or every container.",
+        run_as_non_root
+    ),
+    check!(
+        "AEGIS-K8S-014",
+        "run-as-root-user",
+        PssRestricted,
+        PolicyViolation,
+        High,
         "Container runs as UID 0",
-        "Set runAsUser to a non-zero UID.", run_as_root_user),
-    check!("AEGIS-K8S-015", "seccomp-required", PssRestricted, PolicyViolation, Low,
+        "Set runAsUser to a non-zero UID.",
+        run_as_root_user
+    ),
+    check!(
+        "AEGIS-K8S-015",
+        "seccomp-required",
+        PssRestricted,
+        PolicyViolation,
+        Low,
         "No seccomp profile is set",
-        "Set securityContext.seccompProfile.type: RuntimeDefault on the pod.", seccomp_required),
-    check!("AEGIS-K8S-016", "capabilities-drop-all", PssRestricted, PolicyViolation, Low,
+        "Set securityContext.seccompProfile.type: RuntimeDefault on the pod.",
+        seccomp_required
+    ),
+    check!(
+        "AEGIS-K8S-016",
+        "capabilities-drop-all",
+        PssRestricted,
+        PolicyViolation,
+        Low,
         "Container does not drop ALL capabilities (or adds one other than NET_BIND_SERVICE)",
-        "Set securityContext.capabilities.drop: [ALL] and add back only NET_BIND_SERVICE if needed.", drop_all),
-    check!("AEGIS-K8S-017", "writable-root-filesystem", Hardening, Misconfiguration, Low,
+        "Set securityContext.capabilities.drop: [ALL] and add back only NET_BIND_SERVICE if needed.",
+        drop_all
+    ),
+    check!(
+        "AEGIS-K8S-017",
+        "writable-root-filesystem",
+        Hardening,
+        Misconfiguration,
+        Low,
         "Container root filesystem is writable",
-        "Set securityContext.readOnlyRootFilesystem: true; mount emptyDir for scratch space.", read_only_root),
-    check!("AEGIS-K8S-018", "missing-requests", Hardening, Misconfiguration, Low,
+        "Set securityContext.readOnlyRootFilesystem: true; mount emptyDir for scratch space.",
+        read_only_root
+    ),
+    check!(
+        "AEGIS-K8S-018",
+        "missing-requests",
+        Hardening,
+        Misconfiguration,
+        Low,
         "Container has no CPU or memory request",
-        "Set resources.requests.cpu and resources.requests.memory.", missing_requests),
-    check!("AEGIS-K8S-019", "missing-memory-limit", Hardening, Misconfiguration, Low,
+        "Set resources.requests.cpu and resources.requests.memory.",
+        missing_requests
+    ),
+    check!(
+        "AEGIS-K8S-019",
+        "missing-memory-limit",
+        Hardening,
+        Misconfiguration,
+        Low,
         "Container has no memory limit",
-        "Set resources.limits.memory.", missing_limits),
-    check!("AEGIS-K8S-020", "missing-probes", Hardening, Misconfiguration, Low,
+        "Set resources.limits.memory.",
+        missing_limits
+    ),
+    check!(
+        "AEGIS-K8S-020",
+        "missing-probes",
+        Hardening,
+        Misconfiguration,
+        Low,
         "Long-running container has no liveness or readiness probe",
-        "Add readinessProbe and livenessProbe.", missing_probes),
-    check!("AEGIS-K8S-021", "image-latest-or-untagged", Hardening, Misconfiguration, Medium,
+        "Add readinessProbe and livenessProbe.",
+        missing_probes
+    ),
+    check!(
+        "AEGIS-K8S-021",
+        "image-latest-or-untagged",
+        Hardening,
+        Misconfiguration,
+        Medium,
         "Image uses the latest tag or no tag",
-        "Pin the image to a version tag or, better, a digest (image@sha256:...).", image_tag),
-    check!("AEGIS-K8S-022", "service-account-token-automount", Hardening, Misconfiguration, Low,
+        "Pin the image to a version tag or, better, a digest (image@sha256:...).",
+        image_tag
+    ),
+    check!(
+        "AEGIS-K8S-022",
+        "service-account-token-automount",
+        Hardening,
+        Misconfiguration,
+        Low,
         "Service account token is mounted automatically",
-        "Set automountServiceAccountToken: false unless the pod talks to the API server.", automount),
-    check!("AEGIS-K8S-023", "secret-literal-in-env", Hardening, Secret, High,
+        "Set automountServiceAccountToken: false unless the pod talks to the API server.",
+        automount
+    ),
+    check!(
+        "AEGIS-K8S-023",
+        "secret-literal-in-env",
+        Hardening,
+        Secret,
+        High,
         "Secret-looking value written literally in an environment variable",
-        "Move the value into a Secret and reference it with valueFrom.secretKeyRef.", secret_env),
+        "Move the value into a Secret and reference it with valueFrom.secretKeyRef.",
+        secret_env
+    ),
 ];
 
 // ---------- helpers ----------
 
 fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
-    ["containers", "initContainers", "ephemeralContainers"]
-        .into_iter()
-        .filter_map(move |k| spec.get(k).and_then(Value::as_array))
-        .flatten()
+    ["containers", "initContainers", "ephemeralContainers"].into_iter().filter_map(move |k| spec.get(k).and_then(Value::as_array)).flatten()
 }
 
 /// Only app containers: probes and resources are judged on these.
@@ -184,8 +342,19 @@ fn privileged(ctx: &Context<'_>) -> Vec<Hit> {
 }
 
 const BASELINE_CAPS: [&str; 13] = [
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "SETFCAP", "SETGID",
-    "SETPCAP", "SETUID", "SYS_CHROOT",
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
 ];
 
 fn added_caps(c: &Value) -> Vec<String> {
@@ -291,9 +460,16 @@ fn seccomp_unconfined(ctx: &Context<'_>) -> Vec<Hit> {
 }
 
 const SAFE_SYSCTLS: [&str; 10] = [
-    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start", "net.ipv4.tcp_syncookies",
-    "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
 ];
 
 fn sysctls(ctx: &Context<'_>) -> Vec<Hit> {
@@ -317,17 +493,15 @@ fn volume_types(ctx: &Context<'_>) -> Vec<Hit> {
         .filter_map(|v| {
             let obj = v.as_object()?;
             let kind = obj.keys().find(|k| *k != "name")?;
-            (!RESTRICTED_VOLUMES.contains(&kind.as_str())).then(|| {
-                hit(None, format!("volume {} is of type {kind}", v.get("name").and_then(Value::as_str).unwrap_or("?")))
-            })
+            (!RESTRICTED_VOLUMES.contains(&kind.as_str()))
+                .then(|| hit(None, format!("volume {} is of type {kind}", v.get("name").and_then(Value::as_str).unwrap_or("?"))))
         })
         .collect()
 }
 
 fn privilege_escalation(ctx: &Context<'_>) -> Vec<Hit> {
     per_container(ctx, |c| {
-        (sc(c, "allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false))
-            .then(|| "allowPrivilegeEscalation is not false".into())
+        (sc(c, "allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false)).then(|| "allowPrivilegeEscalation is not false".into())
     })
 }
 
@@ -393,10 +567,7 @@ fn missing_requests(ctx: &Context<'_>) -> Vec<Hit> {
 }
 
 fn missing_limits(ctx: &Context<'_>) -> Vec<Hit> {
-    app_containers(ctx.spec)
-        .filter(|c| c.pointer("/resources/limits/memory").is_none())
-        .map(|c| hit(cname(c), "no memory limit"))
-        .collect()
+    app_containers(ctx.spec).filter(|c| c.pointer("/resources/limits/memory").is_none()).map(|c| hit(cname(c), "no memory limit")).collect()
 }
 
 fn missing_probes(ctx: &Context<'_>) -> Vec<Hit> {
@@ -406,8 +577,7 @@ fn missing_probes(ctx: &Context<'_>) -> Vec<Hit> {
     }
     app_containers(ctx.spec)
         .filter_map(|c| {
-            let missing: Vec<&str> =
-                ["livenessProbe", "readinessProbe"].into_iter().filter(|p| c.get(*p).is_none()).collect();
+            let missing: Vec<&str> = ["livenessProbe", "readinessProbe"].into_iter().filter(|p| c.get(*p).is_none()).collect();
             (!missing.is_empty()).then(|| hit(cname(c), format!("no {}", missing.join(" or "))))
         })
         .collect()
@@ -445,9 +615,7 @@ fn automount(ctx: &Context<'_>) -> Vec<Hit> {
 
 fn looks_secret(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY", "CREDENTIAL"]
-        .iter()
-        .any(|k| n.contains(k))
+    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY", "CREDENTIAL"].iter().any(|k| n.contains(k))
 }
 
 fn secret_env(ctx: &Context<'_>) -> Vec<Hit> {
@@ -536,7 +704,8 @@ mod doc_tests {
 
     #[test]
     fn docs_list_every_manifest_check() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/manifest-checks.md")).expect("docs/manifest-checks.md");
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/manifest-checks.md"))
+            .expect("docs/manifest-checks.md");
         for c in CHECKS {
             let row = doc.lines().find(|l| l.starts_with(&format!("| {} |", c.id))).unwrap_or_else(|| panic!("{} missing from docs", c.id));
             assert!(row.contains(&format!("`{}`", c.name)), "{row}");

@@ -96,13 +96,7 @@ pub fn check_objects(objects: &[Value]) -> Vec<Finding> {
                     references: vec![format!("remediation: {}", check.remediation)],
                     native_severity: None,
                     aliases: vec![check.name.to_owned()],
-                    fingerprint: Fingerprint::of(&[
-                        "manifest",
-                        check.id,
-                        &kind,
-                        &name,
-                        hit.container.as_deref().unwrap_or(""),
-                    ]),
+                    fingerprint: Fingerprint::of(&["manifest", check.id, &kind, &name, hit.container.as_deref().unwrap_or("")]),
                 });
             }
         }

@@ -164,7 +164,12 @@ fn parse_object(obj: ReportObject) -> Result<ParsedReport, TrivyError> {
                 name: res.name.clone().unwrap_or_default(),
             };
             if let Some(err) = res.error.as_ref().filter(|e| !e.is_null() && e.as_str() != Some("")) {
-                errors.push(format!("{}/{}: {}", scope.kind, scope.name, err.as_str().map(str::to_owned).unwrap_or_else(|| err.to_string())));
+                errors.push(format!(
+                    "{}/{}: {}",
+                    scope.kind,
+                    scope.name,
+                    err.as_str().map(str::to_owned).unwrap_or_else(|| err.to_string())
+                ));
             }
             for r in res.results.iter().flatten() {
                 out.result(r, Some(&scope))?;
@@ -176,9 +181,7 @@ fn parse_object(obj: ReportObject) -> Result<ParsedReport, TrivyError> {
         Some(2) => {}
         Some(v) => return Err(TrivyError::UnsupportedSchema(v)),
         None => {
-            return Err(TrivyError::NotATrivyReport(
-                "expected SchemaVersion 2, a legacy array of results, or a `trivy k8s` report".into(),
-            ));
+            return Err(TrivyError::NotATrivyReport("expected SchemaVersion 2, a legacy array of results, or a `trivy k8s` report".into()));
         }
     }
     let artifact = artifact_target(obj.artifact_name.as_deref(), obj.artifact_type.as_deref(), obj.metadata.as_ref());
@@ -269,16 +272,11 @@ impl Collector {
             let raw_id = m.id.clone().or_else(|| m.avd_id.clone()).unwrap_or_else(|| "UNKNOWN".into());
             let id = canonical_check_id(&raw_id);
             let severity = severity(m.severity.as_deref(), &raw_id)?;
-            let mut aliases: Vec<String> = [Some(raw_id.clone()), m.avd_id.clone()]
-                .into_iter()
-                .flatten()
-                .filter(|a| *a != id)
-                .collect();
+            let mut aliases: Vec<String> = [Some(raw_id.clone()), m.avd_id.clone()].into_iter().flatten().filter(|a| *a != id).collect();
             aliases.dedup();
             let message = m.message.clone().unwrap_or_default();
             let cause_resource = m.cause_metadata.as_ref().and_then(|c| c.resource.clone()).unwrap_or_default();
-            let fingerprint =
-                Fingerprint::of(&["trivy", "misconfiguration", &id, &scope_key, result_target, &cause_resource, &message]);
+            let fingerprint = Fingerprint::of(&["trivy", "misconfiguration", &id, &scope_key, result_target, &cause_resource, &message]);
             let line = m.cause_metadata.as_ref().and_then(|c| c.start_line);
             self.findings.push(Finding {
                 source: Source::Trivy,
@@ -342,10 +340,7 @@ fn location(result_target: &str, class: &str, pkg_path: Option<&str>, pkg_name: 
     };
     let place = match pkg_path {
         Some(p) if !p.is_empty() => p,
-        _ if class == "os-pkgs" => result_target
-            .rsplit_once(" (")
-            .map(|(_, os)| os.trim_end_matches(')'))
-            .unwrap_or(result_target),
+        _ if class == "os-pkgs" => result_target.rsplit_once(" (").map(|(_, os)| os.trim_end_matches(')')).unwrap_or(result_target),
         _ => result_target,
     };
     format!("{place} ({pkg})")
@@ -379,8 +374,22 @@ fn legacy_artifact(results: &[TrivyResult]) -> Option<Target> {
 fn is_os_type(t: &str) -> bool {
     matches!(
         t,
-        "alpine" | "debian" | "ubuntu" | "centos" | "redhat" | "rocky" | "alma" | "amazon" | "oracle" | "photon"
-            | "suse linux enterprise server" | "opensuse.leap" | "wolfi" | "chainguard" | "mariner" | "azurelinux"
+        "alpine"
+            | "debian"
+            | "ubuntu"
+            | "centos"
+            | "redhat"
+            | "rocky"
+            | "alma"
+            | "amazon"
+            | "oracle"
+            | "photon"
+            | "suse linux enterprise server"
+            | "opensuse.leap"
+            | "wolfi"
+            | "chainguard"
+            | "mariner"
+            | "azurelinux"
     )
 }
 

@@ -47,8 +47,7 @@ pub fn to_findings(alerts: &[ZapAlert], rules: &ZapRules) -> ZapFindings {
             suppressed += 1;
             continue;
         }
-        let in_scope: Vec<&ZapInstance> =
-            alert.instances.iter().filter(|i| rules.in_scope(&alert.plugin_id, &i.uri)).collect();
+        let in_scope: Vec<&ZapInstance> = alert.instances.iter().filter(|i| rules.in_scope(&alert.plugin_id, &i.uri)).collect();
         if in_scope.is_empty() && !alert.instances.is_empty() {
             suppressed += 1;
             continue;

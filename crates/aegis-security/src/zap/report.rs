@@ -105,15 +105,8 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// References in reports are HTML paragraphs (`<p>url</p><p>url</p>`).
 fn split_references(html: Option<&str>) -> Vec<String> {
-    html.map(|h| {
-        h.split("<p>")
-            .flat_map(|p| p.split("</p>"))
-            .map(str::trim)
-            .filter(|s| s.starts_with("http"))
-            .map(str::to_owned)
-            .collect()
-    })
-    .unwrap_or_default()
+    html.map(|h| h.split("<p>").flat_map(|p| p.split("</p>")).map(str::trim).filter(|s| s.starts_with("http")).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 pub fn parse_report(bytes: &[u8]) -> Result<ParsedZapReport, ZapError> {
@@ -194,8 +187,7 @@ pub fn alerts_from_api(api: &[ApiAlert], site: &str) -> Result<Vec<ZapAlert>, Za
     let mut out: Vec<ZapAlert> = Vec::new();
     for a in api {
         let risk: ZapRisk = a.risk.parse().map_err(|e| ZapError::InvalidField(format!("plugin {}: {e}", a.plugin_id)))?;
-        let confidence: ZapConfidence =
-            a.confidence.parse().map_err(|e| ZapError::InvalidField(format!("plugin {}: {e}", a.plugin_id)))?;
+        let confidence: ZapConfidence = a.confidence.parse().map_err(|e| ZapError::InvalidField(format!("plugin {}: {e}", a.plugin_id)))?;
         let alert_ref = non_empty(a.alert_ref.clone());
         let instance = ZapInstance {
             uri: a.url.clone(),
@@ -219,7 +211,11 @@ pub fn alerts_from_api(api: &[ApiAlert], site: &str) -> Result<Vec<ZapAlert>, Za
             confidence,
             site: site.to_owned(),
             instances: vec![instance],
-            references: a.reference.as_deref().map(|r| r.lines().map(str::trim).filter(|l| l.starts_with("http")).map(str::to_owned).collect()).unwrap_or_default(),
+            references: a
+                .reference
+                .as_deref()
+                .map(|r| r.lines().map(str::trim).filter(|l| l.starts_with("http")).map(str::to_owned).collect())
+                .unwrap_or_default(),
             cwe_id: non_empty(a.cweid.clone()),
         });
     }

@@ -44,10 +44,8 @@ impl ZapRules {
                 "WARN" => RuleLevel::Warn,
                 "FAIL" => RuleLevel::Fail,
                 "OUTOFSCOPE" => {
-                    let re = Regex::new(&format!("^(?:{text})")).map_err(|e| ZapError::RulesFile {
-                        line: line_no,
-                        message: format!("invalid OUTOFSCOPE regex {text:?}: {e}"),
-                    })?;
+                    let re = Regex::new(&format!("^(?:{text})"))
+                        .map_err(|e| ZapError::RulesFile { line: line_no, message: format!("invalid OUTOFSCOPE regex {text:?}: {e}") })?;
                     for id in key.split(',') {
                         rules.out_of_scope.push((id.trim().to_owned(), re.clone()));
                     }
@@ -88,7 +86,10 @@ mod tests {
 
     #[test]
     fn rules_file_levels_and_out_of_scope_regexes_follow_zap_baseline() {
-        let rules = ZapRules::parse("# c\n10021\tFAIL\t(x)\n10049\tIGNORE\t(y)\n*\tOUTOFSCOPE\t.*/robots\\.txt$\n10020\tOUTOFSCOPE\thttps://www.zaproxy.com/").unwrap();
+        let rules = ZapRules::parse(
+            "# c\n10021\tFAIL\t(x)\n10049\tIGNORE\t(y)\n*\tOUTOFSCOPE\t.*/robots\\.txt$\n10020\tOUTOFSCOPE\thttps://www.zaproxy.com/",
+        )
+        .unwrap();
         assert_eq!(rules.level("10021"), Some(RuleLevel::Fail));
         assert_eq!(rules.level("10049"), Some(RuleLevel::Ignore));
         assert_eq!(rules.level("99999"), None);
