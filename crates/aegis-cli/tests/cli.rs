@@ -338,3 +338,34 @@ fn analyze_exits_0_without_incidents_and_3_on_an_unreadable_snapshot() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Pod \"p\""));
 }
+
+#[test]
+fn a_malformed_falco_alert_beside_a_heartbeat_exits_3_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let falco = dir.path().join("falco.jsonl");
+    std::fs::write(
+        &falco,
+        concat!(
+            r#"{"output":"metrics","priority":"Informational","rule":"Falco internal: metrics snapshot","source":"internal","time":"2026-11-26T11:59:00Z","output_fields":{}}"#,
+            "\n",
+            r#"{"output":"shell","priority":"Critical","rule":"Terminal shell in container","output_fields":{"k8s.ns.name":"aegis-shadow-demo"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&policy, "trivy: {mode: off}\nzap: {mode: off}\nmanifest: {mode: off}\n").unwrap();
+    let out = aegis()
+        .args(["gate", "--policy"])
+        .arg(&policy)
+        .arg("--candidate")
+        .arg(&falco)
+        .args(["-n", "aegis-shadow-demo", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"], "error");
+    let reason = report["reasons"][0]["message"].as_str().unwrap();
+    assert!(reason.contains("line 2") && reason.contains("time"), "{reason}");
+}

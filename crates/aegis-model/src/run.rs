@@ -25,11 +25,17 @@ impl Side {
     }
 }
 
-/// How a scanner run ended. Only `Ok` carries evidence; the gate treats the others as missing evidence.
+/// How a scanner run ended. Only `Ok` is complete evidence; the gate treats the others as missing
+/// evidence. An `Incomplete` run still carries the findings it could read, and they are judged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum RunStatus {
     Ok,
+    /// Ran, but part of its input could not be read or scanned (an alert line that is not an alert, a
+    /// resource Trivy could not pull): what it read is judged, what it could not read cannot be cleared.
+    Incomplete {
+        reason: String,
+    },
     /// Deliberately not run (disabled by policy, nothing to scan). Never counts as clean for a
     /// required scanner.
     Skipped {
@@ -42,13 +48,20 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Complete evidence.
     pub fn is_ok(&self) -> bool {
         matches!(self, RunStatus::Ok)
+    }
+
+    /// Whether the run's findings are evidence (complete or not): `Ok` and `Incomplete`.
+    pub fn has_findings(&self) -> bool {
+        matches!(self, RunStatus::Ok | RunStatus::Incomplete { .. })
     }
 
     pub fn label(&self) -> &'static str {
         match self {
             RunStatus::Ok => "ok",
+            RunStatus::Incomplete { .. } => "incomplete",
             RunStatus::Skipped { .. } => "skipped",
             RunStatus::Failed { .. } => "failed",
         }
@@ -57,7 +70,7 @@ impl RunStatus {
     pub fn reason(&self) -> Option<&str> {
         match self {
             RunStatus::Ok => None,
-            RunStatus::Skipped { reason } | RunStatus::Failed { reason } => Some(reason),
+            RunStatus::Incomplete { reason } | RunStatus::Skipped { reason } | RunStatus::Failed { reason } => Some(reason),
         }
     }
 }
@@ -104,6 +117,16 @@ impl ScannerRun {
     /// A run that failed before producing any evidence.
     pub fn failed(scanner: Source, side: Side, target: impl Into<String>, started: Timestamp, reason: impl Into<String>) -> Self {
         ScannerRun { status: RunStatus::Failed { reason: reason.into() }, ..ScannerRun::new(scanner, side, target, started) }
+    }
+
+    /// Mark the run incomplete: part of its input could not be read. A failed run stays failed.
+    pub fn mark_incomplete(&mut self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.status = match std::mem::replace(&mut self.status, RunStatus::Ok) {
+            RunStatus::Ok => RunStatus::Incomplete { reason },
+            RunStatus::Incomplete { reason: before } => RunStatus::Incomplete { reason: format!("{before}; {reason}") },
+            other => other,
+        };
     }
 
     /// A run deliberately not made (nothing to scan, scanner not configured).

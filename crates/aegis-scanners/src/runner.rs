@@ -270,8 +270,12 @@ impl Runner {
                     for m in &manifests {
                         let run = load(EvidenceKind::Manifest, &m.name, m.text.as_bytes(), side, policy, &LoadOptions::default(), started);
                         names.push(m.name.clone());
-                        if let RunStatus::Failed { reason } = run.status {
-                            merged.status = RunStatus::Failed { reason: format!("{}: {reason}", m.name) };
+                        match run.status {
+                            RunStatus::Failed { reason } | RunStatus::Skipped { reason } => {
+                                merged.status = RunStatus::Failed { reason: format!("{}: {reason}", m.name) }
+                            }
+                            RunStatus::Incomplete { reason } => merged.mark_incomplete(format!("{}: {reason}", m.name)),
+                            RunStatus::Ok => {}
                         }
                         merged.tool_version = run.tool_version;
                         merged.findings.extend(run.findings);

@@ -227,14 +227,10 @@ impl TrivyScanner {
         run.duration_ms = clock.elapsed().as_millis() as u64;
         match result {
             Ok(report) => {
-                if let Some(v) = report.tool_version.filter(|_| run.tool_version.is_none()) {
-                    run.tool_version = Some(v);
-                }
                 if let Some(aegis_model::Target::Image { digest: Some(d), .. }) = &report.artifact {
                     run.notes.push(format!("image digest {d}"));
                 }
-                run.notes.extend(report.resource_errors.iter().map(|e| format!("resource not scanned: {e}")));
-                run.findings = report.findings;
+                report.fill(&mut run);
             }
             Err(reason) => run.status = RunStatus::Failed { reason },
         }

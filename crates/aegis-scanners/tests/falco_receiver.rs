@@ -279,3 +279,46 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     let silent = window_evidence(&store, "payments", silent_since, silent_until, Side::Candidate);
     assert_eq!(evaluate(&policy, None, &Evidence::new(vec![silent]), Timestamp::now()).verdict, aegis_model::Verdict::Error);
 }
+
+/// A body the receiver refuses is an alert lost to the gate: Falco's http_output does not resend it.
+/// The refusal is stored, and a window it falls in cannot clear the namespaces the body may concern.
+#[tokio::test]
+async fn a_refused_body_leaves_the_windows_it_could_concern_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), ReceiverConfig { max_body: 4096, ..Default::default() }).await;
+    let client = client();
+    let since = Timestamp::now();
+    let heartbeat = format!(
+        r#"{{"rule":"Falco internal: metrics snapshot","priority":"Informational","source":"internal","time":"{since}","output_fields":{{}}}}"#
+    );
+    assert_eq!(post(&client, &server.url("/"), heartbeat).await.0, 200);
+    // An alert about the shadow that cannot be read (a priority Falco never writes).
+    let bad = r#"{"rule":"Terminal shell in container","priority":"Severe","time":"2026-11-26T10:00:00Z","output":"x","output_fields":{"k8s.ns.name":"aegis-shadow-1"}}"#;
+    let (status, body) = post(&client, &server.url("/"), bad.to_owned()).await;
+    assert_eq!(status, 400, "{body}");
+    server.stop().await;
+
+    let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
+    let evidence = |ns: &'static str| {
+        let store = store.clone();
+        let until = Timestamp::now();
+        move || window_evidence(&store, ns, since, until, Side::Candidate)
+    };
+    let run = tokio::task::spawn_blocking(evidence("aegis-shadow-1")).await.unwrap();
+    match &run.status {
+        RunStatus::Incomplete { reason } => assert!(reason.contains("priority"), "{reason}"),
+        other => panic!("the shadow's window must be incomplete: {other:?}"),
+    }
+    let run = tokio::task::spawn_blocking(evidence("billing")).await.unwrap();
+    assert_eq!(run.status, RunStatus::Ok, "a refusal naming another namespace does not hold this one up");
+
+    // A body too large to read names no namespace: it holds up every window it falls in.
+    let server = Server::start(dir.path(), ReceiverConfig { max_body: 4096, ..Default::default() }).await;
+    let resp = client.post(server.url("/")).body("x".repeat(5000)).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    server.stop().await;
+    let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
+    let until = Timestamp::now();
+    let run = tokio::task::spawn_blocking(move || window_evidence(&store, "billing", since, until, Side::Candidate)).await.unwrap();
+    assert!(matches!(run.status, RunStatus::Incomplete { .. }), "{:?}", run.status);
+}

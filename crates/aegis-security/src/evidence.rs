@@ -108,14 +108,10 @@ pub fn load(
     match kind {
         EvidenceKind::Trivy => match trivy::parse_report(bytes) {
             Ok(report) => {
-                run.tool_version = report.tool_version;
                 if let Some(a) = &report.artifact {
                     run.target = a.to_string();
                 }
-                for e in &report.resource_errors {
-                    run.notes.push(format!("resource not scanned: {e}"));
-                }
-                run.findings = report.findings;
+                report.fill(&mut run);
                 run
             }
             Err(e) => fail(run, e.to_string()),
@@ -147,20 +143,28 @@ pub fn load(
             let parsed = falco::parse_stream(&text, started);
             if !parsed.skipped.is_empty() {
                 run.notes.push(format!(
-                    "{} line(s) that are not alerts skipped (first: line {})",
+                    "{} line(s) that are not alerts skipped (first: line {}, {})",
                     parsed.skipped.len(),
-                    parsed.skipped[0].0
+                    parsed.skipped[0].0,
+                    parsed.skipped[0].1
                 ));
             }
             // In a captured file, every alert (internal messages included) proves the feed was alive.
             let feed = parsed.alerts.len() as u64;
-            falco_run(run, &parsed.alerts, opts.namespace.as_deref(), feed)
+            falco_run(run, &parsed.alerts, &parsed.unreadable, opts.namespace.as_deref(), feed)
         }
         EvidenceKind::Manifest => match std::str::from_utf8(bytes) {
             Ok(text) => match manifest::check_text(text) {
-                Ok(findings) => {
+                Ok(checked) => {
                     run.tool_version = Some(concat!("aegis ", env!("CARGO_PKG_VERSION")).to_owned());
-                    run.findings = findings;
+                    run.findings = checked.findings;
+                    if !checked.unreadable.is_empty() {
+                        run.mark_incomplete(format!(
+                            "{} workload(s) could not be checked: {}",
+                            checked.unreadable.len(),
+                            checked.unreadable.join("; ")
+                        ));
+                    }
                     run
                 }
                 Err(e) => fail(run, e.to_string()),
@@ -172,9 +176,16 @@ pub fn load(
 
 /// Build a Falco run from the alerts seen for a namespace. `feed_messages` counts everything Falco
 /// sent in the window (any namespace, internal messages too): zero means the feed was silent, which is
-/// missing evidence, not a clean namespace.
-pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: Option<&str>, feed_messages: u64) -> ScannerRun {
-    if feed_messages == 0 {
+/// missing evidence, not a clean namespace. `unreadable` alerts that may concern the namespace (they
+/// name it, or name none) make the run incomplete: they cannot be judged, so they cannot be cleared.
+pub fn falco_run(
+    mut run: ScannerRun,
+    alerts: &[falco::FalcoAlert],
+    unreadable: &[falco::UnreadableAlert],
+    namespace: Option<&str>,
+    feed_messages: u64,
+) -> ScannerRun {
+    if feed_messages == 0 && unreadable.is_empty() {
         run.status = RunStatus::Failed {
             reason: "no Falco alert or internal message in the window: the feed is silent, so the namespace cannot be cleared".into(),
         };
@@ -188,11 +199,13 @@ pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: O
             .filter(|a| a.is_internal())
             .find_map(|a| a.output_fields.get("falco.version").and_then(|v| v.as_str()).map(str::to_owned));
     }
+    let elsewhere = |got: Option<&str>| matches!((namespace, got), (Some(want), Some(got)) if want != got);
     let mut other_namespaces = 0u64;
     for a in alerts.iter().filter(|a| !a.is_internal()) {
-        match (namespace, a.namespace()) {
-            (Some(want), Some(got)) if want != got => other_namespaces += 1,
-            _ => run.findings.push(a.to_finding()),
+        if elsewhere(a.namespace()) {
+            other_namespaces += 1;
+        } else {
+            run.findings.push(a.to_finding());
         }
     }
     let unattributed = run.findings.iter().filter(|f| matches!(f.target, Target::Pod { namespace: None, .. })).count();
@@ -200,5 +213,22 @@ pub fn falco_run(mut run: ScannerRun, alerts: &[falco::FalcoAlert], namespace: O
         "{} alert(s) considered ({unattributed} without namespace), {other_namespaces} from other namespaces, {heartbeats} internal message(s)",
         run.findings.len()
     ));
+    let (theirs, ours): (Vec<&falco::UnreadableAlert>, Vec<&falco::UnreadableAlert>) =
+        unreadable.iter().partition(|u| elsewhere(u.namespace.as_deref()));
+    if !theirs.is_empty() {
+        let mut names: Vec<&str> = theirs.iter().filter_map(|u| u.namespace.as_deref()).collect();
+        names.sort_unstable();
+        names.dedup();
+        run.notes.push(format!("{} unreadable alert(s) of other namespaces ({}) not judged", theirs.len(), names.join(", ")));
+    }
+    if !ours.is_empty() {
+        let shown: Vec<String> = ours.iter().take(3).map(ToString::to_string).collect();
+        let more = if ours.len() > 3 { format!(" (+{} more)", ours.len() - 3) } else { String::new() };
+        run.mark_incomplete(format!(
+            "{} alert(s) could not be read and may concern this namespace, so it cannot be cleared: {}{more}",
+            ours.len(),
+            shown.join("; ")
+        ));
+    }
     run
 }

@@ -4,9 +4,10 @@
 //! `generated_at`), and the CLI, the shadow runner and the operator share this one decision.
 //!
 //! Decision order, per scanner that the policy does not switch off:
-//! 1. Evidence: no candidate run, or a candidate run that failed or was skipped, is an *error* for a
-//!    required scanner and a warning for an advisory one. A failed baseline makes every candidate finding
-//!    of that scanner count as new (never fewer findings for less evidence).
+//! 1. Evidence: no candidate run, or a candidate run that failed, was skipped or is incomplete, is an
+//!    *error* for a required scanner and a warning for an advisory one (an incomplete run's findings are
+//!    still judged). A failed baseline makes every candidate finding of that scanner count as new; an
+//!    incomplete one vouches only for what it read (never fewer findings for less evidence).
 //! 2. Filters: exceptions and ignore files (with expiry), Trivy status filters, Falco allowlists and
 //!    attribution. Dropped findings are counted, expired exceptions are warned about.
 //! 3. Delta by fingerprint: new, resolved, persisting.
@@ -85,22 +86,26 @@ pub fn evaluate(policy: &GatePolicy, baseline: Option<&Evidence>, candidate: &Ev
             }
         }
         let base_runs: Vec<&ScannerRun> = baseline.map(|b| b.of(source).collect()).unwrap_or_default();
-        let baseline_usable = !base_runs.is_empty() && base_runs.iter().all(|r| r.status.is_ok());
-        if baseline.is_some() && !baseline_usable && judged_delta == Delta::New {
-            warnings.push(GateReason {
-                rule: format!("{source}.baseline"),
-                scanner: Some(source),
-                message: format!(
-                    "baseline evidence from {} is missing or failed; every candidate finding counts as new",
-                    source.tool_name()
-                ),
-                findings: vec![],
-            });
+        // An incomplete baseline still vouches for what it read: what it could not read only makes
+        // more candidate findings new, never fewer.
+        let baseline_usable = !base_runs.is_empty() && base_runs.iter().all(|r| r.status.has_findings());
+        let baseline_complete = baseline_usable && base_runs.iter().all(|r| r.status.is_ok());
+        if baseline.is_some() && !baseline_complete && judged_delta == Delta::New {
+            let message = if baseline_usable {
+                format!(
+                    "baseline evidence from {} is incomplete ({}); candidate findings it could not vouch for count as new",
+                    source.tool_name(),
+                    base_runs.iter().filter_map(|r| r.status.reason()).collect::<Vec<_>>().join("; ")
+                )
+            } else {
+                format!("baseline evidence from {} is missing or failed; every candidate finding counts as new", source.tool_name())
+            };
+            warnings.push(GateReason { rule: format!("{source}.baseline"), scanner: Some(source), message, findings: vec![] });
         }
 
         // 2. Filters.
         let ok_findings = |runs: &[&ScannerRun]| -> Vec<Finding> {
-            runs.iter().filter(|r| r.status.is_ok()).flat_map(|r| r.findings.iter().cloned()).collect()
+            runs.iter().filter(|r| r.status.has_findings()).flat_map(|r| r.findings.iter().cloned()).collect()
         };
         let (cand, dropped) = filter(policy, source, ok_findings(&cand_runs), today, &mut warnings, true);
         suppressed_total += dropped + cand_runs.iter().map(|r| r.suppressed).sum::<u64>();

@@ -35,6 +35,7 @@ pub fn render(r: &SecurityReport) -> Result<String> {
     for run in &r.scanners {
         let failure = match &run.status {
             RunStatus::Ok => None,
+            RunStatus::Incomplete { reason } => Some(("incomplete".to_owned(), reason.clone())),
             RunStatus::Skipped { reason } => Some(("skipped".to_owned(), reason.clone())),
             RunStatus::Failed { reason } => Some(("failed".to_owned(), reason.clone())),
         };

@@ -135,7 +135,7 @@ pub fn render(r: &SecurityReport, color: bool) -> String {
         let status_color = match run.status {
             RunStatus::Ok => Color::Green,
             RunStatus::Skipped { .. } => Color::Yellow,
-            RunStatus::Failed { .. } => Color::Red,
+            RunStatus::Incomplete { .. } | RunStatus::Failed { .. } => Color::Red,
         };
         let status = match run.status.reason() {
             Some(reason) => format!("{}: {}", run.status.label(), truncate(reason, 70)),

@@ -26,15 +26,15 @@ pub fn window_evidence(store: &FalcoStore, namespace: &str, since: Timestamp, un
         limit: 100_000,
         ..Default::default()
     };
-    let result = store.query(&q).and_then(|alerts| Ok((alerts, store.heartbeat(since, until)?)));
+    let result = store.query(&q).and_then(|alerts| Ok((alerts, store.heartbeat(since, until)?, store.refused(namespace, since, until)?)));
     run.duration_ms = clock.elapsed().as_millis() as u64;
     match result {
         Err(e) => ScannerRun::failed(Source::Falco, side, target, started, e.to_string()),
-        Ok((alerts, heartbeat)) => {
+        Ok((alerts, heartbeat, refused)) => {
             if alerts.len() >= q.limit {
                 run.notes.push(format!("more than {} alerts in the window; the most severe {} were judged", q.limit, q.limit));
             }
-            falco_run(run, &alerts, Some(namespace), heartbeat)
+            falco_run(run, &alerts, &refused, Some(namespace), heartbeat)
         }
     }
 }

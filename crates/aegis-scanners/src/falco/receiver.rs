@@ -4,9 +4,9 @@
 //! | request                         | answer                                                   |
 //! |---------------------------------|----------------------------------------------------------|
 //! | `POST /` or `POST /falco`       | 200 `{"stored":n,"duplicates":m}` once durable           |
-//! | bad JSON / not an alert         | 400 with the line and what is wrong; nothing stored      |
+//! | bad JSON / not an alert         | 400 with the line and what is wrong; no alert stored, the refusal recorded |
 //! | missing or wrong bearer token   | 401 with `WWW-Authenticate: Bearer`                       |
-//! | body over the limit             | 413 naming the limit                                      |
+//! | body over the limit             | 413 naming the limit; the refusal recorded                |
 //! | store failure                   | 503; the sender may retry (alerts are deduplicated)       |
 //! | `GET /healthz`, `GET /ping`     | `{"status":"ok"}`, `pong` (as falcosidekick answers)      |
 //! | `GET /alerts?namespace=…`       | stored alerts as JSON (query parameters as `AlertQuery`) |
@@ -115,17 +115,41 @@ async fn receive_counted(state: &AppState, headers: HeaderMap, body: Body) -> Re
     let too_large = || {
         error(StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds the {limit}-byte limit; send one alert per request or raise --max-body"))
     };
-    if headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
-        return too_large();
-    }
-    let bytes = match to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return too_large(),
-    };
     let received = Timestamp::now();
-    let alerts = match parse_body(&bytes, received) {
+    let declared_too_large =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit);
+    let bytes = match declared_too_large {
+        true => None,
+        false => to_bytes(body, limit).await.ok(),
+    };
+    let Some(bytes) = bytes else {
+        // The alerts in it are lost to the gate: record that, for every namespace (it cannot be read).
+        return refuse(
+            state,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            too_large(),
+            format!("a body over the {limit}-byte limit"),
+            vec![None],
+            received,
+        )
+        .await;
+    };
+    // Large bodies are parsed off the async workers, so /healthz and other senders never wait on one.
+    let parsed = if bytes.len() > 64 * 1024 {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || parse_body(&bytes, received))
+            .await
+            .unwrap_or_else(|e| Err(aegis_security::falco::BodyError { line: 1, message: e.to_string() }))
+    } else {
+        parse_body(&bytes, received)
+    };
+    let alerts = match parsed {
         Ok(a) => a,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a Falco alert: {e}")),
+        Err(e) => {
+            let message = format!("not a Falco alert: {e}");
+            let namespaces = aegis_security::falco::body_namespaces(&bytes);
+            return refuse(state, StatusCode::BAD_REQUEST, error(StatusCode::BAD_REQUEST, &message), message, namespaces, received).await;
+        }
     };
     match state.store.insert(alerts, received).await {
         Ok(outcome) => {
@@ -137,6 +161,26 @@ async fn receive_counted(state: &AppState, headers: HeaderMap, body: Body) -> Re
         Err(e) => {
             tracing::error!(error = %e, "storing Falco alerts failed");
             error(StatusCode::SERVICE_UNAVAILABLE, format!("alerts not stored: {e}"))
+        }
+    }
+}
+
+/// Answer a refused request, after storing the refusal durably (the alerts it carried are lost to
+/// the gate, so a window it falls in cannot clear the namespaces it may concern). If the refusal
+/// cannot be stored, 503: the sender may retry.
+async fn refuse(
+    state: &AppState,
+    status: StatusCode,
+    answer: Response,
+    reason: String,
+    namespaces: Vec<Option<String>>,
+    received: Timestamp,
+) -> Response {
+    match state.store.record_refused(reason, namespaces, received).await {
+        Ok(()) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, %status, "recording a refused Falco request failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("request refused ({status}) and the refusal not stored: {e}"))
         }
     }
 }

@@ -14,12 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegis_model::FalcoPriority;
-use aegis_security::falco::FalcoAlert;
+use aegis_security::falco::{FalcoAlert, UnreadableAlert};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: alerts. 2: refused requests (a v1 store is upgraded in place).
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -78,8 +79,19 @@ pub struct AlertQuery {
     pub limit: usize,
 }
 
+/// What the writer thread commits.
+enum Write {
+    Alerts(Vec<FalcoAlert>),
+    /// A request the receiver refused: the alerts in it are lost to the gate, so the refusal is
+    /// evidence. One row per namespace it may concern (`None`: it names none, or cannot be read).
+    Refused {
+        reason: String,
+        namespaces: Vec<Option<String>>,
+    },
+}
+
 struct WriteRequest {
-    alerts: Vec<FalcoAlert>,
+    write: Write,
     received: Timestamp,
     reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
 }
@@ -136,7 +148,14 @@ impl FalcoStore {
             CREATE INDEX IF NOT EXISTS alerts_ns_priority ON alerts(namespace, priority, time_ns);
             CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time_ns);
             CREATE INDEX IF NOT EXISTS alerts_received ON alerts(received_ns);
-            PRAGMA user_version = 1;",
+            CREATE TABLE IF NOT EXISTS refused (
+                id INTEGER PRIMARY KEY,
+                received_ns INTEGER NOT NULL,
+                namespace TEXT,
+                reason TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS refused_received ON refused(received_ns);
+            PRAGMA user_version = 2;",
         )?;
         let reader = open(&path, config.fsync)?;
         let (tx, rx) = mpsc::channel::<WriteRequest>(4096);
@@ -153,9 +172,39 @@ impl FalcoStore {
 
     /// Store alerts; resolves once they are committed.
     pub async fn insert(&self, alerts: Vec<FalcoAlert>, received: Timestamp) -> Result<InsertOutcome, StoreError> {
+        self.write(Write::Alerts(alerts), received).await
+    }
+
+    /// Record a request the receiver refused (unreadable, too large), durably: a window it falls in
+    /// cannot clear the namespaces it may concern.
+    pub async fn record_refused(&self, reason: String, namespaces: Vec<Option<String>>, received: Timestamp) -> Result<(), StoreError> {
+        self.write(Write::Refused { reason, namespaces }, received).await.map(|_| ())
+    }
+
+    async fn write(&self, write: Write, received: Timestamp) -> Result<InsertOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.inner.writer.send(WriteRequest { alerts, received, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.inner.writer.send(WriteRequest { write, received, reply }).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Requests refused between `since` and `until` (by time received) that may concern `namespace`:
+    /// those naming it and those naming none.
+    pub fn refused(&self, namespace: &str, since: Timestamp, until: Timestamp) -> Result<Vec<UnreadableAlert>, StoreError> {
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT received_ns, namespace, reason FROM refused
+             WHERE received_ns BETWEEN ?1 AND ?2 AND (namespace = ?3 OR namespace IS NULL) ORDER BY received_ns LIMIT 1000",
+        )?;
+        let rows = stmt.query_map(params![ns(since), ns(until), namespace], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, namespace, reason) = row?;
+            let at = Timestamp::from_nanosecond(i128::from(at)).map(|t| t.to_string()).unwrap_or_else(|_| at.to_string());
+            out.push(UnreadableAlert { place: format!("request refused by the receiver at {at}"), reason, namespace });
+        }
+        Ok(out)
     }
 
     /// Read alerts (blocking: call from `spawn_blocking` in async code).
@@ -274,9 +323,19 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
             "INSERT OR IGNORE INTO alerts (dedup, time_ns, received_ns, priority, rule, namespace, pod, internal, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
+        let mut refused = tx.prepare_cached("INSERT INTO refused (received_ns, namespace, reason) VALUES (?1, ?2, ?3)")?;
         for req in batch {
             let mut o = InsertOutcome::default();
-            for a in &req.alerts {
+            let alerts = match &req.write {
+                Write::Alerts(alerts) => alerts.as_slice(),
+                Write::Refused { reason, namespaces } => {
+                    for namespace in namespaces {
+                        refused.execute(params![ns(req.received), namespace, reason])?;
+                    }
+                    &[]
+                }
+            };
+            for a in alerts {
                 let body = serde_json::to_string(a).map_err(|e| StoreError::Sqlite(e.to_string()))?;
                 let changed = stmt.execute(params![
                     a.dedup_key(),
@@ -303,6 +362,7 @@ fn prune(conn: &Connection, config: &StoreConfig, now: Timestamp) -> Result<(), 
     let cutoff =
         now.checked_sub(jiff::SignedDuration::try_from(config.max_age).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(Timestamp::MIN);
     conn.execute("DELETE FROM alerts WHERE received_ns < ?1", params![ns(cutoff)])?;
+    conn.execute("DELETE FROM refused WHERE received_ns < ?1", params![ns(cutoff)])?;
     conn.execute(
         "DELETE FROM alerts WHERE id <= (SELECT id FROM alerts ORDER BY id DESC LIMIT 1 OFFSET ?1)",
         params![config.max_alerts as i64],

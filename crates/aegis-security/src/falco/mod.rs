@@ -152,16 +152,50 @@ impl FalcoAlert {
     }
 }
 
+/// An alert that could not be read: evidence that cannot be judged. `namespace` is the namespace it
+/// names when that much of it is readable, so that it holds up only that namespace's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableAlert {
+    /// Where it was: `line N` of a capture, or the request the receiver refused.
+    pub place: String,
+    pub reason: String,
+    pub namespace: Option<String>,
+}
+
+impl std::fmt::Display for UnreadableAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.place, self.reason)
+    }
+}
+
 /// Result of reading a captured stream.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamParse {
     pub alerts: Vec<FalcoAlert>,
-    /// Lines that were not alerts (log lines, invalid JSON, objects missing fields), with why.
+    /// Lines that are not alerts at all (a capture's log lines, JSON without any alert field), with
+    /// why: skipped and counted.
     pub skipped: Vec<(usize, String)>,
+    /// Lines that are alerts but cannot be read (truncated, a field missing or of the wrong type).
+    pub unreadable: Vec<UnreadableAlert>,
 }
 
-/// Read a captured stream of alerts, one per line, skipping lines that are not alerts. `read_at`
-/// stamps alerts whose time cannot be parsed.
+/// The fields of a Falco alert: a JSON object with any of them is an alert, readable or not.
+const ALERT_FIELDS: [&str; 6] = ["rule", "priority", "output", "output_fields", "time", "source"];
+
+/// The namespace an alert object names, read as leniently as possible (for an alert that cannot be
+/// read as a whole).
+fn namespace_of(v: &Value) -> Option<String> {
+    let fields = v.get("output_fields")?.as_object()?;
+    ["k8s.ns.name", "ka.target.namespace"]
+        .iter()
+        .find_map(|k| fields.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .map(str::to_owned)
+}
+
+/// Read a captured stream of alerts, one per line. A line that is not JSON (a log line) or a JSON object
+/// with no alert field is skipped and counted; a line that is an alert but cannot be read — truncated
+/// JSON, a field missing or of the wrong type — is kept as unreadable, never dropped. `read_at` stamps
+/// alerts whose time cannot be parsed.
 pub fn parse_stream(text: &str, read_at: Timestamp) -> StreamParse {
     let mut out = StreamParse::default();
     for (n, line) in text.lines().enumerate() {
@@ -169,13 +203,47 @@ pub fn parse_stream(text: &str, read_at: Timestamp) -> StreamParse {
         if line.is_empty() {
             continue;
         }
+        let unreadable =
+            |reason: String, namespace: Option<String>| UnreadableAlert { place: format!("line {}", n + 1), reason, namespace };
+        if !line.starts_with('{') {
+            out.skipped.push((n + 1, "not JSON".into()));
+            continue;
+        }
         match serde_json::from_str::<Value>(line) {
+            Err(e) => out.unreadable.push(unreadable(format!("not valid JSON (truncated?): {e}"), None)),
+            Ok(v) if !ALERT_FIELDS.iter().any(|k| v.get(k).is_some()) => {
+                out.skipped.push((n + 1, "JSON without Falco alert fields".into()))
+            }
             Ok(v) => match FalcoAlert::from_value(&v, read_at) {
                 Ok(a) => out.alerts.push(a),
-                Err(e) => out.skipped.push((n + 1, e.to_string())),
+                Err(e) => out.unreadable.push(unreadable(e.to_string(), namespace_of(&v))),
             },
-            Err(_) => out.skipped.push((n + 1, "not JSON".into())),
         }
+    }
+    out
+}
+
+/// The namespaces the alerts of a refused receiver body name, as far as they can be read: `None` for
+/// each alert (or the rest of the body) that names none or cannot be read. Deduplicated.
+pub fn body_namespaces(bytes: &[u8]) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = Vec::new();
+    let mut push = |ns: Option<String>| {
+        if !out.contains(&ns) {
+            out.push(ns);
+        }
+    };
+    for value in serde_json::Deserializer::from_slice(bytes).into_iter::<Value>() {
+        match value {
+            Ok(Value::Array(items)) => items.iter().for_each(|i| push(namespace_of(i))),
+            Ok(v) => push(namespace_of(&v)),
+            Err(_) => {
+                push(None);
+                break;
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(None);
     }
     out
 }
@@ -189,12 +257,17 @@ pub fn parse_body(bytes: &[u8], received: Timestamp) -> Result<Vec<FalcoAlert>, 
     }
     let mut alerts = Vec::new();
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
-    let offset_line = |offset: usize| 1 + bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count();
+    // Line numbers are counted incrementally from the last value's start: counting from the body's
+    // start for every value made a body of JSON lines quadratic to read.
+    let (mut counted_to, mut line_at) = (0usize, 1usize);
     loop {
         let start = stream.byte_offset();
         let Some(next) = stream.next() else { break };
         let value = next.map_err(|e| BodyError { line: e.line(), message: format!("invalid JSON: {e}") })?;
-        let line = offset_line(start + leading_ws(&bytes[start..]));
+        let value_start = (start + leading_ws(&bytes[start..])).min(bytes.len());
+        line_at += bytes[counted_to..value_start].iter().filter(|b| **b == b'\n').count();
+        counted_to = value_start;
+        let line = line_at;
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -253,10 +326,38 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_skips_log_lines_and_counts_them() {
-        let s = parse_stream(&format!("Starting Falco\n{ALERT}\n\n{{\"rule\":1}}\n"), now());
+    fn a_stream_skips_log_lines_and_counts_them_but_keeps_unreadable_alerts() {
+        let s = parse_stream(&format!("Starting Falco\n{ALERT}\n\n{{\"rule\":1}}\n{{\"level\":\"info\"}}\n"), now());
         assert_eq!(s.alerts.len(), 1);
-        assert_eq!(s.skipped.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(s.skipped.iter().map(|(l, _)| *l).collect::<Vec<_>>(), vec![1, 5]);
+        assert_eq!(s.unreadable.len(), 1);
+        assert_eq!(s.unreadable[0].place, "line 4");
+    }
+
+    #[test]
+    fn an_unreadable_alert_keeps_the_namespace_it_names() {
+        let s = parse_stream(r#"{"rule":"r","priority":"Bogus","time":"t","output_fields":{"k8s.ns.name":"shop"}}"#, now());
+        assert_eq!(s.unreadable[0].namespace.as_deref(), Some("shop"));
+        assert!(s.unreadable[0].reason.contains("priority"), "{:?}", s.unreadable);
+    }
+
+    #[test]
+    fn a_refused_body_names_the_namespaces_it_could_be_about() {
+        let body = format!("{ALERT}\n{{\"rule\":\"r\",\"output_fields\":{{\"k8s.ns.name\":\"billing\"}}}}\n{{trunc");
+        assert_eq!(body_namespaces(body.as_bytes()), vec![Some("shop".to_owned()), Some("billing".to_owned()), None]);
+        assert_eq!(body_namespaces(b"garbage"), vec![None]);
+    }
+
+    #[test]
+    fn line_numbers_of_a_long_body_are_exact() {
+        let mut body = String::new();
+        for _ in 0..2000 {
+            body.push_str(ALERT);
+            body.push('\n');
+        }
+        body.push_str("{\"rule\":\"r\"}\n");
+        let err = parse_body(body.as_bytes(), now()).unwrap_err();
+        assert_eq!(err.line, 2001, "{err}");
     }
 
     #[test]

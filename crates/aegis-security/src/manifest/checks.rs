@@ -661,7 +661,7 @@ spec:
           securityContext: {privileged: true, capabilities: {add: [SYS_ADMIN]}}
           env: [{name: DB_PASSWORD, value: hunter2}]
 "#;
-        let findings = check_text(yaml).unwrap();
+        let findings = check_text(yaml).unwrap().findings;
         let ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
         for id in ["AEGIS-K8S-001", "AEGIS-K8S-002", "AEGIS-K8S-003", "AEGIS-K8S-021", "AEGIS-K8S-023"] {
             assert!(ids.contains(&id), "{id} missing from {ids:?}");
@@ -686,7 +686,7 @@ spec:
       readinessProbe: {httpGet: {path: /ready, port: 8080}}
       livenessProbe: {httpGet: {path: /healthz, port: 8080}}
 "#;
-        let findings = check_text(yaml).unwrap();
+        let findings = check_text(yaml).unwrap().findings;
         assert!(findings.is_empty(), "{:#?}", findings.iter().map(|f| (&f.id, &f.location)).collect::<Vec<_>>());
     }
 

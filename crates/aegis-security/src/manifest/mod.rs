@@ -71,20 +71,59 @@ fn pod_annotations(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
     meta.get("annotations")?.as_object()
 }
 
+/// Checked manifests: the findings, and the workload objects whose pod spec could not be read (a check
+/// that cannot look at a field cannot clear it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    /// `Kind/name: what is wrong`, one per workload that was not checked.
+    pub unreadable: Vec<String>,
+}
+
+/// Why a workload's pod spec cannot be checked, if it cannot: no spec, or containers that are not a
+/// list of objects.
+fn unreadable_pod_spec(obj: &Value) -> Option<String> {
+    let spec = match pod_spec(obj) {
+        None => return Some("no pod spec where its kind has one".into()),
+        Some(s) if !s.is_object() => return Some("the pod spec is not an object".into()),
+        Some(s) => s,
+    };
+    for key in ["containers", "initContainers", "ephemeralContainers"] {
+        match spec.get(key) {
+            None | Some(Value::Null) if key != "containers" => {}
+            None | Some(Value::Null) => return Some("no containers".into()),
+            Some(Value::Array(items)) => {
+                if let Some(i) = items.iter().position(|c| !c.is_object()) {
+                    return Some(format!("{key}[{i}] is not an object"));
+                }
+            }
+            Some(_) => return Some(format!("{key} is not a list")),
+        }
+    }
+    None
+}
+
 /// Run every check over every workload in `objects`. Non-workload objects (Services, ConfigMaps) are
-/// skipped; they carry no pod spec.
-pub fn check_objects(objects: &[Value]) -> Vec<Finding> {
-    let mut findings = Vec::new();
+/// skipped; they carry no pod spec. A workload whose pod spec cannot be read is reported, not skipped.
+pub fn check_objects(objects: &[Value]) -> Checked {
+    let mut out = Checked::default();
     for obj in objects {
-        let Some(spec) = pod_spec(obj) else { continue };
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
         let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_owned();
+        if !WORKLOAD_KINDS.contains(&kind.as_str()) {
+            continue;
+        }
+        if let Some(why) = unreadable_pod_spec(obj) {
+            out.unreadable.push(format!("{kind}/{name}: {why}"));
+            continue;
+        }
+        let Some(spec) = pod_spec(obj) else { continue };
         let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);
         let ctx = checks::Context { kind: &kind, spec, annotations: pod_annotations(obj) };
         for check in CHECKS {
             for hit in (check.run)(&ctx) {
                 let place = hit.container.as_deref().map(|c| format!("container {c}")).unwrap_or_else(|| "pod spec".into());
-                findings.push(Finding {
+                out.findings.push(Finding {
                     source: Source::Manifest,
                     kind: check.kind,
                     id: check.id.to_owned(),
@@ -101,11 +140,11 @@ pub fn check_objects(objects: &[Value]) -> Vec<Finding> {
             }
         }
     }
-    findings
+    out
 }
 
 /// Convenience: parse and check one manifest text.
-pub fn check_text(text: &str) -> Result<Vec<Finding>, ManifestError> {
+pub fn check_text(text: &str) -> Result<Checked, ManifestError> {
     Ok(check_objects(&parse_objects(text)?))
 }
 

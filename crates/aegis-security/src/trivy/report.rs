@@ -18,6 +18,28 @@ pub struct ParsedReport {
     pub findings: Vec<Finding>,
     /// Per-resource errors of a `trivy k8s` scan: those resources were *not* scanned.
     pub resource_errors: Vec<String>,
+    /// How many resources a `trivy k8s` report lists (0 for other reports).
+    pub resources: usize,
+}
+
+impl ParsedReport {
+    /// Fill `run` with the report: findings and version; resources Trivy could not scan make the run
+    /// incomplete (they are missing evidence, not clean ones).
+    pub fn fill(self, run: &mut aegis_model::ScannerRun) {
+        if run.tool_version.is_none() {
+            run.tool_version = self.tool_version;
+        }
+        if !self.resource_errors.is_empty() {
+            let shown = self.resource_errors.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            let more = if self.resource_errors.len() > 3 { format!(" (+{} more)", self.resource_errors.len() - 3) } else { String::new() };
+            run.mark_incomplete(format!(
+                "{} of {} resource(s) could not be scanned, so they cannot be cleared: {shown}{more}",
+                self.resource_errors.len(),
+                self.resources
+            ));
+        }
+        run.findings = self.findings;
+    }
 }
 
 #[derive(Deserialize)]
@@ -157,7 +179,9 @@ fn parse_object(obj: ReportObject) -> Result<ParsedReport, TrivyError> {
         let mut out = Collector::new(None);
         let mut errors = Vec::new();
         let lists = [obj.resources, obj.vulnerabilities, obj.misconfigurations];
+        let mut resources = 0usize;
         for res in lists.into_iter().flatten().flatten() {
+            resources += 1;
             let scope = K8sScope {
                 kind: res.kind.clone().unwrap_or_else(|| "Unknown".into()),
                 namespace: res.namespace.clone().filter(|n| !n.is_empty()),
@@ -175,7 +199,7 @@ fn parse_object(obj: ReportObject) -> Result<ParsedReport, TrivyError> {
                 out.result(r, Some(&scope))?;
             }
         }
-        return Ok(out.finish(tool_version, errors));
+        return Ok(ParsedReport { resources, ..out.finish(tool_version, errors) });
     }
     match obj.schema_version {
         Some(2) => {}
@@ -209,7 +233,7 @@ impl Collector {
     }
 
     fn finish(self, tool_version: Option<String>, resource_errors: Vec<String>) -> ParsedReport {
-        ParsedReport { tool_version, artifact: self.artifact, findings: self.findings, resource_errors }
+        ParsedReport { tool_version, artifact: self.artifact, findings: self.findings, resource_errors, resources: 0 }
     }
 
     fn target(&self, scope: Option<&K8sScope>, result_target: &str) -> Target {
@@ -265,9 +289,15 @@ impl Collector {
         }
 
         for m in r.misconfigurations.iter().flatten() {
-            // Only failures are findings; PASS and EXCEPTION appear with --include-non-failures.
-            if !m.status.as_deref().unwrap_or("FAIL").eq_ignore_ascii_case("FAIL") {
-                continue;
+            // Only failures are findings; PASS and EXCEPTION appear with --include-non-failures. A status
+            // Trivy never writes cannot be judged either way.
+            match m.status.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                None | Some("FAIL") => {}
+                Some("PASS" | "EXCEPTION") => continue,
+                Some(other) => {
+                    let id = m.id.as_deref().or(m.avd_id.as_deref()).unwrap_or("misconfiguration");
+                    return Err(TrivyError::InvalidField(format!("{id}: unknown Status {other:?} (Trivy writes FAIL, PASS or EXCEPTION)")));
+                }
             }
             let raw_id = m.id.clone().or_else(|| m.avd_id.clone()).unwrap_or_else(|| "UNKNOWN".into());
             let id = canonical_check_id(&raw_id);
