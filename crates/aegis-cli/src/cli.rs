@@ -232,6 +232,10 @@ pub struct FalcoServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body: usize,
+    /// Most connections served at once; more are closed as they arrive (each connection must send its
+    /// headers within 10 s and finish a request within 30 s).
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
     /// Drop alerts older than this (received time), e.g. 7d.
     #[arg(long, default_value = "7d")]
     pub retention: String,
@@ -508,6 +512,10 @@ pub struct OperatorRunArgs {
     pub falco_listen: Option<SocketAddr>,
     #[arg(long, env = "AEGIS_FALCO_TOKEN", hide_env_values = true)]
     pub falco_token: Option<String>,
+    /// Without --falco-token: the receiver's bearer token is read from this Secret (key `token`) in
+    /// --lease-namespace, which is created with a random token when missing; senders read it there.
+    #[arg(long, env = "AEGIS_FALCO_TOKEN_SECRET")]
+    pub falco_token_secret: Option<String>,
     /// Namespace of the leader-election Lease (and the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "aegis-system")]
     pub lease_namespace: String,

@@ -59,6 +59,46 @@ pub struct LeaseConfig {
     pub pod: Option<String>,
 }
 
+/// The Falco receiver's bearer token, from the Secret `name` (key `token`) in `namespace`; created with
+/// a random token when it does not exist, so a default install never runs an unauthenticated receiver
+/// (anyone who can reach it could post a heartbeat that makes a dead feed look alive). Senders read the
+/// same Secret. Two replicas racing to create it both end up reading the one that won.
+pub async fn falco_token(client: &Client, namespace: &str, name: &str) -> Result<String, RunError> {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let read = |s: Secret| -> Result<String, RunError> {
+        let bytes = s.data.and_then(|mut d| d.remove("token")).map(|b| b.0).unwrap_or_default();
+        let token = String::from_utf8(bytes).map_err(|_| RunError::Falco(format!("Secret {namespace}/{name}: `token` is not UTF-8")))?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(RunError::Falco(format!("Secret {namespace}/{name} has no `token` key")));
+        }
+        Ok(token)
+    };
+    let err = |e: kube::Error| RunError::Falco(format!("Secret {namespace}/{name}: {e}"));
+    if let Some(s) = api.get_opt(name).await.map_err(err)? {
+        return read(s);
+    }
+    let mut random = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(|e| RunError::Falco(e.to_string()))?, &mut random)
+        .map_err(|e| RunError::Falco(e.to_string()))?;
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let secret: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "aegis"}},
+        "stringData": {"token": token}
+    }))
+    .map_err(|e| RunError::Falco(e.to_string()))?;
+    match api.create(&kube::api::PostParams::default(), &secret).await {
+        Ok(_) => {
+            tracing::info!(secret = %format!("{namespace}/{name}"), "created the Falco receiver's token Secret");
+            Ok(token)
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => read(api.get(name).await.map_err(err)?),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// The label on the leading replica's Pod.
 pub const LEADER_LABEL: &str = "aegis.io/leader";
 
@@ -136,7 +176,8 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
         let listener = bind(f.listen).await?;
         tracing::info!(addr = %f.listen, "Falco receiver listening");
         servers.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            let limits = aegis_scanners::http::ServerLimits::default();
+            if let Err(e) = aegis_scanners::http::serve(listener, app, limits, std::future::pending()).await {
                 tracing::error!(error = %e, "Falco receiver stopped");
             }
         });
@@ -153,7 +194,9 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
     let listener = bind(config.listen).await?;
     tracing::info!(addr = %config.listen, "metrics and health listening");
     servers.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // Bounded like the receiver: a slow client must not starve the kubelet's probes of /healthz.
+        let limits = aegis_scanners::http::ServerLimits { max_connections: 256, ..Default::default() };
+        if let Err(e) = aegis_scanners::http::serve(listener, app, limits, std::future::pending()).await {
             tracing::error!(error = %e, "metrics server stopped");
         }
     });

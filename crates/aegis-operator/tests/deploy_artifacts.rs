@@ -235,3 +235,24 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
         let _ = Api::<DynamicObject>::all_with(client.clone(), &ar).delete(&name, &Default::default()).await;
     }
 }
+
+/// A default install never serves the Falco receiver unauthenticated: the chart names a token Secret,
+/// the operator creates it with a random token on first start, and every later start reads that one.
+#[tokio::test]
+async fn the_default_install_serves_the_falco_receiver_with_a_generated_token() {
+    let docs = render("aegis", "aegis-system", &[]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+    let args: Vec<&str> =
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(args.contains(&"--falco-token-secret=aegis-falco-token"), "{args:?}");
+    let with_own = render("aegis", "aegis-system", &["falco.tokenSecret=mine"]);
+    let deployment = with_own.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert!(deployment.to_string().contains("AEGIS_FALCO_TOKEN") && !deployment.to_string().contains("--falco-token-secret"));
+
+    let ns = TestNamespace::create("falco-token").await;
+    let client = ns.client();
+    let first = aegis_operator::run::falco_token(&client, ns.name(), "aegis-falco-token").await.unwrap();
+    assert_eq!(first.len(), 64, "32 random bytes, hex");
+    let again = aegis_operator::run::falco_token(&client, ns.name(), "aegis-falco-token").await.unwrap();
+    assert_eq!(first, again, "a restart reads the token senders already use");
+}

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod falco;
+pub mod http;
 pub mod process;
 pub mod runner;
 pub mod tls;

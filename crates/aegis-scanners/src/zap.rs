@@ -20,6 +20,10 @@ pub enum ZapError {
     Unreachable { url: String, message: String },
     #[error("ZAP rejected the API key (bad_api_key); set the key the daemon was started with")]
     BadApiKey,
+    #[error(
+        "ZAP at {url} accepted the connection but closed it without a reply: a daemon started without `-config api.reportpermerrors=true` does this when the API key is wrong or this client's address is not in its `api.addrs`; check both ({message})"
+    )]
+    NoReply { url: String, message: String },
     #[error("ZAP API error {code}: {message}")]
     Api { code: String, message: String },
     #[error("ZAP {phase} did not finish within {seconds}s")]
@@ -59,6 +63,18 @@ impl Default for ZapScanOptions {
     }
 }
 
+/// An error with its sources, which carry the reason (reqwest's own message is "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 #[derive(Debug, Clone)]
 pub struct ZapClient {
     base: String,
@@ -85,7 +101,15 @@ impl ZapClient {
         if let Some(k) = &self.api_key {
             req = req.header("X-ZAP-API-Key", k);
         }
-        let resp = req.send().await.map_err(|e| ZapError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
+        let resp = req.send().await.map_err(|e| {
+            // Connected, then closed without an answer: a permission error the daemon does not report.
+            let message = error_chain(&e);
+            if !e.is_connect() && !e.is_timeout() && (message.contains("closed") || message.contains("IncompleteMessage")) {
+                ZapError::NoReply { url: self.base.clone(), message }
+            } else {
+                ZapError::Unreachable { url: self.base.clone(), message }
+            }
+        })?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| ZapError::Unreachable { url: self.base.clone(), message: e.to_string() })?;
         if !status.is_success() {
@@ -157,7 +181,13 @@ impl ZapClient {
     }
 
     pub async fn ajax_spider(&self, url: &str, opts: &ZapScanOptions) -> Result<(), ZapError> {
-        let _: Value = self.call("ajaxSpider/action/scan", &[("url", url.into())]).await?;
+        let _: Value = self.call("ajaxSpider/action/scan", &[("url", url.into())]).await.map_err(|e| match e {
+            ZapError::Api { code, .. } if code == "no_implementor" => ZapError::Api {
+                code,
+                message: "this ZAP has no AJAX spider (the spiderAjax add-on is not installed); drop --ajax-spider or install it".into(),
+            },
+            other => other,
+        })?;
         let start = Instant::now();
         loop {
             if self.field("ajaxSpider/view/status", &[], "status").await? != "running" {

@@ -130,3 +130,24 @@ async fn a_passive_queue_that_never_drains_fails_the_run_instead_of_reading_part
     assert!(matches!(run.status, RunStatus::Failed { ref reason } if reason.contains("passive scan did not finish")), "{:?}", run.status);
     assert!(state.lock().unwrap().pages.is_empty(), "alerts were never read");
 }
+
+/// The real ZAP 2.17 daemon, started without `-config api.reportpermerrors=true`, answers a wrong API
+/// key (or a client outside `api.addrs`) by closing the connection without a reply. That is not
+/// "unreachable": the run fails naming the likely causes.
+#[tokio::test]
+async fn a_daemon_that_closes_the_connection_without_a_reply_is_named_with_its_likely_causes() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+            drop(stream);
+        }
+    });
+    let run = client(addr, "wrong").scan("http://target", &fast(), &ZapRules::default(), Side::Candidate).await;
+    let RunStatus::Failed { reason } = &run.status else { panic!("{:?}", run.status) };
+    assert!(!reason.contains("unreachable"), "{reason}");
+    assert!(reason.contains("API key") && reason.contains("api.addrs") && reason.contains("reportpermerrors"), "{reason}");
+}

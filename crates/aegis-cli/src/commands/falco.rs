@@ -40,7 +40,8 @@ async fn serve(a: &FalcoServeArgs) -> Result<u8> {
     tracing::info!(%addr, store = %path, auth = a.token.is_some(), "falco receiver listening");
     eprintln!("aegis falco receiver listening on http://{addr} (store {path})");
     let config = ReceiverConfig { token: a.token.clone(), max_body: a.max_body, ..Default::default() };
-    serve_receiver(listener, store, config, shutdown_signal()).await.context("receiver failed")?;
+    let limits = aegis_scanners::http::ServerLimits { max_connections: a.max_connections, ..Default::default() };
+    serve_receiver(listener, store, config, limits, shutdown_signal()).await.context("receiver failed")?;
     eprintln!("aegis falco receiver stopped");
     Ok(0)
 }

@@ -36,7 +36,17 @@ async fn operator(a: &OperatorRunArgs) -> Result<u8> {
     };
     let v = &a.verification;
     let falco = match (a.falco_listen, &v.falco_store) {
-        (Some(listen), Some(dir)) => Some(FalcoConfig { listen, store_dir: dir.clone(), token: a.falco_token.clone() }),
+        (Some(listen), Some(dir)) => {
+            let token = match (&a.falco_token, &a.falco_token_secret) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(secret)) => Some(aegis_operator::run::falco_token(&client, &a.lease_namespace, secret).await?),
+                (None, None) => {
+                    tracing::warn!("the Falco receiver accepts unauthenticated senders: give --falco-token or --falco-token-secret");
+                    None
+                }
+            };
+            Some(FalcoConfig { listen, store_dir: dir.clone(), token })
+        }
         (Some(_), None) => bail!("--falco-listen needs --falco-store (where the receiver writes and verifications read)"),
         (None, _) => None,
     };

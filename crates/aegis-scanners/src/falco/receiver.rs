@@ -232,12 +232,14 @@ async fn list_alerts(State(state): State<AppState>, headers: HeaderMap, Query(p)
     }
 }
 
-/// Serve the receiver on `listener` until `shutdown` resolves; in-flight requests finish first.
+/// Serve the receiver on `listener` until `shutdown` resolves, within `limits` (connections, header,
+/// request and shutdown timeouts: see [`crate::http`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: FalcoStore,
     config: ReceiverConfig,
+    limits: crate::http::ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(store, config)).with_graceful_shutdown(shutdown).await
+    crate::http::serve(listener, router(store, config), limits, shutdown).await
 }
