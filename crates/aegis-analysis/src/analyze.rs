@@ -181,8 +181,9 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
 
 /// Impact: the share of desired replicas unavailable, and whether a Service lost every endpoint.
 fn severity(index: &Index<'_>, w: &Workload<'_>) -> Severity {
-    let desired = w.desired_replicas().max(1);
-    let available = w.available_replicas();
+    // i64: replica counts come from outside (a snapshot) and may sit at i32's edge.
+    let desired = i64::from(w.desired_replicas().max(1));
+    let available = i64::from(w.available_replicas());
     if available == 0 || service_lost_all_endpoints(index, w) {
         Severity::Critical
     } else if (desired - available) * 2 >= desired {

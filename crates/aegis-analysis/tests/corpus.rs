@@ -208,3 +208,21 @@ fn every_category_has_a_scenario_in_the_corpus() {
         assert!(seen.contains(&c), "no scenario for {c}");
     }
 }
+
+/// Numbers at the edge of their type in a snapshot (a replica count near i32::MAX) give incidents, not
+/// an overflow panic.
+#[test]
+fn a_replica_count_near_the_limit_of_its_type_is_analyzed_without_overflow() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/crashloop-missing-env.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut list: Value = serde_saphyr::from_str(&text).unwrap();
+    for item in list["items"].as_array_mut().unwrap() {
+        if item["kind"] == "Deployment" {
+            item["spec"]["replicas"] = 2_000_000_000.into();
+            item["status"]["availableReplicas"] = 1.into();
+        }
+    }
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    assert!(found.iter().any(|i| i.category == Category::CrashLoopBackOff), "{found:#?}");
+    assert!(found.iter().all(|i| i.severity == Severity::High));
+}

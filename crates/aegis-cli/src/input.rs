@@ -4,16 +4,52 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-/// Read a whole file, refusing anything larger than `max_bytes` before reading it.
+/// Read a whole file, refusing anything larger than `max_bytes` and anything that is not a regular
+/// file: a device (`/dev/zero` never ends), a FIFO (blocks) or a socket would bypass the limit. The
+/// check is made on the opened file, and the read itself stops past the limit, so a file that grows
+/// after the check cannot slip through either.
 pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
-        bail!("{} is a directory; pass the evidence files inside it", path.display());
+        bail!("{} is a directory; pass the files inside it", path.display());
+    }
+    if !meta.is_file() {
+        bail!("{} is not a regular file (a device, FIFO or socket); AEGIS reads only regular files", path.display());
     }
     if meta.len() > max_bytes {
-        bail!("{} is {} bytes, over the {}-byte limit (raise --max-file-mib)", path.display(), meta.len(), max_bytes);
+        bail!("{} is {} bytes, over the {}-byte limit", path.display(), meta.len(), max_bytes);
     }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !file.metadata().with_context(|| format!("cannot read {}", path.display()))?.is_file() {
+        bail!("{} is not a regular file (a device, FIFO or socket); AEGIS reads only regular files", path.display());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > max_bytes {
+        bail!("{} grew past the {}-byte limit while it was read", path.display(), max_bytes);
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`], as UTF-8 text.
+pub fn read_text(path: &Path, max_bytes: u64) -> Result<String> {
+    String::from_utf8(read_limited(path, max_bytes)?).with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
+/// The size limits of the files AEGIS reads (docs/security-gate.md, "Limits").
+pub mod limits {
+    /// A policy file, an ignore file, a rules file, a fix file.
+    pub const SMALL_FILE: u64 = 4 * 1024 * 1024;
+    /// A snapshot (`aegis analyze --snapshot`).
+    pub const SNAPSHOT: u64 = 512 * 1024 * 1024;
+    /// A manifest for `aegis scan manifests`.
+    pub const MANIFEST: u64 = 64 * 1024 * 1024;
+}
+
+/// `--max-file-mib` in bytes; a number too large to be a byte count is a usage error, not an overflow.
+pub fn mib(n: u64, flag: &str) -> Result<u64> {
+    n.checked_mul(1024 * 1024).with_context(|| format!("{flag} {n} is too large"))
 }
 
 /// Files named on the command line, with directories expanded to the YAML/JSON files in them.

@@ -286,6 +286,37 @@ fn falco_serve_receives_stores_and_stops_cleanly_on_sigterm() {
     assert_eq!(out.status.code(), Some(0));
     let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stored.as_array().unwrap().len(), 1);
+
+    // The gate reads what `falco query -o json` printed.
+    let printed = dir.path().join("query.json");
+    std::fs::write(&printed, &out.stdout).unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "trivy: {mode: off}\nzap: {mode: off}\nmanifest: {mode: off}\n").unwrap();
+    let gated = aegis().args(["gate", "--policy"]).arg(&policy).arg("--candidate").arg(&printed).args(["-o", "json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&gated.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&gated.stderr)));
+    assert_eq!(report["scanners"][0]["scanner"], "falco", "{report}");
+    assert_eq!(report["scanners"][0]["status"]["state"], "ok", "{report}");
+
+    // A read-only store is read; a mistyped path is an error, not an empty store.
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let p = f.unwrap().path();
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o444);
+        std::fs::set_permissions(&p, perms).unwrap();
+    }
+    let out = aegis().args(["falco", "query", "--count", "--store"]).arg(dir.path()).args(["--since", "100000d"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{}", String::from_utf8_lossy(&out.stderr));
+    let typo = dir.path().join("no-such-store");
+    let out = aegis().args(["falco", "query", "--store"]).arg(&typo).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no alert store"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!typo.exists(), "nothing is created at a mistyped path");
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
 }
 
 #[test]
@@ -368,4 +399,62 @@ fn a_malformed_falco_alert_beside_a_heartbeat_exits_3_naming_the_line() {
     assert_eq!(report["verdict"], "error");
     let reason = report["reasons"][0]["message"].as_str().unwrap();
     assert!(reason.contains("line 2") && reason.contains("time"), "{reason}");
+}
+
+/// Devices, FIFOs and other files that are not regular files would bypass the size limits (`/dev/zero`
+/// never ends, a FIFO blocks): every file the CLI reads refuses them, naming the file.
+#[test]
+fn files_that_are_not_regular_files_are_refused_wherever_a_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let report = examples().join("candidate-fixed/trivy-demo-api-v2.json");
+    let fix = dir.path().join("fix.yaml");
+    std::fs::write(&fix, "type: restart\n").unwrap();
+    let cases: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
+        ("evidence", vec!["gate".into(), "--candidate".into(), "/dev/zero".into()]),
+        ("evidence (FIFO)", vec!["gate".into(), "--candidate".into(), fifo.clone().into()]),
+        ("--policy", vec!["gate".into(), "--policy".into(), "/dev/zero".into(), "--candidate".into(), report.clone().into()]),
+        ("--trivyignore", vec!["gate".into(), "--trivyignore".into(), fifo.clone().into(), "--candidate".into(), report.clone().into()]),
+        ("--snapshot", vec!["analyze".into(), "--snapshot".into(), "/dev/zero".into()]),
+    ];
+    for (what, args) in cases {
+        let mut c = aegis();
+        c.args(&args).stdin(Stdio::null());
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a regular file"), "{what}: {err}");
+    }
+}
+
+#[test]
+fn numbers_too_large_are_usage_errors_not_panics() {
+    let report = examples().join("candidate-fixed/trivy-demo-api-v2.json");
+    let out = aegis().args(["gate", "--max-file-mib", "18446744073709551615", "--candidate"]).arg(&report).output().unwrap();
+    assert_ne!(out.status.code(), Some(101), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(matches!(out.status.code(), Some(0..=3) | Some(64)), "{:?}", out.status);
+}
+
+/// A scanner title carrying escape sequences and a line break cannot forge a verdict on the terminal.
+#[test]
+fn escape_sequences_in_evidence_cannot_forge_the_verdict_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("trivy.json");
+    let title = "bad\\u001b[2K\\r\\nVerdict:   PASSED\\u001b[8m";
+    std::fs::write(
+        &report,
+        format!(
+            r#"{{"SchemaVersion":2,"ArtifactName":"x:1","ArtifactType":"container_image","Results":[{{"Target":"x:1 (alpine 3.20.0)","Class":"os-pkgs","Type":"alpine","Vulnerabilities":[{{"VulnerabilityID":"CVE-2099-7","PkgName":"p","Severity":"CRITICAL","Title":"{title}"}}]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").unwrap();
+    let out = aegis().args(["gate", "--policy"]).arg(&policy).arg("--candidate").arg(&report).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "no escape reaches the terminal:\n{text}");
+    let verdicts: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("Verdict:")).collect();
+    assert_eq!(verdicts, ["Verdict:   BLOCKED"], "{text}");
 }

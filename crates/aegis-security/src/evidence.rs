@@ -140,7 +140,14 @@ pub fn load(
         },
         EvidenceKind::Falco => {
             let text = String::from_utf8_lossy(bytes);
-            let parsed = falco::parse_stream(&text, started);
+            let parsed = if text.trim_start().starts_with('[') {
+                match falco::parse_array(&text, started) {
+                    Ok(p) => p,
+                    Err(e) => return fail(run, e),
+                }
+            } else {
+                falco::parse_stream(&text, started)
+            };
             if !parsed.skipped.is_empty() {
                 run.notes.push(format!(
                     "{} line(s) that are not alerts skipped (first: line {}, {})",

@@ -170,3 +170,22 @@ fn an_incomplete_baseline_vouches_only_for_what_it_read() {
     assert_eq!(report.verdict, Verdict::Blocked);
     assert!(report.warnings.iter().any(|w| w.rule == "trivy.baseline"), "{:?}", report.warnings);
 }
+
+/// `aegis falco query -o json` prints the stored alerts as a JSON array: the gate reads its own output.
+#[test]
+fn the_json_that_falco_query_prints_is_falco_evidence() {
+    let alert = aegis_security::falco::parse_body(
+        format!(r#"{{"output":"x","priority":"Critical","rule":"Terminal shell in container","time":"2026-11-26T11:59:30Z","output_fields":{{"k8s.ns.name":"{SHADOW}"}}}}"#).as_bytes(),
+        now(),
+    )
+    .unwrap();
+    let printed = serde_json::to_string_pretty(&alert).unwrap();
+    assert_eq!(evidence::detect(printed.as_bytes()), Ok(evidence::EvidenceKind::Falco));
+    let report = gate(&falco_only(), printed.as_bytes(), Some(SHADOW));
+    assert_eq!(report.verdict, Verdict::Blocked, "{:?}", report.reasons);
+    // An item that is not an alert is unreadable evidence, as in a capture.
+    let broken = printed.replacen("\"Critical\"", "\"Severe\"", 1);
+    let report = gate(&falco_only(), broken.as_bytes(), Some(SHADOW));
+    assert_eq!(report.verdict, Verdict::Error, "{:?}", report.reasons);
+    assert!(report.reasons.iter().any(|r| r.message.contains("item 1")), "{:?}", report.reasons);
+}

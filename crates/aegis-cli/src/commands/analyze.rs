@@ -40,8 +40,7 @@ pub(crate) async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context:
 pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
     let snapshot = match &a.snapshot {
         Some(path) => {
-            let bytes = crate::input::read_limited(path, 512 * 1024 * 1024)?;
-            let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", path.display()))?;
+            let text = crate::input::read_text(path, crate::input::limits::SNAPSHOT)?;
             Snapshot::from_text(&text).with_context(|| format!("snapshot {}", path.display()))?
         }
         None => {
@@ -84,7 +83,7 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
 pub(crate) fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
     let (trivy, cache) = crate::commands::scan::trivy(&v.trivy)?;
     let falco = match &v.falco_store {
-        Some(dir) => Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?),
+        Some(dir) => Some(aegis_scanners::falco::FalcoStore::open_read_only(dir)?),
         None => None,
     };
     let zap = match &v.zap {
@@ -230,7 +229,7 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
             let from = incidents.iter().find(|i| i.resource == source);
             let (the_fix, plan) = match (fix, from_analysis) {
                 (Some(path), _) => {
-                    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let text = crate::input::read_text(path, crate::input::limits::SMALL_FILE)?;
                     let action: aegis_model::FixAction = serde_saphyr::from_str(&text)
                         .with_context(|| format!("{} is not a typed fix (e.g. type: set-env)", path.display()))?;
                     let rendered = aegis_analysis::render_fix(&snap, &source, &action).map_err(|e| anyhow::anyhow!("fix refused: {e}"))?;
@@ -252,6 +251,7 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
                 DataFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
                 DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&result)?),
                 DataFormat::Table => {
+                    let result = crate::render::safe::sanitized(&result);
                     println!("Verification of the {} fix for {source}: {}", the_fix.action.kind(), result.verdict);
                     for r in &result.reasons {
                         println!("  ✗ {r}");

@@ -56,7 +56,7 @@ async fn shutdown_signal() {
 }
 
 fn query(a: &FalcoQueryArgs) -> Result<u8> {
-    let store = FalcoStore::open(StoreConfig::new(&a.store))?;
+    let store = FalcoStore::open_read_only(&a.store)?;
     let since = Timestamp::now()
         .checked_sub(jiff::SignedDuration::try_from(input::duration(&a.since, "--since")?)?)
         .context("--since reaches before the epoch")?;
@@ -80,6 +80,8 @@ fn query(a: &FalcoQueryArgs) -> Result<u8> {
         println!("{}", serde_json::to_string_pretty(&alerts)?);
         return Ok(0);
     }
+    // Alert fields are written by whoever can reach the receiver: terminal-safe first.
+    let alerts = crate::render::safe::sanitized(&alerts);
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(["TIME", "PRIORITY", "RULE", "NAMESPACE", "POD", "OUTPUT"]);

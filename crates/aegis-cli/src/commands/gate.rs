@@ -11,7 +11,7 @@ use crate::cli::GateArgs;
 pub fn run(args: &GateArgs) -> Result<u8> {
     let policy = super::load_policy(&args.policy, None)?;
     let opts = LoadOptions { namespace: args.namespace.clone() };
-    let max = args.max_file_mib * 1024 * 1024;
+    let max = crate::input::mib(args.max_file_mib, "--max-file-mib")?;
     let now = Timestamp::now();
     let load_side = |paths: &[std::path::PathBuf], side: Side| -> Result<Evidence> {
         let mut runs = Vec::new();

@@ -61,6 +61,7 @@ async fn list(cluster: &ClusterArgs, format: DataFormat) -> Result<u8> {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&items)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&items)?),
         DataFormat::Table => {
+            let items = crate::render::safe::sanitized(&items);
             if items.is_empty() {
                 eprintln!("No incidents found.");
                 return Ok(0);
@@ -100,7 +101,7 @@ async fn show(name: &str, cluster: &ClusterArgs, format: DataFormat) -> Result<u
     match format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&i)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&i)?),
-        DataFormat::Table => print!("{}", describe(&i)),
+        DataFormat::Table => print!("{}", describe(&crate::render::safe::sanitized(&i))),
     }
     Ok(0)
 }

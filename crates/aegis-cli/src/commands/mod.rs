@@ -21,8 +21,7 @@ use crate::render;
 pub fn load_policy(args: &PolicyArgs, only: Option<&[Source]>) -> Result<GatePolicy> {
     let (policy, base) = match &args.policy {
         Some(path) => {
-            let text = crate::input::read_limited(path, 4 * 1024 * 1024)?;
-            let text = String::from_utf8(text).with_context(|| format!("{} is not UTF-8", path.display()))?;
+            let text = crate::input::read_text(path, crate::input::limits::SMALL_FILE)?;
             let policy = Policy::from_yaml(&text).with_context(|| format!("policy {}", path.display()))?;
             (policy, path.parent().map(Path::to_path_buf).unwrap_or_default())
         }
@@ -33,10 +32,10 @@ pub fn load_policy(args: &PolicyArgs, only: Option<&[Source]>) -> Result<GatePol
         None => policy,
     };
     let mut gp = GatePolicy::compile(policy, |rel| {
-        std::fs::read_to_string(base.join(rel)).map_err(|e| format!("{}: {e}", base.join(rel).display()))
+        crate::input::read_text(&base.join(rel), crate::input::limits::SMALL_FILE).map_err(|e| format!("{e:#}"))
     })?;
     for f in &args.trivyignore {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let text = crate::input::read_text(f, crate::input::limits::SMALL_FILE)?;
         gp.add_trivy_ignore(&f.display().to_string(), &text)?;
     }
     Ok(gp)

@@ -55,7 +55,7 @@ async fn operator(a: &OperatorRunArgs) -> Result<u8> {
     if falco.is_none()
         && let Some(dir) = &v.falco_store
     {
-        runner.falco = Some(aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(dir))?);
+        runner.falco = Some(aegis_scanners::falco::FalcoStore::open_read_only(dir)?);
     }
     let verify = verify_options(v, runner, &[])?;
     let policy_path = v.verify_policy.clone();

@@ -58,7 +58,7 @@ async fn manifests(a: &ScanManifestsArgs) -> Result<u8> {
     let now = Timestamp::now();
     let mut runs = Vec::new();
     for f in input::expand_manifest_paths(&a.paths)? {
-        let bytes = input::read_limited(&f, 64 * 1024 * 1024)?;
+        let bytes = input::read_limited(&f, input::limits::MANIFEST)?;
         let name = f.display().to_string();
         runs.push(evidence::load(EvidenceKind::Manifest, &name, &bytes, Side::Candidate, &policy, &LoadOptions::default(), now));
     }

@@ -6,6 +6,9 @@ use std::fmt::Write;
 use aegis_model::{Incident, PatchType};
 
 pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::VerificationResult>], color: bool) -> String {
+    // Root causes quote events, fixes may come from a model: terminal-safe before the panels' own styling.
+    let incidents = &super::safe::sanitized(&incidents.to_vec());
+    let verifications = &super::safe::sanitized(&verifications.to_vec());
     let bold = |t: &str| if color { format!("\x1b[1m{t}\x1b[0m") } else { t.to_owned() };
     let mut out = String::new();
     if incidents.is_empty() {

@@ -3,6 +3,7 @@
 
 pub mod incidents;
 pub mod junit;
+pub mod safe;
 pub mod sarif;
 pub mod table;
 

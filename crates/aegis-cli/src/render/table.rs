@@ -43,6 +43,9 @@ fn cell(text: impl ToString, color: Option<Color>, use_color: bool) -> Cell {
 }
 
 pub fn render(r: &SecurityReport, color: bool) -> String {
+    // Every string in a report may come from outside (titles, messages, targets): made terminal-safe
+    // before the panel adds its own colours.
+    let r = &super::safe::sanitized(r);
     let mut out = String::new();
     let verdict = match r.verdict {
         Verdict::Passed => "PASSED",

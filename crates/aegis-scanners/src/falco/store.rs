@@ -105,6 +105,8 @@ struct Inner {
     path: PathBuf,
     writer: mpsc::Sender<WriteRequest>,
     reader: Mutex<Connection>,
+    /// A store of schema 1 (opened read-only, so not upgraded) has no table of refused requests.
+    has_refused: bool,
 }
 
 fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
@@ -163,7 +165,36 @@ impl FalcoStore {
             .name("falco-store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, config))
             .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
-        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader) }) })
+        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: true }) })
+    }
+
+    /// Open an existing store to read it (`aegis falco query`, a verification reading what another
+    /// process receives): refuses a directory that holds no store instead of creating an empty one —
+    /// a mistyped path must not read as "no alerts" — and works on a read-only file system. Writes to
+    /// it fail with [`StoreError::Closed`].
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<FalcoStore, StoreError> {
+        let dir = dir.into();
+        let path = dir.join("falco-alerts.sqlite3");
+        let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
+        if !path.is_file() {
+            return Err(fail(format!("no alert store here (`aegis falco serve --store {}` creates it)", dir.display())));
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
+        // A WAL database on a read-only file system cannot create its shared-memory file: read it as
+        // immutable then (no writer can be running there anyway).
+        let reader = Connection::open_with_flags(uri(""), flags)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get::<_, i64>(0)).map(|_| c))
+            .or_else(|_| Connection::open_with_flags(uri("&immutable=1"), flags))
+            .map_err(|e| fail(e.to_string()))?;
+        reader.busy_timeout(Duration::from_secs(10)).map_err(|e| fail(e.to_string()))?;
+        let version: i64 = reader.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| fail(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(format!("written by a newer AEGIS (schema {version}, this one reads {SCHEMA_VERSION})")));
+        }
+        // No writer thread: the channel's receiver is gone, so a write answers Closed.
+        let (tx, _) = mpsc::channel::<WriteRequest>(1);
+        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: version >= 2 }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -190,6 +221,9 @@ impl FalcoStore {
     /// Requests refused between `since` and `until` (by time received) that may concern `namespace`:
     /// those naming it and those naming none.
     pub fn refused(&self, namespace: &str, since: Timestamp, until: Timestamp) -> Result<Vec<UnreadableAlert>, StoreError> {
+        if !self.inner.has_refused {
+            return Ok(Vec::new());
+        }
         let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
         let mut stmt = conn.prepare_cached(
             "SELECT received_ns, namespace, reason FROM refused

@@ -223,6 +223,26 @@ pub fn parse_stream(text: &str, read_at: Timestamp) -> StreamParse {
     out
 }
 
+/// Read a JSON array of alerts (what `aegis falco query -o json` prints): like [`parse_stream`], an
+/// item that is an alert but cannot be read is kept as unreadable. Invalid JSON is an error.
+pub fn parse_array(text: &str, read_at: Timestamp) -> Result<StreamParse, String> {
+    let items: Vec<Value> = serde_json::from_str(text).map_err(|e| format!("not a valid JSON array of alerts: {e}"))?;
+    let mut out = StreamParse::default();
+    for (n, v) in items.iter().enumerate() {
+        if !ALERT_FIELDS.iter().any(|k| v.get(k).is_some()) {
+            out.skipped.push((n + 1, "JSON without Falco alert fields".into()));
+            continue;
+        }
+        match FalcoAlert::from_value(v, read_at) {
+            Ok(a) => out.alerts.push(a),
+            Err(e) => {
+                out.unreadable.push(UnreadableAlert { place: format!("item {}", n + 1), reason: e.to_string(), namespace: namespace_of(v) })
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The namespaces the alerts of a refused receiver body name, as far as they can be read: `None` for
 /// each alert (or the rest of the body) that names none or cannot be read. Deduplicated.
 pub fn body_namespaces(bytes: &[u8]) -> Vec<Option<String>> {
