@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use aegis_model::{Category, Fix, FixAction, Incident, ProbeKind, ResourceRef, Severity, Source, VerificationPlan};
+use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ProbeKind, ResourceRef, Severity, Source, VerificationPlan};
 use k8s_openapi::api::core::v1::Service;
 
 use crate::diff::{Change, diff, probe_text};
@@ -251,7 +251,7 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
     }
 }
 
-fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
+pub(crate) fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
     snapshot
         .nodes
         .iter()
@@ -266,7 +266,7 @@ fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
 
-fn cpu_millis(q: &str) -> Option<f64> {
+pub(crate) fn cpu_millis(q: &str) -> Option<f64> {
     match q.strip_suffix('m') {
         Some(m) => m.parse().ok(),
         None => q.parse::<f64>().ok().map(|c| c * 1000.0),
@@ -570,7 +570,7 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
                 evidence,
                 confidence: d.confidence,
                 pods: f.pods,
-                fix: Fix { action: d.action, summary: d.summary, patch, inverse },
+                fix: Fix { action: d.action, summary: d.summary, patch, inverse, origin: FixOrigin::Rules },
                 verification_plan,
             }
         })
@@ -622,6 +622,7 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
                     action,
                     patch: Some(patch),
                     inverse: Some(inverse),
+                    origin: FixOrigin::Rules,
                 },
                 verification_plan,
             })
@@ -639,7 +640,13 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
                 evidence,
                 confidence: 0.6,
                 pods: Vec::new(),
-                fix: Fix { summary: "No safe automatic fix is known; see the guidance.".into(), action, patch: None, inverse: None },
+                fix: Fix {
+                    summary: "No safe automatic fix is known; see the guidance.".into(),
+                    action,
+                    patch: None,
+                    inverse: None,
+                    origin: FixOrigin::Rules,
+                },
                 verification_plan,
             })
         }
@@ -679,9 +686,9 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
         return match action {
             FixAction::SetServiceSelector { selector } if !selector.is_empty() => {
                 let (p, i) = render_service_selector(svc, selector);
-                Ok(Fix { action: action.clone(), summary, patch: Some(p), inverse: Some(i) })
+                Ok(Fix { action: action.clone(), summary, patch: Some(p), inverse: Some(i), origin: FixOrigin::Human })
             }
-            FixAction::Manual { .. } => Ok(Fix { action: action.clone(), summary, patch: None, inverse: None }),
+            FixAction::Manual { .. } => Ok(Fix { action: action.clone(), summary, patch: None, inverse: None, origin: FixOrigin::Human }),
             other => Err(format!("a {} fix does not apply to a Service", other.kind())),
         };
     }
@@ -717,5 +724,5 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
     if patch.is_none() && !matches!(action, FixAction::Manual { .. }) {
         return Err(format!("{} cannot be rendered for {resource}", action.kind()));
     }
-    Ok(Fix { action: action.clone(), summary, patch, inverse })
+    Ok(Fix { action: action.clone(), summary, patch, inverse, origin: FixOrigin::Human })
 }

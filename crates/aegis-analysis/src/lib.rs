@@ -6,10 +6,12 @@
 
 pub mod analyze;
 pub mod diff;
+pub mod external;
 pub mod render;
 pub mod signals;
 pub mod snapshot;
 pub mod workload;
 
 pub use analyze::{analyze, plan_for, render_fix};
+pub use external::propose_model_fix;
 pub use snapshot::{Snapshot, SnapshotError};

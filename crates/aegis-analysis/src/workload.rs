@@ -3,7 +3,7 @@
 //! One incident per broken workload: the pods of a ReplicaSet belong to its Deployment, so N crashing
 //! pods are one incident, not N.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_model::ResourceRef;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -156,4 +156,53 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         w.revisions.sort_by_key(|r| r.number);
     }
     out
+}
+
+/// Names of ConfigMaps and Secrets a pod template references (env, envFrom, volumes, pull secrets).
+pub fn template_references(t: &PodTemplateSpec) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut cms = BTreeSet::new();
+    let mut secrets = BTreeSet::new();
+    let Some(spec) = &t.spec else {
+        return (cms, secrets);
+    };
+    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        for e in c.env.iter().flatten() {
+            if let Some(vf) = &e.value_from {
+                if let Some(r) = &vf.config_map_key_ref {
+                    cms.insert(r.name.clone());
+                }
+                if let Some(r) = &vf.secret_key_ref {
+                    secrets.insert(r.name.clone());
+                }
+            }
+        }
+        for ef in c.env_from.iter().flatten() {
+            if let Some(r) = &ef.config_map_ref {
+                cms.insert(r.name.clone());
+            }
+            if let Some(r) = &ef.secret_ref {
+                secrets.insert(r.name.clone());
+            }
+        }
+    }
+    for v in spec.volumes.iter().flatten() {
+        if let Some(c) = &v.config_map {
+            cms.insert(c.name.clone());
+        }
+        if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            secrets.insert(s);
+        }
+        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(c) = &src.config_map {
+                cms.insert(c.name.clone());
+            }
+            if let Some(s) = &src.secret {
+                secrets.insert(s.name.clone());
+            }
+        }
+    }
+    for s in spec.image_pull_secrets.iter().flatten() {
+        secrets.insert(s.name.clone());
+    }
+    (cms, secrets.into_iter().filter(|s| !s.is_empty()).collect())
 }

@@ -372,6 +372,10 @@ pub struct LlmArgs {
     /// Names never to send to the model (repeatable): customers, hosts, namespaces.
     #[arg(long = "llm-redact")]
     pub llm_redact: Vec<String>,
+    /// An image repository (`registry/path/name`) a model's set-image may move a container to, besides
+    /// the one it runs (repeatable). Without it a model may change only the tag or digest.
+    #[arg(long = "llm-allow-repository")]
+    pub llm_allow_repository: Vec<String>,
 }
 
 #[derive(Args, Debug)]

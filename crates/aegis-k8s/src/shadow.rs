@@ -128,55 +128,6 @@ fn references_in(v: &Value, cms: &mut BTreeSet<String>, secrets: &mut BTreeSet<S
     }
 }
 
-/// Names of ConfigMaps and Secrets a pod template references (env, envFrom, volumes, pull secrets).
-fn references(t: &PodTemplateSpec) -> (BTreeSet<String>, BTreeSet<String>) {
-    let mut cms = BTreeSet::new();
-    let mut secrets = BTreeSet::new();
-    let Some(spec) = &t.spec else {
-        return (cms, secrets);
-    };
-    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
-        for e in c.env.iter().flatten() {
-            if let Some(vf) = &e.value_from {
-                if let Some(r) = &vf.config_map_key_ref {
-                    cms.insert(r.name.clone());
-                }
-                if let Some(r) = &vf.secret_key_ref {
-                    secrets.insert(r.name.clone());
-                }
-            }
-        }
-        for ef in c.env_from.iter().flatten() {
-            if let Some(r) = &ef.config_map_ref {
-                cms.insert(r.name.clone());
-            }
-            if let Some(r) = &ef.secret_ref {
-                secrets.insert(r.name.clone());
-            }
-        }
-    }
-    for v in spec.volumes.iter().flatten() {
-        if let Some(c) = &v.config_map {
-            cms.insert(c.name.clone());
-        }
-        if let Some(s) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
-            secrets.insert(s);
-        }
-        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
-            if let Some(c) = &src.config_map {
-                cms.insert(c.name.clone());
-            }
-            if let Some(s) = &src.secret {
-                secrets.insert(s.name.clone());
-            }
-        }
-    }
-    for s in spec.image_pull_secrets.iter().flatten() {
-        secrets.insert(s.name.clone());
-    }
-    (cms, secrets.into_iter().filter(|s| !s.is_empty()).collect())
-}
-
 /// The shadow's `requests.cpu` and `requests.memory` quota: room for three pods (two replicas and a
 /// surge pod) at the source's requests, and never less than 4 CPUs and 16Gi. A large workload can be
 /// shadowed — its pods then meet the real scheduler, as in production — and a runaway one is bounded.
@@ -328,7 +279,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     }
 
     // What it references, then the Services that select it, then the workload itself.
-    let (mut cms, mut secrets) = references(&template);
+    let (mut cms, mut secrets) = aegis_analysis::workload::template_references(&template);
     if let Some(patch) = spec.fix.as_ref().and_then(|f| f.patch.as_ref()) {
         references_in(&patch.body, &mut cms, &mut secrets);
     }

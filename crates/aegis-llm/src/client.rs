@@ -19,6 +19,9 @@ pub struct LlmConfig {
     pub token_budget: u32,
     /// Names never to send.
     pub redact_names: Vec<String>,
+    /// The largest answer read, in bytes: a model (or something posing as one) that sends more is cut
+    /// off there, whatever the timeout, instead of filling memory.
+    pub max_answer_bytes: usize,
 }
 
 impl LlmConfig {
@@ -31,6 +34,7 @@ impl LlmConfig {
             max_tokens: 600,
             token_budget: 4000,
             redact_names: Vec::new(),
+            max_answer_bytes: 1024 * 1024,
         }
     }
 }
@@ -47,6 +51,8 @@ pub enum LlmError {
     OverBudget { used: u64, budget: u32 },
     #[error("LLM response is not a chat completion: {0}")]
     Protocol(String),
+    #[error("LLM answer is larger than the {0}-byte limit; not read")]
+    TooLarge(usize),
 }
 
 pub struct ChatClient {
@@ -107,9 +113,23 @@ impl ChatClient {
             if e.is_timeout() { LlmError::Timeout(self.config.timeout.as_secs()) } else { LlmError::Unreachable(e.to_string()) }
         })?;
         let status = resp.status();
-        let text = resp.text().await.map_err(|e| {
-            if e.is_timeout() { LlmError::Timeout(self.config.timeout.as_secs()) } else { LlmError::Unreachable(e.to_string()) }
-        })?;
+        let limit = self.config.max_answer_bytes;
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(LlmError::TooLarge(limit));
+        }
+        let mut resp = resp;
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| {
+                if e.is_timeout() { LlmError::Timeout(self.config.timeout.as_secs()) } else { LlmError::Unreachable(e.to_string()) }
+            })?;
+            let Some(chunk) = chunk else { break };
+            if body.len() + chunk.len() > limit {
+                return Err(LlmError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
             return Err(LlmError::Http { status: status.as_u16(), body: text.chars().take(300).collect() });
         }

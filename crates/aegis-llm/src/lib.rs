@@ -23,18 +23,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Enrichment {
-    /// The explanation (and possibly the fix) came from the model.
-    Enriched { model: String, fix_changed: bool },
+    /// The explanation came from the model, and the fix too when `fix_from_model` (then it needs a
+    /// human's approval, and its plan is the fix's own).
+    Enriched { model: String, fix_from_model: bool },
     /// The rules' incident stands; why the model's answer was not used.
     FellBack { reason: String },
 }
 
-/// Ask the model about `incident`; `render` validates and renders a proposed fix (pass
-/// `|r, a| aegis_analysis::render_fix(&snapshot, r, a)`).
+/// Ask the model about `incident`. `propose` vets, renders and plans a fix the model proposes (pass
+/// `|r, a| aegis_analysis::propose_model_fix(&snapshot, r, a, model, &allowed)`): the incident's
+/// verification plan is then the one derived from the model's fix, never the rules' plan for another.
 pub async fn enrich(
     client: &ChatClient,
     incident: &Incident,
-    render: impl Fn(&aegis_model::ResourceRef, &aegis_model::FixAction) -> Result<aegis_model::Fix, String>,
+    propose: impl Fn(&aegis_model::ResourceRef, &aegis_model::FixAction) -> Result<(aegis_model::Fix, aegis_model::VerificationPlan), String>,
 ) -> (Incident, Enrichment) {
     let fallback = |reason: String| {
         tracing::warn!(%reason, resource = %incident.resource, "LLM enrichment not used");
@@ -51,17 +53,18 @@ pub async fn enrich(
     };
     let mut out = incident.clone();
     out.root_cause = answer.root_cause;
-    let mut fix_changed = false;
+    let mut fix_from_model = false;
     if let Some(action) = answer.fix
         && action != incident.fix.action
     {
-        match render(&incident.resource, &action) {
-            Ok(fix) => {
+        match propose(&incident.resource, &action) {
+            Ok((fix, plan)) => {
                 out.fix = fix;
-                fix_changed = true;
+                out.verification_plan = plan;
+                fix_from_model = true;
             }
-            Err(e) => return fallback(format!("the proposed {} fix is invalid: {e}", action.kind())),
+            Err(e) => return fallback(format!("the proposed {} fix is refused: {e}", action.kind())),
         }
     }
-    (out, Enrichment::Enriched { model: client.model().to_owned(), fix_changed })
+    (out, Enrichment::Enriched { model: client.model().to_owned(), fix_from_model })
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aegis_analysis::{Snapshot, analyze, render_fix};
+use aegis_analysis::{Snapshot, analyze, propose_model_fix};
 use aegis_llm::{ChatClient, Enrichment, LlmConfig, enrich};
 use aegis_model::Incident;
 use axum::Json;
@@ -83,7 +83,7 @@ async fn run(r: Reply, timeout: Duration) -> (Incident, Incident, Enrichment, Ar
     cfg.timeout = timeout;
     cfg.redact_names = vec!["payments-eu.acme.internal".into()];
     let client = ChatClient::new(cfg).unwrap();
-    let (out, how) = enrich(&client, &incident, |r, a| render_fix(&snapshot, r, a)).await;
+    let (out, how) = enrich(&client, &incident, |r, a| propose_model_fix(&snapshot, r, a, "llama3.1:8b", &[])).await;
     (incident, out, how, seen)
 }
 
@@ -91,7 +91,7 @@ async fn run(r: Reply, timeout: Duration) -> (Incident, Incident, Enrichment, Ar
 async fn a_valid_answer_rewrites_the_explanation_and_its_typed_fix_is_rendered_by_aegis() {
     let answer = json!({"root_cause": "The api container needs about 200 MiB and its limit is 128 MiB.", "fix": {"type": "set-resources", "container": "api", "limits": {"memory": "512Mi"}}});
     let (before, after, how, seen) = run(reply(answer), Duration::from_secs(5)).await;
-    assert_eq!(how, Enrichment::Enriched { model: "llama3.1:8b".into(), fix_changed: true });
+    assert_eq!(how, Enrichment::Enriched { model: "llama3.1:8b".into(), fix_from_model: true });
     assert_eq!(after.root_cause, "The api container needs about 200 MiB and its limit is 128 MiB.");
     assert_ne!(after.fix, before.fix);
     let patch = after.fix.patch.as_ref().unwrap();
@@ -114,7 +114,7 @@ async fn a_valid_answer_rewrites_the_explanation_and_its_typed_fix_is_rendered_b
 #[tokio::test]
 async fn a_null_fix_keeps_the_rules_fix() {
     let (before, after, how, _) = run(reply(json!({"root_cause": "Memory limit too small.", "fix": null})), Duration::from_secs(5)).await;
-    assert_eq!(how, Enrichment::Enriched { model: "llama3.1:8b".into(), fix_changed: false });
+    assert_eq!(how, Enrichment::Enriched { model: "llama3.1:8b".into(), fix_from_model: false });
     assert_eq!(after.fix, before.fix);
 }
 
@@ -151,4 +151,43 @@ async fn an_unreachable_endpoint_falls_back() {
     let (out, how) = enrich(&client, &incident, |_, _| Err("unused".into())).await;
     assert_eq!(out, incident);
     assert!(matches!(how, Enrichment::FellBack { ref reason } if reason.contains("unreachable")), "{how:?}");
+}
+
+/// What a model proposes is a suggestion: it must stay within what the workload has been, always waits
+/// for a human, is planned as itself, and says where it came from.
+#[tokio::test]
+async fn a_model_fix_is_vetted_planned_as_itself_and_always_needs_a_human() {
+    let (_, incident) = scenario();
+    let image = "evil.example/crypto-miner:latest";
+    for (answer, why) in [
+        (json!({"root_cause": "x", "fix": {"type": "set-image", "container": "api", "image": image}}), "repository"),
+        (
+            json!({"root_cause": "x", "fix": {"type": "set-env", "container": "api", "name": "LD_PRELOAD", "value": "/tmp/x.so"}}),
+            "LD_PRELOAD",
+        ),
+        (json!({"root_cause": "x", "fix": {"type": "scale", "replicas": 0}}), "replicas"),
+        (json!({"root_cause": "x", "fix": {"type": "scale", "replicas": 2147483647}}), "replicas"),
+        (json!({"root_cause": "x", "fix": {"type": "env-from", "container": "api", "secret": "cluster-admin"}}), "Secret cluster-admin"),
+        (
+            json!({"root_cause": "x", "fix": {"type": "set-resources", "container": "api", "limits": {"$patch": "replace"}}}),
+            "resource name",
+        ),
+    ] {
+        falls_back(reply(answer), Duration::from_secs(5), why).await;
+    }
+    // An accepted model fix: approval required, plan derived from it, origin named.
+    assert!(incident.fix.patch.is_some());
+    let answer =
+        json!({"root_cause": "needs more memory", "fix": {"type": "set-resources", "container": "api", "limits": {"memory": "512Mi"}}});
+    let (_, after, how, _) = run(reply(answer), Duration::from_secs(5)).await;
+    assert_eq!(how, Enrichment::Enriched { model: "llama3.1:8b".into(), fix_from_model: true });
+    assert_eq!(after.fix.origin, aegis_model::FixOrigin::Model { model: "llama3.1:8b".into() });
+    assert!(after.verification_plan.approval_required);
+    assert!(after.fix.summary.contains("llama3.1:8b"), "{}", after.fix.summary);
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_limit_is_not_read() {
+    let huge = json!({"root_cause": "x".repeat(2 * 1024 * 1024)});
+    falls_back(reply(huge), Duration::from_secs(20), "limit").await;
 }

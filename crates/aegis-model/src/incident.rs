@@ -161,6 +161,26 @@ pub struct Patch {
     pub body: Value,
 }
 
+/// Who proposed a fix. A model's output is a suggestion, never a decision: its fix is vetted more
+/// strictly, always needs a human's approval, and says where it came from in every output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "by", rename_all = "kebab-case")]
+pub enum FixOrigin {
+    /// AEGIS's own rules.
+    #[default]
+    Rules,
+    /// A language model (`aegis analyze --llm-endpoint`), named.
+    Model { model: String },
+    /// A person (`aegis shadow verify --fix FILE`).
+    Human,
+}
+
+impl FixOrigin {
+    pub fn is_rules(&self) -> bool {
+        *self == FixOrigin::Rules
+    }
+}
+
 /// A proposed fix with the patch that applies it and the patch that undoes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Fix {
@@ -171,6 +191,9 @@ pub struct Fix {
     /// `None` for `manual`.
     pub patch: Option<Patch>,
     pub inverse: Option<Patch>,
+    /// Who proposed it (absent: AEGIS's rules).
+    #[serde(default, skip_serializing_if = "FixOrigin::is_rules")]
+    pub origin: FixOrigin,
 }
 
 /// How a fix is to be proven in the shadow.

@@ -14,7 +14,7 @@ mod severity;
 
 pub use digest::{Digest, Fingerprint};
 pub use finding::{Finding, FindingKind, Package, Source, Target};
-pub use incident::{Category, Fix, FixAction, Incident, Patch, PatchType, ProbeKind, ResourceRef, VerificationPlan};
+pub use incident::{Category, Fix, FixAction, FixOrigin, Incident, Patch, PatchType, ProbeKind, ResourceRef, VerificationPlan};
 pub use report::{DeltaFindings, GateReason, REPORT_SCHEMA_VERSION, SecurityReport, SeverityCounts, SourceCounts, Summary, Verdict};
 pub use run::{RunStatus, ScannerRun, ScannerRunSummary, Side};
 pub use severity::{FalcoPriority, ParseEnumError, Severity, ZapConfidence, ZapRisk};

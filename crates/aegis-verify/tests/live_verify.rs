@@ -96,6 +96,7 @@ fn restart(incident: &Incident) -> Fix {
             body: json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T00:00:00Z"}}}}}),
         }),
         inverse: None,
+        origin: aegis_model::FixOrigin::Human,
     }
 }
 

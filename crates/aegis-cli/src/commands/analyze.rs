@@ -67,7 +67,9 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
             let client = aegis_llm::ChatClient::new(cfg)?;
             let mut out = Vec::new();
             for i in &mut incidents {
-                let (enriched, how) = aegis_llm::enrich(&client, i, |r, act| aegis_analysis::render_fix(&snapshot, r, act)).await;
+                let (model, allowed) = (&a.llm.llm_model, &a.llm.llm_allow_repository);
+                let (enriched, how) =
+                    aegis_llm::enrich(&client, i, |r, act| aegis_analysis::propose_model_fix(&snapshot, r, act, model, allowed)).await;
                 *i = enriched;
                 out.push(how);
             }

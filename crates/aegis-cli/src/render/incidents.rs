@@ -31,6 +31,15 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
             let _ = writeln!(out, "  pods: {}", i.pods.join(", "));
         }
         let _ = writeln!(out, "{}", bold("Proposed Fix"));
+        match &i.fix.origin {
+            aegis_model::FixOrigin::Model { model } => {
+                let _ = writeln!(out, "  from the model {model}: a suggestion, vetted by AEGIS; it needs a human's approval");
+            }
+            aegis_model::FixOrigin::Human => {
+                let _ = writeln!(out, "  written by hand");
+            }
+            aegis_model::FixOrigin::Rules => {}
+        }
         let _ = writeln!(out, "  [{}] {}", i.fix.action.kind(), i.fix.summary);
         if let aegis_model::FixAction::Manual { guidance } = &i.fix.action {
             let _ = writeln!(out, "  {guidance}");
