@@ -11,7 +11,7 @@ use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, Pod, Service};
 use kube::api::{Api, DynamicObject, ListParams, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource};
@@ -61,8 +61,8 @@ where
     api.list(&lp).await.map(|l| l.items).map_err(|source| K8sError::List { kind, scope: scope.describe(), source })
 }
 
-/// Read a namespace (or all) into a snapshot. Secret and ConfigMap values are dropped as they arrive:
-/// only names and keys are kept. Nodes are read where RBAC allows; a refusal leaves them out.
+/// Read a namespace (or all) into a snapshot. ConfigMap values are dropped as they arrive (only names and
+/// keys are kept); Secrets are not read at all. Nodes are read where RBAC allows; a refusal leaves them out.
 pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
     let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, mut events) =
         tokio_join(client, scope).await?;
@@ -83,11 +83,6 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             )
         })
         .collect();
-    let secrets = list::<Secret>(client, scope, false, "Secret")
-        .await?
-        .into_iter()
-        .map(|s| keys(s.metadata.namespace, s.metadata.name, s.data.unwrap_or_default().into_keys().collect()))
-        .collect();
     let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
     Ok(Snapshot {
         nodes,
@@ -101,7 +96,9 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         endpoints,
         events,
         config_maps,
-        secrets,
+        // Secrets are never listed: no analyzer reads them, and an operator that may list every
+        // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).
+        secrets: Vec::new(),
         other_kinds: Default::default(),
     })
 }

@@ -159,7 +159,7 @@ async fn a_service_selector_typo_is_found_live_and_the_fixed_selector_gets_endpo
 }
 
 #[tokio::test]
-async fn a_live_snapshot_never_holds_secret_values() {
+async fn a_live_snapshot_never_reads_secrets() {
     let ns = TestNamespace::create("snapshot-secrets").await;
     let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "hunter2"}
@@ -167,8 +167,7 @@ async fn a_live_snapshot_never_holds_secret_values() {
     .unwrap();
     ns.api::<k8s_openapi::api::core::v1::Secret>().create(&PostParams::default(), &secret).await.unwrap();
     let snap = snapshot(&ns.client(), &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
-    let db = snap.secrets.iter().find(|s| s.name == "db").expect("the secret is listed");
-    assert_eq!(db.keys, vec!["password".to_owned()]);
+    assert!(snap.secrets.is_empty(), "Secrets are not listed: {:?}", snap.secrets);
     assert!(!format!("{snap:?}").contains("hunter2") && !format!("{snap:?}").contains("aHVudGVyMg"));
     assert!(!snap.nodes.is_empty(), "nodes are visible to the harness's admin kubeconfig");
 }

@@ -196,6 +196,8 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
     for (verb, group, resource, namespace) in [
         ("delete", "apps", "deployments", "shop"),
         ("delete", "", "secrets", "shop"),
+        ("list", "", "secrets", "shop"),
+        ("watch", "", "secrets", ""),
         ("update", "aegis.io", "incidents", "shop"),
         ("update", "coordination.k8s.io", "leases", "kube-system"),
         ("patch", "", "pods", "shop"),
@@ -231,9 +233,86 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
     let other: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": "not-a-shadow"}})).unwrap();
     assert!(namespaces.create(&pp, &other).await.is_err(), "the operator may not create other namespaces");
 
+    // Creates, deletes and production writes, as the operator, judged by the second admission policy.
+    writes_are_bound_to_shadows_and_to_what_a_fix_touches(&client, &as_operator_client(&user).await, ns.name()).await;
+
     for (ar, name) in cluster_scoped {
         let _ = Api::<DynamicObject>::all_with(client.clone(), &ar).delete(&name, &Default::default()).await;
     }
+}
+
+async fn as_operator_client(user: &str) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(vec!["system:serviceaccounts".into()]);
+    kube::Client::try_from(config).unwrap()
+}
+
+/// What the operator may write where (server-side dry runs as the operator: admission judges them as
+/// real requests): objects in shadows; outside them only its evidence ConfigMaps, and changes to
+/// workloads and Services only of the fields a typed fix touches.
+async fn writes_are_bound_to_shadows_and_to_what_a_fix_touches(admin: &kube::Client, operator: &kube::Client, production: &str) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+    let deployment = |name: &str| -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "api", "image": "demo-api:v1"}]}}}
+        }))
+        .unwrap()
+    };
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}
+    }))
+    .unwrap();
+    // Production objects, as an admin.
+    Api::<Deployment>::namespaced(admin.clone(), production).create(&PostParams::default(), &deployment("api")).await.unwrap();
+    Api::<Service>::namespaced(admin.clone(), production).create(&PostParams::default(), &service).await.unwrap();
+    let shadow = format!("aegis-shadow-w{}", &production[production.len().saturating_sub(6)..]);
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {"name": shadow}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await.unwrap();
+
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let dry_patch = PatchParams { dry_run: true, ..Default::default() };
+    let refused = |r: Result<(), kube::Error>| matches!(r, Err(kube::Error::Api(ref e)) if e.code == 403 || e.code == 422);
+    let deployments = |ns: &str| Api::<Deployment>::namespaced(operator.clone(), ns);
+    let config_maps = Api::<ConfigMap>::namespaced(operator.clone(), production);
+    let cm = |name: &str| -> ConfigMap { serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap() };
+
+    // The policy takes a moment to be in force after it is created.
+    aegis_testkit::cluster::eventually("the writes policy is in force", std::time::Duration::from_secs(30), || {
+        let (deployments, dry, d) = (deployments(production), dry.clone(), deployment("other"));
+        async move {
+            match deployments.create(&dry, &d).await {
+                Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(deployments(&shadow).create(&dry, &deployment("api")).await.is_ok(), "creates in a shadow are allowed");
+    assert!(config_maps.create(&dry, &cm("aegis-evidence-0123")).await.is_ok(), "evidence ConfigMaps are allowed");
+    assert!(refused(config_maps.create(&dry, &cm("app-config")).await.map(|_| ())), "other ConfigMaps in production are not");
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "stolen"}, "stringData": {"a": "b"}})).unwrap();
+    assert!(refused(Api::<Secret>::namespaced(operator.clone(), production).create(&dry, &secret).await.map(|_| ())));
+
+    let patch = |body: Value| Patch::Strategic(body);
+    let image = patch(json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "demo-api:v2"}]}}}}));
+    assert!(deployments(production).patch("api", &dry_patch, &image).await.is_ok(), "a fix's image change is allowed");
+    for (what, body) in [
+        ("service account", json!({"spec": {"template": {"spec": {"serviceAccountName": "cluster-admin"}}}})),
+        ("host network", json!({"spec": {"template": {"spec": {"hostNetwork": true}}}})),
+        ("privileged", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"privileged": true}}]}}}})),
+    ] {
+        assert!(refused(deployments(production).patch("api", &dry_patch, &patch(body)).await.map(|_| ())), "{what} is refused");
+    }
+    let services = Api::<Service>::namespaced(operator.clone(), production);
+    assert!(services.patch("api", &dry_patch, &patch(json!({"spec": {"selector": {"app": "api2"}}}))).await.is_ok());
+    assert!(refused(services.patch("api", &dry_patch, &patch(json!({"spec": {"type": "NodePort"}}))).await.map(|_| ())));
+
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone()).delete(&shadow, &Default::default()).await;
 }
 
 /// A default install never serves the Falco receiver unauthenticated: the chart names a token Secret,
@@ -255,4 +334,26 @@ async fn the_default_install_serves_the_falco_receiver_with_a_generated_token() 
     assert_eq!(first.len(), 64, "32 random bytes, hex");
     let again = aegis_operator::run::falco_token(&client, ns.name(), "aegis-falco-token").await.unwrap();
     assert_eq!(first, again, "a restart reads the token senders already use");
+}
+
+/// With watchNamespaces, reading Secrets and opening Incidents is granted per watched namespace, not
+/// cluster-wide, and the writes policy names the namespaces production changes may touch.
+#[test]
+fn watched_namespaces_get_namespaced_roles_and_the_cluster_role_loses_those_grants() {
+    let docs = render("aegis", "aegis-system", &["watchNamespaces={shop,billing}"]);
+    let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "aegis-watch").collect();
+    let namespaces: Vec<&str> = roles.iter().filter_map(|r| r["metadata"]["namespace"].as_str()).collect();
+    assert_eq!(namespaces, ["shop", "billing"]);
+    assert!(roles[0]["rules"].to_string().contains("secrets"));
+    let cluster_role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    for rule in cluster_role["rules"].as_array().unwrap() {
+        let resources = rule["resources"].to_string();
+        let verbs = rule["verbs"].to_string();
+        assert!(!(resources.contains("\"secrets\"") && verbs.contains("\"get\"")), "cluster-wide secret reads: {rule}");
+        assert!(!(resources.contains("\"incidents\"") && verbs.contains("\"create\"")), "cluster-wide incident creates: {rule}");
+        assert!(!(resources.contains("\"secrets\"") && (verbs.contains("\"list\"") || verbs.contains("\"watch\""))), "{rule}");
+    }
+    let policy = docs.iter().find(|d| d["kind"] == "ValidatingAdmissionPolicy" && d["metadata"]["name"] == "aegis-writes").unwrap();
+    assert!(policy.to_string().contains(r#"request.namespace in [\"shop\", \"billing\"]"#), "{policy}");
+    helm(&["lint", "--strict", chart().to_str().unwrap(), "--set", "watchNamespaces={shop,billing}"]);
 }
