@@ -19,6 +19,8 @@ pub enum SnapshotError {
     Empty,
     #[error("snapshot is not valid YAML or JSON: {0}")]
     Invalid(String),
+    #[error("snapshot is over the YAML reader's limits ({0}); give it as JSON (`-o json`) or split it")]
+    OverLimit(String),
     #[error("{kind} {name:?} is not a valid Kubernetes object: {message}")]
     Object { kind: String, name: String, message: String },
 }
@@ -59,7 +61,10 @@ impl Snapshot {
         let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
             vec![serde_json::from_str(text).map_err(|e| SnapshotError::Invalid(e.to_string()))?]
         } else {
-            serde_saphyr::from_multiple(text).map_err(|e| SnapshotError::Invalid(e.to_string()))?
+            serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(|e| match e {
+                serde_saphyr::Error::Budget { breach, .. } => SnapshotError::OverLimit(format!("{breach:?}")),
+                other => SnapshotError::Invalid(other.to_string()),
+            })?
         };
         let mut objects = Vec::new();
         for doc in docs {
@@ -139,6 +144,20 @@ impl Snapshot {
     }
 }
 
+/// The YAML reader's budget for a snapshot of `len` bytes. serde-saphyr's defaults (250,000 nodes, a
+/// million events) suit configuration files; a kubectl List of a thousand pods is past them. The
+/// budget grows with the input — whose size the caller limits — so a snapshot of any size the CLI reads
+/// fits, while the guards against YAML bombs (aliases, nesting depth) stay as they are.
+fn yaml_options(len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(len);
+    budget.max_events = budget.max_events.max(len.saturating_mul(2));
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(len);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 fn flatten(doc: Value, out: &mut Vec<Value>) {
     match doc {
         Value::Null => {}
@@ -175,6 +194,24 @@ mod tests {
             (b.pods.len(), b.replica_sets.len(), b.events.len(), b.nodes.len())
         );
         assert_eq!(serde_json::to_value(&a.pods).unwrap(), serde_json::to_value(&b.pods).unwrap());
+    }
+
+    /// A kubectl List of 2,000 realistic pods is past the YAML reader's default budget; it loads.
+    #[test]
+    fn a_yaml_snapshot_of_thousands_of_pods_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/incidents/crashloop-missing-env.yaml");
+        let one = Snapshot::from_text(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let pod = serde_json::to_value(&one.pods[0]).unwrap();
+        let items: Vec<Value> = (0..2000)
+            .map(|i| {
+                let mut p = pod.clone();
+                p["metadata"]["name"] = format!("api-{i}").into();
+                p
+            })
+            .collect();
+        let yaml = serde_saphyr::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap();
+        let s = Snapshot::from_text(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.pods.len(), 2000);
     }
 
     #[test]
