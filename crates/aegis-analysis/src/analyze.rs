@@ -206,6 +206,11 @@ fn service_lost_all_endpoints(index: &Index<'_>, w: &Workload<'_>) -> bool {
     })
 }
 
+/// The confidence at or above which a rules' fix may be approved by policy (`--auto-approve-max-severity`):
+/// the cause is read off the evidence (a rollout that removed what the pods need, a limit they exceed),
+/// not guessed.
+pub const APPROVAL_CONFIDENCE: f64 = 0.85;
+
 struct Decision {
     action: FixAction,
     summary: String,
@@ -477,12 +482,15 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
 }
 
 /// The verification plan of `action` on `w`. `category` is the incident's, `None` for a fix a human wrote.
+/// `confidence` is the rules' confidence in the inference behind the fix, `None` for a fix from outside
+/// the rules: below [`APPROVAL_CONFIDENCE`], or from outside, the plan asks for a human's approval, and
+/// the operator never approves it by policy.
 fn plan(
     index: &Index<'_>,
     w: Option<&Workload<'_>>,
     rollout: &Option<(i64, i64, Vec<Change>)>,
     action: &FixAction,
-    severity: Severity,
+    confidence: Option<f64>,
     category: Option<Category>,
 ) -> VerificationPlan {
     let template = match (action, w) {
@@ -533,8 +541,7 @@ fn plan(
         health_criteria,
         security_checks,
         smoke_paths,
-        approval_required: severity >= Severity::High
-            || matches!(action, FixAction::Rollback { .. } | FixAction::SetServiceSelector { .. }),
+        approval_required: confidence.is_none_or(|c| c < APPROVAL_CONFIDENCE),
         workload: w.filter(|w| w.patchable()).map(|w| w.resource.clone()),
     }
 }
@@ -561,7 +568,7 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
                     .take(2)
                     .map(|(r, m)| format!("{} event {r}: {m}", w.resource.kind)),
             );
-            let verification_plan = plan(index, Some(w), &rollout, &d.action, severity, Some(f.category));
+            let verification_plan = plan(index, Some(w), &rollout, &d.action, Some(d.confidence), Some(f.category));
             Incident {
                 resource: w.resource.clone(),
                 category: f.category,
@@ -605,7 +612,8 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
             evidence.push(format!("{} {} labels its pods {new_shown}", w.resource.kind, w.resource.name));
             let (patch, inverse) = render_service_selector(svc, &new);
             let action = FixAction::SetServiceSelector { selector: new };
-            let verification_plan = plan(index, Some(w), &None, &action, Severity::Critical, Some(Category::ServiceSelectorMismatch));
+            let confidence = if w.resource.name == name { 0.9 } else { 0.7 };
+            let verification_plan = plan(index, Some(w), &None, &action, Some(confidence), Some(Category::ServiceSelectorMismatch));
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,
@@ -615,7 +623,7 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
                     w.resource.kind, w.resource.name
                 ),
                 evidence,
-                confidence: if w.resource.name == name { 0.9 } else { 0.7 },
+                confidence,
                 pods: Vec::new(),
                 fix: Fix {
                     summary: format!("Set Service {name}'s selector to {new_shown}, the labels of {}'s pods.", w.resource.name),
@@ -631,7 +639,7 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
             let action = FixAction::Manual {
                 guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels."),
             };
-            let verification_plan = plan(index, None, &None, &action, Severity::High, Some(Category::ServiceSelectorMismatch));
+            let verification_plan = plan(index, None, &None, &action, Some(0.6), Some(Category::ServiceSelectorMismatch));
             Some(Incident {
                 resource,
                 category: Category::ServiceSelectorMismatch,
@@ -671,8 +679,8 @@ pub fn plan_for(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction)
         _ => all.iter().find(|w| &w.resource == resource),
     }
     .ok_or_else(|| format!("no workload in the snapshot to prove a {} fix for {resource} on", action.kind()))?;
-    let severity = if resource.kind == "Service" { Severity::High } else { severity(&index, w) };
-    Ok(plan(&index, Some(w), &rollout_diff(w), action, severity, None))
+    // A fix from outside the rules: its plan always asks for a human.
+    Ok(plan(&index, Some(w), &rollout_diff(w), action, None, None))
 }
 
 pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction) -> Result<Fix, String> {

@@ -226,3 +226,15 @@ fn a_replica_count_near_the_limit_of_its_type_is_analyzed_without_overflow() {
     assert!(found.iter().any(|i| i.category == Category::CrashLoopBackOff), "{found:#?}");
     assert!(found.iter().all(|i| i.severity == Severity::High));
 }
+
+/// A plan asks for a human where the inference behind its fix is weaker; the operator never approves
+/// such a plan by policy.
+#[test]
+fn plans_ask_for_a_human_where_the_inference_is_weaker() {
+    let strong = only("crashloop-missing-env.yaml");
+    assert!(strong.confidence >= aegis_analysis::analyze::APPROVAL_CONFIDENCE);
+    assert!(!strong.verification_plan.approval_required, "a rollback that restores a removed env var: {:?}", strong.verification_plan);
+    let weaker = only("pending-requests-too-large.yaml");
+    assert!(weaker.confidence < aegis_analysis::analyze::APPROVAL_CONFIDENCE);
+    assert!(weaker.verification_plan.approval_required, "requests lowered to fit: a human decides");
+}

@@ -45,11 +45,14 @@ pub enum ApprovalOutcome {
 }
 
 /// Decide on an incident awaiting approval. A rejection always counts (refusing is always safe); an
-/// approval counts only for the current evidence digest and a verdict that allows production.
+/// approval counts only for the current evidence digest and a verdict that allows production. The
+/// policy approves on its own only a clean pass at or below its severity whose plan does not ask for a
+/// human (`approval_required`).
 pub fn decide_approval(
     approval: Option<&Approval>,
     verification: &VerificationSummary,
     severity: Severity,
+    approval_required: bool,
     policy: &ApprovalPolicy,
     waiting_since: Timestamp,
     now: Timestamp,
@@ -68,6 +71,7 @@ pub fn decide_approval(
         }
     }
     if verification.verdict == Verdict::Passed
+        && !approval_required
         && let Some(max) = policy.auto_approve_max_severity
         && severity <= max
     {
@@ -84,6 +88,17 @@ pub fn decide_approval(
         return ApprovalOutcome::Expired;
     }
     ApprovalOutcome::Waiting
+}
+
+/// Why an Incident may not be acted on, if it may not: it must name a resource in its own namespace.
+/// Without this, anyone who may create an Incident in one namespace could have AEGIS analyze and patch
+/// a workload in another (kube-system included) with the operator's rights.
+pub fn foreign_target(incident_namespace: &str, resource: &aegis_model::ResourceRef) -> Option<String> {
+    (resource.namespace != incident_namespace).then(|| {
+        format!(
+            "an Incident in namespace {incident_namespace} may only name resources in its own namespace, not {resource}; refusing to act on it"
+        )
+    })
 }
 
 /// Move `status` to `phase`, recording why and when. Moving to the phase it is already in records
@@ -174,14 +189,14 @@ mod tests {
     #[test]
     fn an_approval_of_the_current_evidence_is_acted_on() {
         let a = approval(Decision::Approve, "e1");
-        let out = decide_approval(Some(&a), &verification(Verdict::Passed, "e1"), Severity::High, &policy(None), t(SINCE), t(SOON));
+        let out = decide_approval(Some(&a), &verification(Verdict::Passed, "e1"), Severity::High, false, &policy(None), t(SINCE), t(SOON));
         assert_eq!(out, ApprovalOutcome::Approved(a));
     }
 
     #[test]
     fn an_approval_of_old_evidence_is_refused_as_stale() {
         let a = approval(Decision::Approve, "e1");
-        let out = decide_approval(Some(&a), &verification(Verdict::Passed, "e2"), Severity::High, &policy(None), t(SINCE), t(SOON));
+        let out = decide_approval(Some(&a), &verification(Verdict::Passed, "e2"), Severity::High, false, &policy(None), t(SINCE), t(SOON));
         assert!(matches!(out, ApprovalOutcome::Stale { .. }), "{out:?}");
     }
 
@@ -192,6 +207,7 @@ mod tests {
             Some(&r),
             &verification(Verdict::Passed, "e2"),
             Severity::Low,
+            false,
             &policy(Some(Severity::Critical)),
             t(SINCE),
             t(SOON),
@@ -204,26 +220,49 @@ mod tests {
         let v = verification(Verdict::Passed, "e1");
         let auto = policy(Some(Severity::High));
         assert!(
-            matches!(decide_approval(None, &v, Severity::High, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Approved(a) if a.by.contains("policy"))
+            matches!(decide_approval(None, &v, Severity::High, false, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Approved(a) if a.by.contains("policy"))
         );
-        assert_eq!(decide_approval(None, &v, Severity::Critical, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
+        assert_eq!(decide_approval(None, &v, Severity::Critical, false, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
         let warned = verification(Verdict::PassedWithWarnings, "e1");
-        assert_eq!(decide_approval(None, &warned, Severity::Low, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
-        assert_eq!(decide_approval(None, &v, Severity::Low, &policy(None), t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
+        assert_eq!(decide_approval(None, &warned, Severity::Low, false, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
+        assert_eq!(decide_approval(None, &v, Severity::Low, false, &policy(None), t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
+    }
+
+    #[test]
+    fn the_policy_never_approves_a_plan_that_asks_for_a_human() {
+        let v = verification(Verdict::Passed, "e1");
+        let auto = policy(Some(Severity::Critical));
+        assert_eq!(decide_approval(None, &v, Severity::Low, true, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Waiting);
+        let a = approval(Decision::Approve, "e1");
+        assert_eq!(decide_approval(Some(&a), &v, Severity::Low, true, &auto, t(SINCE), t(SOON)), ApprovalOutcome::Approved(a));
     }
 
     #[test]
     fn a_human_cannot_approve_a_verdict_that_does_not_allow_production() {
         let a = approval(Decision::Approve, "e1");
-        let out = decide_approval(Some(&a), &verification(Verdict::Blocked, "e1"), Severity::Low, &policy(None), t(SINCE), t(SOON));
+        let out = decide_approval(Some(&a), &verification(Verdict::Blocked, "e1"), Severity::Low, false, &policy(None), t(SINCE), t(SOON));
         assert_eq!(out, ApprovalOutcome::Waiting);
     }
 
     #[test]
     fn an_unanswered_fix_expires_after_the_timeout() {
         let v = verification(Verdict::Passed, "e1");
-        assert_eq!(decide_approval(None, &v, Severity::High, &policy(None), t(SINCE), t("2026-11-26T11:00:00Z")), ApprovalOutcome::Expired);
-        assert_eq!(decide_approval(None, &v, Severity::High, &policy(None), t(SINCE), t("2026-11-26T10:59:59Z")), ApprovalOutcome::Waiting);
+        assert_eq!(
+            decide_approval(None, &v, Severity::High, false, &policy(None), t(SINCE), t("2026-11-26T11:00:00Z")),
+            ApprovalOutcome::Expired
+        );
+        assert_eq!(
+            decide_approval(None, &v, Severity::High, false, &policy(None), t(SINCE), t("2026-11-26T10:59:59Z")),
+            ApprovalOutcome::Waiting
+        );
+    }
+
+    #[test]
+    fn an_incident_may_only_target_its_own_namespace() {
+        let r = |ns: &str| aegis_model::ResourceRef { kind: "Deployment".into(), namespace: ns.into(), name: "api".into() };
+        assert_eq!(foreign_target("shop", &r("shop")), None);
+        let refusal = foreign_target("shop", &r("kube-system")).expect("refused");
+        assert!(refusal.contains("kube-system"), "{refusal}");
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
     let step = Step { ctx: &ctx, incident: &incident, status: incident.status.clone().unwrap_or_default(), now: Timestamp::now() };
+    if let Some(refusal) = crate::machine::foreign_target(&incident.namespace().unwrap_or_default(), &incident.spec.resource) {
+        return step.commit(Phase::Failed, refusal, EventType::Warning).await;
+    }
     let result = match phase {
         Phase::Detected => step.start().await,
         Phase::Analyzing => step.analyze().await,
@@ -158,7 +161,9 @@ impl Step<'_> {
             namespace: Some(r.namespace.clone()),
             ..Default::default()
         };
-        for reference in [on_incident, on_workload] {
+        // Never an Event on an object outside the Incident's namespace (a refused, foreign target).
+        let on_workload = (r.namespace == self.incident.namespace().unwrap_or_default()).then_some(on_workload);
+        for reference in std::iter::once(on_incident).chain(on_workload) {
             if let Err(e) = self.ctx.recorder.publish(&ev, &reference).await {
                 tracing::warn!(incident = %self.id(), error = %e, "event not published");
             }
@@ -273,10 +278,14 @@ impl Step<'_> {
                 .await;
         };
         let since = phase_since(&self.status).unwrap_or(self.now);
+        // A plan that asks for a human (a model's fix, a rollback, a selector change) is never
+        // approved by policy.
+        let approval_required = self.status.analysis.as_ref().is_none_or(|a| a.plan.approval_required);
         let outcome = decide_approval(
             self.incident.spec.approval.as_ref(),
             &verification,
             self.incident.spec.severity,
+            approval_required,
             &self.ctx.settings.approval,
             since,
             self.now,
