@@ -11,6 +11,10 @@ use serde_json::{Map, Value, json};
 
 use crate::workload::Workload;
 
+/// The pod-template annotation a `restart` fix sets (as `kubectl rollout restart` sets
+/// `kubectl.kubernetes.io/restartedAt`).
+pub const RESTART_ANNOTATION: &str = "aegis.io/restarted-at-generation";
+
 fn container_patch(container: &str, fields: Value) -> Value {
     let mut c = Map::new();
     c.insert("name".into(), container.into());
@@ -127,16 +131,21 @@ pub fn render_workload(action: &FixAction, w: &Workload<'_>) -> (Option<Patch>, 
             )
         }
         FixAction::Scale { replicas } => {
-            let old = w.deployment.and_then(|d| d.spec.as_ref()?.replicas);
+            // A StatefulSet's replicas too: an inverse of `null` would reset it to one.
+            let old =
+                w.deployment.and_then(|d| d.spec.as_ref()?.replicas).or_else(|| w.stateful_set.and_then(|s| s.spec.as_ref()?.replicas));
             (Some(strategic(target, json!({"spec": {"replicas": replicas}}))), Some(strategic(target, json!({"spec": {"replicas": old}}))))
         }
         FixAction::Restart => {
-            let key = "kubectl.kubernetes.io/restartedAt";
-            let old = template.and_then(|t| t.metadata.as_ref()?.annotations.as_ref()?.get(key).cloned());
+            // A new value each time the workload changes: the generation the restart was decided on.
+            // Deterministic (the analysis is pure), the same in the shadow and in production, and a
+            // second restart after the first is a change again (a fixed string would change nothing).
+            let old = template.and_then(|t| t.metadata.as_ref()?.annotations.as_ref()?.get(RESTART_ANNOTATION).cloned());
+            let generation = w.generation().unwrap_or(0);
+            let value = format!("generation-{generation}");
             (
-                // The value is filled in when the fix is applied; the same string in the shadow and production.
-                Some(strategic(target, json!({"spec": {"template": {"metadata": {"annotations": {key: "${now}"}}}}}))),
-                Some(strategic(target, json!({"spec": {"template": {"metadata": {"annotations": {key: old}}}}}))),
+                Some(strategic(target, json!({"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: value}}}}}))),
+                Some(strategic(target, json!({"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: old}}}}}))),
             )
         }
         FixAction::SetServiceSelector { .. } | FixAction::Manual { .. } => (None, None),
@@ -194,6 +203,50 @@ pub fn mib_quantity(bytes: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn workload_at(snapshot: &crate::Snapshot, generation: i64) -> crate::Snapshot {
+        let mut s = snapshot.clone();
+        for d in &mut s.deployments {
+            d.metadata.generation = Some(generation);
+        }
+        for st in &mut s.stateful_sets {
+            st.metadata.generation = Some(generation);
+        }
+        s
+    }
+
+    fn example(file: &str) -> crate::Snapshot {
+        let path = format!("{}/../../examples/incidents/{file}", env!("CARGO_MANIFEST_DIR"));
+        crate::Snapshot::from_text(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_second_restart_is_a_change_again() {
+        let base = example("crashloop-missing-env.yaml");
+        let value = |g: i64| {
+            let s = workload_at(&base, g);
+            let w = crate::workload::workloads(&s).into_iter().find(|w| w.deployment.is_some()).unwrap();
+            let (patch, _) = render_workload(&FixAction::Restart, &w);
+            patch.unwrap().body.pointer(&format!("/spec/template/metadata/annotations/{}", RESTART_ANNOTATION.replace('/', "~1"))).cloned()
+        };
+        assert_ne!(value(3), value(4));
+        assert!(!serde_json::to_string(&value(3)).unwrap().contains("${"), "no placeholder left: {:?}", value(3));
+    }
+
+    #[test]
+    fn the_inverse_of_scaling_a_stateful_set_restores_its_replicas() {
+        let base = example("crashloop-missing-env.yaml");
+        let mut list = serde_json::to_value(base.to_list()).unwrap();
+        list["items"].as_array_mut().unwrap().push(json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop", "generation": 1},
+            "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                     "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}}
+        }));
+        let s = crate::Snapshot::from_text(&list.to_string()).unwrap();
+        let w = crate::workload::workloads(&s).into_iter().find(|w| w.stateful_set.is_some()).unwrap();
+        let (_, inverse) = render_workload(&FixAction::Scale { replicas: 5 }, &w);
+        assert_eq!(inverse.unwrap().body, json!({"spec": {"replicas": 3}}));
+    }
 
     #[test]
     fn quantities_parse_and_format_like_kubernetes() {

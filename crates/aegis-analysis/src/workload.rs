@@ -67,6 +67,11 @@ impl<'a> Workload<'a> {
         Workload { resource, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() }
     }
 
+    /// The workload's `metadata.generation`.
+    pub fn generation(&self) -> Option<i64> {
+        self.deployment.and_then(|d| d.metadata.generation).or_else(|| self.stateful_set.and_then(|s| s.metadata.generation))
+    }
+
     pub fn patchable(&self) -> bool {
         self.deployment.is_some() || self.stateful_set.is_some()
     }

@@ -210,18 +210,20 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
     let jobs = streams::<Job>(&client, &scope, &config);
     let services = streams::<Service>(&client, &scope, &watcher::Config::default());
     let detect = async {
-        let mut last_resync = Instant::now() - resync;
+        // None: never resynced, so the first pass is a resync. (`Instant::now() - resync` panicked when
+        // --resync exceeded the host's uptime.)
+        let mut last_resync: Option<Instant> = None;
         // With the opt-in, the namespaces labelled at the last resync (a watch event does not carry
         // its namespace's labels).
         let mut opted_in: BTreeSet<String> = BTreeSet::new();
         loop {
-            let until_resync = resync.saturating_sub(last_resync.elapsed());
+            let wait = until_resync(last_resync, resync);
             tokio::select! {
                 _ = wake.notified() => tokio::time::sleep(debounce).await,
-                _ = tokio::time::sleep(until_resync) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             let mut batch: BTreeSet<String> = dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
-            if last_resync.elapsed() >= resync {
+            if until_resync(last_resync, resync).is_zero() {
                 match scope.namespaces(&client).await {
                     Ok(all) => {
                         opted_in = all.iter().cloned().collect();
@@ -229,7 +231,7 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
                     }
                     Err(e) => tracing::warn!(error = %e, "listing namespaces for the resync failed"),
                 }
-                last_resync = Instant::now();
+                last_resync = Some(Instant::now());
             }
             if scope.opt_in {
                 batch.retain(|ns| opted_in.contains(ns));
@@ -253,9 +255,23 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
     );
 }
 
+/// How long until the next resync: at once when there has been none.
+fn until_resync(last: Option<Instant>, resync: Duration) -> Duration {
+    last.map_or(Duration::ZERO, |t| resync.saturating_sub(t.elapsed()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resync_longer_than_the_hosts_uptime_is_due_at_once_without_overflow() {
+        let ten_years = Duration::from_secs(10 * 365 * 24 * 3600);
+        assert_eq!(until_resync(None, ten_years), Duration::ZERO);
+        let just_now = Instant::now();
+        assert!(until_resync(Some(just_now), ten_years) > Duration::from_secs(9 * 365 * 24 * 3600));
+        assert_eq!(until_resync(Some(just_now), Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn shadows_and_excluded_namespaces_are_never_watched() {
