@@ -17,6 +17,8 @@ fi
 
 t0=$(date +%s)
 eval "$(bash scripts/tools.sh)"
+# Format, lints and dependency checks first: fast, and a red one needs no cluster to be seen.
+bash scripts/lint.sh
 t1=$(date +%s)
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/aegis-harness.XXXXXX")
@@ -36,4 +38,4 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 echo "test.sh: cargo test (workspace, all targets)" >&2
 cargo test --workspace --all-targets --locked "$@"
 t3=$(date +%s)
-echo "test.sh: all tests passed — tools $((t1 - t0))s, harnesses up $((t2 - t1))s, build+tests $((t3 - t2))s" >&2
+echo "test.sh: all tests passed — tools and lint $((t1 - t0))s, harnesses up $((t2 - t1))s, build+tests $((t3 - t2))s" >&2

@@ -8,12 +8,14 @@
 #                             built from the Go module proxy by scripts/harness/build-k8s.sh
 #   helm v3.22.0             built from the Go module proxy: renders and lints the operator's chart
 #   @microsoft/jest-sarif, ajv  npm: the official SARIF 2.1.0 schema and a validator
+#   cargo-deny 0.20.2        crates.io: the dependency checks of scripts/lint.sh
 # Prints `export` lines for the tests' environment: eval "$(scripts/tools.sh)". Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
 TRIVY_VERSION="v0.74.0"
 HELM_VERSION="v3.22.0"   # its go.mod pins k8s.io/client-go v0.37.0
+CARGO_DENY_VERSION="0.20.2"
 JEST_SARIF_VERSION="1.0.0-beta.0"   # ships lib/schemas/sarif-2.1.0-rtm.5.json
 AJV_VERSION="6.12.6"
 mkdir -p "$TOOLS_DIR"
@@ -73,8 +75,18 @@ else
   log "SARIF schema and ajv cached"
 fi
 
+# --- cargo-deny ---------------------------------------------------------------------------------
+deny_bin="$TOOLS_DIR/cargo-deny-$CARGO_DENY_VERSION/bin/cargo-deny"
+if [ ! -x "$deny_bin" ]; then
+  log "building cargo-deny $CARGO_DENY_VERSION from crates.io (a few minutes, once)"
+  timed "cargo-deny build" cargo install --locked --quiet cargo-deny --version "$CARGO_DENY_VERSION" --root "$TOOLS_DIR/cargo-deny-$CARGO_DENY_VERSION" >&2
+else
+  log "cargo-deny $CARGO_DENY_VERSION cached"
+fi
+
 echo "export AEGIS_TRIVY_BIN='$trivy_bin'"
 echo "export AEGIS_TRIVY_CACHE_DIR='$trivy_cache'"
 echo "export AEGIS_NODE_MODULES='$npm_dir/node_modules'"
 echo "export AEGIS_K8S_BIN='$k8s_bin'"
 echo "export AEGIS_HELM_BIN='$helm_bin'"
+echo "export AEGIS_CARGO_DENY='$deny_bin'"
