@@ -297,10 +297,9 @@ fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
     Rollout { observed, done, failure, detail }
 }
 
+/// The workload's selector as a query; an empty one (selects everything) matches no pod here.
 fn selector_string(s: Option<&LabelSelector>) -> String {
-    s.and_then(|s| s.match_labels.as_ref())
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
+    s.and_then(crate::selector_query).unwrap_or_else(|| "aegis.io/empty-selector-matches-nothing".into())
 }
 
 /// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's

@@ -197,13 +197,9 @@ pub async fn apply_fix(client: &Client, fix: &aegis_model::Fix, dry_run: bool, f
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         sts = get().await?;
     }
-    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.clone()) else { return Ok(Applied::default()) };
-    let selector = sts
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
-        .unwrap_or_default();
+    let Some(selector) = sts.spec.as_ref().and_then(|s| selector_query(&s.selector)) else {
+        return Err(K8sError::Invalid(format!("{}: an empty selector; not deleting pods by it", patch.target)));
+    };
     let pods: Api<Pod> = Api::namespaced(client.clone(), &patch.target.namespace);
     let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(|source| K8sError::List {
         kind: "Pod",
@@ -211,18 +207,105 @@ pub async fn apply_fix(client: &Client, fix: &aegis_model::Fix, dry_run: bool, f
         source,
     })?;
     let mut applied = Applied::default();
-    for p in list.items {
-        let revision = p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).cloned().unwrap_or_default();
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if revision != update_revision && !ready {
-            let pod = p.metadata.name.clone().unwrap_or_default();
-            pods.delete(&pod, &Default::default()).await.map_err(|source| K8sError::Patch { target: format!("Pod/{pod}"), source })?;
-            applied.deleted_pods.push(pod);
-        }
+    for pod in stale_unready_pods(&sts, &list.items) {
+        pods.delete(&pod, &Default::default()).await.map_err(|source| K8sError::Patch { target: format!("Pod/{pod}"), source })?;
+        applied.deleted_pods.push(pod);
     }
     Ok(applied)
+}
+
+/// The pods a StatefulSet's forced rollback deletes: its own (the controller owner reference is this
+/// StatefulSet: a selector alone may match another workload's pods), not Ready, and not on the update
+/// revision.
+pub fn stale_unready_pods(sts: &StatefulSet, pods: &[Pod]) -> Vec<String> {
+    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.as_deref()) else { return Vec::new() };
+    let owned = |p: &Pod| {
+        p.metadata.owner_references.iter().flatten().any(|o| {
+            o.controller == Some(true)
+                && o.kind == "StatefulSet"
+                && Some(&o.name) == sts.metadata.name.as_ref()
+                && sts.metadata.uid.as_ref().is_none_or(|uid| &o.uid == uid)
+        })
+    };
+    pods.iter()
+        .filter(|p| owned(p))
+        .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).map(String::as_str) != Some(update_revision))
+        .filter(|p| {
+            !p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .filter_map(|p| p.metadata.name.clone())
+        .collect()
+}
+
+/// A label selector as the API's `labelSelector` query: `matchLabels` as `k=v` and `matchExpressions`
+/// as `k in (a,b)`, `k notin (a,b)`, `k`, `!k`. `None` for an empty selector, which selects everything
+/// and must never be used to pick pods.
+pub fn selector_query(s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> Option<String> {
+    let mut parts: Vec<String> = s.match_labels.iter().flatten().map(|(k, v)| format!("{k}={v}")).collect();
+    for e in s.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            // An operator the API server would have refused: select nothing rather than guess.
+            _ => return None,
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn match_expressions_become_selector_syntax_and_an_empty_selector_selects_nothing() {
+        let s: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "db"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "zone", "operator": "NotIn", "values": ["x"]},
+                {"key": "role", "operator": "Exists"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(selector_query(&s).as_deref(), Some("app=db,tier in (a,b),!canary,zone notin (x),role"));
+        assert_eq!(selector_query(&Default::default()), None);
+        let only_expr: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+            serde_json::from_value(json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]})).unwrap();
+        assert_eq!(selector_query(&only_expr).as_deref(), Some("app in (db)"));
+    }
+
+    #[test]
+    fn a_forced_rollback_deletes_only_the_stateful_sets_own_stale_unready_pods() {
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "uid": "u1"},
+            "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}, "serviceName": "db",
+                     "template": {"metadata": {"labels": {"app": "db"}}}},
+            "status": {"replicas": 2, "updateRevision": "db-new"}
+        }))
+        .unwrap();
+        let pod = |name: &str, owner: &str, revision: &str, ready: bool| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"app": "db", "controller-revision-hash": revision},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": owner, "uid": "u1", "controller": true}]},
+                "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+            }))
+            .unwrap()
+        };
+        let pods = [
+            pod("db-0", "db", "db-old", false),
+            pod("db-1", "db", "db-new", false),
+            pod("db-2", "db", "db-old", true),
+            pod("other-0", "other", "db-old", false),
+        ];
+        assert_eq!(stale_unready_pods(&sts, &pods), ["db-0"]);
+    }
 }

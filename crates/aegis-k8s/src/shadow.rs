@@ -268,8 +268,11 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     workload["metadata"]["namespace"] = ns.clone().into();
     let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
     workload["spec"]["replicas"] = replicas.into();
-    if let Some(sel) = workload.pointer_mut("/spec/selector/matchLabels").and_then(Value::as_object_mut) {
-        sel.insert(SHADOW_LABEL.into(), id.clone().into());
+    // Also for a selector of matchExpressions only: matchLabels is created for the shadow label.
+    if let Some(selector) = workload.pointer_mut("/spec/selector").and_then(Value::as_object_mut)
+        && let Some(labels) = selector.entry("matchLabels").or_insert_with(|| json!({})).as_object_mut()
+    {
+        labels.insert(SHADOW_LABEL.into(), id.clone().into());
     }
     if let Some(t) = workload.pointer_mut("/spec/template") {
         add_shadow_labels(t, id);
