@@ -23,6 +23,10 @@ use crate::K8sError;
 use crate::health::HealthTarget;
 
 pub const SHADOW_LABEL: &str = "aegis.io/shadow";
+/// The field manager that creates shadow namespaces: recorded by the API server in managedFields, it
+/// names AEGIS as the namespace's creator.
+const SHADOW_MANAGER: &str = "aegis-shadow";
+const NAMESPACE_PREFIX: &str = "aegis-shadow-";
 const SOURCE_ANNOTATION: &str = "aegis.io/shadow-source";
 const INCIDENT_ANNOTATION: &str = "aegis.io/shadow-incident";
 const EXPIRES_ANNOTATION: &str = "aegis.io/shadow-expires";
@@ -181,7 +185,8 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
         }
     }))
     .map_err(|e| K8sError::Invalid(e.to_string()))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns_obj).await.map_err(|e| err(&namespace, e))?;
+    let pp = PostParams { field_manager: Some(SHADOW_MANAGER.into()), ..Default::default() };
+    Api::<Namespace>::all(client.clone()).create(&pp, &ns_obj).await.map_err(|e| err(&namespace, e))?;
     let shadow = Shadow {
         id: id.clone(),
         namespace: namespace.clone(),
@@ -390,6 +395,39 @@ pub async fn delete_shadow(client: &Client, shadow: &Shadow) -> Result<(), K8sEr
     }
 }
 
+/// Whether `ns` is a shadow AEGIS made: every marker it writes must be there — the name
+/// `aegis-shadow-<id>`, the label `aegis.io/shadow: <id>`, `app.kubernetes.io/managed-by: aegis`, the
+/// source and expiry annotations, and AEGIS as the creating field manager. The label alone is not
+/// enough: a production namespace that carries it (a copy-paste, a hostile label) must never be
+/// deleted. `Err` says which marker is missing.
+pub fn shadow_markers(ns: &Namespace) -> Result<(), String> {
+    let name = ns.metadata.name.as_deref().unwrap_or_default();
+    let labels = ns.metadata.labels.clone().unwrap_or_default();
+    let annotations = ns.metadata.annotations.clone().unwrap_or_default();
+    let id = name.strip_prefix(NAMESPACE_PREFIX).ok_or_else(|| format!("{name} is not named {NAMESPACE_PREFIX}<id>"))?;
+    if labels.get(SHADOW_LABEL).map(String::as_str) != Some(id) {
+        return Err(format!("{name} has no {SHADOW_LABEL}={id} label"));
+    }
+    if labels.get("app.kubernetes.io/managed-by").map(String::as_str) != Some("aegis") {
+        return Err(format!("{name} is not labelled app.kubernetes.io/managed-by=aegis"));
+    }
+    for a in [SOURCE_ANNOTATION, EXPIRES_ANNOTATION] {
+        if !annotations.contains_key(a) {
+            return Err(format!("{name} has no {a} annotation"));
+        }
+    }
+    let created_by_aegis = ns
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some(SHADOW_MANAGER) && m.operation.as_deref() == Some("Update"));
+    if !created_by_aegis {
+        return Err(format!("{name} was not created by AEGIS (no {SHADOW_MANAGER} field manager)"));
+    }
+    Ok(())
+}
+
 /// Delete every shadow whose expiry has passed; returns the namespaces deleted.
 pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Vec<String>, K8sError> {
     let api = Api::<Namespace>::all(client.clone());
@@ -397,10 +435,15 @@ pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Ve
     let mut deleted = Vec::new();
     for ns in list.items {
         let name = ns.metadata.name.clone().unwrap_or_default();
+        if let Err(why) = shadow_markers(&ns) {
+            tracing::warn!(namespace = %name, %why, "labelled as a shadow but not one AEGIS made; never collected");
+            continue;
+        }
         let expires =
             ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION)).and_then(|t| t.parse::<jiff::Timestamp>().ok());
         let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
-        // A shadow without a readable expiry is treated as expired: better deleted than leaked.
+        // A shadow (every marker present) whose expiry cannot be read is treated as expired: better
+        // deleted than leaked.
         if !terminating && expires.is_none_or(|e| e <= now) {
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => deleted.push(name),
@@ -455,8 +498,8 @@ pub async fn delete_shadow_namespace(client: &Client, namespace: &str) -> Result
         .await
         .map_err(|e| err(namespace, e))?
         .ok_or_else(|| K8sError::Invalid(format!("no namespace {namespace}")))?;
-    if ns.metadata.labels.as_ref().and_then(|l| l.get(SHADOW_LABEL)).is_none() {
-        return Err(K8sError::Invalid(format!("{namespace} is not an AEGIS shadow (no {SHADOW_LABEL} label); not deleting it")));
+    if let Err(why) = shadow_markers(&ns) {
+        return Err(K8sError::Invalid(format!("{namespace} is not an AEGIS shadow ({why}); not deleting it")));
     }
     match api.delete(namespace, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
@@ -506,6 +549,36 @@ mod tests {
             {"name": "b", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
         ]}}))
         .unwrap()
+    }
+
+    fn namespace(value: serde_json::Value) -> Namespace {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn only_a_namespace_with_every_shadow_marker_is_a_shadow() {
+        let full = json!({"metadata": {
+            "name": "aegis-shadow-1a2b3c4d",
+            "labels": {SHADOW_LABEL: "1a2b3c4d", "app.kubernetes.io/managed-by": "aegis"},
+            "annotations": {SOURCE_ANNOTATION: "Deployment/api -n shop", EXPIRES_ANNOTATION: "2026-11-30T02:00:00Z"},
+            "managedFields": [{"manager": SHADOW_MANAGER, "operation": "Update", "apiVersion": "v1"}]
+        }});
+        assert_eq!(shadow_markers(&namespace(full.clone())), Ok(()));
+        let production = json!({"metadata": {"name": "payments", "labels": {SHADOW_LABEL: "x"}}});
+        assert!(shadow_markers(&namespace(production)).is_err(), "a production namespace carrying the label");
+        for (path, what) in [
+            ("/metadata/labels/app.kubernetes.io~1managed-by", "managed-by"),
+            ("/metadata/annotations/aegis.io~1shadow-expires", "expiry"),
+            ("/metadata/managedFields", "creator"),
+        ] {
+            let mut v = full.clone();
+            let (parent, key) = path.rsplit_once('/').unwrap();
+            v.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(&key.replace("~1", "/"));
+            assert!(shadow_markers(&namespace(v)).is_err(), "without its {what}");
+        }
+        let mut wrong_id = full.clone();
+        wrong_id["metadata"]["labels"][SHADOW_LABEL] = "ffffffff".into();
+        assert!(shadow_markers(&namespace(wrong_id)).is_err());
     }
 
     #[test]
