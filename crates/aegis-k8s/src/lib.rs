@@ -25,6 +25,9 @@ pub enum K8sError {
     Patch { target: String, source: kube::Error },
     #[error("{0}")]
     Invalid(String),
+    /// The workload cannot be copied into an isolated shadow (host namespaces, hostPath, privileged).
+    #[error("{0}")]
+    NotShadowable(String),
 }
 
 /// The reporting controller of the Events AEGIS publishes; the analysis never reads them as evidence.

@@ -241,22 +241,11 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}")));
         }
     };
+    if let Some(why) = not_shadowable(&template) {
+        return Err(K8sError::NotShadowable(why));
+    }
     // Isolation first, so no copied pod ever runs without it.
-    let (quota_cpu, quota_memory) = quota(&template);
-    let isolation = [
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]}],
-            "egress": [
-                {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.aegis_namespace}}}]},
-                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-            ]}}),
-        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
-            "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": quota_cpu, "requests.memory": quota_memory}}}),
-        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
-            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}, "default": {"memory": "512Mi"}}]}}),
-    ];
+    let isolation = isolation_objects(ns, &spec.aegis_namespace, &template);
     for obj in isolation {
         let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
         let ar = match kind.as_str() {
@@ -325,23 +314,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             continue;
         }
         let mut v = serde_json::to_value(&svc).map_err(|e| K8sError::Invalid(e.to_string()))?;
-        v["metadata"]["namespace"] = ns.clone().into();
-        if let Some(s) = v.get_mut("spec").and_then(Value::as_object_mut) {
-            for k in ["clusterIP", "clusterIPs", "healthCheckNodePort"] {
-                s.remove(k);
-            }
-            if let Some(Value::Object(sel)) = s.get_mut("selector") {
-                sel.insert(SHADOW_LABEL.into(), id.clone().into());
-            }
-            s.insert("type".into(), "ClusterIP".into());
-            if let Some(Value::Array(ports)) = s.get_mut("ports") {
-                for p in ports {
-                    if let Some(p) = p.as_object_mut() {
-                        p.remove("nodePort");
-                    }
-                }
-            }
-        }
+        shadow_service(&mut v, ns, id);
         create_value(&Api::<Service>::namespaced(client.clone(), ns), v, &format!("Service/{name}")).await?;
         services.push(name);
     }
@@ -350,6 +323,91 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
         _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
     }
     Ok(services)
+}
+
+/// What isolates a shadow: a NetworkPolicy (traffic only within the shadow, to DNS and to and from
+/// AEGIS's namespace), a ResourceQuota sized from the workload, and a LimitRange that gives requests —
+/// never limits — to containers that have none.
+fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec) -> [Value; 3] {
+    let (quota_cpu, quota_memory) = quota(template);
+    [
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": aegis_namespace}}}]}],
+            "egress": [
+                {"to": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": aegis_namespace}}}]},
+                {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+            ]}}),
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
+            "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": quota_cpu, "requests.memory": quota_memory}}}),
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
+            // Requests only (the quota counts requests, so a container without them needs one); never
+            // a default *limit*: a container that runs unbounded in production must not OOM only here.
+            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}}]}}),
+    ]
+}
+
+/// A Service as its shadow copy: in the shadow's namespace, selecting the shadow's pods, and reachable
+/// only inside the cluster — the one change isolation needs. A NodePort or LoadBalancer Service becomes
+/// ClusterIP, and the fields only those types may carry go with it (the API server refuses a ClusterIP
+/// Service with `externalTrafficPolicy`); a headless Service stays headless (a StatefulSet's pods are
+/// found through it); assigned IPs and ports are left for the API server to assign anew.
+fn shadow_service(v: &mut Value, namespace: &str, id: &str) {
+    v["metadata"]["namespace"] = namespace.into();
+    let Some(s) = v.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let headless = s.get("clusterIP").and_then(Value::as_str) == Some("None");
+    for k in [
+        "clusterIP",
+        "clusterIPs",
+        "healthCheckNodePort",
+        "externalTrafficPolicy",
+        "externalIPs",
+        "loadBalancerIP",
+        "loadBalancerSourceRanges",
+        "loadBalancerClass",
+        "allocateLoadBalancerNodePorts",
+        "externalName",
+    ] {
+        s.remove(k);
+    }
+    if headless {
+        s.insert("clusterIP".into(), "None".into());
+    }
+    if let Some(Value::Object(sel)) = s.get_mut("selector") {
+        sel.insert(SHADOW_LABEL.into(), id.into());
+    }
+    s.insert("type".into(), "ClusterIP".into());
+    if let Some(Value::Array(ports)) = s.get_mut("ports") {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.remove("nodePort");
+        }
+    }
+}
+
+/// Why a workload cannot be proven in a shadow, if it cannot. A shadow shares the node with
+/// production: a pod on the host's network, PID or IPC namespace, with a hostPath volume or a privileged
+/// container is outside any NetworkPolicy and can reach the node and production directly, so its copy
+/// would not be isolated — and a copy without those settings would be another workload. Such a
+/// workload is refused, with the reason, rather than verified as something it is not.
+pub fn not_shadowable(template: &PodTemplateSpec) -> Option<String> {
+    let spec = template.spec.as_ref()?;
+    let mut why = Vec::new();
+    for (set, what) in [(spec.host_network, "hostNetwork"), (spec.host_pid, "hostPID"), (spec.host_ipc, "hostIPC")] {
+        if set == Some(true) {
+            why.push(what.to_owned());
+        }
+    }
+    for v in spec.volumes.iter().flatten().filter(|v| v.host_path.is_some()) {
+        why.push(format!("hostPath volume {}", v.name));
+    }
+    for c in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+        if c.security_context.as_ref().and_then(|s| s.privileged) == Some(true) {
+            why.push(format!("privileged container {}", c.name));
+        }
+    }
+    (!why.is_empty())
+        .then(|| format!("not verifiable in an isolated shadow: {} (its copy would share the node with production)", why.join(", ")))
 }
 
 /// The same fix, aimed at the shadow's copy. The patch body is the one production would get; a rollback
@@ -579,6 +637,43 @@ mod tests {
         let mut wrong_id = full.clone();
         wrong_id["metadata"]["labels"][SHADOW_LABEL] = "ffffffff".into();
         assert!(shadow_markers(&namespace(wrong_id)).is_err());
+    }
+
+    #[test]
+    fn a_node_port_or_load_balancer_service_is_copied_as_cluster_ip_without_its_external_fields() {
+        let mut v = json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": {
+            "type": "LoadBalancer", "clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"], "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 31000, "loadBalancerSourceRanges": ["10.0.0.0/8"], "allocateLoadBalancerNodePorts": true,
+            "externalIPs": ["1.2.3.4"], "selector": {"app": "web"}, "ports": [{"port": 80, "nodePort": 30080}]}});
+        shadow_service(&mut v, "aegis-shadow-1", "1");
+        assert_eq!(v["spec"], json!({"type": "ClusterIP", "selector": {"app": "web", SHADOW_LABEL: "1"}, "ports": [{"port": 80}]}), "{v}");
+        assert_eq!(v["metadata"]["namespace"], "aegis-shadow-1");
+        let mut headless =
+            json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}});
+        shadow_service(&mut headless, "aegis-shadow-1", "1");
+        assert_eq!(headless["spec"]["clusterIP"], "None", "a headless Service stays headless");
+    }
+
+    #[test]
+    fn the_shadow_gives_requests_but_never_invents_limits() {
+        let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default());
+        let limit_range = objects.iter().find(|o| o["kind"] == "LimitRange").unwrap();
+        let limits = &limit_range["spec"]["limits"][0];
+        assert!(limits.get("defaultRequest").is_some());
+        assert!(limits.get("default").is_none() && limits.get("max").is_none(), "{limits}");
+    }
+
+    #[test]
+    fn host_level_workloads_are_refused_with_the_reason() {
+        let t = |spec: serde_json::Value| -> PodTemplateSpec { serde_json::from_value(json!({"spec": spec})).unwrap() };
+        assert_eq!(not_shadowable(&t(json!({"containers": [{"name": "api"}]}))), None);
+        let host =
+            not_shadowable(&t(json!({"hostNetwork": true, "containers": [{"name": "api", "securityContext": {"privileged": true}}],
+            "volumes": [{"name": "docker", "hostPath": {"path": "/var/run"}}]})))
+            .expect("refused");
+        for what in ["hostNetwork", "privileged container api", "hostPath volume docker"] {
+            assert!(host.contains(what), "{host}");
+        }
     }
 
     #[test]

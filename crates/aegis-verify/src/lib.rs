@@ -210,7 +210,23 @@ pub async fn verify_until(
         fix: Some(fix.clone()),
     };
     let t = Instant::now();
-    let shadow = shadow::create_shadow(client, &spec, jiff::Timestamp::now()).await?;
+    let shadow = match shadow::create_shadow(client, &spec, jiff::Timestamp::now()).await {
+        Ok(s) => s,
+        // Not a failure to retry: this workload cannot be proven in a shadow. The verdict says so.
+        Err(aegis_k8s::K8sError::NotShadowable(why)) => {
+            return Ok(VerificationResult {
+                verdict: Verdict::Error,
+                reasons: vec![why.clone()],
+                health: HealthReport { healthy: false, reasons: vec![why.clone()], observations: vec![] },
+                security: None,
+                smoke_checks: Vec::new(),
+                timings: Timings { total_ms: total.elapsed().as_millis() as u64, ..Timings::default() },
+                shadow_namespace: String::new(),
+                evidence_digest: Digest::of_json(&(fix, &why)),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     timings.shadow_create_ms = t.elapsed().as_millis() as u64;
     let outcome = tokio::select! {
         r = tokio::time::timeout(opts.deadline, run(client, source, fix, &shadow, opts, &mut timings)) => match r {

@@ -381,3 +381,43 @@ async fn a_zap_outage_and_a_silent_falco_feed_during_verification_give_error_wit
     }
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
 }
+
+/// A workload on the host's network (or with hostPath, host PID/IPC, a privileged container) cannot be
+/// isolated in a shadow: the verification says so as its verdict (`error`, the reason named), creates
+/// nothing, and leaves production as it is.
+#[tokio::test]
+async fn a_host_network_workload_is_refused_as_not_verifiable_in_a_shadow() {
+    let ns = TestNamespace::create("verify-host").await;
+    let mut d = deployment("api", 1, json!({}), probed_app(&image("v2")));
+    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().host_network = Some(true);
+    ns.api::<Deployment>().create(&PostParams::default(), &d).await.unwrap();
+    let fix = restart(&Incident {
+        resource: source(&ns),
+        category: Category::CrashLoopBackOff,
+        severity: aegis_model::Severity::High,
+        root_cause: String::new(),
+        evidence: vec![],
+        confidence: 0.5,
+        pods: vec![],
+        fix: aegis_model::Fix {
+            action: FixAction::Restart,
+            summary: String::new(),
+            patch: None,
+            inverse: None,
+            origin: aegis_model::FixOrigin::Human,
+        },
+        verification_plan: aegis_model::VerificationPlan {
+            duration_seconds: 0,
+            health_criteria: vec![],
+            security_checks: vec![],
+            smoke_paths: vec![],
+            approval_required: true,
+            workload: None,
+        },
+    });
+    let r = verify(&ns.client(), &source(&ns), &fix, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
+    assert_eq!(r.verdict, Verdict::Error, "{:?}", r.reasons);
+    assert!(r.reasons[0].contains("hostNetwork") && r.reasons[0].contains("isolated"), "{:?}", r.reasons);
+    let shadows = aegis_k8s::shadow::list_shadows(&ns.client()).await.unwrap();
+    assert!(!shadows.iter().any(|s| s.source.contains(ns.name()) && s.phase != "Terminating"), "no shadow left: {shadows:?}");
+}
