@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aegis_model::{Fix, Patch, PatchType, ResourceRef};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret, Service, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -208,13 +208,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     let (src_ns, ns, id) = (&spec.source.namespace, &shadow.namespace, &shadow.id);
     // Pods cannot be created before the namespace's default ServiceAccount exists.
     for _ in 0..100 {
-        if Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns)
-            .get_opt("default")
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
+        if Api::<ServiceAccount>::namespaced(client.clone(), ns).get_opt("default").await.ok().flatten().is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -293,6 +287,19 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             v["metadata"]["namespace"] = ns.clone().into();
             create_value(&Api::<Secret>::namespaced(client.clone(), ns), v, &format!("Secret/{name}")).await?;
         }
+    }
+    // The pods' own ServiceAccount (else they cannot start), without its token Secrets and without its
+    // RoleBindings: the copy runs under the same name but holds no rights in the API server — a shadow
+    // must not act on the cluster with production's.
+    if let Some(name) = template.spec.as_ref().and_then(|s| s.service_account_name.clone()).filter(|n| !n.is_empty() && n != "default")
+        && let Some(sa) = Api::<ServiceAccount>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))?
+    {
+        let mut v = serde_json::to_value(sa).map_err(|e| K8sError::Invalid(e.to_string()))?;
+        v["metadata"]["namespace"] = ns.clone().into();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("secrets");
+        }
+        create_value(&Api::<ServiceAccount>::namespaced(client.clone(), ns), v, &format!("ServiceAccount/{name}")).await?;
     }
     // Services that select the workload, and a Service the fix patches (say, a selector typo: it selects
     // nothing yet, and the fix must be proven to make it route to the workload).

@@ -145,3 +145,43 @@ async fn the_collector_deletes_expired_shadows_left_behind() {
     let deleted = collect_expired(&client, later).await.unwrap();
     assert!(deleted.contains(&shadow.namespace), "{deleted:?}");
 }
+
+/// A workload that runs under its own ServiceAccount starts in its shadow too (the account is copied,
+/// without its token Secrets), and a NodePort Service with `externalTrafficPolicy: Local` is copied as a
+/// ClusterIP the API server accepts.
+#[tokio::test]
+async fn a_workload_with_its_own_service_account_and_a_node_port_service_comes_up_in_its_shadow() {
+    let ns = TestNamespace::create("shadow-sa").await;
+    let sa: k8s_openapi::api::core::v1::ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "api-runner"}, "automountServiceAccountToken": false})).unwrap();
+    ns.api::<k8s_openapi::api::core::v1::ServiceAccount>().create(&PostParams::default(), &sa).await.unwrap();
+    let svc: Service =
+        serde_json::from_value(json!({"metadata": {"name": "api"}, "spec": {"type": "NodePort", "externalTrafficPolicy": "Local",
+        "selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
+        .unwrap();
+    ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
+    let mut container = app();
+    container.as_object_mut().unwrap().remove("env");
+    let mut d = deployment("api", 1, json!({}), container);
+    d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().service_account_name = Some("api-runner".into());
+    ns.api::<Deployment>().create(&PostParams::default(), &d).await.unwrap();
+    wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
+
+    let source = ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() };
+    let spec = ShadowSpec {
+        source,
+        incident: None,
+        ttl: Duration::from_secs(600),
+        aegis_namespace: "aegis-system".into(),
+        runtime_class: None,
+        fix: None,
+    };
+    let shadow = create_shadow(&ns.client(), &spec, jiff::Timestamp::now()).await.expect("the shadow is created");
+    let client = ns.client();
+    let copied = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &shadow.namespace).get("api-runner").await;
+    assert!(copied.is_ok(), "the ServiceAccount is copied");
+    let copy = Api::<Service>::namespaced(client.clone(), &shadow.namespace).get("api").await.unwrap();
+    assert_eq!(copy.spec.as_ref().unwrap().type_.as_deref(), Some("ClusterIP"));
+    wait_available(&Api::<Deployment>::namespaced(client.clone(), &shadow.namespace), "api", WAIT).await;
+    delete_shadow(&client, &shadow).await.unwrap();
+}
