@@ -43,6 +43,8 @@ pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
 
 struct Finding {
     category: Category,
+    /// The container the problem is in, when the signals name one: the fix patches that one.
+    container: Option<String>,
     pods: Vec<String>,
     evidence: Vec<String>,
 }
@@ -52,8 +54,11 @@ fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
 }
 
 fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
-    fn add(by: &mut BTreeMap<Category, Finding>, category: Category, pod: &str, line: String) {
-        let f = by.entry(category).or_insert_with(|| Finding { category, pods: Vec::new(), evidence: Vec::new() });
+    fn add(by: &mut BTreeMap<Category, Finding>, category: Category, container: Option<&str>, pod: &str, line: String) {
+        let f = by.entry(category).or_insert_with(|| Finding { category, container: None, pods: Vec::new(), evidence: Vec::new() });
+        if f.container.is_none() {
+            f.container = container.map(str::to_owned);
+        }
         // Workload-level evidence (a Job's or a Deployment's condition) names no pod.
         if !pod.is_empty() && !f.pods.iter().any(|p| p == pod) {
             f.pods.push(pod.to_owned());
@@ -64,12 +69,11 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
     }
     let mut by: BTreeMap<Category, Finding> = BTreeMap::new();
     for s in sigs {
-        let waiting = s.waiting.as_ref().map(|(_, r, _)| r.as_str()).unwrap_or("");
-        let last = s.last_terminated.as_ref();
-        if let Some((c, reason, code)) = last.filter(|(_, r, _)| r == "OOMKilled") {
+        if let Some((c, reason, code)) = s.last_terminated.iter().find(|(_, r, _)| r == "OOMKilled") {
             add(
                 &mut by,
                 Category::OOMKilled,
+                Some(c),
                 &s.name,
                 format!("pod {}: container {c} last terminated {reason} (exit code {code}), {} restart(s)", s.name, s.restarts),
             );
@@ -81,12 +85,13 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
                 .find(|(r, m)| r == "Unhealthy" && m.starts_with("Liveness"))
                 .map(|(_, m)| m.clone())
                 .unwrap_or_default();
-            add(&mut by, Category::LivenessProbeFailure, &s.name, format!("pod {}: {msg}; {} restart(s)", s.name, s.restarts));
-        } else if waiting == "CrashLoopBackOff" {
-            let (c, reason, code) = last.cloned().unwrap_or_default();
+            add(&mut by, Category::LivenessProbeFailure, None, &s.name, format!("pod {}: {msg}; {} restart(s)", s.name, s.restarts));
+        } else if let Some((c, _, _)) = s.waiting_with(&["CrashLoopBackOff"]) {
+            let (reason, code) = s.terminated(c).map(|(_, r, code)| (r.clone(), *code)).unwrap_or_default();
             add(
                 &mut by,
                 Category::CrashLoopBackOff,
+                Some(c),
                 &s.name,
                 format!(
                     "pod {}: container {c} in CrashLoopBackOff, last terminated {reason} with exit code {code}, {} restart(s)",
@@ -94,35 +99,35 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
                 ),
             );
         }
-        if matches!(waiting, "ImagePullBackOff" | "ErrImagePull") {
-            let (c, r, m) = s.waiting.clone().unwrap_or_default();
-            add(&mut by, Category::ImagePullBackOff, &s.name, format!("pod {}: container {c} {r}: {m}", s.name));
+        if let Some((c, r, m)) = s.waiting_with(&["ImagePullBackOff", "ErrImagePull"]) {
+            add(&mut by, Category::ImagePullBackOff, Some(c), &s.name, format!("pod {}: container {c} {r}: {m}", s.name));
         }
-        if waiting == "CreateContainerConfigError" {
-            let (c, _, m) = s.waiting.clone().unwrap_or_default();
+        if let Some((c, _, m)) = s.waiting_with(&["CreateContainerConfigError"]) {
             add(
                 &mut by,
                 Category::CreateContainerConfigError,
+                Some(c),
                 &s.name,
                 format!("pod {}: container {c} CreateContainerConfigError: {m}", s.name),
             );
         }
         if let Some(m) = &s.unschedulable {
-            add(&mut by, Category::Unschedulable, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
+            add(&mut by, Category::Unschedulable, None, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
         }
         if s.running && !s.ready && s.restarts == 0 && has_event(s, "Unhealthy", "Readiness probe failed") {
             add(
                 &mut by,
                 Category::ReadinessProbeFailure,
+                None,
                 &s.name,
                 format!("pod {}: running but never ready (Readiness probe failed)", s.name),
             );
         }
         if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
-            add(&mut by, Category::Evicted, &s.name, format!("pod {}: {reason}: {m}", s.name));
+            add(&mut by, Category::Evicted, None, &s.name, format!("pod {}: {reason}: {m}", s.name));
         }
         for (_, m) in s.events.iter().filter(|(r, _)| r == "FailedMount").take(1) {
-            add(&mut by, Category::FailedMount, &s.name, format!("pod {}: FailedMount: {m}", s.name));
+            add(&mut by, Category::FailedMount, None, &s.name, format!("pod {}: FailedMount: {m}", s.name));
         }
     }
     if w.resource.kind == "Job"
@@ -139,6 +144,7 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         add(
             &mut by,
             Category::JobFailed,
+            None,
             "",
             format!(
                 "Job {}: Failed {}: {} ({failed} failed pod(s))",
@@ -148,12 +154,9 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
             ),
         );
         for s in sigs.iter().filter(|s| s.phase == "Failed") {
-            let code = s
-                .last_terminated
-                .as_ref()
-                .map(|(_, r, c)| format!("{r} exit code {c}"))
-                .unwrap_or_else(|| "no termination recorded".into());
-            add(&mut by, Category::JobFailed, &s.name, format!("pod {}: {code}", s.name));
+            let code =
+                s.last_terminated.first().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
+            add(&mut by, Category::JobFailed, None, &s.name, format!("pod {}: {code}", s.name));
         }
     }
     if by.is_empty()
@@ -167,6 +170,7 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         add(
             &mut by,
             Category::RolloutStuck,
+            None,
             "",
             format!(
                 "Deployment {}: Progressing=False {}: {}",
@@ -279,7 +283,8 @@ pub(crate) fn cpu_millis(q: &str) -> Option<f64> {
 }
 
 fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
-    let container = first_container(w);
+    // The container the signals name, else the first one.
+    let container = f.container.clone().unwrap_or_else(|| first_container(w));
     let ns = &w.resource.namespace;
     let pod = f.pods.first().cloned().unwrap_or_default();
     match f.category {
@@ -378,7 +383,26 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             {
                 return rollback(f.category, "the new requests fit no node".into(), *good, *cur, changes, 0.85);
             }
-            let c = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
+            // The container whose requests no node can hold (a sidecar before it may fit anywhere).
+            let exceeds = |c: &&k8s_openapi::api::core::v1::Container| {
+                c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some_and(|r| {
+                    r.iter().any(|(res, q)| {
+                        let want = if res == "cpu" {
+                            cpu_millis(&q.0)
+                        } else if res == "memory" {
+                            quantity_bytes(&q.0)
+                        } else {
+                            None
+                        };
+                        matches!((want, largest_node_bytes(snapshot, res)), (Some(want), Some(node)) if want > node)
+                    })
+                })
+            };
+            let c = w.template().and_then(|t| {
+                let containers = &t.spec.as_ref()?.containers;
+                containers.iter().find(exceeds).or_else(|| containers.iter().find(|c| c.name == container)).cloned()
+            });
+            let container = c.as_ref().map(|c| c.name.clone()).unwrap_or(container);
             let requests: BTreeMap<String, String> =
                 c.and_then(|c| c.resources?.requests).map(|r| r.into_iter().map(|(k, v)| (k, v.0)).collect()).unwrap_or_default();
             let mut lowered = BTreeMap::new();

@@ -13,10 +13,11 @@ pub struct PodSignals {
     pub phase: String,
     pub ready: bool,
     pub restarts: i32,
-    /// `(container, reason, message)` of a waiting container.
-    pub waiting: Option<(String, String, String)>,
-    /// `(container, reason, exit code)` of the last termination.
-    pub last_terminated: Option<(String, String, i32)>,
+    /// `(container, reason, message)` of every waiting container, app containers first, then init
+    /// containers: a sidecar still starting must not hide the app container that crash-loops.
+    pub waiting: Vec<(String, String, String)>,
+    /// `(container, reason, exit code)` of every container's last termination, in the same order.
+    pub last_terminated: Vec<(String, String, i32)>,
     pub running: bool,
     /// PodScheduled=False reason Unschedulable, with the scheduler's message.
     pub unschedulable: Option<String>,
@@ -37,6 +38,18 @@ pub struct Index<'a> {
     events: HashMap<(&'a str, &'a str, &'a str), Vec<&'a Event>>,
     pods_by_ns: HashMap<&'a str, Vec<&'a Pod>>,
     services_by_ns: HashMap<&'a str, Vec<&'a Service>>,
+}
+
+impl PodSignals {
+    /// The first waiting container whose reason is one of `reasons`.
+    pub fn waiting_with(&self, reasons: &[&str]) -> Option<&(String, String, String)> {
+        self.waiting.iter().find(|(_, r, _)| reasons.contains(&r.as_str()))
+    }
+
+    /// The last termination of `container`.
+    pub fn terminated(&self, container: &str) -> Option<&(String, String, i32)> {
+        self.last_terminated.iter().find(|(c, _, _)| c == container)
+    }
 }
 
 impl<'a> Index<'a> {
@@ -87,19 +100,15 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
     for cs in status.container_statuses.iter().flatten().chain(status.init_container_statuses.iter().flatten()) {
         s.restarts += cs.restart_count;
         if let Some(state) = &cs.state {
-            if let Some(w) = &state.waiting
-                && s.waiting.is_none()
-            {
-                s.waiting = Some((cs.name.clone(), w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()));
+            if let Some(w) = &state.waiting {
+                s.waiting.push((cs.name.clone(), w.reason.clone().unwrap_or_default(), w.message.clone().unwrap_or_default()));
             }
             if state.running.is_some() {
                 s.running = true;
             }
         }
-        if let Some(t) = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref())
-            && s.last_terminated.is_none()
-        {
-            s.last_terminated = Some((cs.name.clone(), t.reason.clone().unwrap_or_default(), t.exit_code));
+        if let Some(t) = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+            s.last_terminated.push((cs.name.clone(), t.reason.clone().unwrap_or_default(), t.exit_code));
         }
     }
     s.unschedulable = status.conditions.iter().flatten().find_map(|c| {

@@ -238,3 +238,61 @@ fn plans_ask_for_a_human_where_the_inference_is_weaker() {
     assert!(weaker.confidence < aegis_analysis::analyze::APPROVAL_CONFIDENCE);
     assert!(weaker.verification_plan.approval_required, "requests lowered to fit: a human decides");
 }
+
+/// Put a sidecar before `api` in every pod template and pod of `file`; in pods it is `sidecar_state`.
+fn with_sidecar_first(file: &str, sidecar_state: Value) -> Vec<Incident> {
+    let path = aegis_testkit::repo_root().join("examples/incidents").join(file);
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let sidecar = serde_json::json!({"name": "proxy", "image": "envoy:v1", "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "10m", "memory": "32Mi"}}});
+    for item in list["items"].as_array_mut().unwrap() {
+        let spec = match item["kind"].as_str() {
+            Some("Pod") => item.pointer_mut("/spec"),
+            Some("Deployment" | "ReplicaSet") => item.pointer_mut("/spec/template/spec"),
+            _ => None,
+        };
+        if let Some(containers) = spec.and_then(|s| s["containers"].as_array_mut()) {
+            containers.insert(0, sidecar.clone());
+        }
+        if item["kind"] == "Pod"
+            && let Some(statuses) = item.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut)
+        {
+            let mut s = serde_json::json!({"name": "proxy", "image": "envoy:v1", "imageID": "", "ready": false, "restartCount": 0});
+            s["state"] = sidecar_state.clone();
+            statuses.insert(0, s);
+        }
+    }
+    analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap())
+}
+
+#[test]
+fn an_oom_in_the_second_container_raises_that_containers_limit_not_the_sidecars() {
+    let found = with_sidecar_first("oom-small-limit.yaml", serde_json::json!({"running": {"startedAt": "2026-11-26T08:03:57Z"}}));
+    let oom = found.iter().find(|i| i.category == Category::OOMKilled).unwrap_or_else(|| panic!("{found:#?}"));
+    match &oom.fix.action {
+        FixAction::SetResources { container, limits, .. } => {
+            assert_eq!(container, "api", "the container that was OOM-killed");
+            assert_eq!(limits.get("memory").map(String::as_str), Some("256Mi"), "double api's 128Mi, not the sidecar's 64Mi");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_crash_loop_behind_a_sidecar_that_is_still_starting_is_seen() {
+    let waiting = serde_json::json!({"waiting": {"reason": "ContainerCreating"}});
+    let found = with_sidecar_first("crashloop-missing-env.yaml", waiting);
+    assert!(found.iter().any(|i| i.category == Category::CrashLoopBackOff), "{found:#?}");
+}
+
+#[test]
+fn requests_too_large_in_the_second_container_are_lowered_there() {
+    let found = with_sidecar_first("pending-requests-too-large.yaml", serde_json::json!({"waiting": {"reason": "ContainerCreating"}}));
+    let i = found.iter().find(|i| i.category == Category::Unschedulable).unwrap_or_else(|| panic!("{found:#?}"));
+    match &i.fix.action {
+        FixAction::SetResources { container, requests, .. } => {
+            assert_eq!(container, "api");
+            assert!(requests.contains_key("memory"), "{requests:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
