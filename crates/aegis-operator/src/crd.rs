@@ -255,6 +255,20 @@ pub fn incident_name(resource: &ResourceRef, category: Category, generation: i64
     format!("{}-{}", &base[..200].trim_end_matches(['-', '.']), &hex[..16])
 }
 
+/// What identifies a change of an object, as the Incident's `detectedGeneration` records it: a
+/// workload's `metadata.generation`; for a Service, which has none (it stays 0 for ever, so a later
+/// selector problem would never open a new incident, nor a human's edit supersede one), a number
+/// derived from its selector — the part AEGIS judges and fixes.
+pub fn change_marker(kind: &str, generation: Option<i64>, selector: Option<&serde_json::Value>) -> i64 {
+    if kind != "Service" {
+        return generation.unwrap_or(0);
+    }
+    let digest = Digest::of_json(&selector.cloned().unwrap_or(serde_json::Value::Null));
+    let hex = digest.as_str().trim_start_matches("sha256:");
+    // 15 hex digits: a positive i64, short enough to keep Incident names readable.
+    i64::from_str_radix(&hex[..15], 16).unwrap_or(0)
+}
+
 /// The CRD, as `aegis crd` prints it.
 pub fn crd() -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
     use kube::CustomResourceExt;
@@ -267,6 +281,22 @@ mod tests {
 
     fn r(kind: &str, name: &str) -> ResourceRef {
         ResourceRef { kind: kind.into(), namespace: "shop".into(), name: name.into() }
+    }
+
+    #[test]
+    fn a_service_changes_when_its_selector_does() {
+        let a = serde_json::json!({"app": "api"});
+        let b = serde_json::json!({"app": "apii"});
+        assert_eq!(change_marker("Service", None, Some(&a)), change_marker("Service", None, Some(&a)));
+        assert_ne!(change_marker("Service", None, Some(&a)), change_marker("Service", None, Some(&b)));
+        assert!(change_marker("Service", None, Some(&a)) > 0);
+        assert_eq!(change_marker("Deployment", Some(4), None), 4);
+        let svc = r("Service", "api");
+        assert_ne!(
+            incident_name(&svc, Category::ServiceSelectorMismatch, change_marker("Service", None, Some(&a))),
+            incident_name(&svc, Category::ServiceSelectorMismatch, change_marker("Service", None, Some(&b))),
+            "a later selector problem on the same Service is a new incident"
+        );
     }
 
     #[test]

@@ -83,7 +83,15 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "StatefulSet" => snapshot.stateful_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "DaemonSet" => snapshot.daemon_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
-        "Service" => snapshot.services.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "Service" => {
+            let selector = snapshot
+                .services
+                .iter()
+                .find(|d| pick(&d.metadata))
+                .and_then(|s| s.spec.as_ref()?.selector.as_ref())
+                .and_then(|sel| serde_json::to_value(sel).ok());
+            return crate::crd::change_marker("Service", None, selector.as_ref());
+        }
         _ => None,
     };
     g.unwrap_or(0)

@@ -101,6 +101,21 @@ pub fn foreign_target(incident_namespace: &str, resource: &aegis_model::Resource
     })
 }
 
+/// The earlier incident on the same resource whose identical fix reached production and was rolled
+/// back, if there is one. After a rollback the inverse patch changes the workload, the analysis finds
+/// the same problem again and proposes the same fix: approved by policy, it would be applied and rolled
+/// back for ever. Such a fix waits for a human instead.
+pub fn regressed_before<'a>(
+    resource: &aegis_model::ResourceRef,
+    fix: &aegis_model::Fix,
+    others: impl IntoIterator<Item = (&'a str, &'a crate::crd::IncidentSpec, &'a IncidentStatus)>,
+) -> Option<String> {
+    others.into_iter().find_map(|(name, spec, status)| {
+        let same_fix = status.analysis.as_ref().is_some_and(|a| a.fix.patch.is_some() && a.fix.patch == fix.patch);
+        (spec.resource == *resource && status.phase == crate::crd::Phase::RolledBack && same_fix).then(|| name.to_owned())
+    })
+}
+
 /// Move `status` to `phase`, recording why and when. Moving to the phase it is already in records
 /// nothing, so a step repeated after a crash leaves one transition.
 pub fn transition(status: &mut IncidentStatus, phase: Phase, reason: impl Into<String>, now: Timestamp) {
@@ -255,6 +270,51 @@ mod tests {
             decide_approval(None, &v, Severity::High, false, &policy(None), t(SINCE), t("2026-11-26T10:59:59Z")),
             ApprovalOutcome::Waiting
         );
+    }
+
+    #[test]
+    fn a_fix_rolled_back_before_on_the_same_resource_is_found() {
+        use crate::crd::{Analysis, IncidentSpec};
+        let resource = aegis_model::ResourceRef { kind: "Deployment".into(), namespace: "shop".into(), name: "api".into() };
+        let fix = aegis_model::Fix {
+            action: aegis_model::FixAction::Restart,
+            summary: String::new(),
+            patch: Some(aegis_model::Patch {
+                patch_type: aegis_model::PatchType::StrategicMerge,
+                target: resource.clone(),
+                body: serde_json::json!({"spec": {"replicas": 3}}),
+            }),
+            inverse: None,
+            origin: Default::default(),
+        };
+        let spec = IncidentSpec {
+            resource: resource.clone(),
+            category: aegis_model::Category::CrashLoopBackOff,
+            severity: Severity::High,
+            detected_generation: 2,
+            approval: None,
+        };
+        let analysis = Analysis {
+            root_cause: String::new(),
+            evidence: vec![],
+            confidence: 0.9,
+            fix: fix.clone(),
+            plan: aegis_model::VerificationPlan {
+                duration_seconds: 0,
+                health_criteria: vec![],
+                security_checks: vec![],
+                smoke_paths: vec![],
+                approval_required: false,
+                workload: None,
+            },
+        };
+        let rolled_back = IncidentStatus { phase: Phase::RolledBack, analysis: Some(analysis.clone()), ..Default::default() };
+        let resolved = IncidentStatus { phase: Phase::Resolved, analysis: Some(analysis), ..Default::default() };
+        assert_eq!(regressed_before(&resource, &fix, [("old", &spec, &rolled_back)]), Some("old".to_owned()));
+        assert_eq!(regressed_before(&resource, &fix, [("fine", &spec, &resolved)]), None);
+        let mut other_fix = fix.clone();
+        other_fix.patch.as_mut().unwrap().body = serde_json::json!({"spec": {"replicas": 4}});
+        assert_eq!(regressed_before(&resource, &other_fix, [("old", &spec, &rolled_back)]), None);
     }
 
     #[test]

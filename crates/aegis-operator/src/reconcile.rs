@@ -173,7 +173,7 @@ impl Step<'_> {
     /// The current `metadata.generation` of a production object.
     async fn generation_of(&self, r: &ResourceRef) -> Result<Option<i64>, Error> {
         let api = aegis_k8s::dynamic_api(&self.ctx.client, r)?;
-        Ok(api.get_opt(&r.name).await?.map(|o| o.metadata.generation.unwrap_or(0)))
+        Ok(api.get_opt(&r.name).await?.map(|o| crate::crd::change_marker(&r.kind, o.metadata.generation, o.data.pointer("/spec/selector"))))
     }
 
     /// Superseded when the incident's resource is gone or at another generation than detected.
@@ -280,7 +280,25 @@ impl Step<'_> {
         let since = phase_since(&self.status).unwrap_or(self.now);
         // A plan that asks for a human (a model's fix, a rollback, a selector change) is never
         // approved by policy.
-        let approval_required = self.status.analysis.as_ref().is_none_or(|a| a.plan.approval_required);
+        let mut approval_required = self.status.analysis.as_ref().is_none_or(|a| a.plan.approval_required);
+        // The same fix rolled back before on this resource: a human decides, the policy does not.
+        if !approval_required && let Some(analysis) = &self.status.analysis {
+            let ns = self.incident.namespace().unwrap_or_default();
+            let others = Api::<Incident>::namespaced(self.ctx.client.clone(), &ns).list(&Default::default()).await?.items;
+            let earlier = others.iter().filter(|i| i.name_any() != self.incident.name_any()).filter_map(|i| {
+                let name = i.metadata.name.as_deref()?;
+                Some((name, &i.spec, i.status.as_ref()?))
+            });
+            if let Some(earlier) = crate::machine::regressed_before(self.resource(), &analysis.fix, earlier) {
+                approval_required = true;
+                let message =
+                    format!("the same fix was rolled back after it regressed production (incident {earlier}): a human must approve it");
+                if !self.status.conditions.iter().any(|c| c.type_ == "RegressedBefore" && c.status == "True") {
+                    set_condition(&mut self.status, "RegressedBefore", true, "RolledBackBefore", message.clone(), self.now);
+                    return self.commit(Phase::AwaitingApproval, message, EventType::Warning).await;
+                }
+            }
+        }
         let outcome = decide_approval(
             self.incident.spec.approval.as_ref(),
             &verification,
