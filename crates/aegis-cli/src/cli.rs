@@ -467,8 +467,9 @@ pub enum IncidentCommand {
         /// The evidence digest approved, as `aegis incident show` prints it.
         #[arg(long)]
         digest: Option<String>,
-        /// Who approves (default: the kubeconfig context's user).
-        #[arg(long = "as")]
+        /// Deprecated: the decision records who the API server authenticates you as (a SelfSubjectReview);
+        /// a different name here is refused.
+        #[arg(long = "as", hide = true)]
         by: Option<String>,
         #[arg(long)]
         comment: Option<String>,
@@ -478,7 +479,8 @@ pub enum IncidentCommand {
         name: String,
         #[command(flatten)]
         cluster: ClusterArgs,
-        #[arg(long = "as")]
+        /// Deprecated, as for `approve`.
+        #[arg(long = "as", hide = true)]
         by: Option<String>,
         #[arg(long)]
         comment: Option<String>,

@@ -256,6 +256,13 @@ async fn a_crashloop_goes_from_detected_to_resolved_with_policy_approval() {
     assert!(show.contains("History:") && show.contains("Root cause:") && show.contains(v.evidence_digest.as_str()), "{show}");
 }
 
+/// Who the API server says the harness's kubeconfig user is.
+async fn whoami(client: &kube::Client) -> String {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let r = Api::<SelfSubjectReview>::all(client.clone()).create(&PostParams::default(), &SelfSubjectReview::default()).await.unwrap();
+    r.status.unwrap().user_info.unwrap().username.unwrap()
+}
+
 #[tokio::test]
 async fn an_approval_for_old_evidence_is_refused_and_the_current_one_applies() {
     let ns = crashloop("op-approve").await;
@@ -265,7 +272,7 @@ async fn an_approval_for_old_evidence_is_refused_and_the_current_one_applies() {
     let generation = ns.api::<Deployment>().get("api").await.unwrap().metadata.generation;
 
     let old = Digest::of_bytes(b"the evidence of an earlier verification");
-    let (code, _, err) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--digest", old.as_str(), "--as", "alice"]);
+    let (code, _, err) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--digest", old.as_str()]);
     assert_eq!(code, Some(0));
     assert!(err.contains("not the current verification's evidence"), "{err}");
     let api: Api<Incident> = ns.api();
@@ -283,10 +290,14 @@ async fn an_approval_for_old_evidence_is_refused_and_the_current_one_applies() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().metadata.generation, generation, "nothing applied on a stale approval");
 
-    let (code, out, _) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--as", "alice"]);
+    // A claimed identity is refused: the decision records who the API server authenticates.
+    let (code, _, err) = aegis(&["incident", "approve", &name, "-n", ns.name(), "--as", "alice"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("authenticates you as"), "{err}");
+    let (code, out, _) = aegis(&["incident", "approve", &name, "-n", ns.name()]);
     assert_eq!(code, Some(0), "{out}");
     let done = incident_in(&ns, Phase::Resolved, WAIT).await;
-    assert_eq!(done.status.unwrap().approved.unwrap().by, "alice");
+    assert_eq!(done.status.unwrap().approved.unwrap().by, whoami(&ns.client()).await);
     healed(&ns).await;
 }
 
@@ -296,8 +307,7 @@ async fn a_rejected_fix_is_never_applied() {
     let _operator = Operator::start(ns.name(), &[], None);
     let waiting = incident_in(&ns, Phase::AwaitingApproval, WAIT).await;
     let generation = ns.api::<Deployment>().get("api").await.unwrap().metadata.generation;
-    let (code, _, _) =
-        aegis(&["incident", "reject", &waiting.name_any(), "-n", ns.name(), "--as", "bob", "--comment", "not during the sale"]);
+    let (code, _, _) = aegis(&["incident", "reject", &waiting.name_any(), "-n", ns.name(), "--comment", "not during the sale"]);
     assert_eq!(code, Some(0));
     let done = incident_in(&ns, Phase::Rejected, WAIT).await;
     assert!(done.status.unwrap().message.unwrap().contains("not during the sale"));
@@ -326,7 +336,7 @@ async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
     // Approve once production's new pods will fail.
     let wait = jiff::Timestamp::now().until(fails_after.parse::<jiff::Timestamp>().unwrap()).unwrap();
     tokio::time::sleep(Duration::from_secs(wait.get_seconds().max(0) as u64 + 1)).await;
-    let (code, _, _) = aegis(&["incident", "approve", &waiting.name_any(), "-n", ns.name(), "--as", "carol"]);
+    let (code, _, _) = aegis(&["incident", "approve", &waiting.name_any(), "-n", ns.name()]);
     assert_eq!(code, Some(0));
     let done = incident_in(&ns, Phase::RolledBack, WAIT).await;
     assert_eq!(phases(&done)[4..], [Phase::Applying, Phase::Monitoring, Phase::RolledBack]);
@@ -507,7 +517,7 @@ async fn resolves(ns: &TestNamespace, category: aegis_model::Category) -> Incide
             let st = i.status.clone().unwrap_or_default();
             if st.phase == Phase::AwaitingApproval && i.spec.approval.is_none() {
                 // passed_with_warnings is never approved by policy: a human looks at the warnings first.
-                let (code, _, err) = aegis(&["incident", "approve", &i.name_any(), "-n", &i.namespace().unwrap(), "--as", "dave"]);
+                let (code, _, err) = aegis(&["incident", "approve", &i.name_any(), "-n", &i.namespace().unwrap()]);
                 return Err(format!("approved by hand ({code:?} {err})"));
             }
             match st.phase {
@@ -546,7 +556,7 @@ async fn a_rollout_to_a_missing_tag_is_resolved_by_the_operator_after_a_human_ap
     let done = resolves(&ns, aegis_model::Category::ImagePullBackOff).await;
     let st = done.status.unwrap();
     assert_eq!(st.verification.unwrap().verdict, aegis_model::Verdict::PassedWithWarnings);
-    assert_eq!(st.approved.unwrap().by, "dave");
+    assert_eq!(st.approved.unwrap().by, whoami(&ns.client()).await, "a human, as the API server knows them");
 }
 
 #[tokio::test]

@@ -50,7 +50,8 @@ pub struct IncidentSpec {
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub decision: Decision,
-    /// Who decided (the kubeconfig user, or `--as`).
+    /// Who decided: the username the API server authenticated for the write (bound by the chart's
+    /// admission policy).
     pub by: String,
     /// The verification evidence digest the decision is about.
     pub evidence_digest: Digest,

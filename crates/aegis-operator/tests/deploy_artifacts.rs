@@ -234,14 +234,14 @@ async fn the_operator_account_may_do_its_job_and_no_more() {
     assert!(namespaces.create(&pp, &other).await.is_err(), "the operator may not create other namespaces");
 
     // Creates, deletes and production writes, as the operator, judged by the second admission policy.
-    writes_are_bound_to_shadows_and_to_what_a_fix_touches(&client, &as_operator_client(&user).await, ns.name()).await;
+    writes_are_bound_to_shadows_and_to_what_a_fix_touches(&client, &impersonating(&user).await, ns.name()).await;
 
     for (ar, name) in cluster_scoped {
         let _ = Api::<DynamicObject>::all_with(client.clone(), &ar).delete(&name, &Default::default()).await;
     }
 }
 
-async fn as_operator_client(user: &str) -> kube::Client {
+async fn impersonating(user: &str) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(harness_env("AEGIS_KUBECONFIG")).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
     config.auth_info.impersonate = Some(user.to_owned());
@@ -356,4 +356,77 @@ fn watched_namespaces_get_namespaced_roles_and_the_cluster_role_loses_those_gran
     let policy = docs.iter().find(|d| d["kind"] == "ValidatingAdmissionPolicy" && d["metadata"]["name"] == "aegis-writes").unwrap();
     assert!(policy.to_string().contains(r#"request.namespace in [\"shop\", \"billing\"]"#), "{policy}");
     helm(&["lint", "--strict", chart().to_str().unwrap(), "--set", "watchNamespaces={shop,billing}"]);
+}
+
+/// `spec.approval.by` is bound to the identity the API server authenticated for the write: a user may
+/// record an approval as themselves, never as someone else.
+#[tokio::test]
+async fn an_approval_can_only_name_who_wrote_it() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let ns = TestNamespace::create("approver").await;
+    let admin = ns.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    crds.patch("incidents.aegis.io", &PatchParams::apply("aegis-tests").force(), &Patch::Apply(aegis_operator::crd())).await.unwrap();
+    let release = ns.name().trim_start_matches("aegis-test-").to_owned();
+    let policies: Vec<Value> = render(&release, ns.name(), &[])
+        .into_iter()
+        .filter(|d| d["kind"].as_str().is_some_and(|k| k.starts_with("ValidatingAdmission")))
+        .filter(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-approver-identity")))
+        .collect();
+    assert_eq!(policies.len(), 2, "the policy and its binding");
+    let mut created = Vec::new();
+    for doc in &policies {
+        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "admissionregistration.k8s.io",
+            "v1",
+            doc["kind"].as_str().unwrap(),
+        ));
+        let api: Api<DynamicObject> = Api::all_with(admin.clone(), &ar);
+        api.create(&PostParams::default(), &serde_json::from_value(doc.clone()).unwrap()).await.unwrap();
+        created.push((api, doc["metadata"]["name"].as_str().unwrap().to_owned()));
+    }
+    // Mallory may write Incidents in this namespace (RBAC), as herself only (admission).
+    let rbac = |kind: &str, body: Value| {
+        let ar = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns.name(), &ar);
+        async move { api.create(&PostParams::default(), &serde_json::from_value(body).unwrap()).await.unwrap() }
+    };
+    rbac(
+        "Role",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "approver"},
+        "rules": [{"apiGroups": ["aegis.io"], "resources": ["incidents"], "verbs": ["get", "create", "patch", "update"]}]}),
+    )
+    .await;
+    rbac(
+        "RoleBinding",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "approver"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approver"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]}),
+    )
+    .await;
+    let incident = json!({"apiVersion": "aegis.io/v1alpha1", "kind": "Incident", "metadata": {"name": "api-crash"},
+        "spec": {"resource": {"kind": "Deployment", "namespace": ns.name(), "name": "api"}, "category": "CrashLoopBackOff",
+                 "severity": "HIGH", "detectedGeneration": 2}});
+    let incidents: Api<aegis_operator::crd::Incident> = Api::namespaced(admin.clone(), ns.name());
+    incidents.create(&PostParams::default(), &serde_json::from_value(incident).unwrap()).await.unwrap();
+
+    let mallory = impersonating("mallory").await;
+    let as_mallory: Api<aegis_operator::crd::Incident> = Api::namespaced(mallory, ns.name());
+    let approve_as = |by: &str| json!({"spec": {"approval": {"decision": "Approve", "by": by, "evidenceDigest": format!("sha256:{}", "a".repeat(64)), "at": "2026-11-30T00:00:00Z"}}});
+    let dry = PatchParams { dry_run: true, ..Default::default() };
+    let refusal = aegis_testkit::cluster::eventually("the approver policy is in force", std::time::Duration::from_secs(30), || {
+        let (api, dry, body) = (as_mallory.clone(), dry.clone(), approve_as("alice"));
+        async move {
+            match api.patch("api-crash", &dry, &Patch::Merge(&body)).await {
+                Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => Ok(e.message),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert!(refusal.contains("must be who writes it") && refusal.contains("mallory"), "{refusal}");
+    as_mallory.patch("api-crash", &dry, &Patch::Merge(&approve_as("mallory"))).await.expect("an approval in one's own name");
+    for (api, name) in created {
+        let _ = api.delete(&name, &Default::default()).await;
+    }
 }

@@ -170,14 +170,20 @@ fn describe(i: &Incident) -> String {
     o
 }
 
-/// The user a kubeconfig context names, for the approval record.
-fn kube_user(cluster: &ClusterArgs) -> Option<String> {
-    let kc = match &cluster.kubeconfig {
-        Some(p) => kube::config::Kubeconfig::read_from(p).ok()?,
-        None => kube::config::Kubeconfig::read().ok()?,
-    };
-    let context = cluster.context.clone().or(kc.current_context.clone())?;
-    kc.contexts.iter().find(|c| c.name == context)?.context.as_ref()?.user.clone()
+/// Who the API server says the caller is (a SelfSubjectReview): the identity an approval records. A
+/// kubeconfig's user name, `--as` or `$USER` are only what the caller claims.
+async fn authenticated_user(client: &kube::Client) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review = kube::Api::<SelfSubjectReview>::all(client.clone())
+        .create(&Default::default(), &SelfSubjectReview::default())
+        .await
+        .context("asking the API server who you are (SelfSubjectReview)")?;
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .filter(|u| !u.is_empty())
+        .context("the API server did not say who you are")
 }
 
 async fn decide(
@@ -188,12 +194,17 @@ async fn decide(
     by: Option<String>,
     comment: Option<String>,
 ) -> Result<u8> {
-    let (_, api, _) = incidents(cluster).await?;
+    let (client, api, _) = incidents(cluster).await?;
     let i = api.get(name).await.with_context(|| format!("incident {name}"))?;
     let st = i.status.clone().unwrap_or_default();
     if st.phase.is_terminal() {
         bail!("incident {name} has ended ({}): nothing to decide", st.phase);
     }
+    let user = authenticated_user(&client).await?;
+    if let Some(claimed) = by.filter(|b| *b != user) {
+        bail!("--as {claimed}: the API server authenticates you as {user}, and a decision records who decided; drop --as");
+    }
+    let by = user;
     let current = st.verification.as_ref().map(|v| v.evidence_digest.clone());
     let evidence_digest = match (decision, digest, &current) {
         (_, Some(d), _) => Digest::parse(d).map_err(|e| anyhow::anyhow!("--digest: {e}"))?,
@@ -201,7 +212,6 @@ async fn decide(
         (Decision::Approve, None, None) => bail!("incident {name} has no verified fix yet ({}): nothing to approve", st.phase),
         (Decision::Reject, None, c) => c.clone().unwrap_or_else(|| Digest::of_bytes(b"")),
     };
-    let by = by.or_else(|| kube_user(cluster)).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
     let approval =
         Approval { decision, by: by.clone(), evidence_digest: evidence_digest.clone(), at: jiff::Timestamp::now().to_string(), comment };
     // The resourceVersion read above is a precondition: a decision on an incident that changed since it
