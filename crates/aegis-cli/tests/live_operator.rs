@@ -681,7 +681,7 @@ async fn the_api_server_unavailable_during_verification_and_monitoring_delays_bu
 
 /// The API server unavailable while the fix is being applied: the operator pauses just before the
 /// production patch (`AEGIS_FAILPOINT=applying:pause`, inverse already recorded), the link is cut for
-/// 8 s, the patch fails and is retried once the API server is back — applied exactly once.
+/// longer than that pause, the patch fails and is retried once the API server is back — applied exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once() {
     let ns = crashloop("op-apicut-apply").await;
@@ -704,7 +704,9 @@ async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once
     })
     .await;
     link.cut();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The outage outlasts the failpoint's pause, so the patch is sent into it however late the test
+    // saw the Applying phase within the pause.
+    tokio::time::sleep(aegis_operator::failpoint::PAUSE + Duration::from_secs(4)).await;
     link.restore();
     let done = incident_in(&ns, Phase::Resolved, WAIT).await;
     let d = healed(&ns).await;

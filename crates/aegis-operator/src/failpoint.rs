@@ -10,7 +10,7 @@
 //! | `verifying:during` | two seconds into a verification: the shadow exists |
 //! | `awaiting-approval:before-commit` | the approval is decided, not recorded |
 //! | `applying:after-patch` | the fix is in production, the status does not say so |
-//! | `applying:pause` | not a crash: a 5 s pause before the production patch, so a test can cut the API server then |
+//! | `applying:pause` | not a crash: an 8 s pause before the production patch, so a test can cut the API server then |
 //! | `monitoring:during` | two seconds into the monitoring window |
 
 use std::sync::OnceLock;
@@ -39,10 +39,14 @@ pub fn during(name: &'static str) {
     }
 }
 
-/// Pause five seconds here if `name` is the configured failpoint (a window for a test to act in).
+/// How long [`pause`] holds: the window a test acts in. Long enough that a test polling a loaded
+/// machine still acts inside it.
+pub const PAUSE: Duration = Duration::from_secs(8);
+
+/// Pause [`PAUSE`] here if `name` is the configured failpoint (a window for a test to act in).
 pub async fn pause(name: &str) {
     if configured() == Some(name) {
-        eprintln!("AEGIS_FAILPOINT {name}: pausing 5 s");
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        eprintln!("AEGIS_FAILPOINT {name}: pausing {} s", PAUSE.as_secs());
+        tokio::time::sleep(PAUSE).await;
     }
 }
