@@ -3,8 +3,11 @@
 //! [`apply_patch`] is the only way AEGIS changes a workload: the shadow and production call the same
 //! function with the same typed patch, so what was verified is what is applied.
 
+pub mod apply;
 pub mod health;
 pub mod shadow;
+
+pub use apply::{Applied, apply_fix};
 
 use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
@@ -25,6 +28,8 @@ pub enum K8sError {
     Patch { target: String, source: kube::Error },
     #[error("{0}")]
     Invalid(String),
+    #[error("{target} kept changing under the patch ({attempts} conflicts)")]
+    Contended { target: String, attempts: u32 },
     /// The workload cannot be copied into an isolated shadow (host namespaces, hostPath, privileged).
     #[error("{0}")]
     NotShadowable(String),
@@ -165,84 +170,6 @@ pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_ma
     serde_json::to_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))
 }
 
-/// What applying a fix did beyond the patch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Pods deleted so that a StatefulSet's rolling update can proceed (forced rollback).
-    pub deleted_pods: Vec<String>,
-}
-
-/// Apply a fix: its patch, then what the workload kind needs for the patch to take effect.
-///
-/// A StatefulSet with `OrderedReady` pod management updates pods one at a time and waits for each to be
-/// Ready — a pod broken by the old template never is, so the rollout would hang forever. Kubernetes'
-/// documented remedy ("forced rollback") is to delete the pods the StatefulSet already ran with the bad
-/// template; this does that, for pods not Ready and not on the update revision, once the controller has
-/// observed the patched generation.
-pub async fn apply_fix(client: &Client, fix: &aegis_model::Fix, dry_run: bool, field_manager: &str) -> Result<Applied, K8sError> {
-    let Some(patch) = &fix.patch else { return Ok(Applied::default()) };
-    apply_patch(client, patch, dry_run, field_manager).await?;
-    if dry_run || patch.target.kind != "StatefulSet" {
-        return Ok(Applied::default());
-    }
-    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &patch.target.namespace);
-    let name = &patch.target.name;
-    let get = || async { api.get(name).await.map_err(|source| K8sError::Patch { target: patch.target.to_string(), source }) };
-    let mut sts = get().await?;
-    if sts.spec.as_ref().and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel") {
-        return Ok(Applied::default());
-    }
-    for _ in 0..50 {
-        let observed = sts.status.as_ref().and_then(|s| s.observed_generation);
-        if observed.is_some() && observed == sts.metadata.generation {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        sts = get().await?;
-    }
-    let Some(selector) = sts.spec.as_ref().and_then(|s| selector_query(&s.selector)) else {
-        return Err(K8sError::Invalid(format!("{}: an empty selector; not deleting pods by it", patch.target)));
-    };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &patch.target.namespace);
-    let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(|source| K8sError::List {
-        kind: "Pod",
-        scope: patch.target.namespace.clone(),
-        source,
-    })?;
-    let mut applied = Applied::default();
-    for pod in stale_unready_pods(&sts, &list.items) {
-        pods.delete(&pod, &Default::default()).await.map_err(|source| K8sError::Patch { target: format!("Pod/{pod}"), source })?;
-        applied.deleted_pods.push(pod);
-    }
-    Ok(applied)
-}
-
-/// The pods a StatefulSet's forced rollback deletes: its own (the controller owner reference is this
-/// StatefulSet: a selector alone may match another workload's pods), not Ready, and not on the update
-/// revision.
-pub fn stale_unready_pods(sts: &StatefulSet, pods: &[Pod]) -> Vec<String> {
-    let Some(update_revision) = sts.status.as_ref().and_then(|s| s.update_revision.as_deref()) else { return Vec::new() };
-    let owned = |p: &Pod| {
-        p.metadata.owner_references.iter().flatten().any(|o| {
-            o.controller == Some(true)
-                && o.kind == "StatefulSet"
-                && Some(&o.name) == sts.metadata.name.as_ref()
-                && sts.metadata.uid.as_ref().is_none_or(|uid| &o.uid == uid)
-        })
-    };
-    pods.iter()
-        .filter(|p| owned(p))
-        .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).map(String::as_str) != Some(update_revision))
-        .filter(|p| {
-            !p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|p| p.metadata.name.clone())
-        .collect()
-}
-
 /// A label selector as the API's `labelSelector` query: `matchLabels` as `k=v` and `matchExpressions`
 /// as `k in (a,b)`, `k notin (a,b)`, `k`, `!k`. `None` for an empty selector, which selects everything
 /// and must never be used to pick pods.
@@ -284,31 +211,5 @@ mod tests {
         let only_expr: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
             serde_json::from_value(json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]})).unwrap();
         assert_eq!(selector_query(&only_expr).as_deref(), Some("app in (db)"));
-    }
-
-    #[test]
-    fn a_forced_rollback_deletes_only_the_stateful_sets_own_stale_unready_pods() {
-        let sts: StatefulSet = serde_json::from_value(json!({
-            "metadata": {"name": "db", "uid": "u1"},
-            "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}, "serviceName": "db",
-                     "template": {"metadata": {"labels": {"app": "db"}}}},
-            "status": {"replicas": 2, "updateRevision": "db-new"}
-        }))
-        .unwrap();
-        let pod = |name: &str, owner: &str, revision: &str, ready: bool| -> Pod {
-            serde_json::from_value(json!({
-                "metadata": {"name": name, "labels": {"app": "db", "controller-revision-hash": revision},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": owner, "uid": "u1", "controller": true}]},
-                "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-            }))
-            .unwrap()
-        };
-        let pods = [
-            pod("db-0", "db", "db-old", false),
-            pod("db-1", "db", "db-new", false),
-            pod("db-2", "db", "db-old", true),
-            pod("other-0", "other", "db-old", false),
-        ];
-        assert_eq!(stale_unready_pods(&sts, &pods), ["db-0"]);
     }
 }

@@ -207,8 +207,19 @@ async fn a_rollout_that_moves_the_readiness_probe_is_found_live_and_rolled_back(
 
 #[tokio::test]
 async fn an_oom_in_a_statefulset_is_found_live_and_the_raised_limit_heals_it() {
+    oom_in_a_stateful_set_is_healed("fix-sts", false).await;
+}
+
+/// Production's guarded path (precondition and marker) is the shadow's path: the same forced rollback
+/// follows the patch, so a StatefulSet fix that passed in a shadow does not hang in production.
+#[tokio::test]
+async fn production_applies_a_statefulset_fix_through_the_same_path_with_its_forced_rollback() {
+    oom_in_a_stateful_set_is_healed("fix-sts-guarded", true).await;
+}
+
+async fn oom_in_a_stateful_set_is_healed(prefix: &str, guarded: bool) {
     use k8s_openapi::api::apps::v1::StatefulSet;
-    let ns = TestNamespace::create("fix-sts").await;
+    let ns = TestNamespace::create(prefix).await;
     let mut container = app("db");
     container["resources"]["limits"]["memory"] = json!("128Mi");
     let sts: StatefulSet = serde_json::from_value(json!({
@@ -222,7 +233,18 @@ async fn an_oom_in_a_statefulset_is_found_live_and_the_raised_limit_heals_it() {
     let i = incident(&ns, Category::OOMKilled).await;
     assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("StatefulSet", "db"));
     assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits["memory"] == "256Mi"));
-    let applied = apply_fix(&ns, &i).await;
+    let applied = if guarded {
+        let generation = api.get("db").await.unwrap().metadata.generation.unwrap();
+        let pre = aegis_k8s::apply::Precondition { workload: i.resource.clone(), generation };
+        let patch = i.fix.patch.as_ref().unwrap();
+        let (outcome, applied) = aegis_k8s::apply::apply_guarded(&ns.client(), patch, Some(&pre), "aegis.io/applied-fix", "test", MANAGER)
+            .await
+            .expect("the guarded fix applies");
+        assert!(matches!(outcome, aegis_k8s::apply::Guarded::Applied { .. }), "{outcome:?}");
+        applied
+    } else {
+        apply_fix(&ns, &i).await
+    };
     assert!(!applied.deleted_pods.is_empty(), "an OrderedReady StatefulSet needs its broken pods replaced");
     eventually("statefulset ready with the new limit", WAIT, || {
         let api = api.clone();

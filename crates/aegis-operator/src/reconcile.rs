@@ -23,7 +23,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::apply::{APPLIED_ANNOTATION, ApplyError, Guarded, Precondition, ROLLED_BACK_ANNOTATION, apply_guarded};
+use aegis_k8s::apply::{Guarded, Precondition, apply_guarded};
+
+use crate::apply::{APPLIED_ANNOTATION, ROLLED_BACK_ANNOTATION};
 use crate::crd::{Analysis, AppliedRecord, Incident, IncidentStatus, Phase, RollbackRecord, VerificationSummary};
 use crate::machine::{ApprovalOutcome, ApprovalPolicy, decide_approval, phase_since, set_condition, transition};
 use crate::metrics::Metrics;
@@ -72,8 +74,6 @@ pub enum Error {
     K8s(#[from] aegis_k8s::K8sError),
     #[error(transparent)]
     Verify(#[from] aegis_verify::VerifyError),
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -367,7 +367,7 @@ impl Step<'_> {
         let marker = format!("{}@{}", self.id(), verification.evidence_digest.as_str());
         crate::failpoint::pause("applying:pause").await;
         let pre = Precondition { workload: self.workload(), generation: verification.workload_generation };
-        let outcome =
+        let (outcome, _) =
             apply_guarded(&self.ctx.client, &patch, Some(&pre), APPLIED_ANNOTATION, &marker, &self.ctx.settings.field_manager).await?;
         let generation = match outcome {
             Guarded::Applied { generation } => {
@@ -430,6 +430,7 @@ impl Step<'_> {
         let marker = self.id();
         match apply_guarded(&self.ctx.client, &inverse, pre.as_ref(), ROLLED_BACK_ANNOTATION, &marker, &self.ctx.settings.field_manager)
             .await?
+            .0
         {
             Guarded::Applied { .. } | Guarded::AlreadyApplied { .. } => {
                 self.ctx.metrics.rolled_back();
