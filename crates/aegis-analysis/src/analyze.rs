@@ -579,7 +579,17 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
     findings
         .into_iter()
         .map(|f| {
-            let d = decide(snapshot, w, &f, &rollout);
+            let mut d = decide(snapshot, w, &f, &rollout);
+            // A rollback to a revision with no ready pods now (the rollout to the current one completed
+            // before it broke) rests on the revision history alone: weaker, so a human approves it.
+            if let FixAction::Rollback { to_revision } = d.action
+                && w.presumed_healthy(to_revision)
+            {
+                d.confidence = (d.confidence - 0.15).max(0.0);
+                d.extra_evidence.push(format!(
+                    "revision {to_revision} has no ready pods now: presumed healthy, as it ran until the current revision replaced it"
+                ));
+            }
             let severity = severity(index, w);
             let (patch, inverse) = render_workload(&d.action, w);
             let mut evidence = f.evidence.clone();
@@ -739,8 +749,8 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
         FixAction::Rollback { to_revision } => {
             let rev =
                 w.revisions.iter().find(|r| r.number == *to_revision).ok_or_else(|| format!("{resource} has no revision {to_revision}"))?;
-            if !rev.was_healthy() {
-                return Err(format!("revision {to_revision} of {resource} never ran healthy"));
+            if w.current_revision().is_some_and(|c| c.number == rev.number) {
+                return Err(format!("revision {to_revision} is {resource}'s current revision: nothing to roll back to"));
             }
         }
         FixAction::SetImage { container, .. }

@@ -47,10 +47,20 @@ impl<'a> Workload<'a> {
         self.revisions.last()
     }
 
-    /// The newest revision before the current one whose pods were healthy.
+    /// The newest revision before the current one whose pods are healthy now; else, once a rollout
+    /// has completed (old ReplicaSets scaled to zero), the one the current revision replaced — it ran
+    /// before, which [`Revision::was_healthy`] cannot show any more. [`Workload::presumed_healthy`]
+    /// tells the two apart.
     pub fn last_healthy_revision(&self) -> Option<&Revision<'a>> {
         let current = self.current_revision()?.number;
-        self.revisions.iter().rev().find(|r| r.number < current && r.was_healthy())
+        let older = || self.revisions.iter().rev().filter(move |r| r.number < current);
+        older().find(|r| r.was_healthy()).or_else(|| older().next())
+    }
+
+    /// Whether revision `number` is only presumed healthy (no ready pods now; it ran before the
+    /// current revision replaced it): a rollback to it rests on weaker evidence.
+    pub fn presumed_healthy(&self, number: i64) -> bool {
+        self.revisions.iter().any(|r| r.number == number && !r.was_healthy())
     }
 
     /// The pod template the workload asks for now.

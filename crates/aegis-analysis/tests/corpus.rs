@@ -296,3 +296,23 @@ fn requests_too_large_in_the_second_container_are_lowered_there() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Once a rollout has completed, the revision it replaced has no ready pods; when the new revision
+/// breaks later, the rollback to the one before still follows from the revision history — with less
+/// confidence, so a human approves it.
+#[test]
+fn a_revision_that_breaks_after_its_rollout_completed_is_rolled_back_with_a_human_approving() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/crashloop-missing-env.yaml");
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for item in list["items"].as_array_mut().unwrap() {
+        if item["kind"] == "ReplicaSet" && item.pointer("/metadata/annotations/deployment.kubernetes.io~1revision") == Some(&"1".into()) {
+            item["spec"]["replicas"] = 0.into();
+            item["status"] = serde_json::json!({"replicas": 0, "observedGeneration": 2});
+        }
+    }
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    let i = found.iter().find(|i| i.category == Category::CrashLoopBackOff).unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(i.fix.action, FixAction::Rollback { to_revision: 1 });
+    assert!(i.evidence.iter().any(|e| e.contains("presumed healthy")), "{:?}", i.evidence);
+    assert!(i.verification_plan.approval_required, "weaker evidence: a human approves");
+}
