@@ -53,7 +53,10 @@ fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
     s.events.iter().any(|(r, m)| r == reason && m.starts_with(prefix))
 }
 
-fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Finding> {
+/// How long a pod may stay gated before AEGIS reports it: controllers lift their gates in seconds.
+const GATED_TOO_LONG_SECS: i64 = 300;
+
+fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_at: Option<jiff::Timestamp>) -> Vec<Finding> {
     fn add(by: &mut BTreeMap<Category, Finding>, category: Category, container: Option<&str>, pod: &str, line: String) {
         let f = by.entry(category).or_insert_with(|| Finding { category, container: None, pods: Vec::new(), evidence: Vec::new() });
         if f.container.is_none() {
@@ -126,6 +129,19 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
         if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
             add(&mut by, Category::Evicted, None, &s.name, format!("pod {}: {reason}: {m}", s.name));
         }
+        if let Some((gates, since)) = &s.gated
+            && let (Some(since), Some(now)) = (since, observed_at)
+            && now.duration_since(*since).as_secs() >= GATED_TOO_LONG_SECS
+        {
+            let held = now.duration_since(*since).as_secs() / 60;
+            add(
+                &mut by,
+                Category::SchedulingGated,
+                None,
+                &s.name,
+                format!("pod {}: held by scheduling gates {} for {held} min", s.name, gates.join(", ")),
+            );
+        }
         for (_, m) in s.events.iter().filter(|(r, _)| r == "FailedMount").take(1) {
             add(&mut by, Category::FailedMount, None, &s.name, format!("pod {}: FailedMount: {m}", s.name));
         }
@@ -157,6 +173,38 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals]) -> Vec<Fin
             let code =
                 s.last_terminated.first().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
             add(&mut by, Category::JobFailed, None, &s.name, format!("pod {}: {code}", s.name));
+        }
+    }
+    if w.resource.kind == "Job"
+        && !by.contains_key(&Category::JobFailed)
+        && let Some(job) = snapshot.jobs.iter().find(|j| {
+            j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace)
+        })
+        && let Some(st) = job.status.as_ref()
+        && st.failed.unwrap_or(0) > 0
+        && !st
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed" | "SuccessCriteriaMet") && c.status == "True")
+    {
+        let failed = st.failed.unwrap_or(0);
+        let limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
+        add(
+            &mut by,
+            Category::JobRetrying,
+            None,
+            "",
+            format!(
+                "Job {}: {failed} failed pod(s), {} retries left of backoffLimit {limit}, retrying with back-off",
+                w.resource.name,
+                (limit + 1 - failed).max(0)
+            ),
+        );
+        for s in sigs.iter().filter(|s| s.phase == "Failed") {
+            let code =
+                s.last_terminated.first().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
+            add(&mut by, Category::JobRetrying, None, &s.name, format!("pod {}: {code}", s.name));
         }
     }
     if by.is_empty()
@@ -496,6 +544,20 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             format!("Job {} failed: its pods exhausted the retry limit.", w.resource.name),
             0.6,
         ),
+        Category::JobRetrying => manual(
+            format!(
+                "Read why the pods fail before the Job gives up: `kubectl logs -n {ns} {pod}`; a Job is not patched in place — fix its spec and create it again."
+            ),
+            format!("Job {}'s pods fail and it retries with back-off; it will fail once its backoffLimit is spent.", w.resource.name),
+            0.6,
+        ),
+        Category::SchedulingGated => manual(
+            format!(
+                "The gates are lifted by the controller that set them: `kubectl get pod -n {ns} {pod} -o jsonpath='{{.spec.schedulingGates}}'`, then check that controller (a queue, a quota manager)."
+            ),
+            "Pods are held by scheduling gates that nothing lifts.".into(),
+            0.6,
+        ),
         // Services are analyzed by `selector_mismatch`; a workload finding never has this category.
         Category::ServiceSelectorMismatch => manual(
             format!("Compare the selectors of the Services in {ns} with the labels of {}'s pods.", w.resource.name),
@@ -573,7 +635,7 @@ fn plan(
 fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
     let snapshot = index.snapshot;
     let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(index, p)).collect();
-    let findings = detect(snapshot, w, &sigs);
+    let findings = detect(snapshot, w, &sigs, index.observed_at());
     // What the last rollout changed, computed once for every finding of this workload.
     let rollout = if findings.is_empty() { None } else { rollout_diff(w) };
     findings

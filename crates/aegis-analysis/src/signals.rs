@@ -23,6 +23,8 @@ pub struct PodSignals {
     pub unschedulable: Option<String>,
     /// `status.reason` of a failed pod (e.g. Evicted) with its message.
     pub failed_reason: Option<(String, String)>,
+    /// The scheduling gates holding the pod (PodScheduled=False, SchedulingGated) and since when.
+    pub gated: Option<(Vec<String>, Option<jiff::Timestamp>)>,
     /// `(reason, message)` of the events about this pod, oldest first.
     pub events: Vec<(String, String)>,
 }
@@ -82,6 +84,20 @@ impl<'a> Index<'a> {
             .unwrap_or_default()
     }
 
+    /// When the snapshot was taken, as far as it shows: its newest event or pod condition time. The
+    /// analysis has no clock (it is pure); "held for long" is measured against this.
+    pub fn observed_at(&self) -> Option<jiff::Timestamp> {
+        let events =
+            self.snapshot.events.iter().filter_map(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+        let conditions = self
+            .snapshot
+            .pods
+            .iter()
+            .flat_map(|p| p.status.iter().flat_map(|s| s.conditions.iter().flatten()))
+            .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0));
+        events.chain(conditions).max()
+    }
+
     pub fn pods_in(&self, namespace: &str) -> &[&'a Pod] {
         self.pods_by_ns.get(namespace).map(Vec::as_slice).unwrap_or_default()
     }
@@ -111,6 +127,21 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
             s.last_terminated.push((cs.name.clone(), t.reason.clone().unwrap_or_default(), t.exit_code));
         }
     }
+    // A Job's pods with restartPolicy Never end in `state.terminated`, not `lastState`.
+    for cs in status.container_statuses.iter().flatten() {
+        if let Some(t) = cs.state.as_ref().and_then(|st| st.terminated.as_ref())
+            && t.exit_code != 0
+            && s.terminated(&cs.name).is_none()
+        {
+            s.last_terminated.push((cs.name.clone(), t.reason.clone().unwrap_or_default(), t.exit_code));
+        }
+    }
+    s.gated = status.conditions.iter().flatten().find_map(|c| {
+        (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("SchedulingGated")).then(|| {
+            let gates = p.spec.iter().flat_map(|sp| sp.scheduling_gates.iter().flatten()).map(|g| g.name.clone()).collect();
+            (gates, c.last_transition_time.as_ref().map(|t| t.0))
+        })
+    });
     s.unschedulable = status.conditions.iter().flatten().find_map(|c| {
         (c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
             .then(|| c.message.clone().unwrap_or_default())

@@ -316,3 +316,53 @@ fn a_revision_that_breaks_after_its_rollout_completed_is_rolled_back_with_a_huma
     assert!(i.evidence.iter().any(|e| e.contains("presumed healthy")), "{:?}", i.evidence);
     assert!(i.verification_plan.approval_required, "weaker evidence: a human approves");
 }
+
+fn list(items: Value) -> Vec<Incident> {
+    let doc = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    analyze(&Snapshot::from_text(&doc.to_string()).unwrap())
+}
+
+/// A Job whose pods fail while it still has retries left is backing off: reported before it gives up,
+/// with the exit codes and the retries left.
+#[test]
+fn a_job_with_failed_pods_and_retries_left_is_reported_while_it_backs_off() {
+    let job = serde_json::json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "shop", "uid": "j1"},
+        "spec": {"backoffLimit": 6, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "migrate:v1"}]}}},
+        "status": {"failed": 2, "active": 1, "startTime": "2026-11-30T01:00:00Z"}});
+    let pod = |name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "migrate", "uid": "j1", "controller": true}]},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "migrate:v1"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{"name": "migrate", "image": "migrate:v1", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}})
+    };
+    let found = list(serde_json::json!([job.clone(), pod("migrate-a"), pod("migrate-b")]));
+    let i = found.iter().find(|i| i.category == Category::JobRetrying).unwrap_or_else(|| panic!("{found:#?}"));
+    assert!(i.evidence.iter().any(|e| e.contains("5 retries left")), "{:?}", i.evidence);
+    assert!(i.evidence.iter().any(|e| e.contains("exit code 3")), "{:?}", i.evidence);
+    // The healthy look-alike: a Job that succeeded after a failure raises nothing.
+    let mut done = job;
+    done["status"] = serde_json::json!({"failed": 1, "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
+    assert!(list(serde_json::json!([done])).is_empty());
+}
+
+/// Pods held by scheduling gates for longer than a controller takes to lift them are reported, with
+/// the gates; a pod gated a moment ago is not.
+#[test]
+fn pods_held_by_scheduling_gates_too_long_are_reported() {
+    let pod = |name: &str, since: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "creationTimestamp": since},
+        "spec": {"schedulingGates": [{"name": "example.com/quota"}], "containers": [{"name": "app", "image": "app:v1"}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+            "message": "Scheduling is blocked due to non-empty scheduling gates", "lastTransitionTime": since}]}})
+    };
+    let event = serde_json::json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "other", "namespace": "shop"}, "reason": "Pulled", "message": "x",
+        "lastTimestamp": "2026-11-30T02:00:00Z"});
+    let found = list(serde_json::json!([pod("held", "2026-11-30T01:30:00Z"), event.clone()]));
+    let i = found.iter().find(|i| i.category == Category::SchedulingGated).unwrap_or_else(|| panic!("{found:#?}"));
+    assert!(i.evidence.iter().any(|e| e.contains("example.com/quota")), "{:?}", i.evidence);
+    assert!(list(serde_json::json!([pod("fresh", "2026-11-30T01:59:50Z"), event])).is_empty(), "gated ten seconds ago");
+}

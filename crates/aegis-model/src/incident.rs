@@ -24,6 +24,10 @@ pub enum Category {
     FailedMount,
     Evicted,
     JobFailed,
+    /// A Job's pods fail while it still has retries left: it is backing off.
+    JobRetrying,
+    /// Pods held by scheduling gates longer than a controller takes to lift them.
+    SchedulingGated,
 }
 
 impl Category {
@@ -41,6 +45,8 @@ impl Category {
             Category::FailedMount => "FailedMount",
             Category::Evicted => "Evicted",
             Category::JobFailed => "JobFailed",
+            Category::JobRetrying => "JobRetrying",
+            Category::SchedulingGated => "SchedulingGated",
         }
     }
 }
