@@ -159,7 +159,11 @@ async fn send_guarded(
 ) -> Result<Guarded, K8sError> {
     const ATTEMPTS: u32 = 5;
     let api = dynamic_api(client, &patch.target)?;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            // Back off between conflicts: a controller writing the object settles in a moment.
+            tokio::time::sleep(CONFLICT_BACKOFF * 2u32.pow(attempt - 1)).await;
+        }
         let current = get(client, &patch.target).await?;
         let generation = current.metadata.generation.unwrap_or(0);
         if current.metadata.annotations.as_ref().and_then(|a| a.get(annotation)).map(String::as_str) == Some(value) {
@@ -175,23 +179,43 @@ async fn send_guarded(
         let rv = current.metadata.resource_version.clone().unwrap_or_default();
         let body = guarded_body(patch, &rv, current.metadata.annotations.is_some(), annotation, value)?;
         let mut pp = PatchParams { field_manager: Some(field_manager.to_owned()), ..Default::default() };
+        // Every write has its own deadline: a hung API server is an error to retry, never a hang.
         let send = |pp: PatchParams| {
             let (api, body, name) = (api.clone(), body.clone(), patch.target.name.clone());
-            async move { api.patch(&name, &pp, &body).await }
+            async move {
+                tokio::time::timeout(WRITE_TIMEOUT, api.patch(&name, &pp, &body))
+                    .await
+                    .map_err(|_| K8sError::Invalid(format!("{name}: no answer to the patch within {}s", WRITE_TIMEOUT.as_secs())))
+            }
         };
-        match send(pp.clone().dry_run()).await {
+        match send(pp.clone().dry_run()).await? {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) if is_conflict(&e) => continue,
             Err(source) => return Err(K8sError::Patch { target: format!("{} (server-side dry run)", patch.target), source }),
         }
         pp.dry_run = false;
-        match send(pp).await {
+        match send(pp).await? {
             Ok(obj) => return Ok(Guarded::Applied { generation: obj.metadata.generation.unwrap_or(0) }),
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) if is_conflict(&e) => continue,
             Err(source) => return Err(K8sError::Patch { target: patch.target.to_string(), source }),
         }
     }
     Err(K8sError::Contended { target: patch.target.to_string(), attempts: ATTEMPTS })
+}
+
+/// The deadline of one write to the API server.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// The first pause after a conflict; it doubles with each further one.
+const CONFLICT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A write that lost a race: 409 (a resourceVersion precondition in a merge patch), or 422 from a
+/// JSON patch whose `test` of the resourceVersion failed. Both mean "read again and retry".
+fn is_conflict(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(e) if e.code == 409 => true,
+        kube::Error::Api(e) if e.code == 422 => e.message.contains("test") && e.message.contains("resourceVersion"),
+        _ => false,
+    }
 }
 
 /// The patch body with the precondition and the marker added.
@@ -263,6 +287,18 @@ mod tests {
             serde_json::to_value(ops).unwrap()[2],
             json!({"op": "add", "path": "/metadata/annotations", "value": {"aegis.io/applied-fix": "v"}})
         );
+    }
+
+    #[test]
+    fn a_failed_resource_version_test_is_a_conflict_to_retry() {
+        let api = |code: u16, message: &str| kube::Error::Api(Box::new(kube::core::Status::failure(message, "").with_code(code)));
+        assert!(is_conflict(&api(409, "the object has been modified")));
+        assert!(is_conflict(&api(
+            422,
+            r#"the server rejected our request due to an error in our request: testing value /metadata/resourceVersion failed: test failed"#
+        )));
+        assert!(!is_conflict(&api(422, "spec.replicas: Invalid value: -1")), "a real validation error is not retried");
+        assert!(!is_conflict(&api(403, "forbidden")));
     }
 
     #[test]

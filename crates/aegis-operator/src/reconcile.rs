@@ -139,7 +139,13 @@ impl Step<'_> {
         let mut updated = self.incident.clone();
         updated.status = Some(self.status.clone());
         let api: Api<Incident> = Api::namespaced(self.ctx.client.clone(), &self.incident.namespace().unwrap_or_default());
-        api.replace_status(&self.incident.name_any(), &PostParams::default(), &updated).await?;
+        // A write with its own deadline: a hung API server fails the step (retried), never hangs it.
+        tokio::time::timeout(
+            aegis_k8s::apply::WRITE_TIMEOUT,
+            api.replace_status(&self.incident.name_any(), &PostParams::default(), &updated),
+        )
+        .await
+        .map_err(|_| Error::Invalid(format!("no answer to the status write within {}s", aegis_k8s::apply::WRITE_TIMEOUT.as_secs())))??;
         if from != phase {
             tracing::info!(incident = %self.id(), %from, to = %phase, %reason, "transition");
             self.ctx.metrics.transition(self.incident.spec.category, phase);
