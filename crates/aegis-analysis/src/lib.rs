@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod diff;
 pub mod external;
+pub mod lint;
 pub mod render;
 pub mod signals;
 pub mod snapshot;

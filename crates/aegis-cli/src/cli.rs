@@ -319,6 +319,10 @@ pub struct AnalyzeArgs {
     /// Prove each proposed fix in a shadow (health + security gate) and print the result.
     #[arg(long)]
     pub verify: bool,
+    /// Print hygiene findings instead of incidents (unused or empty ConfigMaps): nothing broken,
+    /// nothing to fix, never acted on by the operator.
+    #[arg(long, conflicts_with_all = ["verify", "llm_endpoint"])]
+    pub lint: bool,
     #[command(flatten)]
     pub verification: VerifyArgs,
 }

@@ -458,3 +458,25 @@ fn escape_sequences_in_evidence_cannot_forge_the_verdict_on_a_terminal() {
     let verdicts: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("Verdict:")).collect();
     assert_eq!(verdicts, ["Verdict:   BLOCKED"], "{text}");
 }
+
+/// `aegis analyze --lint`: hygiene findings, not incidents, exit 0.
+#[test]
+fn lint_reports_unused_config_maps_without_making_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("ns.json");
+    std::fs::write(
+        &snap,
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stale-flags", "namespace": "shop"}, "data": {"a": "1"}}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = aegis().args(["analyze", "--lint", "--snapshot"]).arg(&snap).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("configmap/stale-flags") && text.contains("configmap-unused"), "{text}");
+    let out = aegis().args(["analyze", "--snapshot"]).arg(&snap).args(["-o", "json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["incidents"], serde_json::json!([]), "hygiene is never an incident");
+}

@@ -48,6 +48,9 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
             aegis_k8s::snapshot(&client, &scope).await?
         }
     };
+    if a.lint {
+        return print_lint(&snapshot, a);
+    }
     let mut incidents = analyze(&snapshot);
     if let Some(ns) = a.cluster.namespace.as_ref().filter(|_| a.snapshot.is_some()) {
         incidents.retain(|i| &i.resource.namespace == ns);
@@ -342,6 +345,37 @@ fn print_incidents(
         }
     }
     Ok(())
+}
+
+/// `aegis analyze --lint`: hygiene findings, kubectl-style (`-n` filters a snapshot file's).
+fn print_lint(snapshot: &Snapshot, a: &AnalyzeArgs) -> Result<u8> {
+    let mut findings = aegis_analysis::lint::lint(snapshot);
+    if let Some(ns) = a.cluster.namespace.as_ref().filter(|_| a.snapshot.is_some()) {
+        findings.retain(|f| &f.resource.namespace == ns);
+    }
+    match a.format {
+        DataFormat::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"findings": findings}))?),
+        DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&serde_json::json!({"findings": findings}))?),
+        DataFormat::Table if findings.is_empty() => println!("No hygiene findings."),
+        DataFormat::Table => {
+            let findings = crate::render::safe::sanitized(&serde_json::to_value(&findings)?);
+            let mut t = comfy_table::Table::new();
+            t.load_style(comfy_table::presets::NOTHING);
+            t.set_header(["NAMESPACE", "RESOURCE", "RULE", "MESSAGE"]);
+            for f in findings.as_array().into_iter().flatten() {
+                let r = &f["resource"];
+                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+                t.add_row([
+                    text(&r["namespace"]),
+                    format!("{}/{}", text(&r["kind"]).to_ascii_lowercase(), text(&r["name"])),
+                    text(&f["rule"]),
+                    text(&f["message"]),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(0)
 }
 
 pub async fn snapshot(a: &SnapshotArgs) -> Result<u8> {
