@@ -713,3 +713,27 @@ async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once
     assert_eq!(d.metadata.generation, Some(done.spec.detected_generation + 1), "the fix was applied once");
     assert!(op.log().contains("reconcile failed; retrying"), "the outage was seen and retried:\n{}", op.log());
 }
+
+/// An Incident may only name a resource in its own namespace: one written in a watched namespace
+/// that names a crash-looping workload elsewhere ends Failed, and nothing there is analyzed or patched.
+#[tokio::test]
+async fn an_incident_aimed_at_another_namespace_is_refused_and_nothing_is_patched() {
+    let victim = crashloop("op-victim").await;
+    let attacker = TestNamespace::create("op-foreign").await;
+    let generation = victim.api::<Deployment>().get("api").await.unwrap().metadata.generation;
+    let foreign: Incident = serde_json::from_value(json!({
+        "apiVersion": "aegis.io/v1alpha1", "kind": "Incident", "metadata": {"name": "steal"},
+        "spec": {"resource": {"kind": "Deployment", "namespace": victim.name(), "name": "api"}, "category": "CrashLoopBackOff",
+                 "severity": "HIGH", "detectedGeneration": generation.unwrap_or(0)}
+    }))
+    .unwrap();
+    attacker.api::<Incident>().create(&PostParams::default(), &foreign).await.unwrap();
+    let _operator = Operator::start(attacker.name(), &["--auto-approve-max-severity", "critical"], None);
+    let failed = incident_in(&attacker, Phase::Failed, WAIT).await;
+    let message = failed.status.unwrap().message.unwrap_or_default();
+    assert!(message.contains("own namespace"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(victim.api::<Deployment>().get("api").await.unwrap().metadata.generation, generation, "nothing patched");
+    let shadows = aegis_k8s::shadow::list_shadows(&victim.client()).await.unwrap();
+    assert!(!shadows.iter().any(|s| s.source.contains(victim.name())), "no shadow of the victim: {shadows:?}");
+}
