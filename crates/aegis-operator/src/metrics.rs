@@ -5,6 +5,8 @@
 //! | `aegis_incidents` | gauge (refreshed from the API) | `phase`, `category` |
 //! | `aegis_incident_transitions_total` | counter | `phase`, `category` |
 //! | `aegis_verification_duration_seconds` | histogram | |
+//! | `aegis_verification_phase_duration_seconds` | histogram | `phase` (shadow_create, apply, health, baseline_scan, candidate_scan) |
+//! | `aegis_reconcile_duration_seconds` | histogram | `phase` (the Incident's phase the step ran in) |
 //! | `aegis_scanner_duration_seconds` | histogram | `scanner` |
 //! | `aegis_scanner_errors_total` | counter | `scanner` |
 //! | `aegis_gate_verdicts_total` | counter | `verdict` |
@@ -40,6 +42,8 @@ pub struct Metrics {
     incidents: Family<Labels, Gauge>,
     transitions: Family<Labels, Counter>,
     verification: Histogram,
+    verification_phases: Family<Labels, Histogram>,
+    reconcile_duration: Family<Labels, Histogram>,
     scanner_duration: Family<Labels, Histogram>,
     scanner_errors: Family<Labels, Counter>,
     verdicts: Family<Labels, Counter>,
@@ -78,6 +82,18 @@ impl Metrics {
         registry.register("aegis_incident_transitions", "Incident phase transitions", transitions.clone());
         let verification = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         registry.register("aegis_verification_duration_seconds", "Shadow verification wall time", verification.clone());
+        let verification_phases = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
+        registry.register(
+            "aegis_verification_phase_duration_seconds",
+            "Shadow verification phases: shadow creation, apply, health window, baseline and candidate scans",
+            verification_phases.clone(),
+        );
+        let reconcile_duration = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 16)));
+        registry.register(
+            "aegis_reconcile_duration_seconds",
+            "Reconcile step durations, by the phase they ran in",
+            reconcile_duration.clone(),
+        );
         let scanner_duration = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
         registry.register("aegis_scanner_duration_seconds", "Scanner run durations", scanner_duration.clone());
         let scanner_errors = Family::<Labels, Counter>::default();
@@ -100,6 +116,8 @@ impl Metrics {
             incidents,
             transitions,
             verification,
+            verification_phases,
+            reconcile_duration,
             scanner_duration,
             scanner_errors,
             verdicts,
@@ -122,8 +140,22 @@ impl Metrics {
         self.transitions.get_or_create(&vec![("phase", phase.to_string()), ("category", category.to_string())]).inc();
     }
 
+    pub fn reconciled(&self, phase: Phase, took: Duration) {
+        self.reconcile_duration.get_or_create(&vec![("phase", phase.to_string())]).observe(took.as_secs_f64());
+    }
+
     pub fn verification(&self, result: &VerificationResult, wall: Duration) {
         self.verification.observe(wall.as_secs_f64());
+        let t = &result.timings;
+        for (phase, ms) in [
+            ("shadow_create", t.shadow_create_ms),
+            ("apply", t.apply_ms),
+            ("health", t.health_ms),
+            ("baseline_scan", t.baseline_scan_ms),
+            ("candidate_scan", t.candidate_scan_ms),
+        ] {
+            self.verification_phases.get_or_create(&vec![("phase", phase.to_owned())]).observe(ms as f64 / 1000.0);
+        }
         self.verdicts.get_or_create(&vec![("verdict", result.verdict.to_string())]).inc();
         for run in result.security.iter().flat_map(|r| r.scanners.iter()) {
             let scanner = vec![("scanner", run.scanner.to_string())];
@@ -171,6 +203,7 @@ mod tests {
         let m = Metrics::new(Some(counters));
         m.transition(Category::OOMKilled, Phase::Resolved);
         m.reconcile_error(Phase::Applying);
+        m.reconciled(Phase::Verifying, Duration::from_millis(1500));
         m.set_incidents(&[((Phase::AwaitingApproval, Category::CrashLoopBackOff), 2)].into_iter().collect());
         let text = m.encode();
         for needle in [
@@ -180,6 +213,7 @@ mod tests {
             "aegis_falco_alerts_stored_total 3",
             "aegis_verification_duration_seconds_count 0",
             "aegis_leader 0",
+            "aegis_reconcile_duration_seconds_count{phase=\"Verifying\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

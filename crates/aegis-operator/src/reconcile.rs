@@ -84,11 +84,25 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
     if phase.is_terminal() || !ctx.scope.admits(&incident.namespace().unwrap_or_default()) {
         return Ok(Action::await_change());
     }
-    let step = Step { ctx: &ctx, incident: &incident, status: incident.status.clone().unwrap_or_default(), now: Timestamp::now() };
+    // Every log line of the step carries the incident and its phase.
+    let span =
+        tracing::info_span!("reconcile", namespace = %incident.namespace().unwrap_or_default(), incident = %incident.name_any(), %phase);
+    let started = std::time::Instant::now();
+    let result = tracing::Instrument::instrument(step(&incident, &ctx, phase), span).await;
+    ctx.metrics.reconciled(phase, started.elapsed());
+    if result.is_err() {
+        ctx.metrics.reconcile_error(phase);
+    }
+    result
+}
+
+/// The step of the incident's current phase.
+async fn step(incident: &Arc<Incident>, ctx: &Arc<Context>, phase: Phase) -> Result<Action, Error> {
+    let step = Step { ctx, incident, status: incident.status.clone().unwrap_or_default(), now: Timestamp::now() };
     if let Some(refusal) = crate::machine::foreign_target(&incident.namespace().unwrap_or_default(), &incident.spec.resource) {
         return step.commit(Phase::Failed, refusal, EventType::Warning).await;
     }
-    let result = match phase {
+    match phase {
         Phase::Detected => step.start().await,
         Phase::Analyzing => step.analyze().await,
         Phase::Verifying => step.verify().await,
@@ -96,11 +110,7 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
         Phase::Applying => step.apply().await,
         Phase::Monitoring => step.monitor().await,
         _ => Ok(Action::await_change()),
-    };
-    if result.is_err() {
-        ctx.metrics.reconcile_error(phase);
     }
-    result
 }
 
 /// After a failed step: retry with a pause (a 409 from a concurrent write is the usual cause).
