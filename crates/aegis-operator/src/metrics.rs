@@ -218,4 +218,33 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
     }
+
+    /// Every series the sample Grafana dashboard (deploy/grafana) queries is one the operator registers.
+    #[test]
+    fn the_sample_dashboard_queries_only_metrics_the_operator_exports() {
+        // The names registered above, and the Falco collector's.
+        let source = include_str!("metrics.rs");
+        let mut registered: Vec<String> = source
+            .split("registry.register(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next().map(str::to_owned))
+            .collect();
+        registered.extend(["aegis_falco_alerts_received", "aegis_falco_alerts_stored", "aegis_falco_requests_rejected"].map(String::from));
+        assert!(registered.len() >= 12, "{registered:?}");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana/aegis-operator.json");
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let exprs: Vec<&str> = dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["targets"].as_array().unwrap().iter().filter_map(|t| t["expr"].as_str()))
+            .collect();
+        assert!(exprs.len() >= 10, "{exprs:?}");
+        for expr in exprs {
+            for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("aegis_")) {
+                let family = ["_bucket", "_total", "_count", "_sum"].iter().fold(name, |n, suffix| n.trim_end_matches(suffix));
+                assert!(registered.iter().any(|r| r == family), "the dashboard queries {name}, which the operator does not export");
+            }
+        }
+    }
 }
