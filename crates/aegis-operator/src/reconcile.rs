@@ -294,7 +294,7 @@ impl Step<'_> {
                 .await;
         };
         let since = phase_since(&self.status).unwrap_or(self.now);
-        // A plan that asks for a human (a model's fix, a rollback, a selector change) is never
+        // A plan that asks for a human (weaker inference, a fix from outside the rules) is never
         // approved by policy.
         let mut approval_required = self.status.analysis.as_ref().is_none_or(|a| a.plan.approval_required);
         // The same fix rolled back before on this resource: a human decides, the policy does not.
