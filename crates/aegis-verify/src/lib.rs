@@ -27,6 +27,30 @@ pub enum VerifyError {
     Invalid(String),
 }
 
+/// Where a verification is, for a person watching it (`aegis analyze --verify` on a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    CreatingShadow,
+    /// The fix applied in the shadow; its pods rolling out, the health window running, the baseline
+    /// scans beside it.
+    WatchingHealth,
+    /// The shadow was healthy: the candidate scans and smoke checks.
+    Scanning,
+    /// Deleting the shadow.
+    CleaningUp,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::CreatingShadow => "creating the shadow",
+            Stage::WatchingHealth => "fix applied in the shadow; pods starting, health window, baseline scans",
+            Stage::Scanning => "shadow healthy; candidate scans and smoke checks",
+            Stage::CleaningUp => "deleting the shadow",
+        })
+    }
+}
+
 /// How to verify.
 #[derive(Clone)]
 pub struct VerifyOptions {
@@ -41,6 +65,17 @@ pub struct VerifyOptions {
     pub shadow_ttl: Duration,
     /// Probe paths to GET through the shadow's Service once it is healthy (from the verification plan).
     pub smoke_paths: Vec<String>,
+    /// Each stage, as it begins, for a progress display (never blocks the verification).
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<Stage>>,
+}
+
+impl VerifyOptions {
+    fn stage(&self, stage: Stage) {
+        if let Some(p) = &self.progress {
+            // A display that went away does not stop the verification.
+            let _ = p.send(stage);
+        }
+    }
 }
 
 async fn smoke(url: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
@@ -210,6 +245,7 @@ pub async fn verify_until(
         fix: Some(fix.clone()),
     };
     let t = Instant::now();
+    opts.stage(Stage::CreatingShadow);
     let shadow = match shadow::create_shadow(client, &spec, jiff::Timestamp::now()).await {
         Ok(s) => s,
         // Not a failure to retry: this workload cannot be proven in a shadow. The verdict says so.
@@ -237,6 +273,7 @@ pub async fn verify_until(
     };
     // Cleanup always happens: success, failure, error, deadline or cancellation. The running scans
     // were dropped above, which kills their subprocesses.
+    opts.stage(Stage::CleaningUp);
     if let Err(e) = shadow::delete_shadow(client, &shadow).await {
         tracing::error!(error = %e, namespace = %shadow.namespace, "shadow not deleted; the expiry collector will");
     }
@@ -293,6 +330,7 @@ async fn run(
         aegis_k8s::apply_fix(client, &shadow_fix, true, "aegis-shadow").await?;
         aegis_k8s::apply_fix(client, &shadow_fix, false, "aegis-shadow").await?;
         let applied_ms = t.elapsed().as_millis() as u64;
+        opts.stage(Stage::WatchingHealth);
         let fixed_at = jiff::Timestamp::now();
         let t = Instant::now();
         let health = watch_health(client, &shadow.health_target(), opts.window, health_deadline(opts.deadline, started.elapsed())).await?;
@@ -327,6 +365,7 @@ async fn run(
         candidate_targets.falco = Some(FalcoWindow { namespace: shadow.namespace.clone(), since: fixed_at, until: jiff::Timestamp::now() });
     }
     let t = Instant::now();
+    opts.stage(Stage::Scanning);
     let (candidate, smoke_checks) = tokio::join!(
         opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets),
         smoke(candidate_targets.url.as_deref(), &opts.smoke_paths)

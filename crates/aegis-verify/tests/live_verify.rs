@@ -42,6 +42,7 @@ fn options(trivy_bin: PathBuf) -> VerifyOptions {
         runtime_class: None,
         shadow_ttl: Duration::from_secs(600),
         smoke_paths: vec!["/ready".into()],
+        progress: None,
     }
 }
 
@@ -112,9 +113,18 @@ async fn no_shadow_left(client: &kube::Client, namespace: &str) {
 #[tokio::test]
 async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
     let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
-    let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    let (stages_tx, mut stages) = tokio::sync::mpsc::unbounded_channel();
+    opts.progress = Some(stages_tx);
     let before = ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template;
     let result = verify(&ns.client(), &source(&ns), &incident.fix, Some("t".into()), &opts).await.unwrap();
+    drop(opts);
+    let mut seen = Vec::new();
+    while let Some(s) = stages.recv().await {
+        seen.push(s);
+    }
+    use aegis_verify::Stage;
+    assert_eq!(seen, [Stage::CreatingShadow, Stage::WatchingHealth, Stage::Scanning, Stage::CleaningUp], "a watcher sees every stage");
     assert!(result.health.healthy, "{:?}", result.health);
     assert_eq!(result.verdict, Verdict::Passed, "{:?}", result.reasons);
     let security = result.security.as_ref().unwrap();

@@ -118,40 +118,72 @@ pub(crate) fn verify_options(
         runtime_class: v.runtime_class.clone(),
         shadow_ttl: std::time::Duration::from_secs(3600),
         smoke_paths: Vec::new(),
+        progress: None,
     })
 }
 
 /// Verify one fix in a shadow, with progress lines while it waits.
+/// What one verification proves: the fix, its plan, and the incident it is for.
+struct Proposal<'a> {
+    fix: &'a aegis_model::Fix,
+    plan: &'a aegis_model::VerificationPlan,
+    incident: Option<String>,
+}
+
 async fn verify_one(
     client: &kube::Client,
     v: &crate::cli::VerifyArgs,
     runner: &aegis_scanners::Runner,
     resource: &aegis_model::ResourceRef,
-    fix: &aegis_model::Fix,
-    plan: &aegis_model::VerificationPlan,
-    incident: Option<String>,
+    Proposal { fix, plan, incident }: Proposal<'_>,
+    interactive: bool,
 ) -> Result<aegis_verify::VerificationResult> {
     let mut opts = verify_options(v, runner.clone(), &plan.security_checks)?;
     opts.smoke_paths = plan.smoke_paths.clone();
+    let (stage_tx, mut stages) = tokio::sync::mpsc::unbounded_channel();
+    opts.progress = Some(stage_tx);
+    let mut stage = aegis_verify::Stage::CreatingShadow;
     eprintln!("{resource}: verifying the {} fix in a shadow (deadline {})…", fix.action.kind(), v.deadline);
     let started = std::time::Instant::now();
     let work = aegis_verify::verify_until(client, resource, fix, incident, &opts, interrupted());
     tokio::pin!(work);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
-    tick.tick().await;
-    // Long waits are visible: what is being waited for, and for how long.
+    // Long waits are visible on a terminal: the stage and the time spent, redrawn in place. Piped or
+    // captured output gets only the first and last lines.
+    let bar = progress_spinner(interactive);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let r = loop {
         tokio::select! {
             r = &mut work => break r?,
-            _ = tick.tick() => eprintln!("{resource}: still verifying (shadow rollout, health window, scans) — {}s", started.elapsed().as_secs()),
+            _ = tick.tick() => {}
+            Some(s) = stages.recv() => stage = s,
+        }
+        if let Some(bar) = &bar {
+            bar.set_message(format!("{resource}: {stage} — {}s", started.elapsed().as_secs()));
         }
     };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     if r.was_cancelled() {
         // Stop here (no further incidents): the user asked to; the shadow is already gone.
         bail!("{resource}: {}; shadow {} deleted", r.reasons.join("; "), r.shadow_namespace);
     }
     eprintln!("{resource}: {} after {:.1}s", r.verdict, r.timings.total_ms as f64 / 1000.0);
     Ok(r)
+}
+
+/// A spinner on stderr when a person is watching it (a terminal, and table output); `None` otherwise.
+fn progress_spinner(interactive: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !interactive || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (a CI job or pod being stopped), naming the signal, so a
@@ -190,7 +222,15 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
             continue;
         };
         out.push(Some(
-            verify_one(&client, &a.verification, &runner, workload, &i.fix, &i.verification_plan, Some(i.category.to_string())).await?,
+            verify_one(
+                &client,
+                &a.verification,
+                &runner,
+                workload,
+                Proposal { fix: &i.fix, plan: &i.verification_plan, incident: Some(i.category.to_string()) },
+                a.format == DataFormat::Table,
+            )
+            .await?,
         ));
     }
     Ok(out)
@@ -251,7 +291,8 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
             };
             let runner = runner_for(verification)?;
             let workload = plan.workload.clone().with_context(|| format!("no workload to copy into a shadow for {source}"))?;
-            let result = verify_one(&client, verification, &runner, &workload, &the_fix, &plan, None).await?;
+            let proposal = Proposal { fix: &the_fix, plan: &plan, incident: None };
+            let result = verify_one(&client, verification, &runner, &workload, proposal, *format == DataFormat::Table).await?;
             match format {
                 DataFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
                 DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&result)?),
