@@ -46,7 +46,8 @@ for t in "${targets[@]}"; do
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  crashes=$(find "fuzz/artifacts/$t" -type f | wc -l)
+  # crash-, timeout- and oom- inputs are findings; slow-unit- files only report an input over -report_slow_units.
+  crashes=$(find "fuzz/artifacts/$t" -type f \( -name "crash-*" -o -name "timeout-*" -o -name "oom-*" -o -name "leak-*" \) | wc -l)
   corpus=$(find "$work" -type f | wc -l)
   echo "{\"target\":\"$t\",\"seconds\":$budget,\"executions\":${execs:-0},\"per_second\":$(( ${execs:-0} / budget )),\"corpus\":$corpus,\"crashes\":$crashes,\"exit\":$rc}"
   if [ "$rc" != 0 ] || [ "$crashes" != 0 ]; then
