@@ -15,7 +15,7 @@ use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ProbeKind, Reso
 use k8s_openapi::api::core::v1::Service;
 
 use crate::diff::{Change, diff, probe_text};
-use crate::render::{mib_quantity, quantity_bytes, render_service_selector, render_workload};
+use crate::render::{mib_quantity, quantity_bytes, render_service_selector, render_workload, schedulable_amount};
 use crate::signals::{Index, PodSignals, pod_signals};
 use crate::snapshot::Snapshot;
 use crate::workload::{Workload, workloads};
@@ -146,65 +146,52 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
             add(&mut by, Category::FailedMount, None, &s.name, format!("pod {}: FailedMount: {m}", s.name));
         }
     }
-    if w.resource.kind == "Job"
-        && let Some(job) = snapshot.jobs.iter().find(|j| {
-            j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace)
+    if let Some(job) = (w.resource.kind == "Job")
+        .then(|| {
+            snapshot.jobs.iter().find(|j| {
+                j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace)
+            })
         })
-        && let Some(c) = job
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
-    {
-        let failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
-        add(
-            &mut by,
-            Category::JobFailed,
-            None,
-            "",
-            format!(
-                "Job {}: Failed {}: {} ({failed} failed pod(s))",
-                w.resource.name,
-                c.reason.clone().unwrap_or_default(),
-                c.message.clone().unwrap_or_default()
-            ),
-        );
-        for s in sigs.iter().filter(|s| s.phase == "Failed") {
-            let code =
-                s.last_terminated.first().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
-            add(&mut by, Category::JobFailed, None, &s.name, format!("pod {}: {code}", s.name));
-        }
-    }
-    if w.resource.kind == "Job"
-        && !by.contains_key(&Category::JobFailed)
-        && let Some(job) = snapshot.jobs.iter().find(|j| {
-            j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace)
-        })
+        .flatten()
         && let Some(st) = job.status.as_ref()
-        && st.failed.unwrap_or(0) > 0
-        && !st
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| matches!(c.type_.as_str(), "Complete" | "Failed" | "SuccessCriteriaMet") && c.status == "True")
     {
         let failed = st.failed.unwrap_or(0);
-        let limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
-        add(
-            &mut by,
-            Category::JobRetrying,
-            None,
-            "",
-            format!(
-                "Job {}: {failed} failed pod(s), {} retries left of backoffLimit {limit}, retrying with back-off",
-                w.resource.name,
-                (limit + 1 - failed).max(0)
-            ),
-        );
-        for s in sigs.iter().filter(|s| s.phase == "Failed") {
-            let code =
-                s.last_terminated.first().map(|(_, r, c)| format!("{r} exit code {c}")).unwrap_or_else(|| "no termination recorded".into());
-            add(&mut by, Category::JobRetrying, None, &s.name, format!("pod {}: {code}", s.name));
+        let condition = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t && c.status == "True");
+        let ended = ["Complete", "SuccessCriteriaMet"].iter().any(|t| condition(t).is_some());
+        // The Job gave up (Failed), or its pods fail while it still has retries left.
+        let headline = match condition("Failed") {
+            Some(c) => Some((
+                Category::JobFailed,
+                format!(
+                    "Job {}: Failed {}: {} ({failed} failed pod(s))",
+                    w.resource.name,
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default()
+                ),
+            )),
+            None if failed > 0 && !ended => {
+                let limit = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(6);
+                Some((
+                    Category::JobRetrying,
+                    format!(
+                        "Job {}: {failed} failed pod(s), {} retries left of backoffLimit {limit}, retrying with back-off",
+                        w.resource.name,
+                        (limit + 1 - failed).max(0)
+                    ),
+                ))
+            }
+            None => None,
+        };
+        if let Some((category, line)) = headline {
+            add(&mut by, category, None, "", line);
+            for s in sigs.iter().filter(|s| s.phase == "Failed") {
+                let code = s
+                    .last_terminated
+                    .first()
+                    .map(|(_, r, c)| format!("{r} exit code {c}"))
+                    .unwrap_or_else(|| "no termination recorded".into());
+                add(&mut by, category, None, &s.name, format!("pod {}: {code}", s.name));
+            }
         }
     }
     if by.is_empty()
@@ -308,26 +295,13 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
     }
 }
 
-pub(crate) fn largest_node_bytes(snapshot: &Snapshot, resource: &str) -> Option<f64> {
+/// The largest node's allocatable CPU (millicores) or memory (bytes); see [`schedulable_amount`].
+pub(crate) fn largest_node(snapshot: &Snapshot, resource: &str) -> Option<f64> {
     snapshot
         .nodes
         .iter()
-        .filter_map(|n| {
-            n.status
-                .as_ref()?
-                .allocatable
-                .as_ref()?
-                .get(resource)
-                .and_then(|q| if resource == "memory" { quantity_bytes(&q.0) } else { cpu_millis(&q.0) })
-        })
+        .filter_map(|n| schedulable_amount(resource, &n.status.as_ref()?.allocatable.as_ref()?.get(resource)?.0))
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
-}
-
-pub(crate) fn cpu_millis(q: &str) -> Option<f64> {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse().ok(),
-        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
-    }
 }
 
 fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
@@ -396,7 +370,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             });
             match limit.as_deref().and_then(quantity_bytes) {
                 Some(bytes) => {
-                    let cap = largest_node_bytes(snapshot, "memory").unwrap_or(f64::MAX);
+                    let cap = largest_node(snapshot, "memory").unwrap_or(f64::MAX);
                     let new = mib_quantity((bytes * 2.0).min(cap));
                     let old = limit.unwrap_or_default();
                     Decision {
@@ -435,14 +409,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             let exceeds = |c: &&k8s_openapi::api::core::v1::Container| {
                 c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some_and(|r| {
                     r.iter().any(|(res, q)| {
-                        let want = if res == "cpu" {
-                            cpu_millis(&q.0)
-                        } else if res == "memory" {
-                            quantity_bytes(&q.0)
-                        } else {
-                            None
-                        };
-                        matches!((want, largest_node_bytes(snapshot, res)), (Some(want), Some(node)) if want > node)
+                        matches!((schedulable_amount(res, &q.0), largest_node(snapshot, res)), (Some(want), Some(node)) if want > node)
                     })
                 })
             };
@@ -456,16 +423,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             let mut lowered = BTreeMap::new();
             let mut said = Vec::new();
             for (res, q) in &requests {
-                let (Some(node), Some(want)) = (
-                    largest_node_bytes(snapshot, res),
-                    if res == "memory" {
-                        quantity_bytes(q)
-                    } else if res == "cpu" {
-                        cpu_millis(q)
-                    } else {
-                        None
-                    },
-                ) else {
+                let (Some(node), Some(want)) = (largest_node(snapshot, res), schedulable_amount(res, q)) else {
                     continue;
                 };
                 if want > node {

@@ -124,10 +124,10 @@ pub fn vet(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction, allo
                     return Err(format!("{key:?} is not a resource name"));
                 }
                 // CPU in millicores, everything else in bytes (or units), as the node's allocatable.
-                let parse = if key == "cpu" { crate::analyze::cpu_millis } else { quantity_bytes };
+                let parse = if key == "cpu" { crate::render::cpu_millis } else { quantity_bytes };
                 let value = parse(q).filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| format!("{key}: {q:?} is not a quantity"))?;
                 if matches!(key.as_str(), "cpu" | "memory")
-                    && let Some(node) = crate::analyze::largest_node_bytes(snapshot, key).filter(|n| value > *n)
+                    && let Some(node) = crate::analyze::largest_node(snapshot, key).filter(|n| value > *n)
                 {
                     return Err(format!("{key} {q} is more than the largest node can offer ({node})"));
                 }

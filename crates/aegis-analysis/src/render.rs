@@ -194,6 +194,24 @@ pub fn quantity_bytes(q: &str) -> Option<f64> {
     q.parse::<f64>().ok()
 }
 
+/// Millicores in a CPU quantity (`500m`, `2`, `0.5`).
+pub fn cpu_millis(q: &str) -> Option<f64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| c * 1000.0),
+    }
+}
+
+/// A CPU or memory amount in the unit the analysis compares with a node's: CPU in millicores, memory in
+/// bytes; `None` for other resources (the analysis reasons about these two) or an unreadable quantity.
+pub fn schedulable_amount(resource: &str, q: &str) -> Option<f64> {
+    match resource {
+        "cpu" => cpu_millis(q),
+        "memory" => quantity_bytes(q),
+        _ => None,
+    }
+}
+
 /// Bytes as a quantity in whole MiB (`256Mi`), or GiB when exact.
 pub fn mib_quantity(bytes: f64) -> String {
     let mib = (bytes / 1024f64.powi(2)).ceil() as u64;

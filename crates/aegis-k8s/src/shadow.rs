@@ -493,17 +493,33 @@ pub fn shadow_markers(ns: &Namespace) -> Result<(), String> {
     Ok(())
 }
 
+/// The shadows AEGIS made: namespaces with the shadow label and every other marker. A namespace with
+/// the label alone is left out (and named in the log), so no caller — the collector, `aegis shadow
+/// list`, the operator's clean-up of interrupted verifications — ever acts on it.
+async fn shadows(client: &Client) -> Result<Vec<Namespace>, K8sError> {
+    let list = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default().labels(SHADOW_LABEL))
+        .await
+        .map_err(|e| err("shadow namespaces", e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|ns| match shadow_markers(ns) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(namespace = ?ns.metadata.name, %why, "labelled as a shadow but not one AEGIS made; left alone");
+                false
+            }
+        })
+        .collect())
+}
+
 /// Delete every shadow whose expiry has passed; returns the namespaces deleted.
 pub async fn collect_expired(client: &Client, now: jiff::Timestamp) -> Result<Vec<String>, K8sError> {
     let api = Api::<Namespace>::all(client.clone());
-    let list = api.list(&ListParams::default().labels(SHADOW_LABEL)).await.map_err(|e| err("shadow namespaces", e))?;
     let mut deleted = Vec::new();
-    for ns in list.items {
+    for ns in shadows(client).await? {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        if let Err(why) = shadow_markers(&ns) {
-            tracing::warn!(namespace = %name, %why, "labelled as a shadow but not one AEGIS made; never collected");
-            continue;
-        }
         let expires =
             ns.metadata.annotations.as_ref().and_then(|a| a.get(EXPIRES_ANNOTATION)).and_then(|t| t.parse::<jiff::Timestamp>().ok());
         let terminating = ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
@@ -533,12 +549,8 @@ pub struct ShadowInfo {
 
 /// Every shadow namespace in the cluster.
 pub async fn list_shadows(client: &Client) -> Result<Vec<ShadowInfo>, K8sError> {
-    let list = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default().labels(SHADOW_LABEL))
-        .await
-        .map_err(|e| err("shadow namespaces", e))?;
-    Ok(list
-        .items
+    Ok(shadows(client)
+        .await?
         .into_iter()
         .map(|ns| {
             let a = ns.metadata.annotations.clone().unwrap_or_default();

@@ -297,8 +297,11 @@ impl Step<'_> {
         // A plan that asks for a human (weaker inference, a fix from outside the rules) is never
         // approved by policy.
         let mut approval_required = self.status.analysis.as_ref().is_none_or(|a| a.plan.approval_required);
-        // The same fix rolled back before on this resource: a human decides, the policy does not.
-        if !approval_required && let Some(analysis) = &self.status.analysis {
+        // The same fix rolled back before on this resource: a human decides, the policy does not. Once
+        // found, the condition remembers it (no listing on every requeue).
+        if self.status.conditions.iter().any(|c| c.type_ == "RegressedBefore" && c.status == "True") {
+            approval_required = true;
+        } else if !approval_required && let Some(analysis) = &self.status.analysis {
             let ns = self.incident.namespace().unwrap_or_default();
             let others = Api::<Incident>::namespaced(self.ctx.client.clone(), &ns).list(&Default::default()).await?.items;
             let earlier = others.iter().filter(|i| i.name_any() != self.incident.name_any()).filter_map(|i| {
@@ -306,13 +309,10 @@ impl Step<'_> {
                 Some((name, &i.spec, i.status.as_ref()?))
             });
             if let Some(earlier) = crate::machine::regressed_before(self.resource(), &analysis.fix, earlier) {
-                approval_required = true;
                 let message =
                     format!("the same fix was rolled back after it regressed production (incident {earlier}): a human must approve it");
-                if !self.status.conditions.iter().any(|c| c.type_ == "RegressedBefore" && c.status == "True") {
-                    set_condition(&mut self.status, "RegressedBefore", true, "RolledBackBefore", message.clone(), self.now);
-                    return self.commit(Phase::AwaitingApproval, message, EventType::Warning).await;
-                }
+                set_condition(&mut self.status, "RegressedBefore", true, "RolledBackBefore", message.clone(), self.now);
+                return self.commit(Phase::AwaitingApproval, message, EventType::Warning).await;
             }
         }
         let outcome = decide_approval(

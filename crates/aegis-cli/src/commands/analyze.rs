@@ -399,18 +399,18 @@ fn print_lint(snapshot: &Snapshot, a: &AnalyzeArgs) -> Result<u8> {
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&serde_json::json!({"findings": findings}))?),
         DataFormat::Table if findings.is_empty() => println!("No hygiene findings."),
         DataFormat::Table => {
-            let findings = crate::render::safe::sanitized(&serde_json::to_value(&findings)?);
+            // Object names come from the cluster: terminal-safe.
+            let safe = crate::render::safe::safe;
             let mut t = comfy_table::Table::new();
             t.load_style(comfy_table::presets::NOTHING);
             t.set_header(["NAMESPACE", "RESOURCE", "RULE", "MESSAGE"]);
-            for f in findings.as_array().into_iter().flatten() {
-                let r = &f["resource"];
-                let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            for f in &findings {
+                let r = &f.resource;
                 t.add_row([
-                    text(&r["namespace"]),
-                    format!("{}/{}", text(&r["kind"]).to_ascii_lowercase(), text(&r["name"])),
-                    text(&f["rule"]),
-                    text(&f["message"]),
+                    safe(&r.namespace),
+                    safe(&format!("{}/{}", r.kind.to_ascii_lowercase(), r.name)),
+                    f.rule.to_owned(),
+                    safe(&f.message),
                 ]);
             }
             println!("{t}");

@@ -179,6 +179,21 @@ pub struct StreamParse {
     pub unreadable: Vec<UnreadableAlert>,
 }
 
+impl StreamParse {
+    /// Sort one JSON value found at `n` (`place` names it for a human): an alert, an unreadable alert,
+    /// or — without any alert field — not an alert at all.
+    fn take(&mut self, n: usize, place: String, v: &Value, read_at: Timestamp) {
+        if !ALERT_FIELDS.iter().any(|k| v.get(k).is_some()) {
+            self.skipped.push((n, "JSON without Falco alert fields".into()));
+            return;
+        }
+        match FalcoAlert::from_value(v, read_at) {
+            Ok(a) => self.alerts.push(a),
+            Err(e) => self.unreadable.push(UnreadableAlert { place, reason: e.to_string(), namespace: namespace_of(v) }),
+        }
+    }
+}
+
 /// The fields of a Falco alert: a JSON object with any of them is an alert, readable or not.
 const ALERT_FIELDS: [&str; 6] = ["rule", "priority", "output", "output_fields", "time", "source"];
 
@@ -203,21 +218,14 @@ pub fn parse_stream(text: &str, read_at: Timestamp) -> StreamParse {
         if line.is_empty() {
             continue;
         }
-        let unreadable =
-            |reason: String, namespace: Option<String>| UnreadableAlert { place: format!("line {}", n + 1), reason, namespace };
         if !line.starts_with('{') {
             out.skipped.push((n + 1, "not JSON".into()));
             continue;
         }
+        let place = format!("line {}", n + 1);
         match serde_json::from_str::<Value>(line) {
-            Err(e) => out.unreadable.push(unreadable(format!("not valid JSON (truncated?): {e}"), None)),
-            Ok(v) if !ALERT_FIELDS.iter().any(|k| v.get(k).is_some()) => {
-                out.skipped.push((n + 1, "JSON without Falco alert fields".into()))
-            }
-            Ok(v) => match FalcoAlert::from_value(&v, read_at) {
-                Ok(a) => out.alerts.push(a),
-                Err(e) => out.unreadable.push(unreadable(e.to_string(), namespace_of(&v))),
-            },
+            Err(e) => out.unreadable.push(UnreadableAlert { place, reason: format!("not valid JSON (truncated?): {e}"), namespace: None }),
+            Ok(v) => out.take(n + 1, place, &v, read_at),
         }
     }
     out
@@ -229,16 +237,7 @@ pub fn parse_array(text: &str, read_at: Timestamp) -> Result<StreamParse, String
     let items: Vec<Value> = serde_json::from_str(text).map_err(|e| format!("not a valid JSON array of alerts: {e}"))?;
     let mut out = StreamParse::default();
     for (n, v) in items.iter().enumerate() {
-        if !ALERT_FIELDS.iter().any(|k| v.get(k).is_some()) {
-            out.skipped.push((n + 1, "JSON without Falco alert fields".into()));
-            continue;
-        }
-        match FalcoAlert::from_value(v, read_at) {
-            Ok(a) => out.alerts.push(a),
-            Err(e) => {
-                out.unreadable.push(UnreadableAlert { place: format!("item {}", n + 1), reason: e.to_string(), namespace: namespace_of(v) })
-            }
-        }
+        out.take(n + 1, format!("item {}", n + 1), v, read_at);
     }
     Ok(out)
 }
