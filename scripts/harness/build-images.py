@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Build AEGIS's test images as OCI image layouts, from nothing but the Python standard library.
 
-An image here is what Trivy needs to find an OS and its packages: /etc/os-release, /etc/alpine-release
-and an apk database (/lib/apk/db/installed) listing packages at chosen versions. No container ever runs
-these images; they exist to be pushed to the local registry and scanned by the real Trivy.
+A demo-api image is two layers: what Trivy needs to find an OS and its packages (/etc/os-release,
+/etc/alpine-release and an apk database, /lib/apk/db/installed, listing packages at chosen versions), and
+the test application itself (tests/apps/demo-api, a static binary built by build-apps.sh) as its
+entrypoint, so the same image is scanned by the real Trivy and run by the harness's real node. The
+pause image holds tests/apps/pause: the sandbox image of the real node, which cannot reach registry.k8s.io.
 
-    build-images.py OUT_DIR      -> OUT_DIR/demo-api-v1/, -v2/, -v3/ (OCI layouts, tag = version)
+    build-images.py OUT_DIR APPS_DIR   -> OUT_DIR/demo-api-v1/, -v2/, -v3/, pause/ (OCI layouts)
+                                          and OUT_DIR/pause.tar (the pause layout, for `ctr images import`)
 
 demo-api:v1  openssl 3.5.1-r0 (vulnerable to CVE-2099-1001, HIGH; fixed in 3.5.2-r0), zlib 1.3.1-r2
 demo-api:v2  openssl 3.5.2-r0 (fixed),                                                 zlib 1.3.1-r2
@@ -29,6 +32,7 @@ IMAGES = {
     "v2": BASE + [("openssl", "3.5.2-r0"), ("zlib", "1.3.1-r2")],
     "v3": BASE + [("openssl", "3.5.2-r0"), ("zlib", "1.3.1-r1")],
 }
+PAUSE_TAG = "3.10"
 EPOCH = 1764115200  # 2025-11-26T00:00:00Z: fixed mtimes make the layer bytes reproducible
 
 
@@ -43,10 +47,10 @@ def apk_installed(packages):
     return ("\n\n".join(blocks) + "\n\n").encode()
 
 
-def layer(files):
+def layer(files, executable=()):
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        dirs = sorted({"etc", "lib", "lib/apk", "lib/apk/db"})
+        dirs = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, EPOCH
@@ -54,7 +58,7 @@ def layer(files):
         for path in sorted(files):
             data = files[path]
             info = tarfile.TarInfo(path)
-            info.size, info.mode, info.mtime = len(data), 0o644, EPOCH
+            info.size, info.mode, info.mtime = len(data), 0o755 if path in executable else 0o644, EPOCH
             tar.addfile(info, io.BytesIO(data))
     tar_bytes = raw.getvalue()
     gz = io.BytesIO()
@@ -72,32 +76,24 @@ def blob(root, data):
     return f"sha256:{digest}", len(data)
 
 
-def build(out, tag, packages):
-    root = os.path.join(out, f"demo-api-{tag}")
+def image(root, tag, title, layers, config):
+    """Write an OCI layout at ROOT holding one image of LAYERS (each a (tar, gzip) pair) tagged TAG."""
     os.makedirs(root, exist_ok=True)
-    files = {
-        "etc/alpine-release": f"{ALPINE}\n".encode(),
-        "etc/os-release": (
-            f'NAME="Alpine Linux"\nID=alpine\nVERSION_ID={ALPINE}\nPRETTY_NAME="Alpine Linux v3.22"\n'
-            'HOME_URL="https://alpinelinux.org/"\n'
-        ).encode(),
-        "lib/apk/db/installed": apk_installed(packages),
-    }
-    tar_bytes, gz_bytes = layer(files)
-    diff_id = "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
-    layer_digest, layer_size = blob(root, gz_bytes)
+    descriptors = []
+    for _, gz_bytes in layers:
+        digest, size = blob(root, gz_bytes)
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest, "size": size})
     config = {
-        "architecture": "amd64", "os": "linux", "created": "2025-11-26T00:00:00Z",
-        "config": {"Entrypoint": ["/bin/demo-api"], "ExposedPorts": {"8080/tcp": {}},
-                   "Labels": {"org.opencontainers.image.title": "demo-api", "org.opencontainers.image.version": tag}},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "2025-11-26T00:00:00Z", "created_by": "scripts/harness/build-images.py"}],
+        "architecture": "amd64", "os": "linux", "created": "2025-11-26T00:00:00Z", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t, _ in layers]},
+        "history": [{"created": "2025-11-26T00:00:00Z", "created_by": "scripts/harness/build-images.py"} for _ in layers],
     }
+    config["config"].setdefault("Labels", {}).update({"org.opencontainers.image.title": title, "org.opencontainers.image.version": tag})
     config_digest, config_size = blob(root, json.dumps(config, sort_keys=True).encode())
     manifest = {
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}],
+        "layers": descriptors,
     }
     manifest_digest, manifest_size = blob(root, json.dumps(manifest, sort_keys=True).encode())
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{
@@ -107,14 +103,47 @@ def build(out, tag, packages):
         json.dump(index, f)
     with open(os.path.join(root, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
-    print(f"demo-api:{tag} {manifest_digest} {root}")
+    print(f"{title}:{tag} {manifest_digest} {root}")
+
+
+def demo_api(out, tag, packages, binary):
+    os_files = {
+        "etc/alpine-release": f"{ALPINE}\n".encode(),
+        "etc/os-release": (
+            f'NAME="Alpine Linux"\nID=alpine\nVERSION_ID={ALPINE}\nPRETTY_NAME="Alpine Linux v3.22"\n'
+            'HOME_URL="https://alpinelinux.org/"\n'
+        ).encode(),
+        "lib/apk/db/installed": apk_installed(packages),
+    }
+    config = {"Entrypoint": ["/bin/demo-api"], "Env": [f"APP_VERSION={tag}"], "ExposedPorts": {"8080/tcp": {}}, "User": "65534:65534"}
+    layers = [layer(os_files), layer({"bin/demo-api": binary}, executable={"bin/demo-api"})]
+    image(os.path.join(out, f"demo-api-{tag}"), tag, "demo-api", layers, config)
+
+
+def pause(out, binary):
+    root = os.path.join(out, "pause")
+    image(root, PAUSE_TAG, "pause", [layer({"pause": binary}, executable={"pause"})], {"Entrypoint": ["/pause"], "User": "65535:65535"})
+    with tarfile.open(os.path.join(out, "pause.tar"), "w", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, _, names in sorted(os.walk(root)):
+            for name in sorted(names):
+                path = os.path.join(dirpath, name)
+                info = tar.gettarinfo(path, os.path.relpath(path, root))
+                info.mtime, info.uid, info.gid, info.uname, info.gname = EPOCH, 0, 0, "", ""
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: build-images.py OUT_DIR")
+    if len(sys.argv) != 3:
+        sys.exit("usage: build-images.py OUT_DIR APPS_DIR")
+    out, apps = sys.argv[1], sys.argv[2]
+    with open(os.path.join(apps, "demo-api"), "rb") as f:
+        demo_binary = f.read()
+    with open(os.path.join(apps, "pause"), "rb") as f:
+        pause_binary = f.read()
     for tag, packages in IMAGES.items():
-        build(sys.argv[1], tag, packages)
+        demo_api(out, tag, packages, demo_binary)
+    pause(out, pause_binary)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the local control plane's binaries from the Go module proxy, pinned, into TOOLS_DIR:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl   (k8s.io/kubernetes v1.35.4)
+#   kubelet, kube-proxy                                                (the harness's real node, same module)
 #   etcd                                                               (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
 # `go install k8s.io/kubernetes/...` fails on the module's replace directives (its staging modules point
@@ -18,7 +19,10 @@ mkdir -p "$bin"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { echo "build-k8s: $*" >&2; }
 
-if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ] || [ ! -x "$bin/kube-scheduler" ] || [ ! -x "$bin/kubectl" ]; then
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+k8s_missing=()
+for c in "${k8s_cmds[@]}"; do [ -x "$bin/$c" ] || k8s_missing+=("k8s.io/kubernetes/cmd/$c"); done
+if [ ${#k8s_missing[@]} -gt 0 ]; then
   src="$TOOLS_DIR/src/k8s-$K8S_VERSION"
   mkdir -p "$src"
   (cd "$src" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null)
@@ -34,13 +38,11 @@ if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ] || 
     grep -E '=> \./staging/src/' "$kmod" | awk -v v="$STAGING_VERSION" '{print "\t" $1 " => " $1 " " v}'
     echo ")"
   } > "$src/go.mod"
-  log "wrapper module with $(grep -c ' => ' "$src/go.mod") staging replacements; building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl"
+  log "wrapper module with $(grep -c ' => ' "$src/go.mod") staging replacements; building ${k8s_missing[*]##*/}"
   pkg=k8s.io/component-base/version
   ldflags="-s -w -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=35 -X $pkg.gitTreeState=clean -X $pkg.buildDate=2026-01-01T00:00:00Z"
   start=$(date +%s)
-  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$bin/" \
-     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl >&2)
+  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$bin/" "${k8s_missing[@]}" >&2)
   log "kubernetes binaries built in $(( $(date +%s) - start ))s"
 fi
 

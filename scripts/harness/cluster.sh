@@ -2,7 +2,8 @@
 # A real, disposable Kubernetes control plane on 127.0.0.1 for AEGIS's tests: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler (built by build-k8s.sh) and kwok, started by kwokctl's binary
 # runtime with the local binaries, three fake nodes, kwok's default Stages plus AEGIS's fault Stages
-# (tests/fixtures/kwok/fault-stages.yaml).
+# (tests/fixtures/kwok/fault-stages.yaml), and one real node (scripts/harness/node.sh: containerd, runc,
+# kubelet, kube-proxy) for the workloads that tolerate aegis.io/real-node.
 #   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=…`
 #   cluster.sh down STATE_DIR   stop and delete everything
 set -euo pipefail
@@ -31,7 +32,26 @@ up)
     [ -d "$kwok_src" ] || (cd "$state" && GOFLAGS=-mod=mod go mod download "sigs.k8s.io/kwok@$KWOK_VERSION")
     config="$state/kwok.yaml"
     # Every component listens on loopback only (kwokctl's default is 0.0.0.0).
-    printf 'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\noptions:\n  bindAddress: 127.0.0.1\n---\n' > "$config"
+    # kwok manages the fake nodes only (kwokctl's default, --manage-all-nodes, would take over the real one);
+    # the API server reaches the real node's kubelet (logs, exec) by its InternalIP with a client certificate.
+    pki="$KWOK_WORKDIR/clusters/$NAME/pki"
+    cat > "$config" <<YAML
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false", override: true}
+  - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+- name: kube-apiserver
+  extraArgs:
+  - {key: kubelet-client-certificate, value: $pki/admin.crt}
+  - {key: kubelet-client-key, value: $pki/admin.key}
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+---
+YAML
     for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
              pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
       cat "$kwok_src/kustomize/stage/$f" >> "$config"
@@ -59,12 +79,14 @@ NODE
     "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >&2
     # Pods can only be created once the default ServiceAccount exists.
     for _ in $(seq 120); do "$kubectl" --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
-    log "control plane and 3 nodes ready in $(( $(date +%s) - start ))s"
+    log "control plane and 3 kwok nodes ready in $(( $(date +%s) - start ))s"
   fi
+  bash scripts/harness/node.sh up "$state" "$kubeconfig" "$KWOK_WORKDIR/clusters/$NAME/pki/ca.crt"
   echo "export AEGIS_KUBECONFIG='$kubeconfig'"
   echo "export AEGIS_KUBECTL='$kubectl'"
   ;;
 down)
+  bash scripts/harness/node.sh down "$state" "$kubeconfig" || true
   "$bin/kwokctl" delete cluster --name "$NAME" >&2 2>&1 || true
   ;;
 *) echo "usage: cluster.sh up|down STATE_DIR" >&2; exit 64 ;;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The scanner harness: a local OCI registry (Debian's docker-registry) on 127.0.0.1 holding AEGIS's
-# test images, pushed with skopeo. Trivy scans 127.0.0.1:PORT/demo-api:v1 exactly as a real registry.
+# test images (scripts/harness/build-images.py), pushed with skopeo. Trivy scans 127.0.0.1:PORT/demo-api:v1 and
+# the harness's real node pulls and runs it, exactly as from a real registry.
 #   scanners.sh up STATE_DIR    start (idempotent) and print `export AEGIS_REGISTRY=127.0.0.1:PORT`
 #   scanners.sh down STATE_DIR  stop
 set -euo pipefail
@@ -31,7 +32,8 @@ YAML
   echo "$addr" > "$state/registry.addr"
   for _ in $(seq 100); do curl -sf "http://$addr/v2/" >/dev/null && break; sleep 0.1; done
   curl -sf "http://$addr/v2/" >/dev/null || { echo "scanners.sh: registry did not start" >&2; cat "$state/registry.log" >&2; exit 1; }
-  python3 scripts/harness/build-images.py "$state/images" >&2
+  apps=$(bash scripts/harness/build-apps.sh "${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}")
+  python3 scripts/harness/build-images.py "$state/images" "$apps" >&2
   for tag in v1 v2 v3; do
     skopeo copy --quiet --dest-tls-verify=false --insecure-policy \
       "oci:$state/images/demo-api-$tag:$tag" "docker://$addr/demo-api:$tag" >&2

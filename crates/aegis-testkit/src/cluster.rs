@@ -104,14 +104,27 @@ fn rand_u32() -> u32 {
     h.finish() as u32
 }
 
-/// A Deployment of `replicas` pods labelled `app: <name>`, with pod-template annotations (the fault
-/// Stages read the app's needs from them) and one container.
-pub fn deployment(
-    name: &str,
-    replicas: i32,
-    annotations: serde_json::Value,
-    container: serde_json::Value,
-) -> k8s_openapi::api::apps::v1::Deployment {
+/// The label of the harness's real node (scripts/harness/node.sh: containerd, runc, kubelet).
+pub const REAL_NODE_LABEL: (&str, &str) = ("aegis.io/node", "real");
+/// The taint that keeps every other pod off the real node.
+pub const REAL_NODE_TAINT: &str = "aegis.io/real-node";
+
+/// The pod-spec fields that place a pod on the harness's real node: a nodeSelector for its label and a
+/// toleration of its taint. Part of the workload's spec, so a shadow copy lands there too.
+pub fn on_real_node() -> serde_json::Value {
+    serde_json::json!({
+        "nodeSelector": {REAL_NODE_LABEL.0: REAL_NODE_LABEL.1},
+        "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+    })
+}
+
+/// A Deployment of `replicas` pods labelled `app: <name>` with one container, on the harness's real
+/// node ([`on_real_node`]): its pods are real processes, and they fail only when the process does.
+pub fn deployment(name: &str, replicas: i32, container: serde_json::Value) -> k8s_openapi::api::apps::v1::Deployment {
+    let mut pod_spec = on_real_node();
+    pod_spec["containers"] = serde_json::json!([container]);
+    // A short grace period: the test app stops at SIGTERM at once, and namespaces go away faster.
+    pod_spec["terminationGracePeriodSeconds"] = serde_json::json!(5);
     serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -119,25 +132,28 @@ pub fn deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [container]}
-            }
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec}
         }
     }))
     .expect("valid Deployment")
 }
 
-/// The paths the demo app serves (pod annotation `aegis.io/serves-paths`: the probe fault Stages read it).
-pub const SERVES_PATHS: &str = "/healthz,/ready";
+/// The setting tests/apps/demo-api refuses to start without (it exits 1 and says so).
+pub fn database_url() -> serde_json::Value {
+    serde_json::json!({"name": "DATABASE_URL", "value": "postgres://db:5432/shop"})
+}
 
-/// The demo app's container `api` running `image`, serving [`SERVES_PATHS`] and probed on both, with
-/// quick probes so the (emulated) kubelet's verdicts come in seconds.
+/// The paths tests/apps/demo-api serves: `/healthz` (liveness), `/ready` and `/readyz` (readiness), `/`.
+pub const SERVES_PATHS: &[&str] = &["/healthz", "/ready", "/readyz", "/"];
+
+/// The demo app's container `api` running `image` with its required setting, probed on the paths it
+/// serves, with quick probes so the kubelet's verdicts come in seconds.
 pub fn probed_app(image: &str) -> serde_json::Value {
     serde_json::json!({"name": "api", "image": image, "ports": [{"containerPort": 8080}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "env": [database_url()],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1, "failureThreshold": 2},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}})
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2}})
 }
 
 /// Wait until Deployment `name` has rolled out completely: current generation observed, every replica
@@ -173,9 +189,8 @@ pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, n
 /// and a Service `api` whose selector says `app: apj` — it routes to nothing.
 pub async fn selector_typo(ns: &TestNamespace, image: &str, limit: Duration) {
     let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
-    let annotations = serde_json::json!({"aegis.io/serves-paths": SERVES_PATHS});
     deployments
-        .create(&PostParams::default(), &deployment("api", 2, annotations, probed_app(image)))
+        .create(&PostParams::default(), &deployment("api", 2, probed_app(image)))
         .await
         .expect("the Deployment is created");
     service(ns, "api", "apj", 80).await;
@@ -197,9 +212,8 @@ pub async fn service(ns: &TestNamespace, name: &str, app: &str, port: i32) {
 pub async fn oversized_requests(ns: &TestNamespace, image: &str) {
     let mut container = probed_app(image);
     container["resources"] = serde_json::json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
-    let annotations = serde_json::json!({"aegis.io/serves-paths": SERVES_PATHS});
     ns.api::<k8s_openapi::api::apps::v1::Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, annotations, container))
+        .create(&PostParams::default(), &deployment("api", 2, container))
         .await
         .expect("the Deployment is created");
 }

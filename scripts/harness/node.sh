@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# The harness's real node: containerd (Debian) + runc + the CNI bridge plugin + kubelet + kube-proxy
+# (built by build-k8s.sh), joined to the control plane that cluster.sh starts. Pods pinned to it run as
+# real processes: real exits, real OOM kills by the memory cgroup, real probes, real image pulls from the
+# local registry, real Service traffic through kube-proxy's iptables rules.
+#
+#   node.sh up STATE_DIR KUBECONFIG CA_CERT    start (idempotent); the node registers as $NODE_NAME
+#   node.sh down STATE_DIR KUBECONFIG          stop it and give the host back what it changed
+#
+# The node is labelled aegis.io/node=real and tainted aegis.io/real-node=true:NoSchedule: only workloads
+# that ask for it (a toleration and a nodeSelector, part of their spec and so copied into their shadows)
+# land here; every other pod keeps going to the kwok nodes.
+#
+# What a kubelet changes on a host, and `down` restores: the sysctls below (kubelet's kernel tunables,
+# ip_forward from the bridge plugin, route_localnet and the bridge netfilter switches from kube-proxy),
+# the iptables and ip6tables rules (every KUBE-* and CNI-* chain and every rule that jumps to one; the
+# host's own rules stay as they are), the pods' network namespaces, the bridge, the mounts under
+# STATE_DIR, and the kubepods cgroups.
+#
+# Facts of these machines (Debian 12 VM, cgroup v1, root without CAP_SYS_RESOURCE):
+#   - kubelet refuses cgroup v1 unless failCgroupV1: false;
+#   - runc cannot set a negative oom_score_adj: containerd's restrict_oom_score_adj = true;
+#   - registry.k8s.io is unreachable: the sandbox image is tests/apps/pause, imported with ctr.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cmd=${1:?up|down}; state=${2:?state dir}; kubeconfig=${3:?kubeconfig}; ca=${4:-}
+TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
+NODE_NAME=aegis-node
+POD_CIDR=10.88.0.0/16
+BRIDGE=aegis0
+SANDBOX_IMAGE=aegis.local/pause:3.10
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
+         kernel.keys.root_maxbytes net.ipv4.ip_forward net.ipv4.conf.all.route_localnet
+         net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
+node="$state/node"
+sock="$node/containerd.sock"
+log() { echo "node: $*" >&2; }
+
+bin=$(bash scripts/harness/build-k8s.sh "$TOOLS_DIR")
+kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
+ctr() { command ctr --address "$sock" --namespace k8s.io "$@"; }
+running() { [ -f "$node/$1.pid" ] && kill -0 "$(cat "$node/$1.pid")" 2>/dev/null; }
+
+start() {  # start NAME COMMAND...: a background process with its pid and log under $node
+  local name=$1; shift
+  "$@" > "$node/$name.log" 2>&1 &
+  echo $! > "$node/$name.pid"
+}
+
+stop() {  # stop NAME: TERM, then KILL after 10 s
+  local name=$1 pid
+  [ -f "$node/$name.pid" ] || return 0
+  pid=$(cat "$node/$name.pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$node/$name.pid"
+}
+
+drop_node_rules() {  # drop_node_rules iptables|ip6tables: remove what kubelet, kube-proxy and CNI added
+  local tool=$1
+  command -v "$tool-save" >/dev/null || return 0
+  "$tool-save" 2>/dev/null | awk '
+    /^\*/ { table = $0; print; next }
+    /^:(KUBE|CNI)-/ { next }
+    /^-A / && /(KUBE|CNI)-/ { next }
+    { print }' > "$node/$tool.kept"
+  "$tool-restore" < "$node/$tool.kept" 2>/dev/null || log "could not restore the host's $tool rules"
+}
+
+up() {
+  for tool in containerd runc iptables-save conntrack; do
+    command -v "$tool" >/dev/null || { log "$tool is missing (scripts/tools.sh installs it from Debian)"; exit 1; }
+  done
+  mkdir -p "$node"/{cni/net.d,cni/ipam,containerd/certs.d,kubelet,logs}
+  # What the host had before, once: `down` puts it back.
+  if [ ! -f "$node/host.saved" ]; then
+    for k in "${SYSCTLS[@]}"; do v=$(sysctl -n "$k" 2>/dev/null) && printf '%s=%s\n' "$k" "$v"; done > "$node/sysctl.saved"
+    touch "$node/host.saved"
+  fi
+  # kube-proxy's Service rules must see traffic between pods on the bridge.
+  sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1 >/dev/null 2>&1 || true
+
+  local node_ip apps dns
+  dns=$(awk '$1 == "nameserver" {print $2; exit}' /etc/resolv.conf)
+  [ -n "$dns" ] || dns=127.0.0.53
+  node_ip=$(ip -4 route get 1.1.1.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}' | head -n1)
+  [ -n "$node_ip" ] || node_ip=$(hostname -I | awk '{print $1}')
+  [ -n "$node_ip" ] || { log "no IPv4 address for the node"; exit 1; }
+
+  cat > "$node/containerd.toml" <<TOML
+version = 2
+root = "$node/containerd/root"
+state = "$node/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$node/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$SANDBOX_IMAGE"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$node/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$node/containerd/certs.d"
+TOML
+  cat > "$node/cni/net.d/10-aegis.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "aegis", "plugins": [
+  {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$node/cni/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}
+]}
+JSON
+  if ! running containerd; then
+    start containerd containerd --config "$node/containerd.toml"
+    for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+    ctr version >/dev/null 2>&1 || { log "containerd did not start:"; tail -n 20 "$node/containerd.log" >&2; exit 1; }
+  fi
+  if ! ctr images ls -q | grep -qx "$SANDBOX_IMAGE"; then
+    apps=$(bash scripts/harness/build-apps.sh "$TOOLS_DIR")
+    python3 scripts/harness/build-images.py "$node/images" "$apps" >/dev/null
+    ctr images import --index-name "$SANDBOX_IMAGE" "$node/images/pause.tar" >/dev/null
+  fi
+
+  [ -f "$ca" ] || { log "the cluster CA certificate is needed to authenticate the API server to the kubelet"; exit 64; }
+  cat > "$node/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+failSwapOn: false
+address: $node_ip
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: $ca}
+authorization: {mode: AlwaysAllow}
+containerRuntimeEndpoint: unix://$sock
+podLogsDir: $node/logs
+resolvConf: /etc/resolv.conf
+# No cluster DNS server runs here: pods resolve through the host's nameserver (and kubelet does not warn
+# MissingClusterDNS on every pod, an Event the analysis would read).
+clusterDomain: cluster.local
+clusterDNS: [$dns]
+registerWithTaints:
+- {key: aegis.io/real-node, value: "true", effect: NoSchedule}
+evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+serializeImagePulls: false
+maxPods: 50
+YAML
+  if ! running kubelet; then
+    start kubelet "$bin/kubelet" --config "$node/kubelet.yaml" --kubeconfig "$kubeconfig" --root-dir "$node/kubelet" \
+      --hostname-override "$NODE_NAME" --node-ip "$node_ip" --node-labels "aegis.io/node=real,type=real"
+  fi
+
+  cat > "$node/kube-proxy.yaml" <<YAML
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+conntrack: {maxPerCore: 0, min: 0}
+YAML
+  running kube-proxy || start kube-proxy "$bin/kube-proxy" --config "$node/kube-proxy.yaml"
+
+  local t0; t0=$(date +%s)
+  for _ in $(seq 600); do
+    [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && break
+    running kubelet || { log "kubelet exited:"; tail -n 30 "$node/kubelet.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] \
+    || { log "node $NODE_NAME not Ready after 120 s:"; tail -n 30 "$node/kubelet.log" >&2; exit 1; }
+  log "real node $NODE_NAME ($node_ip) Ready after $(( $(date +%s) - t0 ))s"
+}
+
+down() {
+  [ -d "$node" ] || return 0
+  # Pods first, while kubelet and containerd still run, so the CNI plugin takes their networks down.
+  if running kubelet && kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
+    kubectl delete pods --all-namespaces --field-selector "spec.nodeName=$NODE_NAME" --grace-period=1 --wait=false >/dev/null 2>&1 || true
+    for _ in $(seq 150); do
+      [ -z "$(ctr tasks ls -q 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+    kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
+  fi
+  stop kube-proxy
+  stop kubelet
+  # Anything kubelet left running: kill the tasks and remove the sandboxes' networks through containerd.
+  if running containerd; then
+    for t in $(ctr tasks ls -q 2>/dev/null); do ctr tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
+    sleep 0.5
+    for t in $(ctr tasks ls -q 2>/dev/null); do ctr tasks delete -f "$t" >/dev/null 2>&1 || true; done
+    for c in $(ctr containers ls -q 2>/dev/null); do ctr containers delete "$c" >/dev/null 2>&1 || true; done
+  fi
+  stop containerd
+  pkill -9 -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
+  # Network namespaces, the bridge and its veths.
+  for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns delete "$ns" 2>/dev/null || true; done
+  ip link delete "$BRIDGE" 2>/dev/null || true
+  # Mounts under the state dir (volumes, overlay snapshots, shm), deepest first.
+  awk -v root="$node" '$2 == root || index($2, root "/") == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  # kubelet's cgroup hierarchy, leaves first.
+  for hierarchy in /sys/fs/cgroup/*/; do
+    [ -d "$hierarchy/kubepods" ] && find "$hierarchy/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+  # The host's rules and tunables as they were.
+  if [ -f "$node/host.saved" ]; then
+    drop_node_rules iptables
+    drop_node_rules ip6tables
+    while IFS= read -r kv; do sysctl -qw "$kv" >/dev/null 2>&1 || log "could not restore $kv"; done < "$node/sysctl.saved"
+  fi
+  rm -rf "$node"
+}
+
+case "$cmd" in
+up) up ;;
+down) down ;;
+*) echo "usage: node.sh up STATE_DIR KUBECONFIG CA_CERT | down STATE_DIR KUBECONFIG" >&2; exit 64 ;;
+esac

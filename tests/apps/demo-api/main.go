@@ -1,0 +1,81 @@
+// demo-api: the application AEGIS's real-node tests and demo run. Small, static, and honest about its
+// failures, so that every incident the tests provoke is the process's own doing:
+//
+//   - DATABASE_URL is required: without it the process logs why and exits 1 (a crash loop from a
+//     missing setting).
+//   - ALLOCATE_MIB=N touches N MiB at start and keeps it (above the memory limit: a real OOM kill).
+//   - PORT (default 8080) is where it listens.
+//   - GET /healthz (liveness), GET /readyz and /ready (readiness), GET / (who it is: APP_VERSION, which
+//     the image sets).
+//
+// On SIGTERM it stops listening and exits 0, as a well-behaved pod does.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// held keeps the allocated memory reachable, so the collector cannot give it back.
+var held [][]byte
+
+func fatal(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "demo-api: fatal: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func main() {
+	version := os.Getenv("APP_VERSION")
+	if os.Getenv("DATABASE_URL") == "" {
+		fatal("required setting DATABASE_URL is not set")
+	}
+	if v := os.Getenv("ALLOCATE_MIB"); v != "" {
+		mib, err := strconv.Atoi(v)
+		if err != nil || mib < 0 {
+			fatal("ALLOCATE_MIB=%q is not a number of MiB", v)
+		}
+		for i := 0; i < mib; i++ {
+			chunk := make([]byte, 1<<20)
+			for j := range chunk {
+				chunk[j] = byte(j)
+			}
+			held = append(held, chunk)
+		}
+		fmt.Printf("demo-api: holding %d MiB\n", mib)
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /ready", ok)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"service": "demo-api", "version": version})
+	})
+	server := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-stop
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		server.Shutdown(ctx)
+	}()
+	fmt.Printf("demo-api %s listening on :%s\n", version, port)
+	if err := server.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fatal("%v", err)
+	}
+}

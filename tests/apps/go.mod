@@ -1,0 +1,3 @@
+module aegis.local/testapps
+
+go 1.22
