@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ProbeKind, ResourceRef, Severity, Source, VerificationPlan};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, PodTemplateSpec, Service, Taint, Toleration};
 
 use crate::diff::{Change, diff, probe_text};
 use crate::render::{mib_quantity, quantity_bytes, render_service_selector, render_workload, schedulable_amount};
@@ -295,11 +295,49 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
     }
 }
 
-/// The largest node's allocatable CPU (millicores) or memory (bytes); see [`schedulable_amount`].
-pub(crate) fn largest_node(snapshot: &Snapshot, resource: &str) -> Option<f64> {
+/// The nodes a pod of `template` may be scheduled to: schedulable, carrying every label of its
+/// nodeSelector, and with every NoSchedule/NoExecute taint tolerated. All schedulable nodes when the
+/// template is unknown. (Node affinity is not weighed: it narrows, and a fix sized for a node the pod
+/// cannot use would fail in the shadow, which is where that shows.)
+pub(crate) fn eligible_nodes<'a>(snapshot: &'a Snapshot, template: Option<&PodTemplateSpec>) -> Vec<&'a Node> {
+    let spec = template.and_then(|t| t.spec.as_ref());
+    let selector = spec.and_then(|s| s.node_selector.as_ref());
+    let tolerations = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
     snapshot
         .nodes
         .iter()
+        .filter(|n| !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
+        .filter(|n| {
+            let labels = n.metadata.labels.as_ref();
+            selector.is_none_or(|sel| sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)))
+        })
+        .filter(|n| {
+            let taints = n.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+            taints
+                .iter()
+                .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                .all(|t| tolerations.iter().any(|tol| tolerates(tol, t)))
+        })
+        .collect()
+}
+
+/// Whether a toleration matches a taint, as the scheduler decides it.
+fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
+    let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
+    let exists = tol.operator.as_deref() == Some("Exists");
+    let key_ok = match tol.key.as_deref() {
+        None | Some("") => exists,
+        Some(k) => k == taint.key,
+    };
+    let value_ok = exists || tol.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default();
+    effect_ok && key_ok && value_ok
+}
+
+/// The largest allocatable CPU (millicores) or memory (bytes) among the nodes a pod of `template` may
+/// use ([`eligible_nodes`]); see [`schedulable_amount`].
+pub(crate) fn largest_node(snapshot: &Snapshot, resource: &str, template: Option<&PodTemplateSpec>) -> Option<f64> {
+    eligible_nodes(snapshot, template)
+        .into_iter()
         .filter_map(|n| schedulable_amount(resource, &n.status.as_ref()?.allocatable.as_ref()?.get(resource)?.0))
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
@@ -370,7 +408,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             });
             match limit.as_deref().and_then(quantity_bytes) {
                 Some(bytes) => {
-                    let cap = largest_node(snapshot, "memory").unwrap_or(f64::MAX);
+                    let cap = largest_node(snapshot, "memory", w.template()).unwrap_or(f64::MAX);
                     let new = mib_quantity((bytes * 2.0).min(cap));
                     let old = limit.unwrap_or_default();
                     Decision {
@@ -409,7 +447,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             let exceeds = |c: &&k8s_openapi::api::core::v1::Container| {
                 c.resources.as_ref().and_then(|r| r.requests.as_ref()).is_some_and(|r| {
                     r.iter().any(|(res, q)| {
-                        matches!((schedulable_amount(res, &q.0), largest_node(snapshot, res)), (Some(want), Some(node)) if want > node)
+                        matches!((schedulable_amount(res, &q.0), largest_node(snapshot, res, w.template())), (Some(want), Some(node)) if want > node)
                     })
                 })
             };
@@ -422,14 +460,21 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                 c.and_then(|c| c.resources?.requests).map(|r| r.into_iter().map(|(k, v)| (k, v.0)).collect()).unwrap_or_default();
             let mut lowered = BTreeMap::new();
             let mut said = Vec::new();
+            // Room for every replica on the nodes the pod may use, and for one more pod beside them on
+            // each: with N replicas over K such nodes, the largest holds ceil(N/K) of them.
+            let eligible = eligible_nodes(snapshot, w.template()).len().max(1);
+            let per_node = (w.desired_replicas().max(1) as usize).div_ceil(eligible);
             for (res, q) in &requests {
-                let (Some(node), Some(want)) = (largest_node(snapshot, res), schedulable_amount(res, q)) else {
+                let (Some(node), Some(want)) = (largest_node(snapshot, res, w.template()), schedulable_amount(res, q)) else {
                     continue;
                 };
                 if want > node {
-                    let fit = node / 2.0;
+                    let fit = node / (per_node + 1) as f64;
                     let text = if res == "memory" { mib_quantity(fit) } else { format!("{}m", fit.floor() as u64) };
-                    said.push(format!("{res} request {q} exceeds the largest node's allocatable; lowered to {text} (half of it)"));
+                    said.push(format!(
+                        "{res} request {q} exceeds the allocatable of every node the pod may use; lowered to {text} \
+                         ({per_node} replica(s) per node and room for one more pod)"
+                    ));
                     lowered.insert(res.clone(), text);
                 }
             }

@@ -127,7 +127,7 @@ pub fn vet(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction, allo
                 let parse = if key == "cpu" { crate::render::cpu_millis } else { quantity_bytes };
                 let value = parse(q).filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| format!("{key}: {q:?} is not a quantity"))?;
                 if matches!(key.as_str(), "cpu" | "memory")
-                    && let Some(node) = crate::analyze::largest_node(snapshot, key).filter(|n| value > *n)
+                    && let Some(node) = crate::analyze::largest_node(snapshot, key, None).filter(|n| value > *n)
                 {
                     return Err(format!("{key} {q} is more than the largest node can offer ({node})"));
                 }

@@ -86,6 +86,39 @@ fn requests_larger_than_every_node_are_lowered_to_fit_and_the_fix_says_so() {
     assert!(i.fix.summary.contains("64Gi") && i.fix.summary.contains("8Gi"), "{}", i.fix.summary);
 }
 
+/// The same incident when the workload is pinned (nodeSelector + toleration) to one tainted 4Gi node,
+/// beside the three 16Gi nodes it may not use: the requests are sized for the node it may use, with
+/// room for its three replicas there and one pod more — not for the larger nodes it can never land on.
+#[test]
+fn lowered_requests_fit_the_nodes_the_workload_may_use_not_the_largest_in_the_cluster() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/pending-requests-too-large.yaml");
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let pinned = serde_json::json!({"nodeSelector": {"pool": "small"}, "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "small", "effect": "NoSchedule"}]});
+    for item in list["items"].as_array_mut().unwrap() {
+        let spec = match item["kind"].as_str() {
+            Some("Pod") => item.pointer_mut("/spec"),
+            Some("Deployment" | "ReplicaSet") => item.pointer_mut("/spec/template/spec"),
+            _ => None,
+        };
+        if let Some(spec) = spec.and_then(Value::as_object_mut) {
+            spec.extend(pinned.as_object().unwrap().clone());
+        }
+    }
+    list["items"].as_array_mut().unwrap().push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "small-1", "labels": {"pool": "small"}},
+        "spec": {"taints": [{"key": "dedicated", "value": "small", "effect": "NoSchedule"}]},
+        "status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"}, "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"}}
+    }));
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    let i = found.iter().find(|i| i.category == Category::Unschedulable).unwrap_or_else(|| panic!("{found:#?}"));
+    match &i.fix.action {
+        // 4Gi over (3 replicas on the one node + 1) = 1Gi; with all four nodes it would have been 8Gi.
+        FixAction::SetResources { requests, .. } => assert_eq!(requests.get("memory").map(String::as_str), Some("1Gi")),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_rollout_that_moved_the_liveness_probe_is_fixed_by_rolling_back() {
     let i = only("liveness-wrong-path.yaml");

@@ -84,10 +84,12 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         let now = Timestamp::now();
         let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
         let mut all_ready = !pods.is_empty();
+        let mut liveness_pending = 0;
         let mut unready_too_long = Vec::new();
         for pod in &pods {
             let signals = pod_signals(pod, now, target.unschedulable_grace);
             all_ready &= signals.ready;
+            liveness_pending = liveness_pending.max(signals.liveness_pending);
             fatal.extend(signals.fatal);
             unready_too_long.extend(signals.unready_past_probe);
         }
@@ -123,13 +125,13 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         }
         if rollout.done && all_ready && unrouted.is_empty() {
             let since = *healthy_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= window {
+            if since.elapsed() >= window && liveness_pending <= 0 {
                 let routed =
                     if target.services.is_empty() { String::new() } else { format!(", routed by Service {}", target.services.join(", ")) };
                 observations.push(format!(
-                    "rolled out, {} pod(s) ready and without restarts for {}s{routed}",
+                    "rolled out, {} pod(s) ready and without restarts for {:.0}s{routed}",
                     pods.len(),
-                    window.as_secs()
+                    since.elapsed().as_secs_f64()
                 ));
                 return Ok(HealthSummary { health: Health::Healthy, observations, elapsed });
             }
@@ -149,6 +151,10 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
 #[derive(Debug, Default, PartialEq, Eq)]
 struct PodSignals {
     ready: bool,
+    /// Seconds until every container's liveness probe has had the chance to fail (0: it has). A pod
+    /// is not shown healthy before then: a liveness probe on the wrong path or port lets the pod be
+    /// ready for its first `failureThreshold × period` seconds, then gets it killed.
+    liveness_pending: i64,
     fatal: Vec<String>,
     unready_past_probe: Vec<Unready>,
 }
@@ -191,6 +197,8 @@ fn pod_signals(pod: &Pod, now: Timestamp, unschedulable_grace: Duration) -> PodS
     }
     let probes: BTreeMap<&str, &Probe> =
         pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| Some((c.name.as_str(), c.readiness_probe.as_ref()?))).collect();
+    let liveness: BTreeMap<&str, &Probe> =
+        pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| Some((c.name.as_str(), c.liveness_probe.as_ref()?))).collect();
     for cs in status.container_statuses.iter().flatten() {
         let state = cs.state.as_ref();
         if let Some(r) = state.and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
@@ -205,6 +213,11 @@ fn pod_signals(pod: &Pod, now: Timestamp, unschedulable_grace: Duration) -> PodS
             out.fatal.push(format!("pod {name}: container {} restarted {} time(s)", cs.name, cs.restart_count));
         }
         let started = state.and_then(|s| s.running.as_ref()).and_then(|r| r.started_at.as_ref()).map(|t| t.0);
+        if let Some(probe) = liveness.get(cs.name.as_str()) {
+            // Not running yet counts as the whole allowance still to come.
+            let ran = started.map_or(0, |t| now.duration_since(t).as_secs().max(0));
+            out.liveness_pending = out.liveness_pending.max(liveness_allowance(probe) - ran);
+        }
         if let (false, Some(started), Some(probe)) = (cs.ready, started, probes.get(cs.name.as_str())) {
             let seconds = now.duration_since(started).as_secs();
             if seconds > readiness_allowance(probe) {
@@ -220,6 +233,15 @@ fn pod_signals(pod: &Pod, now: Timestamp, unschedulable_grace: Duration) -> PodS
 fn readiness_allowance(p: &Probe) -> i64 {
     let period = i64::from(p.period_seconds.unwrap_or(10).max(1));
     i64::from(p.initial_delay_seconds.unwrap_or(0)) + period * (i64::from(p.failure_threshold.unwrap_or(3).max(1)) + 1)
+}
+
+/// How long a container must have run before its liveness probe could have killed it: the initial
+/// delay, then `failureThreshold` failed probes each up to its timeout apart (defaults: 0 s, 3 × 10 s,
+/// 1 s), plus one period for the kill to show in the pod's status.
+fn liveness_allowance(p: &Probe) -> i64 {
+    let period = i64::from(p.period_seconds.unwrap_or(10).max(1));
+    let timeout = i64::from(p.timeout_seconds.unwrap_or(1).max(1));
+    i64::from(p.initial_delay_seconds.unwrap_or(0)) + (period + timeout) * i64::from(p.failure_threshold.unwrap_or(3).max(1)) + period
 }
 
 fn probe_text(p: &Probe) -> String {
@@ -398,6 +420,21 @@ mod tests {
             text,
             "pod api-1: container api not ready 12s after it started (readinessProbe GET /readyz): Readiness probe failed: HTTP probe failed with statuscode: 404"
         );
+    }
+
+    /// A ready pod whose liveness probe could not yet have failed is not proven healthy: with the
+    /// default probe (3 failures, 10 s apart, 1 s timeout) the kubelet may kill it up to 43 s after start.
+    #[test]
+    fn a_ready_pod_is_not_proven_before_its_liveness_probe_had_the_chance_to_fail() {
+        let (mut p, now) = pod(5, true, json!({"httpGet": {"path": "/ready", "port": 8080}}));
+        p.spec.as_mut().unwrap().containers[0].liveness_probe =
+            Some(serde_json::from_value(json!({"httpGet": {"path": "/healthz", "port": 8080}})).unwrap());
+        assert_eq!(pod_signals(&p, now, Duration::ZERO).liveness_pending, 43 - 5);
+        let (mut old, now) = pod(60, true, json!({"httpGet": {"path": "/ready", "port": 8080}}));
+        old.spec.as_mut().unwrap().containers[0].liveness_probe = p.spec.as_ref().unwrap().containers[0].liveness_probe.clone();
+        assert!(pod_signals(&old, now, Duration::ZERO).liveness_pending <= 0);
+        let (without, now) = pod(0, true, json!({"httpGet": {"path": "/ready", "port": 8080}}));
+        assert_eq!(pod_signals(&without, now, Duration::ZERO).liveness_pending, 0, "no liveness probe, nothing to wait for");
     }
 
     #[test]

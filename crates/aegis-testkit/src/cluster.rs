@@ -189,10 +189,7 @@ pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, n
 /// and a Service `api` whose selector says `app: apj` — it routes to nothing.
 pub async fn selector_typo(ns: &TestNamespace, image: &str, limit: Duration) {
     let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, probed_app(image)))
-        .await
-        .expect("the Deployment is created");
+    deployments.create(&PostParams::default(), &deployment("api", 2, probed_app(image))).await.expect("the Deployment is created");
     service(ns, "api", "apj", 80).await;
     wait_available(&deployments, "api", limit).await;
 }

@@ -167,7 +167,8 @@ async fn a_pod_missing_a_required_env_var_crashloops_and_adding_it_heals_the_dep
 #[tokio::test]
 async fn a_memory_limit_below_the_apps_need_is_oomkilled_by_the_kernel_and_raising_it_heals() {
     let ns = TestNamespace::create("oom").await;
-    let container = app(json!({"env": [database_url(), {"name": "ALLOCATE_MIB", "value": "200"}], "resources": {"limits": {"memory": "128Mi"}}}));
+    let container =
+        app(json!({"env": [database_url(), {"name": "ALLOCATE_MIB", "value": "200"}], "resources": {"limits": {"memory": "128Mi"}}}));
     create(&ns, &deployment("api", container)).await;
     let (_, cs) = pod_status(&ns, "api", "OOMKilled", |_, cs| cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some()).await;
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
@@ -220,7 +221,8 @@ async fn a_readiness_probe_on_a_path_the_app_does_not_serve_never_becomes_ready(
 #[tokio::test]
 async fn a_liveness_probe_on_a_port_the_app_does_not_listen_on_gets_the_container_killed_and_restarted() {
     let ns = TestNamespace::create("liveness").await;
-    let container = app(json!({"livenessProbe": {"httpGet": {"path": "/healthz", "port": 9090}, "periodSeconds": 1, "failureThreshold": 1}}));
+    let container =
+        app(json!({"livenessProbe": {"httpGet": {"path": "/healthz", "port": 9090}, "periodSeconds": 1, "failureThreshold": 1}}));
     create(&ns, &deployment("api", container)).await;
     let (_, cs) = pod_status(&ns, "api", "liveness restarts", |_, cs| cs.restart_count >= 1).await;
     assert!(cs.last_state.as_ref().unwrap().terminated.is_some(), "{cs:?}");

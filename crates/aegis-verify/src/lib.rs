@@ -78,28 +78,69 @@ impl VerifyOptions {
     }
 }
 
-async fn smoke(url: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
-    let Some(base) = url else {
+/// How often a smoke check is tried before it counts: the Service's endpoints and the node's proxy
+/// rules follow readiness by a moment, so a refused connection right after it is not yet a verdict.
+const SMOKE_ATTEMPTS: u32 = 5;
+const SMOKE_RETRY: Duration = Duration::from_millis(700);
+
+/// GET each of `paths` through the shadow's Service at `base`. A Service that cannot be reached is a
+/// failed check (the fix's traffic path is broken or cannot be shown to work), never a pass; only a
+/// workload that no Service selects has no check to run, and that is reported as skipped.
+async fn smoke(base: Option<&str>, paths: &[String]) -> Vec<SmokeCheck> {
+    let Some(base) = base else {
         return paths
             .iter()
-            .map(|p| SmokeCheck { url: p.clone(), outcome: "unreachable".into(), detail: "no Service selects the workload".into() })
+            .map(|p| SmokeCheck { url: p.clone(), outcome: SmokeOutcome::Skipped, detail: "no Service selects the workload".into() })
             .collect();
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Ok(http) = reqwest::Client::builder().timeout(Duration::from_secs(3)).build() else { return Vec::new() };
+    let http = match reqwest::Client::builder().timeout(Duration::from_secs(3)).build() {
+        Ok(h) => h,
+        Err(e) => {
+            return paths
+                .iter()
+                .map(|p| SmokeCheck {
+                    url: format!("{base}{p}"),
+                    outcome: SmokeOutcome::Unreachable,
+                    detail: format!("no HTTP client: {e}"),
+                })
+                .collect();
+        }
+    };
     let mut out = Vec::new();
     for path in paths {
         let url = format!("{base}{path}");
-        let check = match http.get(&url).send().await {
-            Ok(r) if r.status().is_success() || r.status().is_redirection() => {
-                SmokeCheck { url, outcome: "passed".into(), detail: r.status().to_string() }
+        let mut attempt = 0;
+        let check = loop {
+            attempt += 1;
+            let check = match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() || r.status().is_redirection() => {
+                    SmokeCheck { url: url.clone(), outcome: SmokeOutcome::Passed, detail: r.status().to_string() }
+                }
+                Ok(r) => SmokeCheck { url: url.clone(), outcome: SmokeOutcome::Failed, detail: r.status().to_string() },
+                Err(e) => SmokeCheck { url: url.clone(), outcome: SmokeOutcome::Unreachable, detail: error_chain(&e) },
+            };
+            let transient = check.outcome == SmokeOutcome::Unreachable || check.detail.starts_with('5');
+            if !transient || attempt >= SMOKE_ATTEMPTS {
+                break check;
             }
-            Ok(r) => SmokeCheck { url, outcome: "failed".into(), detail: r.status().to_string() },
-            Err(e) => SmokeCheck { url, outcome: "unreachable".into(), detail: e.to_string() },
+            tokio::time::sleep(SMOKE_RETRY).await;
         };
         out.push(check);
     }
     out
+}
+
+/// An error with its sources (reqwest's own message is often just "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// The health part of a result.
@@ -125,10 +166,40 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmokeCheck {
     pub url: String,
-    /// `passed` (2xx/3xx), `failed` (another status), or `unreachable` (no Service, or it cannot be
-    /// reached from where AEGIS runs — e.g. fake Service IPs in a test cluster). Only `failed` blocks.
-    pub outcome: String,
+    pub outcome: SmokeOutcome,
     pub detail: String,
+}
+
+/// What a smoke check found. `failed` and `unreachable` block the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmokeOutcome {
+    /// A 2xx or 3xx answer.
+    Passed,
+    /// Another status (after retries, for a 5xx).
+    Failed,
+    /// No answer through the Service: refused, timed out, no route (after retries).
+    Unreachable,
+    /// Nothing to check: no Service selects the workload.
+    Skipped,
+}
+
+impl SmokeOutcome {
+    /// Whether this outcome stops the fix.
+    pub fn blocks(self) -> bool {
+        matches!(self, SmokeOutcome::Failed | SmokeOutcome::Unreachable)
+    }
+}
+
+impl std::fmt::Display for SmokeOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SmokeOutcome::Passed => "passed",
+            SmokeOutcome::Failed => "failed",
+            SmokeOutcome::Unreachable => "unreachable",
+            SmokeOutcome::Skipped => "skipped",
+        })
+    }
 }
 
 /// One verification's outcome.
@@ -163,9 +234,11 @@ fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
         .unwrap_or_default()
 }
 
-/// The in-cluster URL of the first Service selecting the workload's pods (`http://svc.ns.svc:port`),
-/// for ZAP and smoke checks. `None` when no Service selects it.
-async fn service_url(client: &Client, workload: &ResourceRef, template: Option<&PodTemplateSpec>) -> Option<String> {
+/// Where the first Service selecting the workload's pods answers: its in-cluster name
+/// (`http://svc.ns.svc:port`, for ZAP, which runs in the cluster) and the address smoke checks use —
+/// its ClusterIP, which kube-proxy routes from any node and pod without cluster DNS (the name, for a
+/// headless Service). `None` when no Service selects it.
+async fn service_urls(client: &Client, workload: &ResourceRef, template: Option<&PodTemplateSpec>) -> Option<(String, String)> {
     let labels = template?.metadata.as_ref()?.labels.clone().unwrap_or_default();
     let services =
         Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
@@ -176,12 +249,24 @@ async fn service_url(client: &Client, workload: &ResourceRef, template: Option<&
             return None;
         }
         let port = spec.ports?.first()?.port;
-        Some(format!("http://{}.{}.svc:{port}", svc.metadata.name?, workload.namespace))
+        let dns = format!("http://{}.{}.svc:{port}", svc.metadata.name?, workload.namespace);
+        let direct = match spec.cluster_ip.as_deref() {
+            Some(ip) if ip.parse::<std::net::IpAddr>().is_ok() => {
+                if ip.contains(':') {
+                    format!("http://[{ip}]:{port}")
+                } else {
+                    format!("http://{ip}:{port}")
+                }
+            }
+            _ => dns.clone(),
+        };
+        Some((dns, direct))
     })
 }
 
-/// The images and manifest of a workload, as targets for the scanners.
-async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, VerifyError> {
+/// The images and manifest of a workload, as targets for the scanners, and where its Service answers
+/// smoke checks.
+async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<(Targets, Option<String>), VerifyError> {
     let (images, manifest) = match workload.kind.as_str() {
         "Deployment" => {
             let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace)
@@ -207,8 +292,8 @@ async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<Targets, 
         .ok()
         .and_then(|v| v.pointer("/spec/template").cloned())
         .and_then(|t| serde_json::from_value(t).ok());
-    let url = service_url(client, workload, template.as_ref()).await;
-    Ok(Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None })
+    let (url, smoke_base) = service_urls(client, workload, template.as_ref()).await.unzip();
+    Ok((Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None }, smoke_base))
 }
 
 /// Verify `fix` for the production workload `source`.
@@ -318,7 +403,7 @@ async fn run(
     timings: &mut Timings,
 ) -> Result<VerificationResult, VerifyError> {
     let started = Instant::now();
-    let baseline_targets = targets_of(client, source).await?;
+    let (baseline_targets, _) = targets_of(client, source).await?;
     let baseline = async {
         let t = Instant::now();
         let e = opts.runner.scan_side(&opts.policy, aegis_model::Side::Baseline, &baseline_targets).await;
@@ -360,7 +445,7 @@ async fn run(
             evidence_digest: digest,
         });
     }
-    let mut candidate_targets = targets_of(client, &shadow.workload).await?;
+    let (mut candidate_targets, smoke_base) = targets_of(client, &shadow.workload).await?;
     if opts.runner.falco.is_some() {
         candidate_targets.falco = Some(FalcoWindow { namespace: shadow.namespace.clone(), since: fixed_at, until: jiff::Timestamp::now() });
     }
@@ -368,16 +453,25 @@ async fn run(
     opts.stage(Stage::Scanning);
     let (candidate, smoke_checks) = tokio::join!(
         opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets),
-        smoke(candidate_targets.url.as_deref(), &opts.smoke_paths)
+        smoke(smoke_base.as_deref(), &opts.smoke_paths)
     );
     let candidate: Evidence = candidate;
     timings.candidate_scan_ms = t.elapsed().as_millis() as u64;
     let report = evaluate(&opts.policy, Some(&baseline), &candidate, jiff::Timestamp::now());
-    let mut reasons: Vec<String> =
-        smoke_checks.iter().filter(|c| c.outcome == "failed").map(|c| format!("smoke: GET {} answered {}", c.url, c.detail)).collect();
+    let mut reasons: Vec<String> = smoke_checks
+        .iter()
+        .filter(|c| c.outcome.blocks())
+        .map(|c| match c.outcome {
+            SmokeOutcome::Unreachable => format!("smoke: GET {} unreachable: {}", c.url, c.detail),
+            _ => format!("smoke: GET {} answered {}", c.url, c.detail),
+        })
+        .collect();
     reasons.extend(report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)));
-    let verdict = if smoke_checks.iter().any(|c| c.outcome == "failed") { Verdict::Blocked } else { report.verdict };
-    let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str()));
+    // A smoke check that blocks outranks the gate's pass — but not its error: evidence that could not
+    // be judged stays an error.
+    let smoke_blocks = smoke_checks.iter().any(|c| c.outcome.blocks());
+    let verdict = if smoke_blocks && report.verdict != Verdict::Error { Verdict::Blocked } else { report.verdict };
+    let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str(), &smoke_checks));
     Ok(VerificationResult {
         verdict,
         reasons,
@@ -388,4 +482,58 @@ async fn run(
         shadow_namespace: shadow.namespace.clone(),
         evidence_digest: digest,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTP server on loopback that answers every request with `status`.
+    async fn answering(status: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn paths() -> Vec<String> {
+        vec!["/ready".into()]
+    }
+
+    #[tokio::test]
+    async fn a_service_that_answers_2xx_passes_the_smoke_check() {
+        let checks = smoke(Some(&answering("200 OK").await), &paths()).await;
+        assert_eq!(checks[0].outcome, SmokeOutcome::Passed, "{checks:?}");
+        assert!(!checks[0].outcome.blocks());
+    }
+
+    #[tokio::test]
+    async fn a_service_that_answers_404_fails_the_smoke_check() {
+        let checks = smoke(Some(&answering("404 Not Found").await), &paths()).await;
+        assert_eq!(checks[0].outcome, SmokeOutcome::Failed, "{checks:?}");
+        assert!(checks[0].outcome.blocks());
+    }
+
+    #[tokio::test]
+    async fn a_service_that_cannot_be_reached_blocks_instead_of_passing() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let checks = smoke(Some(&format!("http://{closed}")), &paths()).await;
+        assert_eq!(checks[0].outcome, SmokeOutcome::Unreachable, "{checks:?}");
+        assert!(checks[0].outcome.blocks(), "an unreachable shadow Service is a failed check");
+        assert!(checks[0].detail.contains("onnect"), "the cause is named: {}", checks[0].detail);
+    }
+
+    #[tokio::test]
+    async fn a_workload_without_a_service_has_its_smoke_checks_skipped_not_passed() {
+        let checks = smoke(None, &paths()).await;
+        assert_eq!(checks[0].outcome, SmokeOutcome::Skipped);
+        assert!(!checks[0].outcome.blocks());
+    }
 }

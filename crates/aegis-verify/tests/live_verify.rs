@@ -1,5 +1,7 @@
-//! Shadow verification end to end on the local control plane, with the real Trivy scanning the images
-//! in the local registry (scripts/harness). Needs the harnesses; fails loudly without them.
+//! Shadow verification end to end on the local cluster's real node (scripts/harness: containerd, runc,
+//! kubelet, kube-proxy), with the real Trivy scanning the images in the local registry. Every fault is
+//! the test app's own (tests/apps/demo-api): a process that exits, is OOM-killed, or is not served where
+//! it is probed. Needs the harnesses; fails loudly without them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,15 +11,15 @@ use aegis_model::{Category, Fix, FixAction, Incident, ResourceRef, Verdict};
 use aegis_scanners::Runner;
 use aegis_scanners::trivy::{TrivyConfig, TrivyScanner};
 use aegis_security::{GatePolicy, Policy};
-use aegis_testkit::cluster::{SERVES_PATHS, TestNamespace, deployment, eventually, probed_app, wait_available};
+use aegis_testkit::cluster::{TestNamespace, database_url, deployment, eventually, probed_app, wait_available};
 use aegis_testkit::harness_env;
-use aegis_verify::{VerificationResult, VerifyOptions, verify};
+use aegis_verify::{SmokeOutcome, VerificationResult, VerifyOptions, verify};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(90);
 
 fn image(tag: &str) -> String {
     format!("{}/demo-api:{tag}", harness_env("AEGIS_REGISTRY"))
@@ -51,20 +53,16 @@ fn options(trivy_bin: PathBuf) -> VerifyOptions {
 async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (TestNamespace, Incident) {
     let ns = TestNamespace::create("verify").await;
     let container = |img: &str, env: bool| {
-        let mut c = json!({"name": "api", "image": img, "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+        let mut c = json!({"name": "api", "image": img, "ports": [{"containerPort": 8080}],
+            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}});
         if env {
-            c["env"] = json!([{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}]);
+            c["env"] = json!([database_url()]);
         }
         c
     };
     let deployments = ns.api::<Deployment>();
-    deployments
-        .create(
-            &PostParams::default(),
-            &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container(first_image, true)),
-        )
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, container(first_image, true))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     let broken: Value = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": second_image, "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
@@ -111,8 +109,9 @@ async fn no_shadow_left(client: &kube::Client, namespace: &str) {
 }
 
 #[tokio::test]
-async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
+async fn the_right_fix_on_the_same_image_passes_health_the_gate_and_a_smoke_check_through_the_real_service() {
     let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    aegis_testkit::cluster::service(&ns, "api", "api", 80).await;
     let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
     let (stages_tx, mut stages) = tokio::sync::mpsc::unbounded_channel();
     opts.progress = Some(stages_tx);
@@ -136,9 +135,10 @@ async fn the_right_fix_on_the_same_image_passes_health_and_the_gate() {
             .any(|s| s.scanner == aegis_model::Source::Trivy && s.side == aegis_model::Side::Baseline && s.status.is_ok())
     );
     assert!(result.timings.baseline_scan_ms > 0 && result.timings.health_ms > 0);
-    // No Service selects this workload: the smoke check is reported as unreachable, and does not block.
+    // The shadow's copy of the Service, reached at its ClusterIP through kube-proxy's rules.
     assert_eq!(result.smoke_checks.len(), 1);
-    assert_eq!(result.smoke_checks[0].outcome, "unreachable");
+    assert_eq!(result.smoke_checks[0].outcome, SmokeOutcome::Passed, "{:?}", result.smoke_checks);
+    assert!(result.smoke_checks[0].url.ends_with(":80/ready"), "{:?}", result.smoke_checks);
     assert_eq!(ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
 }
@@ -225,8 +225,10 @@ async fn zap_scans_the_production_and_shadow_services_and_a_new_high_alert_block
 async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rejected() {
     let ns = TestNamespace::create("verify-oom").await;
     let deployments = ns.api::<Deployment>();
-    let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
-    deployments.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container)).await.unwrap();
+    // The app holds 200 MiB: the kernel's memory cgroup kills it under a 128Mi limit.
+    let container = json!({"name": "api", "image": image("v2"), "env": [database_url(), {"name": "ALLOCATE_MIB", "value": "200"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
+    deployments.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
     let client = ns.client();
     let incident = found(&ns, Category::OOMKilled).await;
     assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
@@ -251,8 +253,7 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
 async fn regressed(prefix: &str, regression: Value, category: Category) -> (TestNamespace, Incident) {
     let ns = TestNamespace::create(prefix).await;
     let deployments = ns.api::<Deployment>();
-    let needs = json!({"aegis.io/serves-paths": SERVES_PATHS});
-    deployments.create(&PostParams::default(), &deployment("api", 2, needs, probed_app(&image("v2")))).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, probed_app(&image("v2")))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
     let incident = found(&ns, category).await;
@@ -292,8 +293,9 @@ async fn right_passes_and_wrong_is_rejected(
     right
 }
 
-/// A rollout that moves the liveness probe off the path the app serves: the kubelet kills the pods
-/// (exit 137) until they crashloop. The rollback passes in the shadow; a restart is rejected.
+/// A rollout that moves the liveness probe off the path the app serves: the kubelet kills the
+/// containers (the app stops at SIGTERM) and restarts them. The rollback passes in the shadow; a
+/// restart is rejected.
 #[tokio::test]
 async fn a_liveness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
     let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}}}]}}}});
@@ -306,7 +308,7 @@ async fn a_liveness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_
 /// threshold × period) is spent, quoting the kubelet's probe failure — not at the deadline.
 #[tokio::test]
 async fn a_readiness_probe_regression_is_rolled_back_in_the_shadow_and_a_restart_is_rejected_early() {
-    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/status", "port": 8080}}}]}}}});
     let (ns, incident) = regressed("verify-readiness", moved, Category::ReadinessProbeFailure).await;
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), "not ready").await;
 }
@@ -392,13 +394,35 @@ async fn a_zap_outage_and_a_silent_falco_feed_during_verification_give_error_wit
     no_shadow_left(&ns.client(), &result.shadow_namespace).await;
 }
 
+/// A fix whose pods are healthy but whose Service cannot carry traffic (its targetPort is not where the
+/// app listens): the smoke check through the shadow's Service cannot connect, and that blocks — an
+/// unreachable Service is a failed check, not a pass.
+#[tokio::test]
+async fn a_shadow_service_that_cannot_be_reached_fails_the_smoke_check_and_blocks() {
+    let (ns, incident) = crashloop_after_rollout(&image("v2"), &image("v2")).await;
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 9090}]}
+    }))
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Service>().create(&PostParams::default(), &svc).await.unwrap();
+    let result =
+        verify(&ns.client(), &source(&ns), &incident.fix, None, &options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")))).await.unwrap();
+    assert!(result.health.healthy, "{:?}", result.health);
+    assert_eq!(result.smoke_checks[0].outcome, SmokeOutcome::Unreachable, "{:?}", result.smoke_checks);
+    assert_eq!(result.verdict, Verdict::Blocked, "{:?}", result.reasons);
+    assert!(result.reasons.iter().any(|r| r.starts_with("smoke: GET") && r.contains("unreachable")), "{:?}", result.reasons);
+    no_shadow_left(&ns.client(), &result.shadow_namespace).await;
+}
+
 /// A workload on the host's network (or with hostPath, host PID/IPC, a privileged container) cannot be
 /// isolated in a shadow: the verification says so as its verdict (`error`, the reason named), creates
 /// nothing, and leaves production as it is.
 #[tokio::test]
 async fn a_host_network_workload_is_refused_as_not_verifiable_in_a_shadow() {
     let ns = TestNamespace::create("verify-host").await;
-    let mut d = deployment("api", 1, json!({}), probed_app(&image("v2")));
+    // No replica runs: the refusal depends on the spec alone, and no pod takes the host's port 8080.
+    let mut d = deployment("api", 0, probed_app(&image("v2")));
     d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().host_network = Some(true);
     ns.api::<Deployment>().create(&PostParams::default(), &d).await.unwrap();
     let fix = restart(&Incident {
