@@ -1,4 +1,5 @@
-//! On the local control plane: the classic incidents created for real (fault Stages), read live into a
+//! On the local cluster's real node: the classic incidents created for real (the test app's process
+//! exits, is OOM-killed, is probed where it does not serve, cannot be pulled), read live into a
 //! snapshot, analyzed to the same incident as their captured files, and the rendered fix applied with
 //! `apply_patch` — server-side dry run first, then for real — heals the workload; the inverse patch
 //! brings back what was there. Needs the cluster harness; fails loudly without it.
@@ -7,29 +8,38 @@ use std::time::Duration;
 
 use aegis_k8s::{Scope, apply_patch, snapshot};
 use aegis_model::{Category, FixAction, Incident};
-use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::cluster::{TestNamespace, database_url, deployment, eventually, on_real_node, wait_available};
+use aegis_testkit::harness_env;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(90);
 const MANAGER: &str = "aegis-tests";
 
-fn needs() -> Value {
-    json!({"aegis.io/requires-env": "DATABASE_URL", "aegis.io/serves-paths": "/healthz,/ready", "aegis.io/memory-need-mib": "200"})
+fn image(tag: &str) -> String {
+    format!("{}/demo-api:{tag}", harness_env("AEGIS_REGISTRY"))
 }
 
 fn app(name: &str) -> Value {
     json!({
         "name": name,
-        "image": "127.0.0.1:5000/demo-api:v2",
+        "image": image("v2"),
         "ports": [{"containerPort": 8080}],
-        "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}
+        "env": [database_url()],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2}
     })
+}
+
+/// The app told to hold 200 MiB under a 128Mi limit: the kernel's memory cgroup kills it.
+fn oom_app(name: &str) -> Value {
+    let mut container = app(name);
+    container["env"] = json!([database_url(), {"name": "ALLOCATE_MIB", "value": "200"}]);
+    container["resources"]["limits"]["memory"] = json!("128Mi");
+    container
 }
 
 /// Wait until a live analysis of the namespace reports `category`, and return that incident.
@@ -80,7 +90,7 @@ async fn crashloop_pod_appears(ns: &TestNamespace) {
 async fn a_crashloop_after_a_bad_rollout_is_found_live_rolled_back_and_the_inverse_restores_it() {
     let ns = TestNamespace::create("fix-crashloop").await;
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 3, needs(), app("api"))).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 3, app("api"))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     // Revision 2 drops DATABASE_URL.
     let broken =
@@ -107,9 +117,7 @@ async fn a_crashloop_after_a_bad_rollout_is_found_live_rolled_back_and_the_inver
 async fn an_oom_is_found_live_and_the_raised_limit_heals_it() {
     let ns = TestNamespace::create("fix-oom").await;
     let deployments = ns.api::<Deployment>();
-    let mut container = app("api");
-    container["resources"]["limits"]["memory"] = json!("128Mi");
-    deployments.create(&PostParams::default(), &deployment("api", 2, needs(), container)).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, oom_app("api"))).await.unwrap();
     let i = incident(&ns, Category::OOMKilled).await;
     assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits["memory"] == "256Mi"));
     apply_fix(&ns, &i).await;
@@ -122,7 +130,7 @@ async fn requests_too_large_for_any_node_are_found_live_and_the_lowered_requests
     let deployments = ns.api::<Deployment>();
     let mut container = app("api");
     container["resources"] = json!({"requests": {"cpu": "100m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
-    deployments.create(&PostParams::default(), &deployment("api", 2, needs(), container)).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
     let i = incident(&ns, Category::Unschedulable).await;
     apply_fix(&ns, &i).await;
     wait_available(&deployments, "api", WAIT).await;
@@ -132,7 +140,7 @@ async fn requests_too_large_for_any_node_are_found_live_and_the_lowered_requests
 async fn a_service_selector_typo_is_found_live_and_the_fixed_selector_gets_endpoints() {
     let ns = TestNamespace::create("fix-selector").await;
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("web", 2, needs(), app("web"))).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("web", 2, app("web"))).await.unwrap();
     let svc: Service = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
         "spec": {"selector": {"app": "wbe"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
@@ -177,7 +185,7 @@ async fn a_live_snapshot_never_reads_secrets() {
 async fn bad_rollout_is_rolled_back(prefix: &str, patch: Value, category: Category) {
     let ns = TestNamespace::create(prefix).await;
     let deployments = ns.api::<Deployment>();
-    deployments.create(&PostParams::default(), &deployment("api", 3, needs(), app("api"))).await.unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 3, app("api"))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
     let i = incident(&ns, category).await;
@@ -188,8 +196,7 @@ async fn bad_rollout_is_rolled_back(prefix: &str, patch: Value, category: Catego
 
 #[tokio::test]
 async fn a_rollout_to_a_missing_tag_is_found_live_and_rolled_back() {
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": "127.0.0.1:5000/demo-api:v2.1-does-not-exist"}]}}}});
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "image": image("v2.1-does-not-exist")}]}}}});
     bad_rollout_is_rolled_back("fix-pull", patch, Category::ImagePullBackOff).await;
 }
 
@@ -201,7 +208,7 @@ async fn a_rollout_that_moves_the_liveness_probe_is_found_live_and_rolled_back()
 
 #[tokio::test]
 async fn a_rollout_that_moves_the_readiness_probe_is_found_live_and_rolled_back() {
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/status", "port": 8080}}}]}}}});
     bad_rollout_is_rolled_back("fix-readiness", patch, Category::ReadinessProbeFailure).await;
 }
 
@@ -220,12 +227,13 @@ async fn production_applies_a_statefulset_fix_through_the_same_path_with_its_for
 async fn oom_in_a_stateful_set_is_healed(prefix: &str, guarded: bool) {
     use k8s_openapi::api::apps::v1::StatefulSet;
     let ns = TestNamespace::create(prefix).await;
-    let mut container = app("db");
-    container["resources"]["limits"]["memory"] = json!("128Mi");
+    let mut pod_spec = on_real_node();
+    pod_spec["containers"] = json!([oom_app("db")]);
+    pod_spec["terminationGracePeriodSeconds"] = json!(5);
     let sts: StatefulSet = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
         "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": {"app": "db"}},
-                 "template": {"metadata": {"labels": {"app": "db"}, "annotations": needs()}, "spec": {"containers": [container]}}}
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": pod_spec}}
     }))
     .unwrap();
     let api = ns.api::<StatefulSet>();

@@ -1,4 +1,4 @@
-//! Shadows on the local control plane: the right fix makes the shadow healthy, no fix (or a wrong one)
+//! Shadows on the local cluster's real node (containerd, runc, kubelet): the right fix makes the shadow healthy, no fix (or a wrong one)
 //! leaves it unhealthy with the reason, production is untouched throughout, and cleanup and the
 //! collector leave nothing behind. Needs the cluster harness; fails loudly without it.
 
@@ -9,19 +9,20 @@ use aegis_k8s::shadow::{ShadowSpec, collect_expired, create_shadow, delete_shado
 use aegis_k8s::{Scope, apply_fix, snapshot};
 use aegis_model::{Category, FixAction, Incident, ResourceRef};
 use aegis_testkit::cluster::{TestNamespace, deployment, eventually, wait_available};
+use aegis_testkit::harness_env;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(90);
 
 fn app() -> Value {
     json!({
-        "name": "api", "image": "127.0.0.1:5000/demo-api:v2", "ports": [{"containerPort": 8080}],
+        "name": "api", "image": format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY")), "ports": [{"containerPort": 8080}],
         "env": [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}],
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}}
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1}
     })
 }
 
@@ -36,10 +37,7 @@ async fn broken_production() -> (TestNamespace, Incident) {
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})).unwrap();
     ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
     let deployments = ns.api::<Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 3, json!({"aegis.io/requires-env": "DATABASE_URL"}), app()))
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 3, app())).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     let drop_env =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
@@ -160,9 +158,10 @@ async fn a_workload_with_its_own_service_account_and_a_node_port_service_comes_u
         "selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
         .unwrap();
     ns.api::<Service>().create(&PostParams::default(), &svc).await.unwrap();
+    // The setting as a literal: this test copies no Secret.
     let mut container = app();
-    container.as_object_mut().unwrap().remove("env");
-    let mut d = deployment("api", 1, json!({}), container);
+    container["env"] = json!([aegis_testkit::cluster::database_url()]);
+    let mut d = deployment("api", 1, container);
     d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().service_account_name = Some("api-runner".into());
     ns.api::<Deployment>().create(&PostParams::default(), &d).await.unwrap();
     wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
