@@ -127,6 +127,22 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
             s.last_terminated.push((cs.name.clone(), t.reason.clone().unwrap_or_default(), t.exit_code));
         }
     }
+    // A container the kubelet will start again, seen between two runs: a real kubelet (1.35) reports
+    // the exited run as `state.terminated` for most of the back-off, and `waiting: CrashLoopBackOff`
+    // only part of the time (kubectl shows "Error" or "Completed"). Once it has restarted before, it
+    // is in the same back-off loop either way.
+    let policy = p.spec.as_ref().and_then(|sp| sp.restart_policy.as_deref()).unwrap_or("Always");
+    for cs in status.container_statuses.iter().flatten().chain(status.init_container_statuses.iter().flatten()) {
+        if let Some(t) = cs.state.as_ref().and_then(|st| st.terminated.as_ref())
+            && cs.restart_count >= 1
+            && (policy == "Always" || (policy == "OnFailure" && t.exit_code != 0))
+            && !s.waiting.iter().any(|(c, _, _)| c == &cs.name)
+        {
+            let reason = t.reason.as_deref().unwrap_or("exited");
+            let message = format!("back-off restarting container {} after it exited ({reason}, exit code {})", cs.name, t.exit_code);
+            s.waiting.push((cs.name.clone(), "CrashLoopBackOff".into(), message));
+        }
+    }
     // A Job's pods with restartPolicy Never end in `state.terminated`, not `lastState`.
     for cs in status.container_statuses.iter().flatten() {
         if let Some(t) = cs.state.as_ref().and_then(|st| st.terminated.as_ref())

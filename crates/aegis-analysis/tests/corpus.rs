@@ -119,6 +119,28 @@ fn lowered_requests_fit_the_nodes_the_workload_may_use_not_the_largest_in_the_cl
     }
 }
 
+/// What a real kubelet (1.35) reports for most of a crash loop's back-off: the exited run as
+/// `state.terminated` (kubectl: "Error"), not `waiting: CrashLoopBackOff`. Same incident, same fix.
+#[test]
+fn a_crash_loop_seen_between_two_runs_is_still_a_crash_loop() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/crashloop-missing-env.yaml");
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut rewritten = 0;
+    for item in list["items"].as_array_mut().unwrap() {
+        for cs in item.pointer_mut("/status/containerStatuses").and_then(Value::as_array_mut).into_iter().flatten() {
+            if cs.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff") {
+                cs["state"] = serde_json::json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2026-11-26T10:00:00Z", "finishedAt": "2026-11-26T10:00:00Z"}});
+                rewritten += 1;
+            }
+        }
+    }
+    assert!(rewritten > 0, "the capture has crash-looping containers");
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].category, Category::CrashLoopBackOff);
+    assert_rollback_to_revision_1(&found[0]);
+}
+
 #[test]
 fn a_rollout_that_moved_the_liveness_probe_is_fixed_by_rolling_back() {
     let i = only("liveness-wrong-path.yaml");

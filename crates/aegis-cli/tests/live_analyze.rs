@@ -27,7 +27,7 @@ fn aegis(args: &[&str]) -> (Option<i32>, String) {
 /// The demo API's container: healthy as long as DATABASE_URL is set.
 fn api_container(image: &str) -> Value {
     json!({"name": "api", "image": image, "env": [{"name": "DATABASE_URL", "value": "postgres://db"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}})
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}}})
 }
 
 fn summary(json: &str) -> Vec<(String, String, String)> {
@@ -49,16 +49,15 @@ fn summary(json: &str) -> Vec<(String, String, String)> {
 #[tokio::test]
 async fn live_analysis_matches_the_captured_file_and_aegis_snapshot_round_trips() {
     let ns = TestNamespace::create("cli-analyze").await;
+    // The app holds 200 MiB under a 128Mi limit: the kernel kills it.
     let container = json!({
-        "name": "api", "image": "127.0.0.1:5000/demo-api:v2",
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
+        "name": "api", "image": format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY")),
+        "env": [{"name": "DATABASE_URL", "value": "postgres://db"}, {"name": "ALLOCATE_MIB", "value": "200"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
     });
-    ns.api::<Deployment>()
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/memory-need-mib": "200"}), container))
-        .await
-        .unwrap();
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
 
-    let live = eventually("OOMKilled found live", Duration::from_secs(60), || {
+    let live = eventually("OOMKilled found live", Duration::from_secs(90), || {
         let name = ns.name().to_owned();
         async move {
             let (code, out) = aegis(&["analyze", "-n", &name, "-o", "json"]);
@@ -90,15 +89,15 @@ async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_
     use k8s_openapi::api::apps::v1::Deployment as D;
     use kube::api::{Patch, PatchParams};
     let ns = TestNamespace::create("cli-verify").await;
-    let container = api_container("127.0.0.1:5000/demo-api:v2");
+    let container = api_container(&format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY")));
     let api = ns.api::<D>();
-    api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
-    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    api.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(90)).await;
     let broken =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
     api.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
     let name = ns.name().to_owned();
-    eventually("crashloop found", Duration::from_secs(60), || {
+    eventually("crashloop found", Duration::from_secs(90), || {
         let name = name.clone();
         async move {
             let (_, out) = aegis(&["analyze", "-n", &name, "-o", "json"]);
@@ -153,14 +152,14 @@ async fn shadow_create_status_verify_with_a_fix_file_and_delete() {
     let image = format!("{}/demo-api:v2", aegis_testkit::harness_env("AEGIS_REGISTRY"));
     let container = api_container(&image);
     let api = ns.api::<D>();
-    api.create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container)).await.unwrap();
-    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    api.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(90)).await;
     let name = ns.name().to_owned();
 
     let (code, out) = aegis(&["shadow", "create", "deployment/api", "-n", &name, "--ttl", "10m"]);
     assert_eq!(code, Some(0), "{out}");
     let shadow_ns = out.split_whitespace().find(|w| w.starts_with("aegis-shadow-")).expect("namespace printed").to_owned();
-    let status = eventually("shadow copy ready", Duration::from_secs(60), || {
+    let status = eventually("shadow copy ready", Duration::from_secs(90), || {
         let shadow_ns = shadow_ns.clone();
         async move {
             let (_, s) = aegis(&["shadow", "status", &shadow_ns]);
@@ -220,8 +219,8 @@ async fn a_sigint_cancels_a_verification_and_deletes_its_shadow_before_exiting()
     let image = format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY"));
     let container = api_container(&image);
     let api = ns.api::<Deployment>();
-    api.create(&PostParams::default(), &deployment("api", 1, json!({}), container)).await.unwrap();
-    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(60)).await;
+    api.create(&PostParams::default(), &deployment("api", 1, container)).await.unwrap();
+    aegis_testkit::cluster::wait_available(&api, "api", Duration::from_secs(90)).await;
     let name = ns.name().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let fix = dir.path().join("fix.yaml");
@@ -240,7 +239,7 @@ async fn a_sigint_cancels_a_verification_and_deletes_its_shadow_before_exiting()
         .spawn()
         .unwrap();
     let client = ns.client();
-    let shadow = eventually("the verification's shadow exists", Duration::from_secs(60), || {
+    let shadow = eventually("the verification's shadow exists", Duration::from_secs(90), || {
         let client = client.clone();
         let name = name.clone();
         async move {
@@ -251,7 +250,7 @@ async fn a_sigint_cancels_a_verification_and_deletes_its_shadow_before_exiting()
     .await;
     // Let the shadow's workload roll out, so the signal lands in the middle of the health window.
     let shadow_api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &shadow);
-    aegis_testkit::cluster::wait_available(&shadow_api, "api", Duration::from_secs(60)).await;
+    aegis_testkit::cluster::wait_available(&shadow_api, "api", Duration::from_secs(90)).await;
 
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
