@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aegis_model::Digest;
 use aegis_operator::crd::{Incident, Phase};
-use aegis_testkit::cluster::{SERVES_PATHS, TestNamespace, deployment, eventually, probed_app, wait_available};
+use aegis_testkit::cluster::{TestNamespace, deployment, eventually, probed_app, wait_available};
 use aegis_testkit::harness_env;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -137,12 +137,9 @@ async fn crashloop(prefix: &str) -> TestNamespace {
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;
     let container = json!({"name": "api", "image": image("v2"), "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}],
-        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}});
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}}});
     let deployments = ns.api::<Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/requires-env": "DATABASE_URL"}), container))
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     let broken =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
@@ -317,9 +314,9 @@ async fn a_rejected_fix_is_never_applied() {
     assert!(err.contains("has ended"), "{err}");
 }
 
-/// An OOM whose raised limit passes in the shadow, but production's pods — created after a moment
-/// the test chooses (`aegis.io/test-fails-after`, see the fault Stages) — crash: the monitoring sees
-/// the regression and rolls the fix back with its inverse.
+/// An OOM whose raised limit passes in the shadow, but production's pods — started after a moment
+/// the test chooses (the test app's `FAIL_AFTER`, a latent fault) — crash: the monitoring sees the
+/// regression and rolls the fix back with its inverse.
 #[tokio::test]
 async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
     let ns = TestNamespace::create("op-rollback").await;
@@ -327,9 +324,10 @@ async fn a_fix_that_regresses_in_production_is_rolled_back_automatically() {
     // Time enough to detect and verify under a loaded CI machine; production's pods come after it.
     let fails_after = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
     let fails_after = fails_after.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let container = json!({"name": "api", "image": image("v2"), "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
-    let annotations = json!({"aegis.io/memory-need-mib": "200", "aegis.io/test-fails-after": fails_after});
-    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
+    let container = json!({"name": "api", "image": image("v2"),
+        "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}, {"name": "ALLOCATE_MIB", "value": "200"}, {"name": "FAIL_AFTER", "value": fails_after}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}});
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
     let _operator = Operator::start(ns.name(), &[], None);
     let waiting = incident_in(&ns, Phase::AwaitingApproval, Duration::from_secs(55)).await;
     assert_eq!(waiting.spec.category, aegis_model::Category::OOMKilled);
@@ -495,10 +493,7 @@ async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;
     let deployments = ns.api::<Deployment>();
-    deployments
-        .create(&PostParams::default(), &deployment("api", 2, json!({"aegis.io/serves-paths": SERVES_PATHS}), probed_app(&image("v2"))))
-        .await
-        .unwrap();
+    deployments.create(&PostParams::default(), &deployment("api", 2, probed_app(&image("v2")))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
     deployments.patch("api", &PatchParams::default(), &Patch::Strategic(regression)).await.unwrap();
     ns
@@ -542,7 +537,7 @@ async fn a_liveness_probe_regression_is_resolved_by_the_operator() {
 
 #[tokio::test]
 async fn a_readiness_probe_regression_is_resolved_by_the_operator() {
-    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080}}}]}}}});
+    let moved = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "readinessProbe": {"httpGet": {"path": "/status", "port": 8080}}}]}}}});
     let ns = regressed("op-readiness", moved).await;
     resolves(&ns, aegis_model::Category::ReadinessProbeFailure).await;
 }
@@ -565,8 +560,8 @@ async fn an_oom_is_resolved_by_the_operator() {
     install_crd(&ns.client()).await;
     let mut container = probed_app(&image("v2"));
     container["resources"]["limits"]["memory"] = json!("128Mi");
-    let annotations = json!({"aegis.io/serves-paths": SERVES_PATHS, "aegis.io/memory-need-mib": "200"});
-    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, annotations, container)).await.unwrap();
+    container["env"] = json!([aegis_testkit::cluster::database_url(), {"name": "ALLOCATE_MIB", "value": "200"}]);
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
     resolves(&ns, aegis_model::Category::OOMKilled).await;
 }
 

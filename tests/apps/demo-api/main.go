@@ -5,6 +5,9 @@
 //     missing setting).
 //   - ALLOCATE_MIB=N touches N MiB at start and keeps it (above the memory limit: a real OOM kill).
 //   - PORT (default 8080) is where it listens.
+//   - FAIL_AFTER=<RFC 3339 time>: a process started after that moment exits 1 — a latent fault that
+//     shows only later (an expired certificate, a flag day), for a fix that passes in the shadow and
+//     breaks in production.
 //   - GET /healthz (liveness), GET /readyz and /ready (readiness), GET / (who it is: APP_VERSION, which
 //     the image sets).
 //
@@ -35,6 +38,15 @@ func main() {
 	version := os.Getenv("APP_VERSION")
 	if os.Getenv("DATABASE_URL") == "" {
 		fatal("required setting DATABASE_URL is not set")
+	}
+	if v := os.Getenv("FAIL_AFTER"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			fatal("FAIL_AFTER=%q is not an RFC 3339 time", v)
+		}
+		if time.Now().After(t) {
+			fatal("started after FAIL_AFTER=%s", v)
+		}
 	}
 	if v := os.Getenv("ALLOCATE_MIB"); v != "" {
 		mib, err := strconv.Atoi(v)
