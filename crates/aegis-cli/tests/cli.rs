@@ -205,10 +205,11 @@ fn junit_output_has_a_case_per_scanner_and_per_rule_with_failures_for_what_block
     assert_eq!(out.status.code(), Some(1));
     let xml = stdout(&out);
     let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut cases, mut failures, mut failed_names) = (0, 0, Vec::new());
+    let (mut cases, mut failures, mut failed_names, mut skipped) = (0, 0, Vec::new(), Vec::new());
     let mut current = String::new();
     loop {
         match reader.read_event().unwrap() {
+            quick_xml::events::Event::Empty(e) if e.name().0 == "skipped" => skipped.push(current.clone()),
             quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) if e.name().0 == "testcase" => {
                 cases += 1;
                 current = e.try_get_attribute("name").unwrap().unwrap().value.into_owned();
@@ -221,8 +222,9 @@ fn junit_output_has_a_case_per_scanner_and_per_rule_with_failures_for_what_block
             _ => {}
         }
     }
-    assert_eq!(cases, 5 + 10, "5 scanner runs + 10 gate rules");
+    assert_eq!(cases, 5 + 1 + 10, "5 scanner runs + ZAP, off in the policy and shown skipped + 10 gate rules");
     assert_eq!(failures, 3, "{failed_names:?}");
+    assert_eq!(skipped, ["candidate zap "], "ZAP, off in the policy, is skipped, not failed");
     for rule in ["trivy.fail_on", "falco.min_priority", "manifest.fail_severity"] {
         assert!(failed_names.iter().any(|n| n == rule), "{failed_names:?}");
     }

@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aegis_model::{
-    DeltaFindings, Digest, FalcoPriority, Finding, Fingerprint, GateReason, REPORT_SCHEMA_VERSION, ScannerRun, SecurityReport, Severity,
-    SeverityCounts, Source, Summary, Target, Verdict,
+    DeltaFindings, Digest, FalcoPriority, Finding, Fingerprint, GateReason, REPORT_SCHEMA_VERSION, RunStatus, ScannerRun,
+    ScannerRunSummary, SecurityReport, Severity, SeverityCounts, Side, Source, Summary, Target, Verdict,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -170,6 +170,24 @@ pub fn evaluate(policy: &GatePolicy, baseline: Option<&Evidence>, candidate: &Ev
     for s in &mut scanners {
         if policy.policy.mode(s.scanner) == Mode::Off {
             s.notes.push("not judged: off in the policy".into());
+        }
+    }
+    // A scanner the policy turned off is listed as such, never left out: a reader of the report sees
+    // what was not looked at.
+    for source in Source::ALL {
+        if policy.policy.mode(source) == Mode::Off && !scanners.iter().any(|s| s.scanner == source) {
+            scanners.push(ScannerRunSummary {
+                scanner: source,
+                side: Side::Candidate,
+                tool_version: None,
+                target: String::new(),
+                started: now,
+                duration_ms: 0,
+                status: RunStatus::Skipped { reason: "off in the policy: not run, not judged".into() },
+                findings: 0,
+                suppressed: 0,
+                notes: Vec::new(),
+            });
         }
     }
 

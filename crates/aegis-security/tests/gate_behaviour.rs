@@ -253,6 +253,21 @@ fn a_scanner_switched_off_is_listed_but_not_judged() {
     assert_eq!(report.verdict, Verdict::Blocked, "privileged container blocks");
 }
 
+/// ZAP and Falco off (they cannot run here, say) and never run: the report still names them, as
+/// skipped by the policy, so nobody reads their absence as a clean result.
+#[test]
+fn a_scanner_the_policy_turned_off_is_shown_as_off_not_left_out() {
+    let gp = trivy_only();
+    let t = run("trivy/trivy-golden-alpine-39.json", Side::Candidate, &gp);
+    let report = evaluate(&gp, None, &Evidence::new(vec![t]), now());
+    for source in [Source::Zap, Source::Falco] {
+        let shown =
+            report.scanners.iter().find(|s| s.scanner == source).unwrap_or_else(|| panic!("{source:?} missing: {:?}", report.scanners));
+        assert_eq!(shown.status.label(), "skipped");
+        assert!(shown.status.reason().unwrap().contains("off in the policy"), "{:?}", shown.status);
+    }
+}
+
 #[test]
 fn the_report_digests_identify_policy_and_evidence_exactly() {
     let gp = trivy_only();

@@ -28,22 +28,26 @@ struct Case {
     name: String,
     seconds: f64,
     failure: Option<(String, String)>,
+    /// Not run, and said so (a scanner off in the policy): JUnit's `<skipped>`. A required scanner that
+    /// did not run fails its `*.evidence` rule case besides.
+    skipped: Option<String>,
 }
 
 pub fn render(r: &SecurityReport) -> Result<String> {
     let mut cases: Vec<Case> = Vec::new();
     for run in &r.scanners {
-        let failure = match &run.status {
-            RunStatus::Ok => None,
-            RunStatus::Incomplete { reason } => Some(("incomplete".to_owned(), reason.clone())),
-            RunStatus::Skipped { reason } => Some(("skipped".to_owned(), reason.clone())),
-            RunStatus::Failed { reason } => Some(("failed".to_owned(), reason.clone())),
+        let (failure, skipped) = match &run.status {
+            RunStatus::Ok => (None, None),
+            RunStatus::Incomplete { reason } => (Some(("incomplete".to_owned(), reason.clone())), None),
+            RunStatus::Skipped { reason } => (None, Some(reason.clone())),
+            RunStatus::Failed { reason } => (Some(("failed".to_owned(), reason.clone())), None),
         };
         cases.push(Case {
             class: format!("aegis.scanner.{}", run.scanner),
             name: format!("{} {} {}", run.side.as_str(), run.scanner, run.target),
             seconds: run.duration_ms as f64 / 1000.0,
             failure,
+            skipped,
         });
     }
     let mut rules: BTreeSet<String> = RULES.iter().map(|s| s.to_string()).collect();
@@ -54,10 +58,11 @@ pub fn render(r: &SecurityReport) -> Result<String> {
             let text = hits.iter().map(|h| h.message.clone()).collect::<Vec<_>>().join("\n");
             (hits[0].message.clone(), text)
         });
-        cases.push(Case { class: "aegis.gate".to_owned(), name: rule, seconds: 0.0, failure });
+        cases.push(Case { class: "aegis.gate".to_owned(), name: rule, seconds: 0.0, failure, skipped: None });
     }
 
     let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases.iter().filter(|c| c.failure.is_none() && c.skipped.is_some()).count();
     let total: f64 = cases.iter().map(|c| c.seconds).sum();
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
@@ -72,7 +77,7 @@ pub fn render(r: &SecurityReport) -> Result<String> {
     suite.push_attribute(("tests", cases.len().to_string().as_str()));
     suite.push_attribute(("failures", failures.to_string().as_str()));
     suite.push_attribute(("errors", "0"));
-    suite.push_attribute(("skipped", "0"));
+    suite.push_attribute(("skipped", skipped.to_string().as_str()));
     suite.push_attribute(("time", format!("{total:.3}").as_str()));
     suite.push_attribute(("timestamp", r.generated_at.to_string().as_str()));
     w.write_event(Event::Start(suite))?;
@@ -81,9 +86,16 @@ pub fn render(r: &SecurityReport) -> Result<String> {
         tc.push_attribute(("classname", c.class.as_str()));
         tc.push_attribute(("name", c.name.as_str()));
         tc.push_attribute(("time", format!("{:.3}", c.seconds).as_str()));
-        match &c.failure {
-            None => w.write_event(Event::Empty(tc))?,
-            Some((message, text)) => {
+        match (&c.failure, &c.skipped) {
+            (None, None) => w.write_event(Event::Empty(tc))?,
+            (None, Some(why)) => {
+                w.write_event(Event::Start(tc))?;
+                let mut sk = BytesStart::new("skipped");
+                sk.push_attribute(("message", why.as_str()));
+                w.write_event(Event::Empty(sk))?;
+                w.write_event(Event::End(BytesEnd::new("testcase")))?;
+            }
+            (Some((message, text)), _) => {
                 w.write_event(Event::Start(tc))?;
                 let mut f = BytesStart::new("failure");
                 f.push_attribute(("message", message.as_str()));
