@@ -72,6 +72,10 @@ up() {
   for tool in containerd runc iptables-save conntrack; do
     command -v "$tool" >/dev/null || { log "$tool is missing (scripts/tools.sh installs it from Debian)"; exit 1; }
   done
+  if ! running kubelet && curl -s -m 1 http://127.0.0.1:10248/healthz >/dev/null 2>&1; then
+    log "another kubelet already serves 127.0.0.1:10248 (another harness's real node?): stop it first (cluster.sh down ITS_STATE_DIR)"
+    exit 1
+  fi
   mkdir -p "$node"/{cni/net.d,cni/ipam,containerd/certs.d,kubelet,logs}
   # What the host had before, once: `down` puts it back.
   if [ ! -f "$node/host.saved" ]; then

@@ -96,12 +96,26 @@ async fn list(cluster: &ClusterArgs, format: DataFormat) -> Result<u8> {
 }
 
 async fn show(name: &str, cluster: &ClusterArgs, format: DataFormat) -> Result<u8> {
-    let (_, api, _) = incidents(cluster).await?;
+    let (client, api, _) = incidents(cluster).await?;
     let i = api.get(name).await.with_context(|| format!("incident {name}"))?;
     match format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&i)?),
         DataFormat::Yaml => print!("{}", serde_saphyr::to_string(&i)?),
-        DataFormat::Table => print!("{}", describe(&crate::render::safe::sanitized(&i))),
+        DataFormat::Table => {
+            print!("{}", describe(&crate::render::safe::sanitized(&i)));
+            // The whole verification (scanners, findings, smoke checks) lives in its evidence ConfigMap.
+            if let Some(v) = i.status.as_ref().and_then(|s| s.verification.as_ref()) {
+                let ns = i.namespace().unwrap_or_default();
+                match aegis_operator::evidence::load(&client, &ns, &v.evidence_config_map).await {
+                    Ok(Some(result)) => {
+                        println!("Evidence (ConfigMap {}):", v.evidence_config_map);
+                        print!("{}", crate::render::incidents::verification(&crate::render::safe::sanitized(&result), false));
+                    }
+                    Ok(None) => println!("Evidence:    ConfigMap {} not found (deleted, or never stored)", v.evidence_config_map),
+                    Err(e) => println!("Evidence:    ConfigMap {} not readable: {e}", v.evidence_config_map),
+                }
+            }
+        }
     }
     Ok(0)
 }

@@ -77,25 +77,34 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
         }
         if let Some(Some(v)) = verifications.get(n) {
             let _ = writeln!(out, "{}", bold("Verification"));
-            let _ = writeln!(out, "  {} in shadow {} ({:.1}s)", v.verdict, v.shadow_namespace, v.timings.total_ms as f64 / 1000.0);
-            let _ = writeln!(out, "  health: {}", if v.health.healthy { "healthy".to_owned() } else { v.health.reasons.join("; ") });
-            for o in &v.health.observations {
-                let _ = writeln!(out, "  • {o}");
-            }
-            let t = &v.timings;
-            let _ = writeln!(
-                out,
-                "  timings: shadow {}ms, baseline scan {}ms ∥ apply {}ms + health {}ms, candidate scan {}ms",
-                t.shadow_create_ms, t.baseline_scan_ms, t.apply_ms, t.health_ms, t.candidate_scan_ms
-            );
-            for c in &v.smoke_checks {
-                let _ = writeln!(out, "  smoke GET {}: {} ({})", c.url, c.outcome, c.detail);
-            }
-            if let Some(report) = &v.security {
-                out.push_str(&crate::render::table::render(report, color));
-            }
+            out.push_str(&verification(v, color));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// One verification's result: verdict, health and what it saw, where the time went, the smoke checks,
+/// and the security report (scanners, findings, reasons). For `analyze --verify` and `incident show`.
+pub fn verification(v: &aegis_verify::VerificationResult, color: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "  {} in shadow {} ({:.1}s)", v.verdict, v.shadow_namespace, v.timings.total_ms as f64 / 1000.0);
+    let _ = writeln!(out, "  health: {}", if v.health.healthy { "healthy".to_owned() } else { v.health.reasons.join("; ") });
+    for o in &v.health.observations {
+        let _ = writeln!(out, "  • {o}");
+    }
+    let t = &v.timings;
+    let _ = writeln!(
+        out,
+        "  timings: shadow {}ms, baseline scan {}ms ∥ apply {}ms + health {}ms, candidate scan {}ms",
+        t.shadow_create_ms, t.baseline_scan_ms, t.apply_ms, t.health_ms, t.candidate_scan_ms
+    );
+    for c in &v.smoke_checks {
+        let _ = writeln!(out, "  smoke GET {}: {} ({})", c.url, c.outcome, c.detail);
+    }
+    if let Some(report) = &v.security {
+        out.push_str(&crate::render::table::render(report, color));
     }
     out
 }
