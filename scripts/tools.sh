@@ -4,7 +4,9 @@
 #   trivy v0.74.0            built from the Go module proxy (GOEXPERIMENT=jsonv2, as Trivy's own build)
 #   trivy-db + a trivy.db     built from tests/fixtures/trivy-db by trivy-db's own build command
 #   docker-registry, skopeo   Debian packages: the local OCI registry and the tool that pushes to it
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl v1.35.4, etcd v3.6.13, kwok v0.8.0
+#   containerd, runc, conntrack, containernetworking-plugins
+#                             Debian packages: the container runtime and CNI plugins of the harness's real node
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy v1.35.4, etcd v3.6.13, kwok v0.8.0
 #                             built from the Go module proxy by scripts/harness/build-k8s.sh
 #   helm v3.22.0             built from the Go module proxy: renders and lints the operator's chart
 #   @microsoft/jest-sarif, ajv  npm: the official SARIF 2.1.0 schema and a validator
@@ -27,6 +29,10 @@ timed() { local what=$1; shift; local s; s=$(date +%s); "$@"; log "$what took $(
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v containerd >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+command -v conntrack >/dev/null || missing+=(conntrack)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive
