@@ -4,8 +4,9 @@
 #   trivy v0.74.0            built from the Go module proxy (GOEXPERIMENT=jsonv2, as Trivy's own build)
 #   trivy-db + a trivy.db     built from tests/fixtures/trivy-db by trivy-db's own build command
 #   docker-registry, skopeo   Debian packages: the local OCI registry and the tool that pushes to it
-#   containerd, runc, conntrack, containernetworking-plugins
-#                             Debian packages: the container runtime and CNI plugins of the harness's real node
+#   containerd, runc, conntrack, ipset, containernetworking-plugins
+#                             Debian packages: the container runtime, CNI plugins and NetworkPolicy sets of the
+#                             harness's real node
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy v1.35.4, etcd v3.6.13, kwok v0.8.0
 #                             built from the Go module proxy by scripts/harness/build-k8s.sh
 #   helm v3.22.0             built from the Go module proxy: renders and lints the operator's chart
@@ -32,6 +33,7 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v containerd >/dev/null || missing+=(containerd)
 command -v runc >/dev/null || missing+=(runc)
 command -v conntrack >/dev/null || missing+=(conntrack)
+command -v ipset >/dev/null || missing+=(ipset)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian"

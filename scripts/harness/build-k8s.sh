@@ -4,6 +4,7 @@
 #   kubelet, kube-proxy                                                (the harness's real node, same module)
 #   etcd                                                               (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
+#   kube-router (its NetworkPolicy firewall only, on the real node)    (github.com/cloudnativelabs/kube-router/v2)
 # `go install k8s.io/kubernetes/...` fails on the module's replace directives (its staging modules point
 # at ./staging); a small wrapper module requires k8s.io/kubernetes and replaces every staging module with
 # its published v0.35.4 release, the list read from kubernetes' own go.mod. Each piece is skipped when built.
@@ -14,6 +15,10 @@ K8S_VERSION=v1.35.4
 STAGING_VERSION=v0.35.4
 ETCD_VERSION=v3.6.13
 KWOK_VERSION=v0.8.0
+# The only version the Go module proxy serves here, and security flaws are reported against it: the
+# harness runs only its NetworkPolicy firewall, as a test fixture of a loopback-bound cluster; nothing
+# AEGIS ships depends on it.
+KUBE_ROUTER_VERSION=v2.1.0
 bin="$TOOLS_DIR/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION/bin"
 mkdir -p "$bin"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -77,5 +82,10 @@ if [ ! -x "$bin/kwok" ] || [ ! -x "$bin/kwokctl" ]; then
   start=$(date +%s)
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" >&2
   log "kwok and kwokctl built in $(( $(date +%s) - start ))s"
+fi
+if [ ! -x "$bin/kube-router" ]; then
+  start=$(date +%s)
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" >&2
+  log "kube-router built in $(( $(date +%s) - start ))s"
 fi
 echo "$bin"

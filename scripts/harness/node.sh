@@ -7,6 +7,8 @@
 #   node.sh up STATE_DIR KUBECONFIG CA_CERT    start (idempotent); the node registers as $NODE_NAME
 #   node.sh down STATE_DIR KUBECONFIG          stop it and give the host back what it changed
 #
+# kube-router's firewall (and nothing else of it) enforces NetworkPolicies on the node.
+#
 # The node is labelled aegis.io/node=real and tainted aegis.io/real-node=true:NoSchedule: only workloads
 # that ask for it (a toleration and a nodeSelector, part of their spec and so copied into their shadows)
 # land here; every other pod keeps going to the kwok nodes.
@@ -27,6 +29,7 @@ cmd=${1:?up|down}; state=${2:?state dir}; kubeconfig=${3:?kubeconfig}; ca=${4:-}
 TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
 NODE_NAME=aegis-node
 POD_CIDR=10.88.0.0/16
+SERVICE_CIDR=10.0.0.0/24   # kube-apiserver's default --service-cluster-ip-range (kwokctl sets none)
 BRIDGE=aegis0
 SANDBOX_IMAGE=aegis.local/pause:3.10
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
@@ -69,7 +72,7 @@ drop_node_rules() {  # drop_node_rules iptables|ip6tables: remove what kubelet, 
 }
 
 up() {
-  for tool in containerd runc iptables-save conntrack; do
+  for tool in containerd runc iptables-save conntrack ipset; do
     command -v "$tool" >/dev/null || { log "$tool is missing (scripts/tools.sh installs it from Debian)"; exit 1; }
   done
   if ! running kubelet && curl -s -m 1 http://127.0.0.1:10248/healthz >/dev/null 2>&1; then
@@ -185,6 +188,11 @@ metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0, min: 0}
 YAML
   running kube-proxy || start kube-proxy "$bin/kube-proxy" --config "$node/kube-proxy.yaml"
+  # NetworkPolicy enforcement: kube-router's firewall alone (no routing, no service proxy), so a
+  # shadow's NetworkPolicy is enforced on this node, not only declared.
+  running kube-router || start kube-router "$bin/kube-router" --kubeconfig "$kubeconfig" --hostname-override "$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-port 20244 --metrics-port 0 --iptables-sync-period 5m
 
   local t0; t0=$(date +%s)
   for _ in $(seq 600); do
@@ -208,6 +216,7 @@ down() {
     done
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
   fi
+  stop kube-router
   stop kube-proxy
   stop kubelet
   # Anything kubelet left running: kill the tasks and remove the sandboxes' networks through containerd.
@@ -234,6 +243,8 @@ down() {
   if [ -f "$node/host.saved" ]; then
     drop_node_rules iptables
     drop_node_rules ip6tables
+    # kube-router's address sets, once no rule refers to them.
+    for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router|inet6:KUBE-|inet6:kube-router)'); do ipset destroy "$set" 2>/dev/null || true; done
     while IFS= read -r kv; do sysctl -qw "$kv" >/dev/null 2>&1 || log "could not restore $kv"; done < "$node/sysctl.saved"
   fi
   rm -rf "$node"

@@ -43,6 +43,9 @@ pub enum Command {
     /// The operator.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// What a pod can reach: run inside a shadow by the isolation probe (`probe connect ADDR...`).
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Print the Incident CustomResourceDefinition (apply it with `aegis crd | kubectl apply -f -`).
     Crd {
         #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
@@ -52,6 +55,23 @@ pub enum Command {
     Schema {
         #[arg(value_enum)]
         which: SchemaKind,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProbeCommand {
+    /// Try a TCP connection to each HOST:PORT; print `reached ADDR` or `blocked ADDR: why` per line,
+    /// to stdout and to /dev/termination-log (which the kubelet copies into the pod's status). Exits 0:
+    /// the lines are the result.
+    Connect {
+        #[arg(required = true, value_name = "HOST:PORT")]
+        addrs: Vec<String>,
+        /// How long one connection may take before it counts as blocked.
+        #[arg(long, default_value = "2s")]
+        timeout: String,
+        /// Where to write the lines besides stdout (the kubelet's termination-message file).
+        #[arg(long, default_value = "/dev/termination-log")]
+        message_file: PathBuf,
     },
 }
 
@@ -350,6 +370,11 @@ pub struct VerifyArgs {
     /// RuntimeClass for shadow pods (e.g. gvisor).
     #[arg(long)]
     pub runtime_class: Option<String>,
+    /// The image of the isolation probe run inside each shadow (it must speak `probe connect`: the
+    /// AEGIS image does). Without it isolation is reported as not checked, which blocks when the
+    /// policy requires it (by default: when Secrets were copied into the shadow).
+    #[arg(long, env = "AEGIS_ISOLATION_PROBE_IMAGE")]
+    pub isolation_probe_image: Option<String>,
     /// A ZAP daemon to scan the production and shadow Services with (when the plan names ZAP).
     #[arg(long, env = "AEGIS_ZAP_URL")]
     pub zap: Option<String>,

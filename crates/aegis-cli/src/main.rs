@@ -62,6 +62,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::Falco(c) => commands::falco::run(c).await,
         Command::Incident(c) => commands::incident::run(c).await,
         Command::Operator(c) => commands::operator::run(c).await,
+        Command::Probe(c) => commands::probe::run(c).await,
         Command::Crd { format } => commands::incident::crd(*format),
         Command::Schema { which } => {
             let schema = match which {

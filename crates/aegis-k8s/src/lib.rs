@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod health;
+pub mod isolation;
 pub mod shadow;
 
 pub use apply::{Applied, apply_fix};
@@ -33,6 +34,8 @@ pub enum K8sError {
     /// The workload cannot be copied into an isolated shadow (host namespaces, hostPath, privileged).
     #[error("{0}")]
     NotShadowable(String),
+    #[error("{what}: {source}")]
+    Request { what: String, source: kube::Error },
 }
 
 /// The reporting controller of the Events AEGIS publishes; the analysis never reads them as evidence.

@@ -57,6 +57,12 @@ pub struct Shadow {
     pub source: ResourceRef,
     /// The Services copied into the shadow: those selecting the workload, and those the fix patches.
     pub services: Vec<String>,
+    /// The Secrets copied into the shadow (what the fixed template references): their values now live
+    /// in the shadow too, so its isolation matters more (the policy's `isolation.block`).
+    pub secrets: Vec<String>,
+    /// The production Services whose copies are in the shadow, as `namespace/name`: what a shadow pod
+    /// must not be able to reach.
+    pub production_services: Vec<String>,
 }
 
 impl Shadow {
@@ -193,9 +199,14 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
         workload: ResourceRef { kind: spec.source.kind.clone(), namespace: namespace.clone(), name: spec.source.name.clone() },
         source: spec.source.clone(),
         services: Vec::new(),
+        secrets: Vec::new(),
+        production_services: Vec::new(),
     };
     match populate(client, spec, &shadow).await {
-        Ok(services) => Ok(Shadow { services, ..shadow }),
+        Ok(Populated { services, secrets }) => {
+            let production_services = services.iter().map(|s| format!("{}/{s}", spec.source.namespace)).collect();
+            Ok(Shadow { services, secrets, production_services, ..shadow })
+        }
         Err(e) => {
             let _ = delete_shadow(client, &shadow).await;
             Err(e)
@@ -203,8 +214,14 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
     }
 }
 
-/// Fill the shadow; returns the names of the Services copied.
-async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result<Vec<String>, K8sError> {
+/// What filling a shadow copied.
+struct Populated {
+    services: Vec<String>,
+    secrets: Vec<String>,
+}
+
+/// Fill the shadow; returns the names of the Services and Secrets copied.
+async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result<Populated, K8sError> {
     let (src_ns, ns, id) = (&spec.source.namespace, &shadow.namespace, &shadow.id);
     // Pods cannot be created before the namespace's default ServiceAccount exists.
     for _ in 0..100 {
@@ -281,11 +298,13 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
             create_value(&Api::<ConfigMap>::namespaced(client.clone(), ns), v, &format!("ConfigMap/{name}")).await?;
         }
     }
+    let mut copied_secrets = Vec::new();
     for name in secrets {
         if let Some(s) = Api::<Secret>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))? {
             let mut v = serde_json::to_value(s).map_err(|e| K8sError::Invalid(e.to_string()))?;
             v["metadata"]["namespace"] = ns.clone().into();
             create_value(&Api::<Secret>::namespaced(client.clone(), ns), v, &format!("Secret/{name}")).await?;
+            copied_secrets.push(name);
         }
     }
     // The pods' own ServiceAccount (else they cannot start), without its token Secrets and without its
@@ -329,7 +348,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
         "Deployment" => create_value(&Api::<Deployment>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
         _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
     }
-    Ok(services)
+    Ok(Populated { services, secrets: copied_secrets })
 }
 
 /// What isolates a shadow: a NetworkPolicy (traffic only within the shadow, to DNS and to and from

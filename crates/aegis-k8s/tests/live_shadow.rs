@@ -184,3 +184,68 @@ async fn a_workload_with_its_own_service_account_and_a_node_port_service_comes_u
     wait_available(&Api::<Deployment>::namespaced(client.clone(), &shadow.namespace), "api", WAIT).await;
     delete_shadow(&client, &shadow).await.unwrap();
 }
+
+/// Run the test app's `probe connect` client as a pod in `namespace` (on the real node) against `addrs`, and
+/// return what it printed: one `reached ADDR` or `blocked ADDR: why` line per address.
+async fn connect_from(client: &kube::Client, namespace: &str, name: &str, addrs: &[String]) -> String {
+    use k8s_openapi::api::core::v1::Pod;
+    let args: Vec<String> = ["probe", "connect"].into_iter().map(str::to_owned).chain(addrs.iter().cloned()).collect();
+    let mut spec = aegis_testkit::cluster::on_real_node();
+    spec["restartPolicy"] = json!("Never");
+    spec["containers"] = json!([{"name": "probe", "image": format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY")),
+        "args": args, "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]);
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    eventually(&format!("probe {name} done"), WAIT, || {
+        let pods = pods.clone();
+        async move {
+            let p = pods.get(name).await.map_err(|e| e.to_string())?;
+            let phase = p.status.and_then(|s| s.phase).unwrap_or_default();
+            if phase == "Succeeded" || phase == "Failed" { Ok(()) } else { Err(phase) }
+        }
+    })
+    .await;
+    pods.logs(name, &Default::default()).await.unwrap()
+}
+
+/// The shadow's NetworkPolicy is enforced on the real node (kube-router's firewall), not only declared:
+/// from inside the shadow, production's Service cannot be reached and the API server's endpoint does
+/// not even answer (the connection times out: dropped), while the shadow's own Service answers. The
+/// same client in production reaches production's Service and is refused by the API server's endpoint
+/// (nothing listens there for pods on this machine: the path is open, the port closed) — so what the
+/// shadow sees is the policy's doing.
+#[tokio::test]
+async fn a_pod_in_a_shadow_cannot_reach_production_or_the_api_server_but_reaches_the_shadow() {
+    let (ns, incident) = broken_production().await;
+    let client = ns.client();
+    let shadow = create_shadow(&client, &spec(&ns, &incident), jiff::Timestamp::now()).await.expect("shadow created");
+    apply_fix(&client, &retarget(&incident.fix, &shadow), false, "aegis-shadow").await.unwrap();
+    let summary = watch_health(&client, &shadow.health_target(), Duration::from_secs(2), WAIT).await.unwrap();
+    assert_eq!(summary.health, Health::Healthy, "{:?}", summary.observations);
+
+    let service_ip = |namespace: String| {
+        let client = client.clone();
+        async move {
+            let svc = Api::<Service>::namespaced(client, &namespace).get("api").await.unwrap();
+            format!("{}:80", svc.spec.unwrap().cluster_ip.unwrap())
+        }
+    };
+    let production = service_ip(ns.name().to_owned()).await;
+    let own = service_ip(shadow.namespace.clone()).await;
+    let endpoints = Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(client.clone(), "default").get("kubernetes").await.unwrap();
+    let subset = &endpoints.subsets.unwrap()[0];
+    let api_server = format!("{}:{}", subset.addresses.as_ref().unwrap()[0].ip, subset.ports.as_ref().unwrap()[0].port);
+    let targets = [production.clone(), api_server.clone(), own.clone()];
+
+    let from_shadow = connect_from(&client, &shadow.namespace, "probe", &targets).await;
+    let from_production = connect_from(&client, ns.name(), "probe", &targets[..2]).await;
+    eprintln!("from the shadow:\n{from_shadow}from production:\n{from_production}");
+    assert!(from_production.contains(&format!("reached {production}")), "the client works: {from_production}");
+    assert!(from_production.contains(&format!("blocked {api_server}")) && from_production.contains("refused"), "{from_production}");
+    assert!(from_shadow.contains(&format!("blocked {production}")), "production is out of the shadow's reach: {from_shadow}");
+    let api_line = from_shadow.lines().find(|l| l.contains(&api_server)).unwrap_or_default();
+    assert!(api_line.starts_with("blocked") && !api_line.contains("refused"), "dropped by the policy, not refused: {api_line}");
+    assert!(from_shadow.contains(&format!("reached {own}")), "the shadow's own Service answers: {from_shadow}");
+    delete_shadow(&client, &shadow).await.unwrap();
+}

@@ -157,6 +157,39 @@ impl Default for ManifestPolicy {
     }
 }
 
+/// When a shadow whose isolation was not shown to be enforced stops the fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationBlock {
+    /// When Secrets were copied into the shadow: their values would sit in a namespace that can reach
+    /// production or the API server.
+    #[default]
+    WhenSecretsCopied,
+    /// Always: every verification needs an isolation probe that shows enforcement.
+    Always,
+    /// Never: isolation is reported, not required.
+    Never,
+}
+
+/// The shadow's isolation, as a probe from inside it shows it (`aegis_k8s::isolation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IsolationPolicy {
+    /// When "not enforced" (or not checked) blocks: `when_secrets_copied` (default), `always`, `never`.
+    pub block: IsolationBlock,
+}
+
+impl IsolationPolicy {
+    /// Whether isolation must be shown enforced for this shadow.
+    pub fn required(&self, secrets_copied: bool) -> bool {
+        match self.block {
+            IsolationBlock::WhenSecretsCopied => secrets_copied,
+            IsolationBlock::Always => true,
+            IsolationBlock::Never => false,
+        }
+    }
+}
+
 /// The policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default, rename_all = "camelCase")]
@@ -171,6 +204,8 @@ pub struct Policy {
     pub zap: ZapPolicy,
     pub falco: FalcoPolicy,
     pub manifest: ManifestPolicy,
+    /// The shadow's isolation (verifications only; `aegis gate` has no shadow).
+    pub isolation: IsolationPolicy,
 }
 
 /// Why a policy could not be loaded.

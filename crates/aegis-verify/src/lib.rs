@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use aegis_k8s::health::{Health, watch_health};
+use aegis_k8s::isolation::{Isolation, IsolationStatus, probe_isolation};
 use aegis_k8s::shadow::{self, Shadow, ShadowSpec};
 use aegis_model::{Digest, Fix, ResourceRef, SecurityReport, Verdict};
 use aegis_scanners::{FalcoWindow, ImageRef, ManifestSource, Runner, Targets};
@@ -67,6 +68,9 @@ pub struct VerifyOptions {
     pub smoke_paths: Vec<String>,
     /// Each stage, as it begins, for a progress display (never blocks the verification).
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<Stage>>,
+    /// The isolation probe (an image speaking `probe connect`: the AEGIS image). `None`: isolation is
+    /// reported as not checked, and blocks when the policy requires it.
+    pub isolation_probe: Option<aegis_k8s::isolation::ProbeSpec>,
 }
 
 impl VerifyOptions {
@@ -212,6 +216,9 @@ pub struct VerificationResult {
     pub health: HealthReport,
     pub security: Option<SecurityReport>,
     pub smoke_checks: Vec<SmokeCheck>,
+    /// Whether a pod inside the shadow could reach production or the API server.
+    #[serde(default)]
+    pub isolation: Isolation,
     pub timings: Timings,
     pub shadow_namespace: String,
     /// Digest of the fix, the health observations and the security evidence: what an approval binds to.
@@ -341,6 +348,7 @@ pub async fn verify_until(
                 health: HealthReport { healthy: false, reasons: vec![why.clone()], observations: vec![] },
                 security: None,
                 smoke_checks: Vec::new(),
+                isolation: Isolation::default(),
                 timings: Timings { total_ms: total.elapsed().as_millis() as u64, ..Timings::default() },
                 shadow_namespace: String::new(),
                 evidence_digest: Digest::of_json(&(fix, &why)),
@@ -371,6 +379,7 @@ pub async fn verify_until(
             health: HealthReport { healthy: false, reasons: vec![short.into()], observations: vec![] },
             security: None,
             smoke_checks: Vec::new(),
+            isolation: Isolation::default(),
             timings: Timings::default(),
             shadow_namespace: shadow.namespace.clone(),
             evidence_digest: Digest::of_bytes(short.as_bytes()),
@@ -440,6 +449,7 @@ async fn run(
             health: health_report,
             security: None,
             smoke_checks: Vec::new(),
+            isolation: Isolation::default(),
             timings: timings.clone(),
             shadow_namespace: shadow.namespace.clone(),
             evidence_digest: digest,
@@ -451,9 +461,22 @@ async fn run(
     }
     let t = Instant::now();
     opts.stage(Stage::Scanning);
-    let (candidate, smoke_checks) = tokio::join!(
+    let shadow_template: Option<PodTemplateSpec> = candidate_targets
+        .manifests
+        .first()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m.text).ok())
+        .and_then(|v| v.pointer("/spec/template").cloned())
+        .and_then(|t| serde_json::from_value(t).ok());
+    let isolation = async {
+        match &opts.isolation_probe {
+            Some(probe) => probe_isolation(client, shadow, shadow_template.as_ref(), probe).await,
+            None => Isolation::not_checked("no isolation probe is configured (--isolation-probe-image)"),
+        }
+    };
+    let (candidate, smoke_checks, isolation) = tokio::join!(
         opts.runner.scan_side(&opts.policy, aegis_model::Side::Candidate, &candidate_targets),
-        smoke(smoke_base.as_deref(), &opts.smoke_paths)
+        smoke(smoke_base.as_deref(), &opts.smoke_paths),
+        isolation
     );
     let candidate: Evidence = candidate;
     timings.candidate_scan_ms = t.elapsed().as_millis() as u64;
@@ -466,18 +489,37 @@ async fn run(
             _ => format!("smoke: GET {} answered {}", c.url, c.detail),
         })
         .collect();
+    // Isolation the policy requires (by default: when Secrets were copied into the shadow) must be
+    // shown: reached production is a block, a probe that did not run is evidence that cannot be judged.
+    let isolation_required = opts.policy.policy.isolation.required(!shadow.secrets.is_empty());
+    let (isolation_blocks, isolation_error) = match (isolation.status, isolation_required) {
+        (IsolationStatus::NotEnforced, true) => (true, false),
+        (IsolationStatus::NotChecked, true) => (false, true),
+        _ => (false, false),
+    };
+    if isolation_blocks || isolation_error {
+        let copied = if shadow.secrets.is_empty() { String::new() } else { format!(" (Secrets copied: {})", shadow.secrets.join(", ")) };
+        reasons.push(format!("isolation {}{copied}: {}", isolation.status, isolation.detail));
+    }
     reasons.extend(report.reasons.iter().map(|r| format!("security [{}]: {}", r.rule, r.message)));
-    // A smoke check that blocks outranks the gate's pass — but not its error: evidence that could not
-    // be judged stays an error.
+    // A smoke check or isolation that blocks outranks the gate's pass — but not its error: evidence
+    // that could not be judged stays an error.
     let smoke_blocks = smoke_checks.iter().any(|c| c.outcome.blocks());
-    let verdict = if smoke_blocks && report.verdict != Verdict::Error { Verdict::Blocked } else { report.verdict };
-    let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str(), &smoke_checks));
+    let verdict = if report.verdict == Verdict::Error || isolation_error {
+        Verdict::Error
+    } else if smoke_blocks || isolation_blocks {
+        Verdict::Blocked
+    } else {
+        report.verdict
+    };
+    let digest = Digest::of_json(&(fix, &health_report, report.evidence_digest.as_str(), &smoke_checks, &isolation));
     Ok(VerificationResult {
         verdict,
         reasons,
         health: health_report,
         security: Some(report),
         smoke_checks,
+        isolation,
         timings: timings.clone(),
         shadow_namespace: shadow.namespace.clone(),
         evidence_digest: digest,

@@ -45,6 +45,7 @@ fn options(trivy_bin: PathBuf) -> VerifyOptions {
         shadow_ttl: Duration::from_secs(600),
         smoke_paths: vec!["/ready".into()],
         progress: None,
+        isolation_probe: None,
     }
 }
 
@@ -71,17 +72,27 @@ async fn crashloop_after_rollout(first_image: &str, second_image: &str) -> (Test
     (ns, incident)
 }
 
-/// Wait until a live analysis of the namespace reports `category`, and return that incident.
+/// Wait until a live analysis of the namespace reports `category`, and return that incident. Called
+/// right after the fault is made: the time it takes is the fault's time to show on the real node
+/// (printed for bench/real-node.sh).
 async fn found(ns: &TestNamespace, category: Category) -> Incident {
+    let start = std::time::Instant::now();
     let (client, scope) = (ns.client(), Scope { namespace: Some(ns.name().to_owned()), label_selector: None });
-    eventually(&format!("{category} found"), WAIT, || {
+    let incident = eventually(&format!("{category} found"), WAIT, || {
         let (client, scope) = (client.clone(), scope.clone());
         async move {
             let snap = snapshot(&client, &scope).await.map_err(|e| e.to_string())?;
             aegis_analysis::analyze(&snap).into_iter().find(|i| i.category == category).ok_or_else(|| "not yet".to_owned())
         }
     })
-    .await
+    .await;
+    eprintln!("bench-real-node detected {category} {}", start.elapsed().as_millis());
+    incident
+}
+
+/// One line for bench/real-node.sh: where a passing verification's time went.
+fn bench_line(category: &str, r: &VerificationResult) {
+    eprintln!("bench-real-node verified {category} {}", serde_json::to_string(&r.timings).unwrap_or_default());
 }
 
 /// The wrong fix for any of these incidents: a restart changes nothing the fault depends on.
@@ -126,6 +137,7 @@ async fn the_right_fix_on_the_same_image_passes_health_the_gate_and_a_smoke_chec
     assert_eq!(seen, [Stage::CreatingShadow, Stage::WatchingHealth, Stage::Scanning, Stage::CleaningUp], "a watcher sees every stage");
     assert!(result.health.healthy, "{:?}", result.health);
     assert_eq!(result.verdict, Verdict::Passed, "{:?}", result.reasons);
+    bench_line("CrashLoopBackOff", &result);
     let security = result.security.as_ref().unwrap();
     assert!(security.findings.new.is_empty());
     assert!(
@@ -238,6 +250,7 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     let right = verify(&client, &source(&ns), &incident.fix, Some("oom".into()), &opts).await.unwrap();
     assert!(right.health.healthy, "{:?}", right.health);
     assert_eq!(right.verdict, Verdict::Passed, "{:?}", right.reasons);
+    bench_line("OOMKilled", &right);
     no_shadow_left(&client, &right.shadow_namespace).await;
 
     let wrong = verify(&client, &source(&ns), &restart(&incident), Some("oom".into()), &opts).await.unwrap();
@@ -282,6 +295,7 @@ async fn right_passes_and_wrong_is_rejected(
     assert!(!rejected.health.healthy, "{:?}", rejected.health);
     assert_eq!(rejected.verdict, Verdict::Blocked, "{:?}", rejected.reasons);
     assert!(rejected.health.reasons.iter().any(|r| r.contains(wrong_reason)), "expected {wrong_reason:?} in {:?}", rejected.health.reasons);
+    bench_line(&incident.category.to_string(), &right);
     eprintln!(
         "right fix: {} {:?} {:?}\nwrong fix: {} {:?}",
         right.verdict, right.reasons, right.timings, rejected.verdict, rejected.health.reasons

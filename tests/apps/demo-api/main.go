@@ -12,16 +12,23 @@
 //     the image sets).
 //
 // On SIGTERM it stops listening and exits 0, as a well-behaved pod does.
+//
+// `demo-api probe connect HOST:PORT...` is a client instead, with the contract of `aegis probe connect`
+// (the isolation probe AEGIS runs inside a shadow): it tries a TCP connection to each address (2 s
+// each), writes `reached ADDR` or `blocked ADDR: why` per line to stdout and /dev/termination-log, and
+// exits 0. The harness cannot build AEGIS's own image (no Docker engine), so the tests use this one.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -34,7 +41,27 @@ func fatal(format string, args ...any) {
 	os.Exit(1)
 }
 
+func connect(addrs []string) {
+	var out strings.Builder
+	for _, addr := range addrs {
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			fmt.Fprintf(&out, "blocked %s: %v\n", addr, err)
+			continue
+		}
+		conn.Close()
+		fmt.Fprintf(&out, "reached %s\n", addr)
+	}
+	fmt.Print(out.String())
+	// Inside a pod the kubelet copies this file into the pod's status; elsewhere it may not exist.
+	_ = os.WriteFile("/dev/termination-log", []byte(out.String()), 0o644)
+}
+
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "probe" && os.Args[2] == "connect" {
+		connect(os.Args[3:])
+		return
+	}
 	version := os.Getenv("APP_VERSION")
 	if os.Getenv("DATABASE_URL") == "" {
 		fatal("required setting DATABASE_URL is not set")

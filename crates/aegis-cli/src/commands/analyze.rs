@@ -119,6 +119,10 @@ pub(crate) fn verify_options(
         shadow_ttl: std::time::Duration::from_secs(3600),
         smoke_paths: Vec::new(),
         progress: None,
+        isolation_probe: v
+            .isolation_probe_image
+            .clone()
+            .map(|image| aegis_k8s::isolation::ProbeSpec { image, deadline: std::time::Duration::from_secs(60) }),
     })
 }
 

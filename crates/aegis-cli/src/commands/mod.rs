@@ -5,6 +5,7 @@ pub mod falco;
 pub mod gate;
 pub mod incident;
 pub mod operator;
+pub mod probe;
 pub mod scan;
 
 use std::path::Path;
