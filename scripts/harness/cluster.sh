@@ -12,6 +12,7 @@ cmd=${1:?up|down}; state=${2:?state dir}
 TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
 KWOK_VERSION=v0.8.0
 NAME=aegis
+API_PORT=16443   # like a real cluster's 6443: outside the NodePort range
 export KWOK_WORKDIR="$state/kwok"
 log() { echo "cluster: $*" >&2; }
 
@@ -40,6 +41,9 @@ apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
 options:
   bindAddress: 127.0.0.1
+  # Outside the NodePort range (30000-32767), where kwokctl would pick one: kube-router lets pods reach
+  # local node ports, and the isolation tests must see the NetworkPolicy, not that, stop a shadow pod.
+  kubeApiserverPort: $API_PORT
 componentsPatches:
 - name: kwok-controller
   extraArgs:

@@ -15,8 +15,8 @@
 #
 # What a kubelet changes on a host, and `down` restores: the sysctls below (kubelet's kernel tunables,
 # ip_forward from the bridge plugin, route_localnet and the bridge netfilter switches from kube-proxy),
-# the iptables and ip6tables rules (every KUBE-* and CNI-* chain and every rule that jumps to one; the
-# host's own rules stay as they are), the pods' network namespaces, the bridge, the mounts under
+# the iptables and ip6tables rules (every KUBE-*, CNI-* and AEGIS-* chain and every rule that jumps to
+# one; the host's own rules stay as they are), kube-router's ipsets, the pods' network namespaces, the bridge, the mounts under
 # STATE_DIR, and the kubepods cgroups.
 #
 # Facts of these machines (Debian 12 VM, cgroup v1, root without CAP_SYS_RESOURCE):
@@ -30,6 +30,7 @@ TOOLS_DIR="${AEGIS_TOOLS_DIR:-$HOME/.cache/aegis-tools}"
 NODE_NAME=aegis-node
 POD_CIDR=10.88.0.0/16
 SERVICE_CIDR=10.0.0.0/24   # kube-apiserver's default --service-cluster-ip-range (kwokctl sets none)
+API_SERVICE_IP=10.0.0.1    # the `kubernetes` Service: the range's first address
 BRIDGE=aegis0
 SANDBOX_IMAGE=aegis.local/pause:3.10
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
@@ -43,6 +44,14 @@ bin=$(bash scripts/harness/build-k8s.sh "$TOOLS_DIR")
 kubectl() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 ctr() { command ctr --address "$sock" --namespace k8s.io "$@"; }
 running() { [ -f "$node/$1.pid" ] && kill -0 "$(cat "$node/$1.pid")" 2>/dev/null; }
+
+# write_if_changed FILE < content: kube-proxy exits when its configuration file is rewritten, even with
+# the same bytes, so a second `up` must leave unchanged files alone.
+write_if_changed() {
+  local tmp="$1.new"
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
 
 start() {  # start NAME COMMAND...: a background process with its pid and log under $node
   local name=$1; shift
@@ -65,8 +74,8 @@ drop_node_rules() {  # drop_node_rules iptables|ip6tables: remove what kubelet, 
   command -v "$tool-save" >/dev/null || return 0
   "$tool-save" 2>/dev/null | awk '
     /^\*/ { table = $0; print; next }
-    /^:(KUBE|CNI)-/ { next }
-    /^-A / && /(KUBE|CNI)-/ { next }
+    /^:(KUBE|CNI|AEGIS)-/ { next }
+    /^-A / && /(KUBE|CNI|AEGIS)-/ { next }
     { print }' > "$node/$tool.kept"
   "$tool-restore" < "$node/$tool.kept" 2>/dev/null || log "could not restore the host's $tool rules"
 }
@@ -95,7 +104,7 @@ up() {
   [ -n "$node_ip" ] || node_ip=$(hostname -I | awk '{print $1}')
   [ -n "$node_ip" ] || { log "no IPv4 address for the node"; exit 1; }
 
-  cat > "$node/containerd.toml" <<TOML
+  write_if_changed "$node/containerd.toml" <<TOML
 version = 2
 root = "$node/containerd/root"
 state = "$node/containerd/state"
@@ -120,7 +129,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$node/containerd/certs.d"
 TOML
-  cat > "$node/cni/net.d/10-aegis.conflist" <<JSON
+  write_if_changed "$node/cni/net.d/10-aegis.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "aegis", "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$node/cni/ipam"}},
@@ -139,7 +148,7 @@ JSON
   fi
 
   [ -f "$ca" ] || { log "the cluster CA certificate is needed to authenticate the API server to the kubelet"; exit 64; }
-  cat > "$node/kubelet.yaml" <<YAML
+  write_if_changed "$node/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -175,7 +184,7 @@ YAML
       --hostname-override "$NODE_NAME" --node-ip "$node_ip" --node-labels "aegis.io/node=real,type=real"
   fi
 
-  cat > "$node/kube-proxy.yaml" <<YAML
+  write_if_changed "$node/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $kubeconfig}
@@ -188,11 +197,22 @@ metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0, min: 0}
 YAML
   running kube-proxy || start kube-proxy "$bin/kube-proxy" --config "$node/kube-proxy.yaml"
-  # NetworkPolicy enforcement: kube-router's firewall alone (no routing, no service proxy), so a
-  # shadow's NetworkPolicy is enforced on this node, not only declared.
-  running kube-router || start kube-router "$bin/kube-router" --kubeconfig "$kubeconfig" --hostname-override "$NODE_NAME" \
-    --run-firewall=true --run-router=false --run-service-proxy=false --service-cluster-ip-range "$SERVICE_CIDR" \
-    --health-port 20244 --metrics-port 0 --iptables-sync-period 5m
+  # Pods reach the API server as in any cluster, through the `kubernetes` Service: it listens on
+  # loopback here, so traffic from the pods' bridge to the Service's address is sent there (and only
+  # from the bridge: the API server stays off the host's network). The isolation tests need a real
+  # path to it, for the shadow's NetworkPolicy to be what stops them.
+  local api_port
+  api_port=$(awk '/server:/ {print $2}' "$kubeconfig" | head -n1 | sed 's|.*:||')
+  sysctl -qw net.ipv4.conf.all.route_localnet=1 >/dev/null
+  iptables -t nat -N AEGIS-POD-APISERVER 2>/dev/null || iptables -t nat -F AEGIS-POD-APISERVER
+  iptables -t nat -A AEGIS-POD-APISERVER -i "$BRIDGE" -d "$API_SERVICE_IP" -p tcp --dport 443 -j DNAT --to-destination "127.0.0.1:$api_port"
+  # Before kube-proxy's Service rules (it prepends its own jump when it starts, so wait for it first).
+  for _ in $(seq 100); do
+    iptables -t nat -C PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES 2>/dev/null && break
+    sleep 0.1
+  done
+  iptables -t nat -D PREROUTING -j AEGIS-POD-APISERVER 2>/dev/null || true
+  iptables -t nat -I PREROUTING 1 -j AEGIS-POD-APISERVER
 
   local t0; t0=$(date +%s)
   for _ in $(seq 600); do
@@ -202,7 +222,16 @@ YAML
   done
   [ "$(kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] \
     || { log "node $NODE_NAME not Ready after 120 s:"; tail -n 30 "$node/kubelet.log" >&2; exit 1; }
-  log "real node $NODE_NAME ($node_ip) Ready after $(( $(date +%s) - t0 ))s"
+  # NetworkPolicy enforcement: kube-router's firewall alone (no routing, no service proxy), so a
+  # shadow's NetworkPolicy is enforced on this node, not only declared. It needs the Node object.
+  if ! running kube-router; then
+    start kube-router "$bin/kube-router" --kubeconfig "$kubeconfig" --hostname-override "$NODE_NAME" \
+      --run-firewall=true --run-router=false --run-service-proxy=false --service-cluster-ip-range "$SERVICE_CIDR" \
+      --health-port 20244 --metrics-port 0 --iptables-sync-period 5m
+    for _ in $(seq 100); do curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 && break; running kube-router || break; sleep 0.2; done
+    curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 || { log "kube-router did not become healthy:"; tail -n 20 "$node/kube-router.log" >&2; exit 1; }
+  fi
+  log "real node $NODE_NAME ($node_ip) Ready after $(( $(date +%s) - t0 ))s, NetworkPolicies enforced by kube-router"
 }
 
 down() {

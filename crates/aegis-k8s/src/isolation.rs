@@ -106,7 +106,8 @@ async fn targets(client: &Client, shadow: &Shadow) -> Vec<(String, String)> {
     for (ns, name, label) in wanted {
         let Ok(Some(svc)) = Api::<Service>::namespaced(client.clone(), &ns).get_opt(&name).await else { continue };
         let Some(spec) = svc.spec else { continue };
-        let (Some(ip), Some(port)) = (spec.cluster_ip.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()), spec.ports.and_then(|p| p.first().map(|p| p.port)))
+        let (Some(ip), Some(port)) =
+            (spec.cluster_ip.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()), spec.ports.and_then(|p| p.first().map(|p| p.port)))
         else {
             continue;
         };

@@ -210,11 +210,9 @@ async fn connect_from(client: &kube::Client, namespace: &str, name: &str, addrs:
 }
 
 /// The shadow's NetworkPolicy is enforced on the real node (kube-router's firewall), not only declared:
-/// from inside the shadow, production's Service cannot be reached and the API server's endpoint does
-/// not even answer (the connection times out: dropped), while the shadow's own Service answers. The
-/// same client in production reaches production's Service and is refused by the API server's endpoint
-/// (nothing listens there for pods on this machine: the path is open, the port closed) — so what the
-/// shadow sees is the policy's doing.
+/// from inside the shadow, production's Service and the API server (the `kubernetes` Service) cannot be
+/// reached, while the shadow's own Service answers. The same client in production reaches both — so
+/// what the shadow sees is the policy's doing.
 #[tokio::test]
 async fn a_pod_in_a_shadow_cannot_reach_production_or_the_api_server_but_reaches_the_shadow() {
     let (ns, incident) = broken_production().await;
@@ -224,28 +222,26 @@ async fn a_pod_in_a_shadow_cannot_reach_production_or_the_api_server_but_reaches
     let summary = watch_health(&client, &shadow.health_target(), Duration::from_secs(2), WAIT).await.unwrap();
     assert_eq!(summary.health, Health::Healthy, "{:?}", summary.observations);
 
-    let service_ip = |namespace: String| {
+    let service_ip = |namespace: String, name: &'static str| {
         let client = client.clone();
         async move {
-            let svc = Api::<Service>::namespaced(client, &namespace).get("api").await.unwrap();
-            format!("{}:80", svc.spec.unwrap().cluster_ip.unwrap())
+            let svc = Api::<Service>::namespaced(client, &namespace).get(name).await.unwrap();
+            let spec = svc.spec.unwrap();
+            format!("{}:{}", spec.cluster_ip.unwrap(), spec.ports.unwrap()[0].port)
         }
     };
-    let production = service_ip(ns.name().to_owned()).await;
-    let own = service_ip(shadow.namespace.clone()).await;
-    let endpoints = Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(client.clone(), "default").get("kubernetes").await.unwrap();
-    let subset = &endpoints.subsets.unwrap()[0];
-    let api_server = format!("{}:{}", subset.addresses.as_ref().unwrap()[0].ip, subset.ports.as_ref().unwrap()[0].port);
+    let production = service_ip(ns.name().to_owned(), "api").await;
+    let own = service_ip(shadow.namespace.clone(), "api").await;
+    let api_server = service_ip("default".into(), "kubernetes").await;
     let targets = [production.clone(), api_server.clone(), own.clone()];
 
-    let from_shadow = connect_from(&client, &shadow.namespace, "probe", &targets).await;
-    let from_production = connect_from(&client, ns.name(), "probe", &targets[..2]).await;
+    let (from_shadow, from_production) =
+        tokio::join!(connect_from(&client, &shadow.namespace, "probe", &targets), connect_from(&client, ns.name(), "probe", &targets[..2]));
     eprintln!("from the shadow:\n{from_shadow}from production:\n{from_production}");
-    assert!(from_production.contains(&format!("reached {production}")), "the client works: {from_production}");
-    assert!(from_production.contains(&format!("blocked {api_server}")) && from_production.contains("refused"), "{from_production}");
-    assert!(from_shadow.contains(&format!("blocked {production}")), "production is out of the shadow's reach: {from_shadow}");
-    let api_line = from_shadow.lines().find(|l| l.contains(&api_server)).unwrap_or_default();
-    assert!(api_line.starts_with("blocked") && !api_line.contains("refused"), "dropped by the policy, not refused: {api_line}");
+    for addr in [&production, &api_server] {
+        assert!(from_production.contains(&format!("reached {addr}")), "the client and the path work from production: {from_production}");
+        assert!(from_shadow.contains(&format!("blocked {addr}")), "{addr} is out of the shadow's reach: {from_shadow}");
+    }
     assert!(from_shadow.contains(&format!("reached {own}")), "the shadow's own Service answers: {from_shadow}");
     delete_shadow(&client, &shadow).await.unwrap();
 }

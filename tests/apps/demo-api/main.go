@@ -15,7 +15,8 @@
 //
 // `demo-api probe connect HOST:PORT...` is a client instead, with the contract of `aegis probe connect`
 // (the isolation probe AEGIS runs inside a shadow): it tries a TCP connection to each address (2 s
-// each), writes `reached ADDR` or `blocked ADDR: why` per line to stdout and /dev/termination-log, and
+// each, every second for 10 s: one connection in the last 5 s means reached, so an enforcer's rules
+// have time to land), writes `reached ADDR` or `blocked ADDR: why` per line to stdout and /dev/termination-log, and
 // exits 0. The harness cannot build AEGIS's own image (no Docker engine), so the tests use this one.
 package main
 
@@ -29,6 +30,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -41,20 +43,45 @@ func fatal(format string, args ...any) {
 	os.Exit(1)
 }
 
+// settle is how long each address is tried, once a second. A NetworkPolicy enforcer programs a new
+// pod's rules, and adds it to the sets other pods' rules name, a moment after the pod starts: tries in
+// the first half only let the rules land; one connection in the second half means the address is
+// reachable.
+const settle = 10 * time.Second
+
 func connect(addrs []string) {
-	var out strings.Builder
-	for _, addr := range addrs {
-		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			fmt.Fprintf(&out, "blocked %s: %v\n", addr, err)
-			continue
-		}
-		conn.Close()
-		fmt.Fprintf(&out, "reached %s\n", addr)
+	lines := make([]string, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			for {
+				counts := time.Since(start) >= settle/2
+				conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err == nil {
+					conn.Close()
+					if counts {
+						lines[i] = fmt.Sprintf("reached %s", addr)
+						return
+					}
+					lines[i] = fmt.Sprintf("blocked %s: reached only while the rules settled", addr)
+				} else {
+					lines[i] = fmt.Sprintf("blocked %s: %v", addr, err)
+				}
+				if time.Since(start) >= settle {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
 	}
-	fmt.Print(out.String())
+	wg.Wait()
+	out := strings.Join(lines, "\n") + "\n"
+	fmt.Print(out)
 	// Inside a pod the kubelet copies this file into the pod's status; elsewhere it may not exist.
-	_ = os.WriteFile("/dev/termination-log", []byte(out.String()), 0o644)
+	_ = os.WriteFile("/dev/termination-log", []byte(out), 0o644)
 }
 
 func main() {

@@ -106,7 +106,13 @@ pub fn verification(v: &aegis_verify::VerificationResult, color: bool) -> String
     let _ = writeln!(out, "  isolation: {} ({})", v.isolation.status, v.isolation.detail);
     for p in &v.isolation.probes {
         let what = if p.reached { "reached" } else { "blocked" };
-        let _ = writeln!(out, "    {what} {} at {}{}", p.target, p.address, if p.detail.is_empty() { String::new() } else { format!(": {}", p.detail) });
+        let _ = writeln!(
+            out,
+            "    {what} {} at {}{}",
+            p.target,
+            p.address,
+            if p.detail.is_empty() { String::new() } else { format!(": {}", p.detail) }
+        );
     }
     if let Some(report) = &v.security {
         out.push_str(&crate::render::table::render(report, color));
