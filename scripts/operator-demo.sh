@@ -7,7 +7,9 @@
 # and follow the incident from Detected to Resolved: analyzed, proven in a shadow (the kubelet's own
 # health verdicts, Trivy on the baseline and candidate images with the project's DB, the manifest
 # checks, smoke checks through the shadow's Service), approved by policy, applied, monitored.
-# ZAP and Falco cannot run here; the report lists them as skipped by the policy.
+# The shadow's isolation is shown by a probe pod inside it (kube-router enforces NetworkPolicy on the
+# real node); the probe image is the test app, which speaks `aegis probe connect` (AEGIS's own image
+# cannot be built here). ZAP and Falco cannot run here; the report lists them as skipped by the policy.
 # Exits 0 when the incident is Resolved and production serves again. Stops everything at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +66,7 @@ say "running the operator (fixes up to CRITICAL approved by policy; logs in $sta
 "$aegis" operator run --watch-namespace shop --lease-namespace aegis-system --listen 127.0.0.1:0 \
   --auto-approve-max-severity critical --verify-policy examples/operator/policy.yaml \
   --skip-db-update --image-src remote --scan-cache-dir "$state/scan-cache" \
+  --isolation-probe-image "$AEGIS_REGISTRY/demo-api:v2" \
   --window 5s --monitor-window 15s --log-level info 2>"$state/operator.log" &
 op=$!
 
@@ -95,4 +98,4 @@ get
 say "production healed; the Kubernetes Events AEGIS published"
 "$kubectl" -n shop get events --field-selector reason=Resolved -o custom-columns=OBJECT:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,MESSAGE:.message
 echo
-echo "operator-demo: Detected → Resolved on real containers, proven in a shadow (health, Trivy, manifest checks, smoke checks) before production."
+echo "operator-demo: Detected → Resolved on real containers, proven in a shadow (health, Trivy, manifest checks, smoke checks, isolation) before production."

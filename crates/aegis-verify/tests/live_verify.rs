@@ -469,3 +469,49 @@ async fn a_host_network_workload_is_refused_as_not_verifiable_in_a_shadow() {
     let shadows = aegis_k8s::shadow::list_shadows(&ns.client()).await.unwrap();
     assert!(!shadows.iter().any(|s| s.source.contains(ns.name()) && s.phase != "Terminating"), "no shadow left: {shadows:?}");
 }
+
+/// A fix whose shadow holds a copy of production's Secret: the policy's default
+/// (`isolation.block: when_secrets_copied`) asks for isolation to be shown, not assumed. Without an
+/// isolation probe the verdict is `error` (not checked is not enforced); with one — a pod inside the
+/// shadow, on the real node where kube-router enforces the shadow's NetworkPolicy — production's Service
+/// and the API server are out of its reach and the fix passes, with what the probe tried in the result.
+/// The probe image is the test app, which speaks `aegis probe connect`'s contract: the harness cannot
+/// build AEGIS's own image (no Docker engine).
+#[tokio::test]
+async fn a_shadow_holding_a_copied_secret_passes_only_once_its_isolation_is_shown() {
+    let ns = TestNamespace::create("verify-isolation").await;
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"url": "postgres://db:5432/shop"}}),
+    )
+    .unwrap();
+    ns.api::<k8s_openapi::api::core::v1::Secret>().create(&PostParams::default(), &secret).await.unwrap();
+    let mut container = probed_app(&image("v2"));
+    container["env"] = json!([{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}]);
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
+    aegis_testkit::cluster::service(&ns, "api", "api", 80).await;
+    wait_available(&deployments, "api", WAIT).await;
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("api", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let incident = found(&ns, Category::CrashLoopBackOff).await;
+
+    let mut opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+    let unproven = verify(&ns.client(), &source(&ns), &incident.fix, None, &opts).await.unwrap();
+    assert!(unproven.health.healthy, "{:?}", unproven.health);
+    assert_eq!(unproven.verdict, Verdict::Error, "{:?}", unproven.reasons);
+    assert!(
+        unproven.reasons.iter().any(|r| r.starts_with("isolation not checked") && r.contains("Secrets copied: db")),
+        "{:?}",
+        unproven.reasons
+    );
+
+    opts.isolation_probe = Some(aegis_k8s::isolation::ProbeSpec { image: image("v2"), deadline: Duration::from_secs(60) });
+    let proven = verify(&ns.client(), &source(&ns), &incident.fix, None, &opts).await.unwrap();
+    eprintln!("isolation: {:?}", proven.isolation);
+    assert_eq!(proven.isolation.status, aegis_k8s::isolation::IsolationStatus::Enforced, "{:?}", proven.isolation);
+    let targets: Vec<&str> = proven.isolation.probes.iter().map(|p| p.target.as_str()).collect();
+    assert!(targets.contains(&format!("Service {}/api", ns.name()).as_str()) && targets.contains(&"the API server"), "{targets:?}");
+    assert_eq!(proven.verdict, Verdict::Passed, "{:?}", proven.reasons);
+    no_shadow_left(&ns.client(), &proven.shadow_namespace).await;
+}
