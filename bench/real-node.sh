@@ -29,8 +29,12 @@ export AEGIS_KUBECONFIG AEGIS_KUBECTL AEGIS_REGISTRY
 
 cargo test --locked -q -p aegis-verify --test live_verify -- --test-threads 1 --nocapture 2>&1 \
   | awk '
-    $1 == "bench-real-node" && $2 == "detected" { detect[$3] = $4 }
-    $1 == "bench-real-node" && $2 == "verified" { verified[$3] = $4 }
+    # With --nocapture a test'"'"'s first line follows libtest'"'"'s "test name ... " on the same line.
+    /bench-real-node / {
+      sub(/.*bench-real-node /, "")
+      if ($1 == "detected") detect[$2] = $3
+      if ($1 == "verified") verified[$2] = $3
+    }
     END {
       for (c in verified) {
         d = (c in detect) ? detect[c] : "null"
