@@ -518,11 +518,22 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                 }
             }
         }
-        Category::CreateContainerConfigError => manual(
-            format!("A ConfigMap, Secret or key the pod references is missing: `kubectl describe pod -n {ns} {pod}`."),
-            "The container cannot be created: its configuration references something missing.".into(),
-            0.6,
-        ),
+        Category::CreateContainerConfigError => match rollout {
+            // The kubelet names what is missing; the revision before referenced none of it and ran.
+            Some((good, cur, changes)) => rollback(
+                f.category,
+                format!("revision {cur} references configuration that does not exist (the kubelet cannot create its containers)"),
+                *good,
+                *cur,
+                changes,
+                0.8,
+            ),
+            None => manual(
+                format!("A ConfigMap, Secret or key the pod references is missing: `kubectl describe pod -n {ns} {pod}`."),
+                "The container cannot be created: its configuration references something missing.".into(),
+                0.6,
+            ),
+        },
         Category::FailedMount => {
             manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6)
         }

@@ -8,12 +8,41 @@ use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, Probe};
 /// One difference, for humans and for the fix rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Image { container: String, from: String, to: String },
-    EnvRemoved { container: String, name: String },
-    EnvAdded { container: String, name: String },
-    EnvChanged { container: String, name: String },
-    Resource { container: String, field: String, from: Option<String>, to: Option<String> },
-    Probe { container: String, probe: &'static str, from: Option<String>, to: Option<String> },
+    Image {
+        container: String,
+        from: String,
+        to: String,
+    },
+    EnvRemoved {
+        container: String,
+        name: String,
+    },
+    EnvAdded {
+        container: String,
+        name: String,
+    },
+    EnvChanged {
+        container: String,
+        name: String,
+    },
+    Resource {
+        container: String,
+        field: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Probe {
+        container: String,
+        probe: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    /// An `envFrom` source (`configMap NAME`, `secret NAME`) the container now reads, or no longer.
+    EnvFrom {
+        container: String,
+        source: String,
+        added: bool,
+    },
 }
 
 impl std::fmt::Display for Change {
@@ -26,6 +55,9 @@ impl std::fmt::Display for Change {
             Change::EnvChanged { container, name } => write!(f, "container {container}: env {name} changed"),
             Change::Resource { container, field, from, to } => write!(f, "container {container}: {field} {} -> {}", q(from), q(to)),
             Change::Probe { container, probe, from, to } => write!(f, "container {container}: {probe} {} -> {}", q(from), q(to)),
+            Change::EnvFrom { container, source, added } => {
+                write!(f, "container {container}: envFrom {source} {}", if *added { "added" } else { "removed" })
+            }
         }
     }
 }
@@ -108,6 +140,25 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
                 }
             }
         }
+        let env_from = |c: &Container| -> std::collections::BTreeSet<String> {
+            c.env_from
+                .iter()
+                .flatten()
+                .filter_map(|e| {
+                    e.config_map_ref
+                        .as_ref()
+                        .map(|r| format!("configMap {}", r.name))
+                        .or_else(|| e.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
+                })
+                .collect()
+        };
+        let (of, nf) = (env_from(o), env_from(n));
+        for source in nf.difference(&of) {
+            out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: true });
+        }
+        for source in of.difference(&nf) {
+            out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: false });
+        }
         for (probe, a, b) in
             [("livenessProbe", &o.liveness_probe, &n.liveness_probe), ("readinessProbe", &o.readiness_probe, &n.readiness_probe)]
         {
@@ -118,4 +169,23 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(env_from: serde_json::Value) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({"spec": {"containers": [{"name": "api", "image": "x:1", "envFrom": env_from}]}})).unwrap()
+    }
+
+    #[test]
+    fn a_configmap_a_rollout_starts_reading_from_is_a_change() {
+        let old = template(serde_json::json!([{"secretRef": {"name": "db"}}]));
+        let new = template(serde_json::json!([{"secretRef": {"name": "db"}}, {"configMapRef": {"name": "api-settings"}}]));
+        let changes = diff(&old, &new);
+        assert_eq!(changes, [Change::EnvFrom { container: "api".into(), source: "configMap api-settings".into(), added: true }]);
+        assert_eq!(changes[0].to_string(), "container api: envFrom configMap api-settings added");
+        assert_eq!(diff(&new, &old)[0], Change::EnvFrom { container: "api".into(), source: "configMap api-settings".into(), added: false });
+    }
 }

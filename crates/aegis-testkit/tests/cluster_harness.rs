@@ -172,7 +172,10 @@ async fn a_memory_limit_below_the_apps_need_is_oomkilled_by_the_kernel_and_raisi
     create(&ns, &deployment("api", container)).await;
     let (_, cs) = pod_status(&ns, "api", "OOMKilled", |_, cs| cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some()).await;
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
-    assert_eq!((last.exit_code, last.reason.as_deref()), (137, Some("OOMKilled")));
+    // SIGKILL from the kernel's OOM killer. containerd 1.6 on cgroup v1 reports it as OOMKilled, or as
+    // Error when the task's exit outruns its OOM event (seen here): the exit code is the kill either way.
+    assert_eq!(last.exit_code, 137, "{last:?}");
+    assert!(matches!(last.reason.as_deref(), Some("OOMKilled" | "Error")), "{last:?}");
     patch(
         &ns,
         "api",
