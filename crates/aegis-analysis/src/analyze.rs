@@ -72,13 +72,28 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
     }
     let mut by: BTreeMap<Category, Finding> = BTreeMap::new();
     for s in sigs {
-        if let Some((c, reason, code)) = s.last_terminated.iter().find(|(_, r, _)| r == "OOMKilled") {
+        // The kernel's OOM kill is SIGKILL (exit 137). containerd 1.6 on cgroup v1 reports it as OOMKilled,
+        // or as Error when the task's exit outruns its OOM event: an Error 137 under a memory limit that
+        // no probe or eviction explains is the same kill.
+        let killed_unexplained = |c: &str, r: &str, code: i32| {
+            r == "Error"
+                && code == 137
+                && s.memory_limited.iter().any(|m| m == c)
+                && !has_event(s, "Unhealthy", "Liveness probe failed")
+                && !has_event(s, "Killing", "")
+        };
+        if let Some((c, reason, code)) = s.last_terminated.iter().find(|(c, r, code)| r == "OOMKilled" || killed_unexplained(c, r, *code)) {
+            let why = if reason == "OOMKilled" {
+                String::new()
+            } else {
+                ": SIGKILL under a memory limit, no probe or eviction killed it — the OOM killer, reported as Error by the runtime".into()
+            };
             add(
                 &mut by,
                 Category::OOMKilled,
                 Some(c),
                 &s.name,
-                format!("pod {}: container {c} last terminated {reason} (exit code {code}), {} restart(s)", s.name, s.restarts),
+                format!("pod {}: container {c} last terminated {reason} (exit code {code}{why}), {} restart(s)", s.name, s.restarts),
             );
         } else if has_event(s, "Unhealthy", "Liveness probe failed") && s.restarts > 0 {
             let msg = s

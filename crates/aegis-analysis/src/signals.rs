@@ -27,6 +27,8 @@ pub struct PodSignals {
     pub gated: Option<(Vec<String>, Option<jiff::Timestamp>)>,
     /// `(reason, message)` of the events about this pod, oldest first.
     pub events: Vec<(String, String)>,
+    /// The containers with a memory limit (an exit by SIGKILL there may be the kernel's OOM killer).
+    pub memory_limited: Vec<String>,
 }
 
 pub fn is_ready(p: &Pod) -> bool {
@@ -113,6 +115,13 @@ pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
     let status = p.status.clone().unwrap_or_default();
     let mut s =
         PodSignals { name: name.clone(), phase: status.phase.clone().unwrap_or_default(), ready: is_ready(p), ..Default::default() };
+    s.memory_limited = p
+        .spec
+        .iter()
+        .flat_map(|sp| sp.containers.iter().chain(sp.init_containers.iter().flatten()))
+        .filter(|c| c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")))
+        .map(|c| c.name.clone())
+        .collect();
     for cs in status.container_statuses.iter().flatten().chain(status.init_container_statuses.iter().flatten()) {
         s.restarts += cs.restart_count;
         if let Some(state) = &cs.state {

@@ -141,6 +141,18 @@ fn a_crash_loop_seen_between_two_runs_is_still_a_crash_loop() {
     assert_rollback_to_revision_1(&found[0]);
 }
 
+/// The kernel's OOM kill as containerd 1.6 on cgroup v1 sometimes reports it: `Error`, exit 137, under
+/// a memory limit, with no probe or eviction to explain the SIGKILL. Same incident, same fix.
+#[test]
+fn an_oom_kill_the_runtime_reports_as_error_137_is_still_an_oom() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/oom-small-limit.yaml");
+    let text = std::fs::read_to_string(path).unwrap().replace("reason: OOMKilled", "reason: Error");
+    let found = analyze(&Snapshot::from_text(&text).unwrap());
+    let i = found.iter().find(|i| i.category == Category::OOMKilled).unwrap_or_else(|| panic!("{found:#?}"));
+    assert!(i.evidence.iter().any(|e| e.contains("reported as Error by the runtime")), "{:?}", i.evidence);
+    assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits.get("memory").map(String::as_str) == Some("256Mi")));
+}
+
 #[test]
 fn a_rollout_that_moved_the_liveness_probe_is_fixed_by_rolling_back() {
     let i = only("liveness-wrong-path.yaml");
