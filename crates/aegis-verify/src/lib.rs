@@ -271,9 +271,17 @@ async fn service_urls(client: &Client, workload: &ResourceRef, template: Option<
     })
 }
 
-/// The images and manifest of a workload, as targets for the scanners, and where its Service answers
-/// smoke checks.
-async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<(Targets, Option<String>), VerifyError> {
+/// A workload as the verification reads it once: the scanners' targets (images, manifest, Service
+/// URL), where its Service answers smoke checks, and its pod template (the isolation probe is placed
+/// like its pods).
+struct ReadWorkload {
+    targets: Targets,
+    smoke_base: Option<String>,
+    template: Option<PodTemplateSpec>,
+}
+
+/// Read `workload` for a verification.
+async fn read_workload(client: &Client, workload: &ResourceRef) -> Result<ReadWorkload, VerifyError> {
     let (images, manifest) = match workload.kind.as_str() {
         "Deployment" => {
             let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace)
@@ -300,7 +308,8 @@ async fn targets_of(client: &Client, workload: &ResourceRef) -> Result<(Targets,
         .and_then(|v| v.pointer("/spec/template").cloned())
         .and_then(|t| serde_json::from_value(t).ok());
     let (url, smoke_base) = service_urls(client, workload, template.as_ref()).await.unzip();
-    Ok((Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None }, smoke_base))
+    let targets = Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None };
+    Ok(ReadWorkload { targets, smoke_base, template })
 }
 
 /// Verify `fix` for the production workload `source`.
@@ -412,7 +421,7 @@ async fn run(
     timings: &mut Timings,
 ) -> Result<VerificationResult, VerifyError> {
     let started = Instant::now();
-    let (baseline_targets, _) = targets_of(client, source).await?;
+    let baseline_targets = read_workload(client, source).await?.targets;
     let baseline = async {
         let t = Instant::now();
         let e = opts.runner.scan_side(&opts.policy, aegis_model::Side::Baseline, &baseline_targets).await;
@@ -455,18 +464,13 @@ async fn run(
             evidence_digest: digest,
         });
     }
-    let (mut candidate_targets, smoke_base) = targets_of(client, &shadow.workload).await?;
+    let ReadWorkload { targets: mut candidate_targets, smoke_base, template: shadow_template } =
+        read_workload(client, &shadow.workload).await?;
     if opts.runner.falco.is_some() {
         candidate_targets.falco = Some(FalcoWindow { namespace: shadow.namespace.clone(), since: fixed_at, until: jiff::Timestamp::now() });
     }
     let t = Instant::now();
     opts.stage(Stage::Scanning);
-    let shadow_template: Option<PodTemplateSpec> = candidate_targets
-        .manifests
-        .first()
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(&m.text).ok())
-        .and_then(|v| v.pointer("/spec/template").cloned())
-        .and_then(|t| serde_json::from_value(t).ok());
     let isolation = async {
         match &opts.isolation_probe {
             Some(probe) => probe_isolation(client, shadow, shadow_template.as_ref(), probe).await,
