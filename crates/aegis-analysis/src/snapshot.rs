@@ -155,6 +155,9 @@ fn yaml_options(len: usize) -> serde_saphyr::Options {
     budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(len);
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
+    // Booleans as kubectl writes them (YAML 1.2: true/false). A YAML 1.1 reading would turn the strings
+    // `y` and `n`, which PyYAML and other 1.1 tools write unquoted, into booleans a string field refuses.
+    options.strict_booleans = true;
     options
 }
 
@@ -194,6 +197,20 @@ mod tests {
             (b.pods.len(), b.replica_sets.len(), b.events.len(), b.nodes.len())
         );
         assert_eq!(serde_json::to_value(&a.pods).unwrap(), serde_json::to_value(&b.pods).unwrap());
+    }
+
+    /// What YAML 1.1 tools write: PyYAML (kubectl output passed through a script) leaves the strings `y`
+    /// and `n` unquoted, since its resolver reads only yes/no/on/off/true/false as booleans. They are
+    /// strings in string fields; kubectl writes booleans as `true`/`false` only.
+    #[test]
+    fn plain_scalars_a_yaml_1_1_tool_leaves_unquoted_load_as_the_strings_they_are() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p\n    namespace: n\n    labels:\n      canary: y\n      legacy: n\n  spec:\n    containers:\n    - name: c\n      image: x:1\n      env:\n      - name: VERBOSE\n        value: n\n      tty: true\n";
+        let s = Snapshot::from_text(text).unwrap_or_else(|e| panic!("{e}"));
+        let pod = &s.pods[0];
+        assert_eq!(pod.metadata.labels.as_ref().unwrap().get("canary").map(String::as_str), Some("y"));
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        assert_eq!(c.env.as_ref().unwrap()[0].value.as_deref(), Some("n"));
+        assert_eq!(c.tty, Some(true), "true stays a boolean");
     }
 
     /// A kubectl List of 2,000 realistic pods is past the YAML reader's default budget; it loads.
