@@ -53,6 +53,18 @@ fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
     s.events.iter().any(|(r, m)| r == reason && m.starts_with(prefix))
 }
 
+/// Whether the pod's restarts are the kubelet's liveness kills, not the process's own exits. A process
+/// that exits by itself (say, exit 1 without its setting) also fails its liveness probe while it is
+/// down, so a failed probe alone does not say who stopped it: the kubelet's `Killing` event for the
+/// probe does, and without it the last exit must be one a kill gives (0 or 143 after SIGTERM, 137 after
+/// SIGKILL, 2 for a Go program's default SIGTERM handling).
+fn killed_by_liveness(s: &PodSignals) -> bool {
+    if s.events.iter().any(|(r, m)| r == "Killing" && m.contains("failed liveness probe")) {
+        return true;
+    }
+    has_event(s, "Unhealthy", "Liveness probe failed") && s.last_terminated.iter().all(|(_, _, code)| matches!(code, 0 | 2 | 137 | 143))
+}
+
 /// How long a pod may stay gated before AEGIS reports it: controllers lift their gates in seconds.
 const GATED_TOO_LONG_SECS: i64 = 300;
 
@@ -95,7 +107,7 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
                 &s.name,
                 format!("pod {}: container {c} last terminated {reason} (exit code {code}{why}), {} restart(s)", s.name, s.restarts),
             );
-        } else if has_event(s, "Unhealthy", "Liveness probe failed") && s.restarts > 0 {
+        } else if s.restarts > 0 && killed_by_liveness(s) {
             let msg = s
                 .events
                 .iter()

@@ -153,6 +153,39 @@ fn an_oom_kill_the_runtime_reports_as_error_137_is_still_an_oom() {
     assert!(matches!(&i.fix.action, FixAction::SetResources { limits, .. } if limits.get("memory").map(String::as_str) == Some("256Mi")));
 }
 
+/// A process that exits by itself (exit 1: its setting is gone) fails its liveness probe too while it is
+/// down; the kubelet records that, but did not kill it. Still a crash loop, fixed by the rollback.
+#[test]
+fn a_crash_loop_whose_pods_also_fail_their_liveness_probe_is_still_a_crash_loop() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/crashloop-missing-env.yaml");
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let items = list["items"].as_array_mut().unwrap();
+    let (ns, pods): (String, Vec<String>) = {
+        let crashing: Vec<&Value> = items
+            .iter()
+            .filter(|i| {
+                i["kind"] == "Pod" && i.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_i64).unwrap_or(0) > 0
+            })
+            .collect();
+        (
+            crashing[0]["metadata"]["namespace"].as_str().unwrap().to_owned(),
+            crashing.iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect(),
+        )
+    };
+    for (n, pod) in pods.iter().enumerate() {
+        items.push(serde_json::json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": format!("liveness-{n}"), "namespace": ns},
+            "involvedObject": {"kind": "Pod", "name": pod, "namespace": ns},
+            "reason": "Unhealthy", "type": "Warning",
+            "message": "Liveness probe failed: Get \"http://10.88.0.9:8080/healthz\": dial tcp 10.88.0.9:8080: connect: connection refused"
+        }));
+    }
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    assert_eq!(found.len(), 1, "{:#?}", found.iter().map(|i| i.category).collect::<Vec<_>>());
+    assert_eq!(found[0].category, Category::CrashLoopBackOff);
+    assert_rollback_to_revision_1(&found[0]);
+}
+
 #[test]
 fn a_rollout_that_moved_the_liveness_probe_is_fixed_by_rolling_back() {
     let i = only("liveness-wrong-path.yaml");
