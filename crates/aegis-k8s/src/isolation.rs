@@ -105,14 +105,9 @@ async fn targets(client: &Client, shadow: &Shadow) -> Vec<(String, String)> {
     wanted.push(("default".into(), "kubernetes".into(), "the API server".into()));
     for (ns, name, label) in wanted {
         let Ok(Some(svc)) = Api::<Service>::namespaced(client.clone(), &ns).get_opt(&name).await else { continue };
-        let Some(spec) = svc.spec else { continue };
-        let (Some(ip), Some(port)) =
-            (spec.cluster_ip.filter(|ip| ip.parse::<std::net::IpAddr>().is_ok()), spec.ports.and_then(|p| p.first().map(|p| p.port)))
-        else {
-            continue;
-        };
-        let address = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
-        out.push((label, address));
+        if let Some(address) = svc.spec.as_ref().and_then(crate::service_address) {
+            out.push((label, address));
+        }
     }
     out
 }

@@ -173,6 +173,15 @@ pub async fn apply_patch(client: &Client, patch: &Patch, dry_run: bool, field_ma
     serde_json::to_value(obj).map_err(|e| K8sError::Invalid(e.to_string()))
 }
 
+/// Where a Service answers inside the cluster without DNS: `ClusterIP:port` of its first port (an IPv6
+/// address in brackets), reachable from any node and pod through kube-proxy's rules. `None` for a
+/// headless Service (or one not assigned an address yet) and one without ports.
+pub fn service_address(spec: &k8s_openapi::api::core::v1::ServiceSpec) -> Option<String> {
+    let ip = spec.cluster_ip.as_deref().filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())?;
+    let port = spec.ports.as_ref()?.first()?.port;
+    Some(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
+}
+
 /// A label selector as the API's `labelSelector` query: `matchLabels` as `k=v` and `matchExpressions`
 /// as `k in (a,b)`, `k notin (a,b)`, `k`, `!k`. `None` for an empty selector, which selects everything
 /// and must never be used to pick pods.

@@ -251,22 +251,13 @@ async fn service_urls(client: &Client, workload: &ResourceRef, template: Option<
         Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
     services.items.into_iter().find_map(|svc| {
         let spec = svc.spec?;
-        let selector = spec.selector.filter(|s| !s.is_empty())?;
+        let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
         if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
             return None;
         }
-        let port = spec.ports?.first()?.port;
+        let port = spec.ports.as_ref()?.first()?.port;
         let dns = format!("http://{}.{}.svc:{port}", svc.metadata.name?, workload.namespace);
-        let direct = match spec.cluster_ip.as_deref() {
-            Some(ip) if ip.parse::<std::net::IpAddr>().is_ok() => {
-                if ip.contains(':') {
-                    format!("http://[{ip}]:{port}")
-                } else {
-                    format!("http://{ip}:{port}")
-                }
-            }
-            _ => dns.clone(),
-        };
+        let direct = aegis_k8s::service_address(&spec).map_or_else(|| dns.clone(), |a| format!("http://{a}"));
         Some((dns, direct))
     })
 }
