@@ -86,13 +86,11 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
     for s in sigs {
         // The kernel's OOM kill is SIGKILL (exit 137). containerd 1.6 on cgroup v1 reports it as OOMKilled,
         // or as Error when the task's exit outruns its OOM event: an Error 137 under a memory limit that
-        // no probe or eviction explains is the same kill.
+        // the kubelet does not say it killed (its `Killing` event) is the same kill. A failed liveness
+        // probe alone does not explain it: an app still filling its memory at start fails one before the
+        // kernel kills it (seen on the real node), and the kubelet kills only after failureThreshold.
         let killed_unexplained = |c: &str, r: &str, code: i32| {
-            r == "Error"
-                && code == 137
-                && s.memory_limited.iter().any(|m| m == c)
-                && !has_event(s, "Unhealthy", "Liveness probe failed")
-                && !has_event(s, "Killing", "")
+            r == "Error" && code == 137 && s.memory_limited.iter().any(|m| m == c) && !has_event(s, "Killing", "")
         };
         if let Some((c, reason, code)) = s.last_terminated.iter().find(|(c, r, code)| r == "OOMKilled" || killed_unexplained(c, r, *code)) {
             let why = if reason == "OOMKilled" {
@@ -222,7 +220,7 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
         }
     }
     if by.is_empty()
-        && let Some(d) = w.deployment
+        && let Some(crate::workload::Controller::Deployment(d)) = w.controller
         && let Some(c) = d
             .status
             .as_ref()
@@ -369,7 +367,7 @@ pub(crate) fn largest_node(snapshot: &Snapshot, resource: &str, template: Option
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
 
-fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
+fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals], rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
     // The container the signals name, else the first one.
     let container = f.container.clone().unwrap_or_else(|| first_container(w));
     let ns = &w.resource.namespace;
@@ -420,6 +418,12 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                     0.85,
                 );
             }
+            // The previous revision runs healthy beside the new one under the same limit: what the
+            // rollout changed (a setting, an image) makes the container need more. Undo it rather
+            // than feed it; once the rollout has completed, growth is as likely, so the limit rises.
+            if let Some((good, cur, changes)) = rollout.as_ref().filter(|(good, _, _)| !w.presumed_healthy(*good)) {
+                return rollback(f.category, "the container is OOM-killed since the rollout".into(), *good, *cur, changes, 0.8);
+            }
             let limit = w.template().and_then(|t| {
                 t.spec
                     .as_ref()?
@@ -469,6 +473,11 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
                 .filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Resource { field, .. } if field.starts_with("requests."))))
             {
                 return rollback(f.category, "the new requests fit no node".into(), *good, *cur, changes, 0.85);
+            }
+            if let Some((good, cur, changes)) =
+                rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Placement { .. })))
+            {
+                return rollback(f.category, "the new placement rules match no node".into(), *good, *cur, changes, 0.85);
             }
             // The container whose requests no node can hold (a sidecar before it may fit anywhere).
             let exceeds = |c: &&k8s_openapi::api::core::v1::Container| {
@@ -532,6 +541,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             };
             match rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Probe { probe, .. } if *probe == field))) {
                 Some((good, cur, changes)) => rollback(f.category, format!("the {field} now fails"), *good, *cur, changes, 0.85),
+                None if let Some(d) = probe_path_fix(w, &container, probe, sigs) => d,
                 None => {
                     let current = w.template().and_then(|t| t.spec.as_ref()?.containers.iter().find(|c| c.name == container).cloned());
                     let text = current.and_then(|c| {
@@ -562,7 +572,17 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             ),
         },
         Category::FailedMount => {
-            manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6)
+            match rollout.as_ref().filter(|(_, _, ch)| ch.iter().any(|c| matches!(c, Change::Volume { to: Some(_), .. }))) {
+                // The kubelet names the missing source; the revision before did not mount it and ran.
+                Some((good, cur, changes)) => {
+                    rollback(f.category, format!("revision {cur} mounts a volume the kubelet cannot set up"), *good, *cur, changes, 0.8)
+                }
+                None => manual(
+                    format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."),
+                    "A volume cannot be mounted.".into(),
+                    0.6,
+                ),
+            }
         }
         Category::Evicted => manual(
             format!("The node evicted the pod under resource pressure: `kubectl describe node` and set requests that match usage in {ns}."),
@@ -606,6 +626,43 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, rollout: &Option<(
             0.5,
         ),
     }
+}
+
+/// A probe the kubelet gets 404 from, beside the container's other probe on the same port that never
+/// got a bad status back: the path the other one asks for is served, so pointing the failing probe there is the
+/// smallest change the evidence supports. It rests on an inference (the two endpoints may mean
+/// different things: liveness, readiness), so its confidence asks a human to approve it.
+fn probe_path_fix(w: &Workload<'_>, container: &str, probe: ProbeKind, sigs: &[PodSignals]) -> Option<Decision> {
+    let c = w.template()?.spec.as_ref()?.containers.iter().find(|c| c.name == container)?;
+    let (failing, other, field, name, other_name) = match probe {
+        ProbeKind::Liveness => (c.liveness_probe.as_ref()?, c.readiness_probe.as_ref()?, "livenessProbe", "Liveness", "Readiness"),
+        ProbeKind::Readiness => (c.readiness_probe.as_ref()?, c.liveness_probe.as_ref()?, "readinessProbe", "Readiness", "Liveness"),
+    };
+    let (bad, good) = (failing.http_get.as_ref()?, other.http_get.as_ref()?);
+    let (bad_path, good_path) = (bad.path.as_deref().unwrap_or("/"), good.path.as_deref().unwrap_or("/"));
+    if bad.port != good.port || bad_path == good_path {
+        return None;
+    }
+    // The other probe may have been refused a connection while the app started (seen on the real node):
+    // that says nothing about its path. A status it got back would.
+    let events = || sigs.iter().flat_map(|s| s.events.iter()).filter(|(r, _)| r == "Unhealthy").map(|(_, m)| m.as_str());
+    let not_found = format!("{name} probe failed: HTTP probe failed with statuscode: 404");
+    let other_answered_badly = format!("{other_name} probe failed: HTTP probe failed with statuscode");
+    if !events().any(|m| m.starts_with(&not_found)) || events().any(|m| m.starts_with(&other_answered_badly)) {
+        return None;
+    }
+    let other_field = if probe == ProbeKind::Liveness { "readinessProbe" } else { "livenessProbe" };
+    Some(Decision {
+        action: FixAction::AdjustProbe { container: container.to_owned(), probe, path: good_path.to_owned() },
+        summary: format!(
+            "Point container {container}'s {field} at {good_path}, which its {other_field} finds served on the same port, instead of {bad_path}."
+        ),
+        root_cause: format!(
+            "Container {container}'s {field} asks for {bad_path}, which the application answers with 404; its {other_field} on the same port ({good_path}) never got a bad status."
+        ),
+        confidence: 0.6,
+        extra_evidence: vec![format!("{other_field} GET {good_path}: the kubelet never reported a bad status from it")],
+    })
 }
 
 /// The verification plan of `action` on `w`. `category` is the incident's, `None` for a fix a human wrote.
@@ -682,7 +739,7 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
     findings
         .into_iter()
         .map(|f| {
-            let mut d = decide(snapshot, w, &f, &rollout);
+            let mut d = decide(snapshot, w, &f, &sigs, &rollout);
             // A rollback to a revision with no ready pods now (the rollout to the current one completed
             // before it broke) rests on the revision history alone: weaker, so a human approves it.
             if let FixAction::Rollback { to_revision } = d.action

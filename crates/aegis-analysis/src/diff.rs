@@ -43,6 +43,25 @@ pub enum Change {
         source: String,
         added: bool,
     },
+    /// A container (or init container) the pod now runs, or no longer.
+    Container {
+        name: String,
+        init: bool,
+        added: bool,
+    },
+    /// A volume added, removed or pointed at another source (`configMap NAME`, `secret NAME`, `pvc NAME`).
+    Volume {
+        name: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
+    /// Where the pod may run: `nodeSelector`, `affinity`, `tolerations`, `schedulingGates`,
+    /// `priorityClassName` or `runtimeClassName`.
+    Placement {
+        field: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Change {
@@ -58,12 +77,67 @@ impl std::fmt::Display for Change {
             Change::EnvFrom { container, source, added } => {
                 write!(f, "container {container}: envFrom {source} {}", if *added { "added" } else { "removed" })
             }
+            Change::Container { name, init, added } => {
+                write!(f, "{} {name} {}", if *init { "init container" } else { "container" }, if *added { "added" } else { "removed" })
+            }
+            Change::Volume { name, from, to } => write!(f, "volume {name}: {} -> {}", q(from), q(to)),
+            Change::Placement { field, from, to } => write!(f, "{field} {} -> {}", q(from), q(to)),
         }
     }
 }
 
 fn containers(t: &PodTemplateSpec) -> Vec<&Container> {
     t.spec.as_ref().map(|s| s.containers.iter().collect()).unwrap_or_default()
+}
+
+fn init_containers(t: &PodTemplateSpec) -> Vec<&Container> {
+    t.spec.as_ref().and_then(|s| s.init_containers.as_ref()).map(|c| c.iter().collect()).unwrap_or_default()
+}
+
+/// Each volume's source as a human names it; the rest of its definition as compact JSON.
+fn volumes(t: &PodTemplateSpec) -> BTreeMap<String, String> {
+    let spec = t.spec.as_ref();
+    spec.and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let source = if let Some(c) = &v.config_map {
+                format!("configMap {}", c.name)
+            } else if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_ref()) {
+                format!("secret {name}")
+            } else if let Some(c) = &v.persistent_volume_claim {
+                format!("pvc {}", c.claim_name)
+            } else if v.empty_dir.is_some() {
+                "emptyDir".to_owned()
+            } else {
+                let mut json = serde_json::to_value(v).unwrap_or_default();
+                if let Some(o) = json.as_object_mut() {
+                    o.remove("name");
+                }
+                json.to_string()
+            };
+            (v.name.clone(), source)
+        })
+        .collect()
+}
+
+/// The pod-level fields that decide where a pod may run, as compact JSON (unset: `None`).
+fn placement(t: &PodTemplateSpec) -> [(&'static str, Option<String>); 6] {
+    let spec = t.spec.as_ref();
+    let json =
+        |v: Option<serde_json::Value>| v.filter(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())).map(|v| v.to_string());
+    let field = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<serde_json::Value>| json(spec.and_then(f));
+    [
+        ("nodeSelector", field(|s| s.node_selector.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))),
+        ("affinity", field(|s| s.affinity.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))),
+        ("tolerations", field(|s| s.tolerations.as_ref().filter(|v| !v.is_empty()).map(|v| serde_json::to_value(v).unwrap_or_default()))),
+        (
+            "schedulingGates",
+            field(|s| s.scheduling_gates.as_ref().filter(|v| !v.is_empty()).map(|v| serde_json::to_value(v).unwrap_or_default())),
+        ),
+        ("priorityClassName", field(|s| s.priority_class_name.clone().map(serde_json::Value::String))),
+        ("runtimeClassName", field(|s| s.runtime_class_name.clone().map(serde_json::Value::String))),
+    ]
 }
 
 /// A probe as a human reads it: `GET :8080/healthz`, `exec`, `tcp :5432`.
@@ -94,81 +168,101 @@ fn quantities(c: &Container, which: &str) -> BTreeMap<String, String> {
     m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect()).unwrap_or_default()
 }
 
-/// Differences from `old` to `new`, container by container (matched by name).
+/// Differences from `old` to `new`: containers and init containers (matched by name), volumes, and
+/// where the pod may run.
 pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
     let mut out = Vec::new();
-    let olds: BTreeMap<&str, &Container> = containers(old).into_iter().map(|c| (c.name.as_str(), c)).collect();
-    for n in containers(new) {
-        let Some(o) = olds.get(n.name.as_str()) else { continue };
-        let name = n.name.clone();
-        if o.image != n.image {
-            out.push(Change::Image {
-                container: name.clone(),
-                from: o.image.clone().unwrap_or_default(),
-                to: n.image.clone().unwrap_or_default(),
-            });
-        }
-        let env = |c: &Container| -> BTreeMap<String, String> {
-            c.env
-                .iter()
-                .flatten()
-                .map(|e| (e.name.clone(), serde_json::to_string(&(&e.value, &e.value_from)).unwrap_or_default()))
-                .collect()
-        };
-        let (oe, ne) = (env(o), env(n));
-        for k in oe.keys().filter(|k| !ne.contains_key(*k)) {
-            out.push(Change::EnvRemoved { container: name.clone(), name: k.clone() });
-        }
-        for (k, v) in &ne {
-            match oe.get(k) {
-                None => out.push(Change::EnvAdded { container: name.clone(), name: k.clone() }),
-                Some(ov) if ov != v => out.push(Change::EnvChanged { container: name.clone(), name: k.clone() }),
-                _ => {}
+    for (init, olds, news) in [(false, containers(old), containers(new)), (true, init_containers(old), init_containers(new))] {
+        let olds: BTreeMap<&str, &Container> = olds.into_iter().map(|c| (c.name.as_str(), c)).collect();
+        let news: BTreeMap<&str, &Container> = news.into_iter().map(|c| (c.name.as_str(), c)).collect();
+        for (name, n) in &news {
+            match olds.get(name) {
+                Some(o) => container_diff(o, n, &mut out),
+                None => out.push(Change::Container { name: (*name).to_owned(), init, added: true }),
             }
         }
-        for which in ["requests", "limits"] {
-            let (oq, nq) = (quantities(o, which), quantities(n, which));
-            let keys: std::collections::BTreeSet<&String> = oq.keys().chain(nq.keys()).collect();
-            for k in keys {
-                if oq.get(k) != nq.get(k) {
-                    out.push(Change::Resource {
-                        container: name.clone(),
-                        field: format!("{which}.{k}"),
-                        from: oq.get(k).cloned(),
-                        to: nq.get(k).cloned(),
-                    });
-                }
-            }
+        out.extend(olds.keys().filter(|k| !news.contains_key(*k)).map(|k| Change::Container { name: (*k).to_owned(), init, added: false }));
+    }
+    let (ov, nv) = (volumes(old), volumes(new));
+    let names: std::collections::BTreeSet<&String> = ov.keys().chain(nv.keys()).collect();
+    for name in names {
+        if ov.get(name) != nv.get(name) {
+            out.push(Change::Volume { name: name.clone(), from: ov.get(name).cloned(), to: nv.get(name).cloned() });
         }
-        let env_from = |c: &Container| -> std::collections::BTreeSet<String> {
-            c.env_from
-                .iter()
-                .flatten()
-                .filter_map(|e| {
-                    e.config_map_ref
-                        .as_ref()
-                        .map(|r| format!("configMap {}", r.name))
-                        .or_else(|| e.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
-                })
-                .collect()
-        };
-        let (of, nf) = (env_from(o), env_from(n));
-        for source in nf.difference(&of) {
-            out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: true });
-        }
-        for source in of.difference(&nf) {
-            out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: false });
-        }
-        for (probe, a, b) in
-            [("livenessProbe", &o.liveness_probe, &n.liveness_probe), ("readinessProbe", &o.readiness_probe, &n.readiness_probe)]
-        {
-            let (from, to) = (probe_text(a.as_ref()), probe_text(b.as_ref()));
-            if from != to {
-                out.push(Change::Probe { container: name.clone(), probe, from, to });
-            }
+    }
+    for ((field, from), (_, to)) in placement(old).into_iter().zip(placement(new)) {
+        if from != to {
+            out.push(Change::Placement { field, from, to });
         }
     }
     out
+}
+
+/// Differences between two versions of one container.
+fn container_diff(o: &Container, n: &Container, out: &mut Vec<Change>) {
+    let name = n.name.clone();
+    if o.image != n.image {
+        out.push(Change::Image {
+            container: name.clone(),
+            from: o.image.clone().unwrap_or_default(),
+            to: n.image.clone().unwrap_or_default(),
+        });
+    }
+    let env = |c: &Container| -> BTreeMap<String, String> {
+        c.env.iter().flatten().map(|e| (e.name.clone(), serde_json::to_string(&(&e.value, &e.value_from)).unwrap_or_default())).collect()
+    };
+    let (oe, ne) = (env(o), env(n));
+    for k in oe.keys().filter(|k| !ne.contains_key(*k)) {
+        out.push(Change::EnvRemoved { container: name.clone(), name: k.clone() });
+    }
+    for (k, v) in &ne {
+        match oe.get(k) {
+            None => out.push(Change::EnvAdded { container: name.clone(), name: k.clone() }),
+            Some(ov) if ov != v => out.push(Change::EnvChanged { container: name.clone(), name: k.clone() }),
+            _ => {}
+        }
+    }
+    for which in ["requests", "limits"] {
+        let (oq, nq) = (quantities(o, which), quantities(n, which));
+        let keys: std::collections::BTreeSet<&String> = oq.keys().chain(nq.keys()).collect();
+        for k in keys {
+            if oq.get(k) != nq.get(k) {
+                out.push(Change::Resource {
+                    container: name.clone(),
+                    field: format!("{which}.{k}"),
+                    from: oq.get(k).cloned(),
+                    to: nq.get(k).cloned(),
+                });
+            }
+        }
+    }
+    let env_from = |c: &Container| -> std::collections::BTreeSet<String> {
+        c.env_from
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                e.config_map_ref
+                    .as_ref()
+                    .map(|r| format!("configMap {}", r.name))
+                    .or_else(|| e.secret_ref.as_ref().map(|r| format!("secret {}", r.name)))
+            })
+            .collect()
+    };
+    let (of, nf) = (env_from(o), env_from(n));
+    for source in nf.difference(&of) {
+        out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: true });
+    }
+    for source in of.difference(&nf) {
+        out.push(Change::EnvFrom { container: name.clone(), source: source.clone(), added: false });
+    }
+    for (probe, a, b) in
+        [("livenessProbe", &o.liveness_probe, &n.liveness_probe), ("readinessProbe", &o.readiness_probe, &n.readiness_probe)]
+    {
+        let (from, to) = (probe_text(a.as_ref()), probe_text(b.as_ref()));
+        if from != to {
+            out.push(Change::Probe { container: name.clone(), probe, from, to });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,5 +281,45 @@ mod tests {
         assert_eq!(changes, [Change::EnvFrom { container: "api".into(), source: "configMap api-settings".into(), added: true }]);
         assert_eq!(changes[0].to_string(), "container api: envFrom configMap api-settings added");
         assert_eq!(diff(&new, &old)[0], Change::EnvFrom { container: "api".into(), source: "configMap api-settings".into(), added: false });
+    }
+
+    fn spec(spec: serde_json::Value) -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({"spec": spec})).unwrap()
+    }
+
+    #[test]
+    fn an_init_container_a_rollout_adds_is_a_change_and_init_containers_are_compared_too() {
+        let old = spec(serde_json::json!({"containers": [{"name": "api", "image": "x:1"}]}));
+        let new = spec(
+            serde_json::json!({"containers": [{"name": "api", "image": "x:1"}], "initContainers": [{"name": "migrate", "image": "x:1"}]}),
+        );
+        let changes = diff(&old, &new);
+        assert_eq!(changes, [Change::Container { name: "migrate".into(), init: true, added: true }]);
+        assert_eq!(changes[0].to_string(), "init container migrate added");
+        let newer = spec(
+            serde_json::json!({"containers": [{"name": "api", "image": "x:1"}], "initContainers": [{"name": "migrate", "image": "x:2"}]}),
+        );
+        assert_eq!(diff(&new, &newer)[0].to_string(), "container migrate: image x:1 -> x:2");
+    }
+
+    #[test]
+    fn a_volume_a_rollout_mounts_is_a_change_named_by_its_source() {
+        let old = spec(serde_json::json!({"containers": [{"name": "api"}]}));
+        let new = spec(
+            serde_json::json!({"containers": [{"name": "api"}], "volumes": [{"name": "settings", "configMap": {"name": "api-settings"}}]}),
+        );
+        let changes = diff(&old, &new);
+        assert_eq!(changes, [Change::Volume { name: "settings".into(), from: None, to: Some("configMap api-settings".into()) }]);
+        assert_eq!(changes[0].to_string(), "volume settings: unset -> configMap api-settings");
+    }
+
+    #[test]
+    fn a_node_selector_a_rollout_adds_is_a_placement_change() {
+        let old = spec(serde_json::json!({"containers": [{"name": "api"}], "nodeSelector": {"pool": "a"}}));
+        let new = spec(serde_json::json!({"containers": [{"name": "api"}], "nodeSelector": {"pool": "a", "disktype": "ssd"}}));
+        let changes = diff(&old, &new);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].to_string(), r#"nodeSelector {"pool":"a"} -> {"disktype":"ssd","pool":"a"}"#);
+        assert!(diff(&old, &old).is_empty());
     }
 }

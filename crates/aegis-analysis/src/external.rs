@@ -144,7 +144,7 @@ pub fn vet(snapshot: &Snapshot, resource: &ResourceRef, action: &FixAction, allo
 }
 
 /// Every pod template the workload is known to have had: its revisions and the current one.
-fn templates<'a>(w: &Workload<'a>) -> Vec<&'a PodTemplateSpec> {
+fn templates<'a>(w: &'a Workload<'a>) -> Vec<&'a PodTemplateSpec> {
     w.revisions.iter().filter_map(|r| r.template()).chain(w.template()).collect()
 }
 

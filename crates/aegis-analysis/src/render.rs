@@ -130,10 +130,11 @@ pub fn render_workload(action: &FixAction, w: &Workload<'_>) -> (Option<Patch>, 
                 Some(strategic(target, container_patch(container, json!({field: {"httpGet": {"path": old}}})))),
             )
         }
+        // A DaemonSet has no replicas to scale: it runs where its nodes are.
+        FixAction::Scale { .. } if matches!(w.controller, Some(crate::workload::Controller::DaemonSet(_))) => (None, None),
         FixAction::Scale { replicas } => {
             // A StatefulSet's replicas too: an inverse of `null` would reset it to one.
-            let old =
-                w.deployment.and_then(|d| d.spec.as_ref()?.replicas).or_else(|| w.stateful_set.and_then(|s| s.spec.as_ref()?.replicas));
+            let old = w.spec_replicas();
             (Some(strategic(target, json!({"spec": {"replicas": replicas}}))), Some(strategic(target, json!({"spec": {"replicas": old}}))))
         }
         FixAction::Restart => {
@@ -243,7 +244,10 @@ mod tests {
         let base = example("crashloop-missing-env.yaml");
         let value = |g: i64| {
             let s = workload_at(&base, g);
-            let w = crate::workload::workloads(&s).into_iter().find(|w| w.deployment.is_some()).unwrap();
+            let w = crate::workload::workloads(&s)
+                .into_iter()
+                .find(|w| matches!(w.controller, Some(crate::workload::Controller::Deployment(_))))
+                .unwrap();
             let (patch, _) = render_workload(&FixAction::Restart, &w);
             patch.unwrap().body.pointer(&format!("/spec/template/metadata/annotations/{}", RESTART_ANNOTATION.replace('/', "~1"))).cloned()
         };
@@ -261,7 +265,10 @@ mod tests {
                      "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}}
         }));
         let s = crate::Snapshot::from_text(&list.to_string()).unwrap();
-        let w = crate::workload::workloads(&s).into_iter().find(|w| w.stateful_set.is_some()).unwrap();
+        let w = crate::workload::workloads(&s)
+            .into_iter()
+            .find(|w| matches!(w.controller, Some(crate::workload::Controller::StatefulSet(_))))
+            .unwrap();
         let (_, inverse) = render_workload(&FixAction::Scale { replicas: 5 }, &w);
         assert_eq!(inverse.unwrap().body, json!({"spec": {"replicas": 3}}));
     }

@@ -86,9 +86,13 @@ impl<'a> Index<'a> {
             .unwrap_or_default()
     }
 
-    /// When the snapshot was taken, as far as it shows: its newest event or pod condition time. The
-    /// analysis has no clock (it is pure); "held for long" is measured against this.
+    /// When the snapshot was taken: the time it records, else as far as it shows (its newest event or
+    /// pod condition time). The analysis has no clock (it is pure); "held for long" is measured
+    /// against this.
     pub fn observed_at(&self) -> Option<jiff::Timestamp> {
+        if let Some(at) = self.snapshot.captured_at {
+            return Some(at);
+        }
         let events =
             self.snapshot.events.iter().filter_map(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
         let conditions = self

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Event, Node, Pod, Service};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub deployments: Vec<Deployment>,
     pub replica_sets: Vec<ReplicaSet>,
     pub stateful_sets: Vec<StatefulSet>,
+    /// A StatefulSet's (and DaemonSet's) revision history: what a rollback returns to.
+    pub controller_revisions: Vec<ControllerRevision>,
     pub daemon_sets: Vec<DaemonSet>,
     pub jobs: Vec<Job>,
     pub services: Vec<Service>,
@@ -49,7 +51,14 @@ pub struct Snapshot {
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
     pub other_kinds: BTreeMap<String, usize>,
+    /// When the snapshot was taken: the analysis' "now". A live snapshot knows it; a file written by
+    /// `aegis snapshot` carries it as the List's [`CAPTURED_AT`] annotation; a plain kubectl List has
+    /// none, and the newest event or condition in it stands in.
+    pub captured_at: Option<jiff::Timestamp>,
 }
+
+/// The List annotation that records when `aegis snapshot` captured it.
+pub const CAPTURED_AT: &str = "aegis.io/captured-at";
 
 impl Snapshot {
     /// Read a kubectl `List` (or any stream of objects, YAML or JSON).
@@ -67,10 +76,17 @@ impl Snapshot {
             })?
         };
         let mut objects = Vec::new();
+        let mut captured_at = None;
         for doc in docs {
+            if let Some(at) = doc.pointer(&format!("/metadata/annotations/{}", CAPTURED_AT.replace('/', "~1"))).and_then(Value::as_str) {
+                let at = at.parse().map_err(|e| SnapshotError::Invalid(format!("{CAPTURED_AT}: {at:?} is not an RFC 3339 time: {e}")))?;
+                captured_at = Some(at);
+            }
             flatten(doc, &mut objects);
         }
-        Snapshot::from_objects(objects)
+        let mut snapshot = Snapshot::from_objects(objects)?;
+        snapshot.captured_at = captured_at;
+        Ok(snapshot)
     }
 
     /// Build from individual objects (as a live cluster returns them).
@@ -87,6 +103,7 @@ impl Snapshot {
                 "ReplicaSet" => s.replica_sets.push(serde_json::from_value(obj).map_err(err)?),
                 "StatefulSet" => s.stateful_sets.push(serde_json::from_value(obj).map_err(err)?),
                 "DaemonSet" => s.daemon_sets.push(serde_json::from_value(obj).map_err(err)?),
+                "ControllerRevision" => s.controller_revisions.push(serde_json::from_value(obj).map_err(err)?),
                 "Job" => s.jobs.push(serde_json::from_value(obj).map_err(err)?),
                 "Service" => s.services.push(serde_json::from_value(obj).map_err(err)?),
                 "Endpoints" => s.endpoints.push(serde_json::from_value(obj).map_err(err)?),
@@ -124,6 +141,7 @@ impl Snapshot {
         push(&mut items, &self.deployments);
         push(&mut items, &self.replica_sets);
         push(&mut items, &self.stateful_sets);
+        push(&mut items, &self.controller_revisions);
         push(&mut items, &self.daemon_sets);
         push(&mut items, &self.jobs);
         push(&mut items, &self.services);
@@ -140,7 +158,11 @@ impl Snapshot {
                 }));
             }
         }
-        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+        let mut list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items});
+        if let Some(at) = self.captured_at {
+            list["metadata"] = serde_json::json!({"annotations": {CAPTURED_AT: at.to_string()}});
+        }
+        list
     }
 }
 

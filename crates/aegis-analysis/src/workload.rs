@@ -6,38 +6,71 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_model::ResourceRef;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::snapshot::Snapshot;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-/// One ReplicaSet of a Deployment, i.e. one revision of its pod template.
+/// One revision of a workload's pod template: a Deployment's ReplicaSet, or a StatefulSet's
+/// ControllerRevision.
 #[derive(Debug, Clone)]
 pub struct Revision<'a> {
     pub number: i64,
-    pub replica_set: &'a ReplicaSet,
+    source: Source<'a>,
+}
+
+#[derive(Debug, Clone)]
+enum Source<'a> {
+    ReplicaSet(&'a ReplicaSet),
+    /// The template a ControllerRevision records (its `data` is `{"spec": {"template": ...}}`), and
+    /// whether pods of that revision are ready now.
+    Controller {
+        template: Option<Box<PodTemplateSpec>>,
+        ready_pods: bool,
+    },
 }
 
 impl<'a> Revision<'a> {
-    pub fn template(&self) -> Option<&'a PodTemplateSpec> {
-        self.replica_set.spec.as_ref()?.template.as_ref()
+    pub fn template(&self) -> Option<&PodTemplateSpec> {
+        match &self.source {
+            Source::ReplicaSet(rs) => rs.spec.as_ref()?.template.as_ref(),
+            Source::Controller { template, .. } => template.as_deref(),
+        }
     }
 
     /// Whether pods of this revision were ready: the revision ran healthy.
     pub fn was_healthy(&self) -> bool {
-        self.replica_set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0
+        match &self.source {
+            Source::ReplicaSet(rs) => rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0,
+            Source::Controller { ready_pods, .. } => *ready_pods,
+        }
     }
+}
+
+/// The pod template a StatefulSet's or DaemonSet's ControllerRevision records. The controller writes the template
+/// with `"$patch": "replace"` (a strategic-merge directive, not a field): it is dropped.
+fn recorded_template(cr: &ControllerRevision) -> Option<Box<PodTemplateSpec>> {
+    let mut template = cr.data.as_ref()?.0.pointer("/spec/template")?.clone();
+    template.as_object_mut()?.remove("$patch");
+    serde_json::from_value(template).ok().map(Box::new)
+}
+
+/// The controller a workload's pods come from, when the snapshot holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum Controller<'a> {
+    Deployment(&'a Deployment),
+    StatefulSet(&'a StatefulSet),
+    DaemonSet(&'a DaemonSet),
 }
 
 #[derive(Debug, Clone)]
 pub struct Workload<'a> {
     pub resource: ResourceRef,
-    pub deployment: Option<&'a Deployment>,
-    pub stateful_set: Option<&'a StatefulSet>,
-    /// Oldest first (Deployments: their ReplicaSets; StatefulSet revisions live in ControllerRevisions,
-    /// which a snapshot does not read).
+    /// `None` for a workload known only by its pods or revisions (a bare ReplicaSet, a Job, a pod).
+    pub controller: Option<Controller<'a>>,
+    /// Oldest first (Deployments: their ReplicaSets; StatefulSets and DaemonSets: their ControllerRevisions).
     pub revisions: Vec<Revision<'a>>,
     pub pods: Vec<&'a Pod>,
 }
@@ -65,42 +98,56 @@ impl<'a> Workload<'a> {
 
     /// The pod template the workload asks for now.
     pub fn template(&self) -> Option<&'a PodTemplateSpec> {
-        if let Some(d) = self.deployment {
-            return d.spec.as_ref().map(|s| &s.template);
+        match self.controller? {
+            Controller::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Controller::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+            Controller::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
         }
-        self.stateful_set.and_then(|s| s.spec.as_ref()).map(|s| &s.template)
     }
 
-    /// Whether AEGIS can patch this workload's pod template (Deployments and StatefulSets).
     /// A workload known only by name so far (its pods or ReplicaSets are found before its controller).
     fn empty(resource: ResourceRef) -> Self {
-        Workload { resource, deployment: None, stateful_set: None, revisions: Vec::new(), pods: Vec::new() }
+        Workload { resource, controller: None, revisions: Vec::new(), pods: Vec::new() }
     }
 
     /// The workload's `metadata.generation`.
     pub fn generation(&self) -> Option<i64> {
-        self.deployment.and_then(|d| d.metadata.generation).or_else(|| self.stateful_set.and_then(|s| s.metadata.generation))
+        match self.controller? {
+            Controller::Deployment(d) => d.metadata.generation,
+            Controller::StatefulSet(s) => s.metadata.generation,
+            Controller::DaemonSet(d) => d.metadata.generation,
+        }
     }
 
+    /// Whether AEGIS can patch this workload's pod template and prove the change in a shadow.
     pub fn patchable(&self) -> bool {
-        self.deployment.is_some() || self.stateful_set.is_some()
+        self.controller.is_some()
     }
 
+    /// `spec.replicas` of a Deployment or StatefulSet (a DaemonSet has none: it runs on its nodes).
+    pub fn spec_replicas(&self) -> Option<i32> {
+        match self.controller? {
+            Controller::Deployment(d) => d.spec.as_ref()?.replicas,
+            Controller::StatefulSet(s) => s.spec.as_ref()?.replicas,
+            Controller::DaemonSet(_) => None,
+        }
+    }
+
+    /// The pods the workload should have: its replicas, a DaemonSet's scheduled nodes.
     pub fn desired_replicas(&self) -> i32 {
-        self.deployment
-            .and_then(|d| d.spec.as_ref()?.replicas)
-            .or_else(|| self.stateful_set.and_then(|s| s.spec.as_ref()?.replicas))
-            .unwrap_or(self.pods.len() as i32)
+        if let Some(Controller::DaemonSet(d)) = self.controller {
+            return d.status.as_ref().map_or(self.pods.len() as i32, |s| s.desired_number_scheduled);
+        }
+        self.spec_replicas().unwrap_or(self.pods.len() as i32)
     }
 
     pub fn available_replicas(&self) -> i32 {
-        if let Some(d) = self.deployment {
-            return d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+        match self.controller {
+            Some(Controller::Deployment(d)) => d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            Some(Controller::StatefulSet(s)) => s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0),
+            Some(Controller::DaemonSet(d)) => d.status.as_ref().and_then(|s| s.number_available).unwrap_or(0),
+            None => self.pods.iter().filter(|p| crate::signals::is_ready(p)).count() as i32,
         }
-        if let Some(s) = self.stateful_set {
-            return s.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-        }
-        self.pods.iter().filter(|p| crate::signals::is_ready(p)).count() as i32
     }
 }
 
@@ -118,21 +165,15 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     let mut by_key: BTreeMap<ResourceRef, Workload<'_>> = BTreeMap::new();
     let ns_of = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.clone().unwrap_or_default();
 
-    for d in &s.deployments {
-        let resource =
-            ResourceRef { kind: "Deployment".into(), namespace: ns_of(&d.metadata), name: d.metadata.name.clone().unwrap_or_default() };
-        by_key.insert(
-            resource.clone(),
-            Workload { resource, deployment: Some(d), stateful_set: None, revisions: Vec::new(), pods: Vec::new() },
-        );
-    }
-    for st in &s.stateful_sets {
-        let resource =
-            ResourceRef { kind: "StatefulSet".into(), namespace: ns_of(&st.metadata), name: st.metadata.name.clone().unwrap_or_default() };
-        by_key.insert(
-            resource.clone(),
-            Workload { resource, deployment: None, stateful_set: Some(st), revisions: Vec::new(), pods: Vec::new() },
-        );
+    let controllers = s
+        .deployments
+        .iter()
+        .map(|d| ("Deployment", &d.metadata, Controller::Deployment(d)))
+        .chain(s.stateful_sets.iter().map(|st| ("StatefulSet", &st.metadata, Controller::StatefulSet(st))))
+        .chain(s.daemon_sets.iter().map(|d| ("DaemonSet", &d.metadata, Controller::DaemonSet(d))));
+    for (kind, meta, controller) in controllers {
+        let resource = ResourceRef { kind: kind.into(), namespace: ns_of(meta), name: meta.name.clone().unwrap_or_default() };
+        by_key.insert(resource.clone(), Workload { resource, controller: Some(controller), revisions: Vec::new(), pods: Vec::new() });
     }
     let rs_owner: BTreeMap<(String, String), ResourceRef> = s
         .replica_sets
@@ -151,7 +192,29 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
         let key = (ns_of(&rs.metadata), rs.metadata.name.clone().unwrap_or_default());
         let workload = rs_owner[&key].clone();
         let number = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0);
-        by_key.entry(workload.clone()).or_insert_with(|| Workload::empty(workload)).revisions.push(Revision { number, replica_set: rs });
+        by_key
+            .entry(workload.clone())
+            .or_insert_with(|| Workload::empty(workload))
+            .revisions
+            .push(Revision { number, source: Source::ReplicaSet(rs) });
+    }
+    // A StatefulSet's pods carry their revision's name in `controller-revision-hash`, a DaemonSet's
+    // the revision's hash (which its ControllerRevision carries as the same label).
+    let mut ready_revisions: BTreeSet<(String, &str)> = BTreeSet::new();
+    for p in s.pods.iter().filter(|p| crate::signals::is_ready(p)) {
+        if let Some(rev) = p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) {
+            ready_revisions.insert((ns_of(&p.metadata), rev.as_str()));
+        }
+    }
+    for cr in &s.controller_revisions {
+        let Some((kind @ ("StatefulSet" | "DaemonSet"), owner_name)) = owner(&cr.metadata) else { continue };
+        let ns = ns_of(&cr.metadata);
+        let name = cr.metadata.name.clone().unwrap_or_default();
+        let hash = cr.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")).map(String::as_str);
+        let ready_pods = [Some(name.as_str()), hash].into_iter().flatten().any(|rev| ready_revisions.contains(&(ns.clone(), rev)));
+        let key = ResourceRef { kind: kind.into(), namespace: ns, name: owner_name.to_owned() };
+        let revision = Revision { number: cr.revision, source: Source::Controller { template: recorded_template(cr), ready_pods } };
+        by_key.entry(key.clone()).or_insert_with(|| Workload::empty(key)).revisions.push(revision);
     }
     for p in &s.pods {
         let ns = ns_of(&p.metadata);

@@ -345,7 +345,7 @@ fn analyze_reads_a_captured_list_and_prints_incidents_as_json_yaml_or_panels() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let i = &v["incidents"][0];
     assert_eq!(i["category"], "ServiceSelectorMismatch");
-    assert_eq!(i["resource"], serde_json::json!({"kind": "Service", "namespace": "shop-selector", "name": "web"}));
+    assert_eq!(i["resource"], serde_json::json!({"kind": "Service", "namespace": "corpus-service-selector-typo", "name": "web"}));
     assert_eq!(i["fix"]["type"], "set-service-selector");
     for key in ["root_cause", "evidence", "confidence", "severity", "verification_plan"] {
         assert!(i.get(key).is_some(), "{key}");

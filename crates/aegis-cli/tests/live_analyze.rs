@@ -76,6 +76,7 @@ async fn live_analysis_matches_the_captured_file_and_aegis_snapshot_round_trips(
 
     let (code, list) = aegis(&["snapshot", "-n", ns.name()]);
     assert_eq!(code, Some(0));
+    assert!(list.contains("kind: Pod") && !list.contains("managedFields"), "a snapshot reads as kubectl prints it: no managedFields");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snap.yaml");
     std::fs::write(&file, list).unwrap();

@@ -13,7 +13,7 @@ pub use apply::{Applied, apply_fix};
 use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, Pod, Service};
 use kube::api::{Api, DynamicObject, ListParams, PatchParams};
@@ -69,7 +69,17 @@ where
     if selector && let Some(s) = &scope.label_selector {
         lp = lp.labels(s);
     }
-    api.list(&lp).await.map(|l| l.items).map_err(|source| K8sError::List { kind, scope: scope.describe(), source })
+    let mut items = api.list(&lp).await.map(|l| l.items).map_err(|source| K8sError::List { kind, scope: scope.describe(), source })?;
+    without_managed_fields(&mut items);
+    Ok(items)
+}
+
+/// Drop server-side apply's bookkeeping, as `kubectl get -o yaml` does: no analyzer reads it, and it
+/// is a good part of every object's size (in snapshots users read, and in the operator's memory).
+fn without_managed_fields<K: Resource>(items: &mut [K]) {
+    for item in items {
+        item.meta_mut().managed_fields = None;
+    }
 }
 
 /// Read a namespace (or all) into a snapshot. ConfigMap values are dropped as they arrive (only names and
@@ -94,13 +104,18 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             )
         })
         .collect();
-    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
+    // template's labels, so the selector narrows them as it does the pods.
+    let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
+    let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    without_managed_fields(&mut nodes);
     Ok(Snapshot {
         nodes,
         pods,
         deployments,
         replica_sets,
         stateful_sets,
+        controller_revisions,
         daemon_sets,
         jobs,
         services,
@@ -111,6 +126,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).
         secrets: Vec::new(),
         other_kinds: Default::default(),
+        captured_at: Some(jiff::Timestamp::now()),
     })
 }
 
@@ -146,6 +162,29 @@ pub fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
         other => return Err(K8sError::Invalid(format!("AEGIS does not patch {other} objects"))),
     };
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
+}
+
+/// The kinds of workload AEGIS copies into shadows, watches and verifies fixes on.
+pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
+
+/// Read workload `w` (one of [`WORKLOAD_KINDS`]) as JSON, with its pod template.
+pub async fn get_workload(
+    client: &Client,
+    w: &aegis_model::ResourceRef,
+) -> Result<(Value, k8s_openapi::api::core::v1::PodTemplateSpec), K8sError> {
+    if !WORKLOAD_KINDS.contains(&w.kind.as_str()) {
+        return Err(K8sError::Invalid(format!("AEGIS verifies Deployments, StatefulSets and DaemonSets, not {}", w.kind)));
+    }
+    let obj = dynamic_api(client, w)?.get(&w.name).await.map_err(|source| K8sError::Request { what: format!("reading {w}"), source })?;
+    let value = serde_json::to_value(&obj).map_err(|e| K8sError::Invalid(format!("{w}: {e}")))?;
+    let template = value
+        .pointer("/spec/template")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| K8sError::Invalid(format!("{w}: its pod template: {e}")))?
+        .unwrap_or_default();
+    Ok((value, template))
 }
 
 /// A dynamic API for `target`'s kind in its namespace: the one way AEGIS addresses an object it only

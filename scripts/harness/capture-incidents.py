@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Produce AEGIS's incident scenarios on the harness's real node and capture each namespace with
+`aegis snapshot -n NS` (a kubectl List, Secret values stripped) into examples/incidents/<scenario>.yaml.
+
+Every pod runs on the real node (containerd + runc): a crash loop is the demo app exiting 1 because
+DATABASE_URL is missing, an OOM is the kernel's memory cgroup killing it (ALLOCATE_MIB over its
+limit), a pull failure is the local registry's 404. Scenarios that come from a bad rollout are
+created healthy first (revision 1) and broken afterwards (revision 2), so the captured history shows
+what changed. What a senior SRE expects of each scenario is written, by hand, in
+examples/incidents/expected.yaml; crates/aegis-analysis/tests/corpus_score.rs scores the analysis
+against it.
+
+    capture-incidents.py [SCENARIO ...]   (needs AEGIS_KUBECONFIG, AEGIS_KUBECTL and AEGIS_REGISTRY
+                                           from cluster.sh up and scanners.sh up; AEGIS_BIN, default
+                                           target/debug/aegis)
+"""
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OUT = os.path.join(ROOT, "examples", "incidents")
+KUBECONFIG = os.environ["AEGIS_KUBECONFIG"]
+KUBECTL = os.environ["AEGIS_KUBECTL"]
+REGISTRY = os.environ["AEGIS_REGISTRY"]
+AEGIS = os.environ.get("AEGIS_BIN", os.path.join(ROOT, "target", "debug", "aegis"))
+IMAGE = f"{REGISTRY}/demo-api:v2"
+DB = {"name": "DATABASE_URL", "value": "postgres://db.shop:5432/shop"}
+LOG = {"name": "LOG_LEVEL", "value": "info"}
+REAL_NODE = {
+    "nodeSelector": {"aegis.io/node": "real"},
+    "tolerations": [{"key": "aegis.io/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
+def k(*args, stdin=None, check=True):
+    return subprocess.run([KUBECTL, "--kubeconfig", KUBECONFIG, *args], input=stdin, text=True, capture_output=True, check=check)
+
+
+def apply(ns, *objs):
+    k("-n", ns, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+
+def app(name="api", env=(DB, LOG), image=IMAGE, port=8080, limit="256Mi", probes=True, **extra):
+    """The demo app as a container, probed on the paths it serves."""
+    c = {"name": name, "image": image, "ports": [{"containerPort": port}], "env": [*env]}
+    if port != 8080:
+        c["env"].append({"name": "PORT", "value": str(port)})
+    if limit:
+        c["resources"] = {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": limit}}
+    if probes:
+        c["readinessProbe"] = {"httpGet": {"path": "/ready", "port": port}, "periodSeconds": 2}
+        c["livenessProbe"] = {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 2, "failureThreshold": 2}
+    c.update(extra)
+    return c
+
+
+def pod_spec(*containers, **extra):
+    return {**REAL_NODE, "terminationGracePeriodSeconds": 1, "containers": list(containers), **extra}
+
+
+def deployment(name, spec, replicas=2, labels=None):
+    labels = labels or {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": spec}},
+    }
+
+
+def stateful_set(name, spec, replicas=2):
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas, "serviceName": name, "podManagementPolicy": "OrderedReady",
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": [name]}, {"key": "tier", "operator": "Exists"}]},
+            "template": {"metadata": {"labels": {"app": name, "tier": "data"}}, "spec": spec},
+        },
+    }
+
+
+def daemon_set(name, spec):
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": spec}},
+    }
+
+
+def job(name, spec, backoff=6, **meta):
+    spec = {**spec, "restartPolicy": "Never"}
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, **meta},
+        "spec": {"backoffLimit": backoff, "template": {"spec": spec}},
+    }
+
+
+def service(name, selector, type_="ClusterIP", headless=False):
+    spec = {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": 8080}], "type": type_}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def rolled_out(ns, kind, name, timeout=90):
+    k("-n", ns, "rollout", "status", f"{kind}/{name}", f"--timeout={timeout}s")
+
+
+def job_done(ns, name, timeout=90):
+    k("-n", ns, "wait", f"job/{name}", "--for=condition=Complete", f"--timeout={timeout}s")
+
+
+# Each scenario: (description, setup(ns), seconds to let the fault show before the capture).
+# setup builds revision 1, waits for it where the scenario is a bad rollout, then breaks it.
+def crash_after_rollout(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}))
+    rolled_out(ns, "deployment", "api")
+    apply(ns, deployment("api", pod_spec(app(env=(LOG,)))))
+
+
+def rollout(ns, good, bad, extra=(), kind="deployment", name="api"):
+    apply(ns, good, *extra)
+    rolled_out(ns, kind, name)
+    apply(ns, bad)
+
+
+# A container that runs to completion: the app's `probe connect` with nothing to reach exits 0.
+SEED = {"name": "seed", "image": IMAGE, "args": ["probe", "connect"]}
+
+
+def sidecar():
+    return app("proxy", port=9090, limit="64Mi")
+
+
+SCENARIOS = {}
+
+
+def scenario(name, description, wait=20):
+    def register(setup):
+        SCENARIOS[name] = (description, setup, wait)
+        return setup
+
+    return register
+
+
+@scenario("crashloop-missing-env", "A rollout removes DATABASE_URL, which the app requires: it exits 1, CrashLoopBackOff.")
+def _(ns):
+    crash_after_rollout(ns)
+
+
+@scenario("image-pull-missing-tag", "A rollout to a tag the registry does not have: ErrImagePull, then ImagePullBackOff.")
+def _(ns):
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(image=IMAGE + ".1-does-not-exist"))), [service("api", {"app": "api"})])
+
+
+@scenario("oom-small-limit", "The app holds 200 MiB under a 128Mi limit from its first revision: the kernel kills it.")
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app(limit="128Mi", env=(DB, {"name": "ALLOCATE_MIB", "value": "200"})))))
+
+
+@scenario("pending-requests-too-large", "Memory requests larger than any node can hold: the pods stay Pending.", wait=8)
+def _(ns):
+    c = app()
+    c["resources"] = {"requests": {"cpu": "20m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}}
+    apply(ns, deployment("api", pod_spec(c)))
+
+
+@scenario("liveness-wrong-path", "A rollout moves the liveness probe to /health, which the app does not serve: killed and restarted.", wait=25)
+def _(ns):
+    bad = app()
+    bad["livenessProbe"]["httpGet"]["path"] = "/health"
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(bad)), [service("api", {"app": "api"})])
+
+
+@scenario("readiness-never-ready", "A rollout moves the readiness probe to /readiness, which the app does not serve: never ready.")
+def _(ns):
+    bad = app()
+    bad["readinessProbe"]["httpGet"]["path"] = "/readiness"
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(bad)), [service("api", {"app": "api"})])
+
+
+@scenario("service-selector-typo", "A Service whose selector has a typo (app: wbe): it selects no pod.", wait=5)
+def _(ns):
+    apply(ns, deployment("web", pod_spec(app("web"))), service("web", {"app": "wbe"}))
+    rolled_out(ns, "deployment", "web")
+
+
+@scenario("healthy", "Two healthy workloads and the Services that select them: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), deployment("web", pod_spec(app("web")), 1), service("web", {"app": "web"}))
+    rolled_out(ns, "deployment", "api")
+    rolled_out(ns, "deployment", "web")
+
+
+@scenario("sidecar-crashloop", "A rollout removes DATABASE_URL from the app behind a healthy proxy sidecar: the second container crash-loops.")
+def _(ns):
+    rollout(ns, deployment("api", pod_spec(sidecar(), app())), deployment("api", pod_spec(sidecar(), app(env=(LOG,)))))
+
+
+@scenario("sidecar-oom", "The app (second container, beside a proxy sidecar) holds 200 MiB under a 128Mi limit: OOM-killed.")
+def _(ns):
+    apply(ns, deployment("api", pod_spec(sidecar(), app(limit="128Mi", env=(DB, {"name": "ALLOCATE_MIB", "value": "200"})))))
+
+
+@scenario("init-container-crashloop", "A rollout adds an init container (migrate) that exits 1 without DATABASE_URL: Init:CrashLoopBackOff.")
+def _(ns):
+    migrate = {"name": "migrate", "image": IMAGE, "env": [LOG]}
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(), initContainers=[migrate])))
+
+
+@scenario("crashloop-from-the-first-revision", "A new Deployment without DATABASE_URL: it never ran, so there is nothing to roll back to.")
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app(env=(LOG,)))))
+
+
+@scenario("statefulset-crashloop", "A StatefulSet (matchExpressions selector, OrderedReady) rolls out without DATABASE_URL: its last ordinal crash-loops.")
+def _(ns):
+    rollout(
+        ns,
+        stateful_set("db", pod_spec(app("db"))),
+        stateful_set("db", pod_spec(app("db", env=(LOG,)))),
+        [service("db", {"app": "db"}, headless=True)],
+        kind="statefulset",
+        name="db",
+    )
+
+
+@scenario("statefulset-oom", "A StatefulSet whose app holds 200 MiB under a 128Mi limit: OOM-killed.")
+def _(ns):
+    apply(ns, stateful_set("db", pod_spec(app("db", limit="128Mi", env=(DB, {"name": "ALLOCATE_MIB", "value": "200"})))), service("db", {"app": "db"}, headless=True))
+
+
+@scenario("statefulset-image-pull", "A StatefulSet rolls out to a tag the registry does not have.")
+def _(ns):
+    rollout(
+        ns,
+        stateful_set("db", pod_spec(app("db"))),
+        stateful_set("db", pod_spec(app("db", image=IMAGE + ".9-missing"))),
+        [service("db", {"app": "db"}, headless=True)],
+        kind="statefulset",
+        name="db",
+    )
+
+
+@scenario("daemonset-crashloop", "A DaemonSet rolls out without DATABASE_URL: its pod on the node crash-loops.")
+def _(ns):
+    rollout(ns, daemon_set("agent", pod_spec(app("agent"))), daemon_set("agent", pod_spec(app("agent", env=(LOG,)))), kind="daemonset", name="agent")
+
+
+@scenario("daemonset-image-pull", "A DaemonSet rolls out to a tag the registry does not have.")
+def _(ns):
+    rollout(ns, daemon_set("agent", pod_spec(app("agent"))), daemon_set("agent", pod_spec(app("agent", image=IMAGE + ".9-missing"))), kind="daemonset", name="agent")
+
+
+@scenario("job-retrying", "A Job whose pods exit 1 (no DATABASE_URL), with retries left: backing off.", wait=15)
+def _(ns):
+    apply(ns, job("migrate", pod_spec(app("migrate", env=(LOG,), probes=False)), backoff=6))
+
+
+@scenario("job-backoff-limit-exceeded", "A Job whose pods exit 1 until its backoffLimit of 1: Failed, BackoffLimitExceeded.", wait=30)
+def _(ns):
+    apply(ns, job("migrate", pod_spec(app("migrate", env=(LOG,), probes=False)), backoff=1))
+
+
+@scenario("cronjob-run-failing", "A run of a CronJob (created from it as `kubectl create job --from`) whose pods exit 1.", wait=15)
+def _(ns):
+    spec = {**pod_spec(app("report", env=(LOG,), probes=False)), "restartPolicy": "Never"}
+    cron = {
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"backoffLimit": 4, "template": {"spec": spec}}}},
+    }
+    apply(ns, cron)
+    k("-n", ns, "create", "job", "report-manual", "--from=cronjob/report")
+
+
+@scenario("healthy-named-serviceaccount", "A healthy Deployment running as its own ServiceAccount: nothing to report.", wait=5)
+def _(ns):
+    sa = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "api"}}
+    apply(ns, sa, deployment("api", pod_spec(app(), serviceAccountName="api")), service("api", {"app": "api"}))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-nodeport-and-loadbalancer", "Healthy workloads behind a NodePort and a LoadBalancer Service (no load balancer here: EXTERNAL-IP pending).", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}, "NodePort"), deployment("web", pod_spec(app("web")), 1), service("web", {"app": "web"}, "LoadBalancer"))
+    rolled_out(ns, "deployment", "api")
+    rolled_out(ns, "deployment", "web")
+
+
+@scenario("healthy-without-limits", "A healthy Deployment with no requests and no limits at all: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app(limit=None))))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario(
+    "breaks-after-rollout",
+    "Revision 2 (a latent fault: it refuses to start after FAIL_AFTER) rolls out healthy; its pods are replaced later and crash-loop.",
+)
+def _(ns):
+    deadline = time.time() + 30
+    latent = {"name": "FAIL_AFTER", "value": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))}
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(env=(DB, LOG, latent)))))
+    rolled_out(ns, "deployment", "api")
+    time.sleep(max(0, deadline - time.time()) + 1)
+    k("-n", ns, "delete", "pods", "-l", "app=api", "--wait=false")
+
+
+@scenario("several-incidents", "One namespace, three faults: api crash-loops after a rollout, web's Service selects nothing, worker is OOM-killed.", wait=25)
+def _(ns):
+    apply(
+        ns,
+        deployment("web", pod_spec(app("web")), 1),
+        service("web", {"app": "wbe"}),
+        deployment("worker", pod_spec(app("worker", limit="128Mi", env=(DB, {"name": "ALLOCATE_MIB", "value": "200"}))), 1),
+    )
+    crash_after_rollout(ns)
+
+
+@scenario("healthy-busy-namespace", "A busy healthy namespace: Deployments, a StatefulSet, a DaemonSet, a completed Job, a CronJob, Services of each type.", wait=5)
+def _(ns):
+    cron_spec = {**pod_spec(app("report", probes=False)), "restartPolicy": "Never"}
+    apply(
+        ns,
+        *[deployment(n, pod_spec(app(n)), 1) for n in ("api", "web", "cart", "search")],
+        *[service(n, {"app": n}) for n in ("api", "web", "cart")],
+        service("search", {"app": "search"}, "NodePort"),
+        stateful_set("db", pod_spec(app("db")), 1),
+        service("db", {"app": "db"}, headless=True),
+        daemon_set("agent", pod_spec(app("agent", port=9191))),
+        job("seed", pod_spec(SEED), backoff=0),
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report"},
+         "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": cron_spec}}}}},
+    )
+    for kind, name in (("deployment", "api"), ("deployment", "web"), ("deployment", "cart"), ("deployment", "search"), ("statefulset", "db"), ("daemonset", "agent")):
+        rolled_out(ns, kind, name)
+
+
+@scenario("liveness-wrong-port", "A rollout moves the liveness probe to port 9999, where nothing listens: killed and restarted.", wait=25)
+def _(ns):
+    bad = app()
+    bad["livenessProbe"]["httpGet"]["port"] = 9999
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(bad)))
+
+
+@scenario("readiness-wrong-port", "A rollout moves the readiness probe to port 9999, where nothing listens: never ready.")
+def _(ns):
+    bad = app()
+    bad["readinessProbe"]["httpGet"]["port"] = 9999
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(bad)), [service("api", {"app": "api"})])
+
+
+@scenario("image-pull-wrong-repository", "A rollout to an image repository that does not exist (demo-apii).")
+def _(ns):
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(image=IMAGE.replace("demo-api", "demo-apii")))))
+
+
+@scenario("rollout-missing-configmap", "A rollout reads its settings from a ConfigMap (envFrom) that does not exist: CreateContainerConfigError.")
+def _(ns):
+    bad = app(envFrom=[{"configMapRef": {"name": "api-settings"}}])
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(bad)))
+
+
+@scenario("missing-secret-from-the-start", "A new Deployment takes DATABASE_URL from a Secret that does not exist: CreateContainerConfigError.")
+def _(ns):
+    env = ({"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "url"}}},)
+    apply(ns, deployment("api", pod_spec(app(env=env))))
+
+
+@scenario("scheduling-gated", "Pods held by a scheduling gate nobody removes, past the five minutes AEGIS allows a controller to lift it.", wait=310)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app(), schedulingGates=[{"name": "example.com/quota-check"}])))
+
+
+@scenario("node-selector-matches-no-node", "A rollout adds a nodeSelector (disktype: ssd) that no node carries: the new pods stay Pending.", wait=8)
+def _(ns):
+    bad = pod_spec(app())
+    bad["nodeSelector"] = {**bad["nodeSelector"], "disktype": "ssd"}
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", bad))
+
+
+@scenario("cpu-requests-too-large", "CPU requests (64 cores) larger than any node can hold: the pods stay Pending.", wait=8)
+def _(ns):
+    c = app()
+    c["resources"]["requests"]["cpu"] = "64"
+    apply(ns, deployment("api", pod_spec(c)))
+
+
+@scenario("rollout-missing-configmap-volume", "A rollout mounts a ConfigMap that does not exist: the pods stay ContainerCreating, FailedMount.", wait=15)
+def _(ns):
+    bad = pod_spec(app(volumeMounts=[{"name": "settings", "mountPath": "/etc/api"}]), volumes=[{"name": "settings", "configMap": {"name": "api-settings"}}])
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", bad))
+
+
+@scenario("oom-after-rollout", "A rollout makes the app hold 200 MiB (ALLOCATE_MIB) under its 128Mi limit: OOM-killed since the change.", wait=25)
+def _(ns):
+    good = app(limit="128Mi")
+    bad = app(limit="128Mi", env=(DB, LOG, {"name": "ALLOCATE_MIB", "value": "200"}))
+    rollout(ns, deployment("api", pod_spec(good)), deployment("api", pod_spec(bad)))
+
+
+@scenario("liveness-wrong-path-from-the-start", "A new Deployment whose liveness probe asks for /health, which the app does not serve (404): killed and restarted.", wait=25)
+def _(ns):
+    bad = app()
+    bad["livenessProbe"]["httpGet"]["path"] = "/health"
+    apply(ns, deployment("api", pod_spec(bad)))
+
+
+@scenario("readiness-wrong-path-from-the-start", "A new Deployment whose readiness probe asks for /readiness, which the app does not serve (404): never ready.")
+def _(ns):
+    bad = app()
+    bad["readinessProbe"]["httpGet"]["path"] = "/readiness"
+    apply(ns, deployment("api", pod_spec(bad)), service("api", {"app": "api"}))
+
+
+@scenario("healthy-scaled-to-zero", "A Deployment scaled to zero and a headless StatefulSet that is healthy: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app()), 0), stateful_set("db", pod_spec(app("db")), 1), service("db", {"app": "db"}, headless=True))
+    rolled_out(ns, "statefulset", "db")
+
+
+@scenario("healthy-job-completed", "A Job that ran to completion and a Service without a selector (endpoints managed by hand): nothing to report.", wait=3)
+def _(ns):
+    external = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "billing"}, "spec": {"ports": [{"port": 443}]}}
+    apply(ns, job("seed", pod_spec(SEED), backoff=0), external)
+    job_done(ns, "seed")
+
+
+@scenario("selector-typo-on-nodeport", "A NodePort Service whose selector names another app (app: api-v2): it selects nothing.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api-v2"}, "NodePort"))
+    rolled_out(ns, "deployment", "api")
+
+
+def capture(name):
+    description, setup, wait = SCENARIOS[name]
+    ns = f"corpus-{name}"[:63].rstrip("-")
+    k("delete", "namespace", ns, "--ignore-not-found", "--wait=true")
+    k("create", "namespace", ns)
+    for _ in range(60):
+        if k("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0:
+            break
+        time.sleep(0.5)
+    try:
+        setup(ns)
+        time.sleep(wait)
+        snap = subprocess.run(
+            [AEGIS, "snapshot", "-n", ns, "--kubeconfig", KUBECONFIG], capture_output=True, text=True, check=True
+        ).stdout
+    except subprocess.CalledProcessError as e:
+        raise SystemExit(f"{name}: {' '.join(e.cmd[:6])}: {e.stderr.strip()}")
+    finally:
+        k("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
+    header = (
+        f"# {description}\n"
+        "# Captured on the harness's real node (containerd + runc) by scripts/harness/capture-incidents.py\n"
+        f"# with `aegis snapshot -n {ns}`; expected outcome: examples/incidents/expected.yaml.\n"
+    )
+    with open(os.path.join(OUT, f"{name}.yaml"), "w") as f:
+        f.write(header + snap)
+    return name
+
+
+def main():
+    names = sys.argv[1:] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+    # Four at a time: the node runs them side by side in a few minutes, and no scenario's pods are
+    # starved enough to fail for reasons of their own.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for done in pool.map(capture, names):
+            print(f"captured examples/incidents/{done}.yaml", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
