@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aegis_model::ResourceRef;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -279,17 +279,22 @@ struct Rollout {
 enum Workload {
     Deployment(Box<Deployment>),
     StatefulSet(Box<StatefulSet>),
+    DaemonSet(Box<DaemonSet>),
 }
 
 impl Workload {
     async fn get(client: &Client, w: &ResourceRef) -> Result<Workload, K8sError> {
         let get_err = |source| K8sError::Patch { target: w.to_string(), source };
-        Ok(if w.kind == "StatefulSet" {
-            Workload::StatefulSet(Box::new(
+        Ok(match w.kind.as_str() {
+            "StatefulSet" => Workload::StatefulSet(Box::new(
                 Api::<StatefulSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?,
-            ))
-        } else {
-            Workload::Deployment(Box::new(Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?))
+            )),
+            "DaemonSet" => Workload::DaemonSet(Box::new(
+                Api::<DaemonSet>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?,
+            )),
+            _ => Workload::Deployment(Box::new(
+                Api::<Deployment>::namespaced(client.clone(), &w.namespace).get(&w.name).await.map_err(get_err)?,
+            )),
         })
     }
 
@@ -297,6 +302,7 @@ impl Workload {
         match self {
             Workload::Deployment(d) => selector_string(d.spec.as_ref().map(|s| &s.selector)),
             Workload::StatefulSet(s) => selector_string(s.spec.as_ref().map(|s| &s.selector)),
+            Workload::DaemonSet(d) => selector_string(d.spec.as_ref().map(|s| &s.selector)),
         }
     }
 }
@@ -309,6 +315,15 @@ fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
             let observed = st.observed_generation >= s.metadata.generation;
             let done = observed && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
             let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
+            return Rollout { observed, done, failure: None, detail };
+        }
+        Workload::DaemonSet(d) => {
+            let st = d.status.clone().unwrap_or_default();
+            let want = st.desired_number_scheduled;
+            let observed = st.observed_generation >= d.metadata.generation;
+            let done = observed && st.updated_number_scheduled == Some(want) && st.number_available == Some(want);
+            let detail =
+                format!("{}/{want} available, {} updated", st.number_available.unwrap_or(0), st.updated_number_scheduled.unwrap_or(0));
             return Rollout { observed, done, failure: None, detail };
         }
         Workload::Deployment(d) => d,
@@ -337,7 +352,8 @@ fn selector_string(s: Option<&LabelSelector>) -> String {
 }
 
 /// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's
-/// pods on its update revision), found through the workload's own selector.
+/// pods on its update revision; a DaemonSet's on its newest ControllerRevision), found through the
+/// workload's own selector.
 async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> Result<Vec<Pod>, K8sError> {
     let list_err = |kind| move |source| K8sError::List { kind, scope: w.namespace.clone(), source };
     let lp = ListParams::default().labels(&workload.selector());
@@ -346,6 +362,21 @@ async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> R
     // ReplicaSet (its pods' owner).
     let (label_rev, owner_rs) = match workload {
         Workload::StatefulSet(s) => (s.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap_or_default(), None),
+        // A DaemonSet's newest ControllerRevision; its pods carry that revision's hash.
+        Workload::DaemonSet(_) => {
+            let crs = Api::<ControllerRevision>::namespaced(client.clone(), &w.namespace)
+                .list(&lp)
+                .await
+                .map_err(list_err("ControllerRevision"))?
+                .items;
+            let owned =
+                |cr: &&ControllerRevision| cr.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == w.name);
+            let newest = crs.iter().filter(owned).max_by_key(|cr| cr.revision);
+            let Some(hash) = newest.and_then(|cr| cr.metadata.labels.as_ref()?.get("controller-revision-hash").cloned()) else {
+                return Ok(Vec::new());
+            };
+            (hash, None)
+        }
         Workload::Deployment(_) => {
             let rss = Api::<ReplicaSet>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("ReplicaSet"))?.items;
             let revision = |rs: &ReplicaSet| {

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aegis_model::{Fix, Patch, PatchType, ResourceRef};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PodTemplateSpec, Secret, Service, ServiceAccount};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplateSpec, Secret, Service, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -231,27 +231,7 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The workload (read first: the quota is sized from it).
-    let (mut workload, template): (Value, PodTemplateSpec) = match spec.source.kind.as_str() {
-        "Deployment" => {
-            let d = Api::<Deployment>::namespaced(client.clone(), src_ns)
-                .get(&spec.source.name)
-                .await
-                .map_err(|e| err(&spec.source.to_string(), e))?;
-            let t = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-            (serde_json::to_value(&d).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
-        }
-        "StatefulSet" => {
-            let s = Api::<StatefulSet>::namespaced(client.clone(), src_ns)
-                .get(&spec.source.name)
-                .await
-                .map_err(|e| err(&spec.source.to_string(), e))?;
-            let t = s.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-            (serde_json::to_value(&s).map_err(|e| K8sError::Invalid(e.to_string()))?, t)
-        }
-        other => {
-            return Err(K8sError::Invalid(format!("a shadow copies Deployments and StatefulSets, not {other}")));
-        }
-    };
+    let (mut workload, template) = crate::get_workload(client, &spec.source).await?;
     if let Some(why) = not_shadowable(&template) {
         return Err(K8sError::NotShadowable(why));
     }
@@ -271,8 +251,15 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     }
 
     workload["metadata"]["namespace"] = ns.clone().into();
-    let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
-    workload["spec"]["replicas"] = replicas.into();
+    if spec.source.kind == "DaemonSet" {
+        let nodes = daemon_nodes(client, &spec.source, &template).await?;
+        if let Some(t) = workload.pointer_mut("/spec/template") {
+            on_nodes(t, &nodes);
+        }
+    } else {
+        let replicas = workload["spec"]["replicas"].as_i64().unwrap_or(1).clamp(1, 2);
+        workload["spec"]["replicas"] = replicas.into();
+    }
     // Also for a selector of matchExpressions only: matchLabels is created for the shadow label.
     if let Some(selector) = workload.pointer_mut("/spec/selector").and_then(Value::as_object_mut)
         && let Some(labels) = selector.entry("matchLabels").or_insert_with(|| json!({})).as_object_mut()
@@ -346,9 +333,44 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     }
     match spec.source.kind.as_str() {
         "Deployment" => create_value(&Api::<Deployment>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
+        "DaemonSet" => create_value(&Api::<DaemonSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
         _ => create_value(&Api::<StatefulSet>::namespaced(client.clone(), ns), workload, &shadow.workload.to_string()).await?,
     }
     Ok(Populated { services, secrets: copied_secrets })
+}
+
+/// At most two of the nodes production's DaemonSet pods run on, by name. A DaemonSet's shadow runs
+/// there only — the DaemonSet's counterpart of a Deployment's replicas clamped to two: the same pods
+/// on the same kind of node, without a copy on every node of the cluster.
+async fn daemon_nodes(client: &Client, source: &ResourceRef, template: &PodTemplateSpec) -> Result<Vec<String>, K8sError> {
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let selector = labels.map(|l| l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let pods = Api::<Pod>::namespaced(client.clone(), &source.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| err(&format!("pods of {source}"), e))?;
+    let owned = |p: &&Pod| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == source.name);
+    let nodes: BTreeSet<String> = pods.items.iter().filter(owned).filter_map(|p| p.spec.as_ref()?.node_name.clone()).collect();
+    Ok(nodes.into_iter().take(2).collect())
+}
+
+/// Restrict a pod template to `nodes` (none: left as it is), within every node affinity term it has.
+fn on_nodes(template: &mut Value, nodes: &[String]) {
+    if nodes.is_empty() {
+        return;
+    }
+    let field = json!({"key": "metadata.name", "operator": "In", "values": nodes});
+    let required = &mut template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    let terms = required["nodeSelectorTerms"].as_array().cloned().filter(|t| !t.is_empty()).unwrap_or_else(|| vec![json!({})]);
+    let terms: Vec<Value> = terms
+        .into_iter()
+        .map(|mut term| {
+            let fields = term["matchFields"].as_array().cloned().unwrap_or_default();
+            term["matchFields"] = Value::Array(fields.into_iter().chain([field.clone()]).collect());
+            term
+        })
+        .collect();
+    required["nodeSelectorTerms"] = Value::Array(terms);
 }
 
 /// What isolates a shadow: a NetworkPolicy (traffic only within the shadow, to DNS and to and from
@@ -613,12 +635,13 @@ pub struct WorkloadReadiness {
     pub desired: i32,
 }
 
-/// The readiness of the Deployments and StatefulSets in a shadow (listed concurrently).
+/// The readiness of the Deployments, StatefulSets and DaemonSets in a shadow (listed concurrently).
 pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<WorkloadReadiness>, K8sError> {
     let scope = crate::Scope { namespace: Some(namespace.to_owned()), label_selector: None };
-    let (deployments, stateful_sets) = tokio::try_join!(
+    let (deployments, stateful_sets, daemon_sets) = tokio::try_join!(
         crate::list::<Deployment>(client, &scope, false, "Deployment"),
         crate::list::<StatefulSet>(client, &scope, false, "StatefulSet"),
+        crate::list::<DaemonSet>(client, &scope, false, "DaemonSet"),
     )?;
     let row = |kind, name: Option<String>, desired: Option<i32>, ready: Option<i32>| WorkloadReadiness {
         kind,
@@ -632,12 +655,39 @@ pub async fn workload_readiness(client: &Client, namespace: &str) -> Result<Vec<
     let stateful_sets = stateful_sets
         .into_iter()
         .map(|s| row("StatefulSet", s.metadata.name, s.spec.and_then(|s| s.replicas), s.status.and_then(|s| s.ready_replicas)));
-    Ok(deployments.chain(stateful_sets).collect())
+    let daemon_sets = daemon_sets.into_iter().map(|d| {
+        let st = d.status.unwrap_or_default();
+        row("DaemonSet", d.metadata.name, Some(st.desired_number_scheduled), Some(st.number_ready))
+    });
+    Ok(deployments.chain(stateful_sets).chain(daemon_sets).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemonset_shadow_is_held_to_the_named_nodes_within_every_affinity_term_it_has() {
+        let mut bare = json!({"spec": {"containers": []}});
+        on_nodes(&mut bare, &["n1".to_owned(), "n2".to_owned()]);
+        assert_eq!(
+            bare.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms").unwrap(),
+            &json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]}]}])
+        );
+        let mut zoned = json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}}}}});
+        on_nodes(&mut zoned, &["n1".to_owned()]);
+        let terms = zoned.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms").unwrap();
+        assert_eq!(terms.as_array().unwrap().len(), 2, "terms are ORed: each keeps its own expressions");
+        for term in terms.as_array().unwrap() {
+            assert_eq!(term["matchExpressions"].as_array().unwrap().len(), 1);
+            assert_eq!(term["matchFields"], json!([{"key": "metadata.name", "operator": "In", "values": ["n1"]}]));
+        }
+        let mut untouched = json!({"spec": {"containers": []}});
+        on_nodes(&mut untouched, &[]);
+        assert_eq!(untouched, json!({"spec": {"containers": []}}), "no production pods: nowhere to narrow to");
+    }
 
     fn template(cpu: &str, memory: &str) -> PodTemplateSpec {
         serde_json::from_value(json!({"spec": {"containers": [

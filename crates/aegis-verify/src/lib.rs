@@ -15,7 +15,6 @@ use aegis_k8s::shadow::{self, Shadow, ShadowSpec};
 use aegis_model::{Digest, Fix, ResourceRef, SecurityReport, Verdict};
 use aegis_scanners::{FalcoWindow, ImageRef, ManifestSource, Runner, Targets};
 use aegis_security::{Evidence, GatePolicy, evaluate};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
@@ -273,31 +272,12 @@ struct ReadWorkload {
 
 /// Read `workload` for a verification.
 async fn read_workload(client: &Client, workload: &ResourceRef) -> Result<ReadWorkload, VerifyError> {
-    let (images, manifest) = match workload.kind.as_str() {
-        "Deployment" => {
-            let d = Api::<Deployment>::namespaced(client.clone(), &workload.namespace)
-                .get(&workload.name)
-                .await
-                .map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
-            (template_of(d.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&d))
-        }
-        "StatefulSet" => {
-            let s = Api::<StatefulSet>::namespaced(client.clone(), &workload.namespace)
-                .get(&workload.name)
-                .await
-                .map_err(|e| VerifyError::Invalid(format!("{workload}: {e}")))?;
-            (template_of(s.spec.as_ref().map(|s| &s.template)), serde_json::to_string(&s))
-        }
-        other => return Err(VerifyError::Invalid(format!("cannot verify a {other}"))),
-    };
-    let mut images = images;
+    let (value, template) = aegis_k8s::get_workload(client, workload).await.map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let mut images = template_of(Some(&template));
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
     images.dedup();
-    let text = manifest.map_err(|e| VerifyError::Invalid(e.to_string()))?;
-    let template: Option<PodTemplateSpec> = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.pointer("/spec/template").cloned())
-        .and_then(|t| serde_json::from_value(t).ok());
+    let text = serde_json::to_string(&value).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+    let template = Some(template);
     let (url, smoke_base) = service_urls(client, workload, template.as_ref()).await.unzip();
     let targets = Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None };
     Ok(ReadWorkload { targets, smoke_base, template })

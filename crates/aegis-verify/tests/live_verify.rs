@@ -11,10 +11,10 @@ use aegis_model::{Category, Fix, FixAction, Incident, ResourceRef, Verdict};
 use aegis_scanners::Runner;
 use aegis_scanners::trivy::{TrivyConfig, TrivyScanner};
 use aegis_security::{GatePolicy, Policy};
-use aegis_testkit::cluster::{TestNamespace, database_url, deployment, eventually, probed_app, wait_available};
+use aegis_testkit::cluster::{TestNamespace, database_url, deployment, eventually, on_real_node, probed_app, wait_available};
 use aegis_testkit::harness_env;
 use aegis_verify::{SmokeOutcome, VerificationResult, VerifyOptions, verify};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -532,4 +532,75 @@ async fn a_shadow_holding_a_copied_secret_passes_only_once_its_isolation_is_show
     assert!(targets.contains(&format!("Service {}/api", ns.name()).as_str()) && targets.contains(&"the API server"), "{targets:?}");
     assert_eq!(proven.verdict, Verdict::Passed, "{:?}", proven.reasons);
     no_shadow_left(&ns.client(), &proven.shadow_namespace).await;
+}
+
+/// A DaemonSet (an agent on every node; here the real node) rolls out without the setting its app
+/// needs: the analysis reads its history from its ControllerRevisions and rolls back to revision 1.
+/// The shadow copies the DaemonSet onto the nodes production's pods run on; the rollback passes there,
+/// a restart is rejected, and production keeps its template.
+#[tokio::test]
+async fn a_daemonset_rollout_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-ds").await;
+    let daemon_sets = ns.api::<DaemonSet>();
+    let mut pod_spec = on_real_node();
+    pod_spec["containers"] = json!([probed_app(&image("v2"))]);
+    let ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}}))
+    .unwrap();
+    daemon_sets.create(&PostParams::default(), &ds).await.unwrap();
+    eventually("the DaemonSet's pod ready", WAIT, || {
+        let daemon_sets = daemon_sets.clone();
+        async move {
+            let st = daemon_sets.get("agent").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+            if st.desired_number_scheduled > 0 && st.number_ready == st.desired_number_scheduled { Ok(()) } else { Err(format!("{st:?}")) }
+        }
+    })
+    .await;
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    daemon_sets.patch("agent", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let incident = found(&ns, Category::CrashLoopBackOff).await;
+    assert_eq!(incident.resource.kind, "DaemonSet");
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 }, "{}", incident.root_cause);
+    let before = daemon_sets.get("agent").await.unwrap().spec.unwrap().template;
+    let (client, opts) = (ns.client(), options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN"))));
+
+    let right = verify(&client, &incident.resource, &incident.fix, Some("ds".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert!(right.verdict.allows_production(), "{:?}: {:?}", right.verdict, right.reasons);
+    bench_line("CrashLoopBackOff (DaemonSet)", &right);
+    let wrong = verify(&client, &incident.resource, &restart(&incident), Some("ds".into()), &opts).await.unwrap();
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    assert!(wrong.health.reasons.iter().any(|r| r.contains("CrashLoopBackOff") || r.contains("restarted")), "{:?}", wrong.health);
+    for r in [&right, &wrong] {
+        no_shadow_left(&client, &r.shadow_namespace).await;
+    }
+    assert_eq!(daemon_sets.get("agent").await.unwrap().spec.unwrap().template, before, "production untouched");
+}
+
+/// A new Deployment whose liveness probe asks for a path the app does not serve: no rollout to undo, so
+/// the analysis points the probe at the path its readiness probe finds served — an inference a human
+/// approves. The fix passes in the shadow; production keeps its template.
+#[tokio::test]
+async fn a_liveness_probe_on_an_unserved_path_from_the_start_is_pointed_at_the_served_path_and_passes() {
+    let ns = TestNamespace::create("verify-probe").await;
+    let deployments = ns.api::<Deployment>();
+    let mut app = probed_app(&image("v2"));
+    app["livenessProbe"]["httpGet"]["path"] = json!("/health");
+    deployments.create(&PostParams::default(), &deployment("api", 2, app)).await.unwrap();
+    let incident = found(&ns, Category::LivenessProbeFailure).await;
+    assert_eq!(
+        incident.fix.action,
+        FixAction::AdjustProbe { container: "api".into(), probe: aegis_model::ProbeKind::Liveness, path: "/ready".into() },
+        "{}",
+        incident.root_cause
+    );
+    assert!(incident.verification_plan.approval_required, "an inference, not a rollback: a human approves it");
+    let before = deployments.get("api").await.unwrap().spec.unwrap().template;
+    let (client, opts) = (ns.client(), options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN"))));
+    let right = verify(&client, &source(&ns), &incident.fix, Some("probe".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert!(right.verdict.allows_production(), "{:?}: {:?}", right.verdict, right.reasons);
+    no_shadow_left(&client, &right.shadow_namespace).await;
+    assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }

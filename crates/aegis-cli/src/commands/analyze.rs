@@ -245,9 +245,10 @@ fn parse_resource(text: &str, namespace: &str) -> Result<aegis_model::ResourceRe
     let kind = match kind.to_ascii_lowercase().as_str() {
         "deployment" | "deployments" | "deploy" => "Deployment",
         "statefulset" | "statefulsets" | "sts" => "StatefulSet",
+        "daemonset" | "daemonsets" | "ds" => "DaemonSet",
         // A Service's selector fix is proven on a copy of the workload it should select.
         "service" | "services" | "svc" => "Service",
-        other => bail!("shadows copy Deployments and StatefulSets (and prove Service fixes), not {other:?}"),
+        other => bail!("shadows copy Deployments, StatefulSets and DaemonSets (and prove Service fixes), not {other:?}"),
     };
     Ok(aegis_model::ResourceRef { kind: kind.into(), namespace: namespace.to_owned(), name: name.to_owned() })
 }
