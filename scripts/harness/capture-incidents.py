@@ -433,6 +433,58 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+def quota(name, **hard):
+    return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": name}, "spec": {"hard": hard}}
+
+
+@scenario("failed-create-quota", "A rollout raises memory requests past the namespace's ResourceQuota: the new ReplicaSet cannot create pods.", wait=10)
+def _(ns):
+    apply(ns, quota("compute", **{"requests.memory": "200Mi"}))
+    big = app()
+    big["resources"]["requests"]["memory"] = "160Mi"
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(big)))
+
+
+@scenario("failed-create-quota-from-the-start", "A new Deployment asks for more pods than the namespace's ResourceQuota allows: one is created, the rest are refused.", wait=10)
+def _(ns):
+    apply(ns, quota("pods", pods="1"), deployment("api", pod_spec(app()), 3))
+
+
+@scenario("failed-create-missing-serviceaccount", "A rollout runs the pods as a ServiceAccount that does not exist: the ReplicaSet cannot create them.", wait=10)
+def _(ns):
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(), serviceAccountName="api-runner")))
+
+
+@scenario("healthy-within-quota", "Healthy pods well within the namespace's ResourceQuota: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, quota("compute", **{"requests.memory": "1Gi", "pods": "10"}), deployment("api", pod_spec(app())))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("volume-claim-unknown-class", "A Deployment mounts a PersistentVolumeClaim whose StorageClass (fast-ssd) does not exist: the claim stays Pending, so do the pods.", wait=10)
+def _(ns):
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd", "resources": {"requests": {"storage": "1Gi"}}}}
+    spec = pod_spec(app(volumeMounts=[{"name": "data", "mountPath": "/data"}]), volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    apply(ns, pvc, deployment("api", spec, 1))
+
+
+@scenario("pdb-blocks-every-disruption", "A PodDisruptionBudget with minAvailable equal to the replicas: healthy, yet no pod may ever be evicted (drains hang).", wait=8)
+def _(ns):
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "api"},
+           "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "api"}}}}
+    apply(ns, deployment("api", pod_spec(app())), pdb)
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-pdb", "A PodDisruptionBudget that lets one of two healthy pods go at a time: nothing to report.", wait=8)
+def _(ns):
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "api"},
+           "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "api"}}}}
+    apply(ns, deployment("api", pod_spec(app())), pdb)
+    rolled_out(ns, "deployment", "api")
+
+
 def capture(name):
     description, setup, wait = SCENARIOS[name]
     ns = f"corpus-{name}"[:63].rstrip("-")

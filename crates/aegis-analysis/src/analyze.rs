@@ -30,6 +30,7 @@ pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
         by_ns.entry(w.resource.namespace.as_str()).or_default().push(w);
         incidents.extend(analyze_workload(&index, w));
     }
+    incidents.extend(snapshot.pod_disruption_budgets.iter().filter_map(|pdb| disruption_blocked(&index, pdb)));
     for svc in &snapshot.services {
         let ns = svc.metadata.namespace.as_deref().unwrap_or("");
         if let Some(i) = selector_mismatch(&index, svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or_default()) {
@@ -68,7 +69,8 @@ fn killed_by_liveness(s: &PodSignals) -> bool {
 /// How long a pod may stay gated before AEGIS reports it: controllers lift their gates in seconds.
 const GATED_TOO_LONG_SECS: i64 = 300;
 
-fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_at: Option<jiff::Timestamp>) -> Vec<Finding> {
+fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at: Option<jiff::Timestamp>) -> Vec<Finding> {
+    let snapshot = index.snapshot;
     fn add(by: &mut BTreeMap<Category, Finding>, category: Category, container: Option<&str>, pod: &str, line: String) {
         let f = by.entry(category).or_insert_with(|| Finding { category, container: None, pods: Vec::new(), evidence: Vec::new() });
         if f.container.is_none() {
@@ -140,7 +142,20 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
             );
         }
         if let Some(m) = &s.unschedulable {
-            add(&mut by, Category::Unschedulable, None, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
+            // The scheduler waits for the pod's claims: the claim, not the pod's size, is the cause.
+            let pending_claims = if m.contains("unbound") && m.contains("PersistentVolumeClaim") {
+                w.pods.iter().find(|p| p.metadata.name.as_deref() == Some(&s.name)).map(|p| pending_claims(index, p)).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if pending_claims.is_empty() {
+                add(&mut by, Category::Unschedulable, None, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
+            } else {
+                add(&mut by, Category::VolumeClaimPending, None, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
+                for line in pending_claims {
+                    add(&mut by, Category::VolumeClaimPending, None, &s.name, line);
+                }
+            }
         }
         if s.running && !s.ready && s.restarts == 0 && has_event(s, "Unhealthy", "Readiness probe failed") {
             add(
@@ -219,6 +234,9 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
             }
         }
     }
+    for line in refused_pods(index, w) {
+        add(&mut by, Category::FailedCreate, None, "", line);
+    }
     if by.is_empty()
         && let Some(crate::workload::Controller::Deployment(d)) = w.controller
         && let Some(c) = d
@@ -241,6 +259,60 @@ fn detect(snapshot: &Snapshot, w: &Workload<'_>, sigs: &[PodSignals], observed_a
         );
     }
     by.into_values().collect()
+}
+
+/// What the workload's controller says when it cannot create pods: a Deployment's `ReplicaFailure`
+/// condition (the latest refusal of its ReplicaSet), a StatefulSet's, DaemonSet's or Job's own
+/// `FailedCreate` events (the newest, with how many there were: every retry names another pod).
+fn refused_pods(index: &Index<'_>, w: &Workload<'_>) -> Vec<String> {
+    let (kind, ns, name) = (w.resource.kind.as_str(), w.resource.namespace.as_str(), w.resource.name.as_str());
+    if let Some(crate::workload::Controller::Deployment(d)) = w.controller {
+        return d
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .filter(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+            .map(|c| {
+                format!("Deployment {name}: ReplicaFailure {}: {}", c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""))
+            })
+            .collect();
+    }
+    if !matches!(kind, "StatefulSet" | "DaemonSet" | "Job") {
+        return Vec::new();
+    }
+    let refusals: Vec<String> = index.events(kind, ns, name).into_iter().filter(|(r, _)| r == "FailedCreate").map(|(_, m)| m).collect();
+    refusals.last().map(|m| format!("{kind} {name}: FailedCreate ({} event(s)): {m}", refusals.len())).into_iter().collect()
+}
+
+/// The pod's claims that are not bound, each with its phase, class and the latest event about it (the
+/// provisioner's or the binder's reason).
+fn pending_claims(index: &Index<'_>, pod: &k8s_openapi::api::core::v1::Pod) -> Vec<String> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let claims = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()).filter_map(|v| v.persistent_volume_claim.as_ref());
+    claims
+        .filter_map(|c| {
+            let pvc = index
+                .snapshot
+                .persistent_volume_claims
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(c.claim_name.as_str()) && p.metadata.namespace.as_deref() == Some(ns));
+            let phase = pvc.and_then(|p| p.status.as_ref()?.phase.clone());
+            if phase.as_deref() == Some("Bound") {
+                return None;
+            }
+            let class = pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()).unwrap_or_else(|| "the default".into());
+            let said =
+                index.events("PersistentVolumeClaim", ns, &c.claim_name).last().map(|(r, m)| format!("; {r}: {m}")).unwrap_or_default();
+            Some(match pvc {
+                Some(_) => format!(
+                    "PersistentVolumeClaim {}: {}, StorageClass {class}{said}",
+                    c.claim_name,
+                    phase.unwrap_or_else(|| "no phase".into())
+                ),
+                None => format!("PersistentVolumeClaim {}: not found in namespace {ns}", c.claim_name),
+            })
+        })
+        .collect()
 }
 
 /// Impact: the share of desired replicas unavailable, and whether a Service lost every endpoint.
@@ -318,6 +390,79 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
         confidence,
         extra_evidence: Vec::new(),
     }
+}
+
+/// What to do about a refusal to create pods, from the refusal's own words.
+fn refusal_guidance(said: &str, ns: &str) -> String {
+    if said.contains("exceeded quota") {
+        format!(
+            "A ResourceQuota refuses the pods: `kubectl describe resourcequota -n {ns}`; raise it, or lower the workload's replicas or requests."
+        )
+    } else if said.contains("serviceaccount") && said.contains("not found") {
+        format!("The pods run as a ServiceAccount that does not exist in {ns}: create it, or set serviceAccountName to one that does.")
+    } else if said.contains("admission webhook") {
+        "An admission webhook denies the pods: its message says why; `kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations`.".into()
+    } else if said.contains("violates PodSecurity") {
+        format!(
+            "The namespace's Pod Security level refuses the pods: `kubectl get ns {ns} --show-labels`; change the pod's securityContext to meet it."
+        )
+    } else {
+        format!("The controller cannot create the pods: `kubectl get events -n {ns} --field-selector reason=FailedCreate`.")
+    }
+}
+
+/// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: nothing is
+/// broken now, but every drain and node upgrade will hang on it. (A budget at zero because pods are
+/// unhealthy is doing its job.)
+fn disruption_blocked(index: &Index<'_>, pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget) -> Option<Incident> {
+    let st = pdb.status.as_ref()?;
+    if st.disruptions_allowed > 0 || st.expected_pods == 0 || st.current_healthy < st.expected_pods {
+        return None;
+    }
+    let ns = pdb.metadata.namespace.clone().unwrap_or_default();
+    let name = pdb.metadata.name.clone().unwrap_or_default();
+    let spec = pdb.spec.as_ref();
+    let rule = |v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>| {
+        v.map(|v| match v {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        })
+    };
+    let budget = match (rule(spec.and_then(|s| s.min_available.as_ref())), rule(spec.and_then(|s| s.max_unavailable.as_ref()))) {
+        (Some(min), _) => format!("minAvailable {min}"),
+        (None, Some(max)) => format!("maxUnavailable {max}"),
+        (None, None) => "no budget".into(),
+    };
+    let action = FixAction::Manual {
+        guidance: format!(
+            "Allow one pod at a time to go: set `maxUnavailable: 1` on PodDisruptionBudget {name} (or minAvailable below {}), or run more replicas.",
+            st.expected_pods
+        ),
+    };
+    let verification_plan = plan(index, None, &None, &action, Some(0.8), Some(Category::DisruptionBlocked));
+    Some(Incident {
+        resource: ResourceRef { kind: "PodDisruptionBudget".into(), namespace: ns, name: name.clone() },
+        category: Category::DisruptionBlocked,
+        severity: Severity::Medium,
+        root_cause: format!(
+            "PodDisruptionBudget {name} ({budget}) allows no disruption although all {} of its pods are healthy: every eviction, drain and node upgrade will wait on it.",
+            st.expected_pods
+        ),
+        evidence: vec![format!(
+            "PodDisruptionBudget {name}: {budget}, {} expected pod(s), {} healthy, {} desired healthy, disruptionsAllowed 0",
+            st.expected_pods, st.current_healthy, st.desired_healthy
+        )],
+        confidence: 0.8,
+        pods: Vec::new(),
+        fix: Fix {
+            summary: "No safe automatic fix is known; see the guidance.".into(),
+            action,
+            patch: None,
+            inverse: None,
+            origin: FixOrigin::Rules,
+        },
+        verification_plan,
+    })
 }
 
 /// The nodes a pod of `template` may be scheduled to: schedulable, carrying every label of its
@@ -619,6 +764,29 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             "Pods are held by scheduling gates that nothing lifts.".into(),
             0.6,
         ),
+        Category::FailedCreate => {
+            let said = f.evidence.first().cloned().unwrap_or_default();
+            match rollout {
+                // The revision before was created and ran; what the rollout changed is refused.
+                Some((good, cur, changes)) => {
+                    rollback(f.category, format!("the controller cannot create revision {cur}'s pods"), *good, *cur, changes, 0.8)
+                }
+                None => manual(refusal_guidance(&said, ns), format!("The controller cannot create the pods: {said}"), 0.6),
+            }
+        }
+        Category::VolumeClaimPending => manual(
+            format!(
+                "Bind the claim: `kubectl describe pvc -n {ns}` names why it waits. An unknown StorageClass needs an existing one (`kubectl get storageclass`; a claim's class cannot change, so recreate the claim); no provisioner needs one installed or a PersistentVolume that fits."
+            ),
+            "The pods wait for a PersistentVolumeClaim that is not bound.".into(),
+            0.7,
+        ),
+        // PodDisruptionBudgets are analyzed by `disruption_blocked`; a workload finding never has it.
+        Category::DisruptionBlocked => manual(
+            format!("Let one pod of {} go at a time: `maxUnavailable: 1` on its PodDisruptionBudget.", w.resource.name),
+            "A PodDisruptionBudget allows no disruption.".into(),
+            0.6,
+        ),
         // Services are analyzed by `selector_mismatch`; a workload finding never has this category.
         Category::ServiceSelectorMismatch => manual(
             format!("Compare the selectors of the Services in {ns} with the labels of {}'s pods.", w.resource.name),
@@ -733,7 +901,7 @@ fn plan(
 fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
     let snapshot = index.snapshot;
     let sigs: Vec<PodSignals> = w.pods.iter().map(|p| pod_signals(index, p)).collect();
-    let findings = detect(snapshot, w, &sigs, index.observed_at());
+    let findings = detect(index, w, &sigs, index.observed_at());
     // What the last rollout changed, computed once for every finding of this workload.
     let rollout = if findings.is_empty() { None } else { rollout_diff(w) };
     findings

@@ -55,6 +55,11 @@ pub enum Change {
         from: Option<String>,
         to: Option<String>,
     },
+    /// The ServiceAccount the pods run as (`None`: the namespace's default).
+    ServiceAccount {
+        from: Option<String>,
+        to: Option<String>,
+    },
     /// Where the pod may run: `nodeSelector`, `affinity`, `tolerations`, `schedulingGates`,
     /// `priorityClassName` or `runtimeClassName`.
     Placement {
@@ -82,6 +87,7 @@ impl std::fmt::Display for Change {
             }
             Change::Volume { name, from, to } => write!(f, "volume {name}: {} -> {}", q(from), q(to)),
             Change::Placement { field, from, to } => write!(f, "{field} {} -> {}", q(from), q(to)),
+            Change::ServiceAccount { from, to } => write!(f, "serviceAccountName {} -> {}", q(from), q(to)),
         }
     }
 }
@@ -189,6 +195,11 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
         if ov.get(name) != nv.get(name) {
             out.push(Change::Volume { name: name.clone(), from: ov.get(name).cloned(), to: nv.get(name).cloned() });
         }
+    }
+    let account =
+        |t: &PodTemplateSpec| t.spec.as_ref().and_then(|s| s.service_account_name.clone()).filter(|a| !a.is_empty() && a != "default");
+    if account(old) != account(new) {
+        out.push(Change::ServiceAccount { from: account(old), to: account(new) });
     }
     for ((field, from), (_, to)) in placement(old).into_iter().zip(placement(new)) {
         if from != to {

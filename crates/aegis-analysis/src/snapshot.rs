@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Endpoints, Event, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -47,6 +48,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoints>,
     pub events: Vec<Event>,
+    pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -108,6 +111,8 @@ impl Snapshot {
                 "Service" => s.services.push(serde_json::from_value(obj).map_err(err)?),
                 "Endpoints" => s.endpoints.push(serde_json::from_value(obj).map_err(err)?),
                 "Event" => s.events.push(serde_json::from_value(obj).map_err(err)?),
+                "PersistentVolumeClaim" => s.persistent_volume_claims.push(serde_json::from_value(obj).map_err(err)?),
+                "PodDisruptionBudget" => s.pod_disruption_budgets.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                     let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -147,6 +152,8 @@ impl Snapshot {
         push(&mut items, &self.services);
         push(&mut items, &self.endpoints);
         push(&mut items, &self.events);
+        push(&mut items, &self.persistent_volume_claims);
+        push(&mut items, &self.pod_disruption_budgets);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

@@ -107,6 +107,10 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
     // template's labels, so the selector narrows them as it does the pods.
     let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
+    let (persistent_volume_claims, pod_disruption_budgets) = tokio::try_join!(
+        list::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
+        list::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
+    )?;
     let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
     without_managed_fields(&mut nodes);
     Ok(Snapshot {
@@ -121,6 +125,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         services,
         endpoints,
         events,
+        persistent_volume_claims,
+        pod_disruption_budgets,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).

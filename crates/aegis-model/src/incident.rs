@@ -28,6 +28,15 @@ pub enum Category {
     JobRetrying,
     /// Pods held by scheduling gates longer than a controller takes to lift them.
     SchedulingGated,
+    /// The controller cannot create the workload's pods: a ResourceQuota, a missing ServiceAccount,
+    /// an admission webhook or Pod Security refuses them (`FailedCreate`).
+    FailedCreate,
+    /// Pods wait for a PersistentVolumeClaim that stays Pending (an unknown StorageClass, no
+    /// provisioner, no volume that fits).
+    VolumeClaimPending,
+    /// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: drains
+    /// and node upgrades hang on it.
+    DisruptionBlocked,
 }
 
 impl Category {
@@ -47,6 +56,9 @@ impl Category {
             Category::JobFailed => "JobFailed",
             Category::JobRetrying => "JobRetrying",
             Category::SchedulingGated => "SchedulingGated",
+            Category::FailedCreate => "FailedCreate",
+            Category::VolumeClaimPending => "VolumeClaimPending",
+            Category::DisruptionBlocked => "DisruptionBlocked",
         }
     }
 }

@@ -83,6 +83,7 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "StatefulSet" => snapshot.stateful_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "DaemonSet" => snapshot.daemon_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "PodDisruptionBudget" => snapshot.pod_disruption_budgets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Service" => {
             let selector = snapshot
                 .services
@@ -279,6 +280,16 @@ mod tests {
         let just_now = Instant::now();
         assert!(until_resync(Some(just_now), ten_years) > Duration::from_secs(9 * 365 * 24 * 3600));
         assert_eq!(until_resync(Some(just_now), Duration::ZERO), Duration::ZERO);
+    }
+
+    /// A budget changed by a human opens a new incident if it still blocks; the same one does not.
+    #[test]
+    fn a_disruption_budget_incident_is_named_by_the_budgets_generation() {
+        let text = r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"policy/v1","kind":"PodDisruptionBudget",
+            "metadata":{"name":"api","namespace":"shop","generation":3},"spec":{"minAvailable":2}}]}"#;
+        let snapshot = Snapshot::from_text(text).unwrap();
+        let r = ResourceRef { kind: "PodDisruptionBudget".into(), namespace: "shop".into(), name: "api".into() };
+        assert_eq!(generation(&snapshot, &r), 3);
     }
 
     #[test]
