@@ -42,6 +42,9 @@ pub struct Index<'a> {
     events: HashMap<(&'a str, &'a str, &'a str), Vec<&'a Event>>,
     pods_by_ns: HashMap<&'a str, Vec<&'a Pod>>,
     services_by_ns: HashMap<&'a str, Vec<&'a Service>>,
+    /// Computed once: without a recorded capture time it is a walk over every event and pod, and
+    /// every workload asks for it.
+    observed_at: Option<jiff::Timestamp>,
 }
 
 impl PodSignals {
@@ -75,7 +78,8 @@ impl<'a> Index<'a> {
         for s in &snapshot.services {
             services_by_ns.entry(s.metadata.namespace.as_deref().unwrap_or("")).or_default().push(s);
         }
-        Index { snapshot, events, pods_by_ns, services_by_ns }
+        let observed_at = observed_at(snapshot);
+        Index { snapshot, events, pods_by_ns, services_by_ns, observed_at }
     }
 
     /// `(reason, message)` of the events about an object, oldest first.
@@ -90,18 +94,7 @@ impl<'a> Index<'a> {
     /// pod condition time). The analysis has no clock (it is pure); "held for long" is measured
     /// against this.
     pub fn observed_at(&self) -> Option<jiff::Timestamp> {
-        if let Some(at) = self.snapshot.captured_at {
-            return Some(at);
-        }
-        let events =
-            self.snapshot.events.iter().filter_map(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
-        let conditions = self
-            .snapshot
-            .pods
-            .iter()
-            .flat_map(|p| p.status.iter().flat_map(|s| s.conditions.iter().flatten()))
-            .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0));
-        events.chain(conditions).max()
+        self.observed_at
     }
 
     pub fn pods_in(&self, namespace: &str) -> &[&'a Pod] {
@@ -111,6 +104,20 @@ impl<'a> Index<'a> {
     pub fn services_in(&self, namespace: &str) -> &[&'a Service] {
         self.services_by_ns.get(namespace).map(Vec::as_slice).unwrap_or_default()
     }
+}
+
+/// See [`Index::observed_at`].
+fn observed_at(snapshot: &Snapshot) -> Option<jiff::Timestamp> {
+    if let Some(at) = snapshot.captured_at {
+        return Some(at);
+    }
+    let events = snapshot.events.iter().filter_map(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
+    let conditions = snapshot
+        .pods
+        .iter()
+        .flat_map(|p| p.status.iter().flat_map(|s| s.conditions.iter().flatten()))
+        .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0));
+    events.chain(conditions).max()
 }
 
 pub fn pod_signals(index: &Index<'_>, p: &Pod) -> PodSignals {
