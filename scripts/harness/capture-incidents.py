@@ -485,6 +485,57 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+# IngressClasses are cluster-wide: the one the Ingress scenarios use is applied (idempotently) by each
+# and left for the cluster's life.
+INGRESS_CLASS = {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "corpus"},
+                 "spec": {"controller": "example.com/corpus-ingress"}}
+
+
+def ingress(name, service, port, class_name="corpus"):
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+            "spec": {"ingressClassName": class_name, "rules": [{"host": f"{name}.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": port}}}}]}}]}}
+
+
+@scenario("ingress-backend-missing", "Ingresses that route to a Service port that does not exist (8080; the Service has 80) and to a Service that does not exist.", wait=5)
+def _(ns):
+    k("apply", "-f", "-", stdin=json.dumps(INGRESS_CLASS))
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), ingress("api", "api", 8080), ingress("shop", "storefront", 80))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("ingress-class-missing", "An Ingress asks for IngressClass nginx, which the cluster does not have: no controller serves it.", wait=5)
+def _(ns):
+    k("apply", "-f", "-", stdin=json.dumps(INGRESS_CLASS))
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), ingress("api", "api", 80, "nginx"))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-ingress", "An Ingress of an existing class routing to an existing Service port: nothing to report.", wait=5)
+def _(ns):
+    k("apply", "-f", "-", stdin=json.dumps(INGRESS_CLASS))
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), ingress("api", "api", 80))
+    rolled_out(ns, "deployment", "api")
+
+
+def autoscaler(target):
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}, "minReplicas": 2, "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}}
+
+
+@scenario("hpa-target-missing", "A HorizontalPodAutoscaler scales Deployment api-v2, which does not exist (the workload is api).", wait=25)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), autoscaler("api-v2"))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("hpa-metrics-unavailable", "A HorizontalPodAutoscaler on CPU utilization in a cluster without a metrics API: it cannot compute a replica count.", wait=25)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), autoscaler("api"))
+    rolled_out(ns, "deployment", "api")
+
+
 def capture(name):
     description, setup, wait = SCENARIOS[name]
     ns = f"corpus-{name}"[:63].rstrip("-")

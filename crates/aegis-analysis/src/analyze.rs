@@ -30,7 +30,7 @@ pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
         by_ns.entry(w.resource.namespace.as_str()).or_default().push(w);
         incidents.extend(analyze_workload(&index, w));
     }
-    incidents.extend(snapshot.pod_disruption_budgets.iter().filter_map(|pdb| disruption_blocked(&index, pdb)));
+    incidents.extend(crate::objects::analyze_objects(&index));
     for svc in &snapshot.services {
         let ns = svc.metadata.namespace.as_deref().unwrap_or("");
         if let Some(i) = selector_mismatch(&index, svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or_default()) {
@@ -411,60 +411,6 @@ fn refusal_guidance(said: &str, ns: &str) -> String {
     }
 }
 
-/// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: nothing is
-/// broken now, but every drain and node upgrade will hang on it. (A budget at zero because pods are
-/// unhealthy is doing its job.)
-fn disruption_blocked(index: &Index<'_>, pdb: &k8s_openapi::api::policy::v1::PodDisruptionBudget) -> Option<Incident> {
-    let st = pdb.status.as_ref()?;
-    if st.disruptions_allowed > 0 || st.expected_pods == 0 || st.current_healthy < st.expected_pods {
-        return None;
-    }
-    let ns = pdb.metadata.namespace.clone().unwrap_or_default();
-    let name = pdb.metadata.name.clone().unwrap_or_default();
-    let spec = pdb.spec.as_ref();
-    let rule = |v: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>| {
-        v.map(|v| match v {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        })
-    };
-    let budget = match (rule(spec.and_then(|s| s.min_available.as_ref())), rule(spec.and_then(|s| s.max_unavailable.as_ref()))) {
-        (Some(min), _) => format!("minAvailable {min}"),
-        (None, Some(max)) => format!("maxUnavailable {max}"),
-        (None, None) => "no budget".into(),
-    };
-    let action = FixAction::Manual {
-        guidance: format!(
-            "Allow one pod at a time to go: set `maxUnavailable: 1` on PodDisruptionBudget {name} (or minAvailable below {}), or run more replicas.",
-            st.expected_pods
-        ),
-    };
-    let verification_plan = plan(index, None, &None, &action, Some(0.8), Some(Category::DisruptionBlocked));
-    Some(Incident {
-        resource: ResourceRef { kind: "PodDisruptionBudget".into(), namespace: ns, name: name.clone() },
-        category: Category::DisruptionBlocked,
-        severity: Severity::Medium,
-        root_cause: format!(
-            "PodDisruptionBudget {name} ({budget}) allows no disruption although all {} of its pods are healthy: every eviction, drain and node upgrade will wait on it.",
-            st.expected_pods
-        ),
-        evidence: vec![format!(
-            "PodDisruptionBudget {name}: {budget}, {} expected pod(s), {} healthy, {} desired healthy, disruptionsAllowed 0",
-            st.expected_pods, st.current_healthy, st.desired_healthy
-        )],
-        confidence: 0.8,
-        pods: Vec::new(),
-        fix: Fix {
-            summary: "No safe automatic fix is known; see the guidance.".into(),
-            action,
-            patch: None,
-            inverse: None,
-            origin: FixOrigin::Rules,
-        },
-        verification_plan,
-    })
-}
-
 /// The nodes a pod of `template` may be scheduled to: schedulable, carrying every label of its
 /// nodeSelector, and with every NoSchedule/NoExecute taint tolerated. All schedulable nodes when the
 /// template is unknown. (Node affinity is not weighed: it narrows, and a fix sized for a node the pod
@@ -781,11 +727,16 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             "The pods wait for a PersistentVolumeClaim that is not bound.".into(),
             0.7,
         ),
-        // PodDisruptionBudgets are analyzed by `disruption_blocked`; a workload finding never has it.
-        Category::DisruptionBlocked => manual(
-            format!("Let one pod of {} go at a time: `maxUnavailable: 1` on its PodDisruptionBudget.", w.resource.name),
-            "A PodDisruptionBudget allows no disruption.".into(),
-            0.6,
+        // Budgets, Ingresses and autoscalers are analyzed in `objects`; a workload finding never has these.
+        Category::DisruptionBlocked
+        | Category::IngressBackendMissing
+        | Category::IngressClassMissing
+        | Category::AutoscalerTargetMissing
+        | Category::AutoscalerMetricsUnavailable
+        | Category::AutoscalerAtMaxReplicas => manual(
+            format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
+            format!("{} (reported on the object itself).", f.category),
+            0.5,
         ),
         // Services are analyzed by `selector_mismatch`; a workload finding never has this category.
         Category::ServiceSelectorMismatch => manual(
@@ -837,7 +788,7 @@ fn probe_path_fix(w: &Workload<'_>, container: &str, probe: ProbeKind, sigs: &[P
 /// `confidence` is the rules' confidence in the inference behind the fix, `None` for a fix from outside
 /// the rules: below [`APPROVAL_CONFIDENCE`], or from outside, the plan asks for a human's approval, and
 /// the operator never approves it by policy.
-fn plan(
+pub(crate) fn plan(
     index: &Index<'_>,
     w: Option<&Workload<'_>>,
     rollout: &Option<(i64, i64, Vec<Change>)>,

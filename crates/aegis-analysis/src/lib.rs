@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod diff;
 pub mod external;
 pub mod lint;
+mod objects;
 pub mod render;
 pub mod signals;
 pub mod snapshot;

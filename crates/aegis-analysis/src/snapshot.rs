@@ -7,8 +7,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,6 +52,10 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
     pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
+    pub ingresses: Vec<Ingress>,
+    /// Cluster-scoped; none in a snapshot that could not read them (then no class is judged missing).
+    pub ingress_classes: Vec<IngressClass>,
+    pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -113,6 +119,9 @@ impl Snapshot {
                 "Event" => s.events.push(serde_json::from_value(obj).map_err(err)?),
                 "PersistentVolumeClaim" => s.persistent_volume_claims.push(serde_json::from_value(obj).map_err(err)?),
                 "PodDisruptionBudget" => s.pod_disruption_budgets.push(serde_json::from_value(obj).map_err(err)?),
+                "Ingress" => s.ingresses.push(serde_json::from_value(obj).map_err(err)?),
+                "IngressClass" => s.ingress_classes.push(serde_json::from_value(obj).map_err(err)?),
+                "HorizontalPodAutoscaler" => s.horizontal_pod_autoscalers.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                     let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -154,6 +163,9 @@ impl Snapshot {
         push(&mut items, &self.events);
         push(&mut items, &self.persistent_volume_claims);
         push(&mut items, &self.pod_disruption_budgets);
+        push(&mut items, &self.ingresses);
+        push(&mut items, &self.ingress_classes);
+        push(&mut items, &self.horizontal_pod_autoscalers);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

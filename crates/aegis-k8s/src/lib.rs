@@ -107,10 +107,19 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
     // template's labels, so the selector narrows them as it does the pods.
     let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
-    let (persistent_volume_claims, pod_disruption_budgets) = tokio::try_join!(
+    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers) = tokio::try_join!(
         list::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
         list::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
+        list::<k8s_openapi::api::networking::v1::Ingress>(client, scope, false, "Ingress"),
+        list::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
     )?;
+    // Cluster-scoped, like nodes: read where RBAC allows; without them no class is judged missing.
+    let mut ingress_classes = Api::<k8s_openapi::api::networking::v1::IngressClass>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    without_managed_fields(&mut ingress_classes);
     let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
     without_managed_fields(&mut nodes);
     Ok(Snapshot {
@@ -127,6 +136,9 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         events,
         persistent_volume_claims,
         pod_disruption_budgets,
+        ingresses,
+        ingress_classes,
+        horizontal_pod_autoscalers,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).

@@ -37,6 +37,17 @@ pub enum Category {
     /// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: drains
     /// and node upgrades hang on it.
     DisruptionBlocked,
+    /// An Ingress whose backend Service, or the port it names, does not exist.
+    IngressBackendMissing,
+    /// An Ingress asking for an IngressClass the cluster does not have: no controller serves it.
+    IngressClassMissing,
+    /// A HorizontalPodAutoscaler whose scale target does not exist.
+    AutoscalerTargetMissing,
+    /// A HorizontalPodAutoscaler that cannot read its metrics (no metrics API; containers without the
+    /// requests a utilization target needs).
+    AutoscalerMetricsUnavailable,
+    /// A HorizontalPodAutoscaler pinned at maxReplicas while it would scale further.
+    AutoscalerAtMaxReplicas,
 }
 
 impl Category {
@@ -59,6 +70,11 @@ impl Category {
             Category::FailedCreate => "FailedCreate",
             Category::VolumeClaimPending => "VolumeClaimPending",
             Category::DisruptionBlocked => "DisruptionBlocked",
+            Category::IngressBackendMissing => "IngressBackendMissing",
+            Category::IngressClassMissing => "IngressClassMissing",
+            Category::AutoscalerTargetMissing => "AutoscalerTargetMissing",
+            Category::AutoscalerMetricsUnavailable => "AutoscalerMetricsUnavailable",
+            Category::AutoscalerAtMaxReplicas => "AutoscalerAtMaxReplicas",
         }
     }
 }

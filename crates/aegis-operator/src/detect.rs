@@ -84,6 +84,10 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "DaemonSet" => snapshot.daemon_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "PodDisruptionBudget" => snapshot.pod_disruption_budgets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "Ingress" => snapshot.ingresses.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "HorizontalPodAutoscaler" => {
+            snapshot.horizontal_pod_autoscalers.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation)
+        }
         "Service" => {
             let selector = snapshot
                 .services
