@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Write the incident scenarios the fault Stages cannot produce (CreateContainerConfigError, Evicted,
-FailedMount, RolloutStuck, JobFailed) as kubectl `List` files in examples/incidents/, in exactly the shape
+"""Write the incident scenarios the harness's real node cannot produce, or that predate it
+(CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady) as kubectl `List` files in examples/incidents/, in exactly the shape
 and wording a real cluster and kubelet print (status fields, reasons, event messages). Hand-written by the
 project; each file says so in its first line. Run: python3 scripts/harness/write-incident-fixtures.py
 """
+import hashlib
 import json
 import os
 
@@ -59,8 +60,10 @@ def pod(ns, name, rs, spec, status, labels=None, owner_ref=None):
 
 
 def event(ns, kind, name, reason, message, type_="Warning", count=5, component="kubelet"):
+    # A stable name (Python's string hash is salted per run): the files do not change when rewritten.
+    digest = int(hashlib.sha256(f"{reason}{message}".encode()).hexdigest()[:13], 16)
     return {"apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{name}.{abs(hash((reason, message))) % 10**16:x}", "namespace": ns},
+            "metadata": {"name": f"{name}.{digest:x}", "namespace": ns},
             "involvedObject": {"kind": kind, "name": name, "namespace": ns, "apiVersion": "v1"},
             "reason": reason, "message": message, "type": type_, "count": count,
             "firstTimestamp": T0, "lastTimestamp": T1, "source": {"component": component}}
@@ -168,4 +171,33 @@ for i in range(3):
         {"job-name": "db-migrate"}, owner("Job", "db-migrate", "j-db-migrate", "batch/v1")))
 items.append(event(ns, "Job", "db-migrate", "BackoffLimitExceeded", "Job has reached the specified backoff limit", component="job-controller", count=1))
 write("job-failed", "A Job whose pods fail until the backoff limit.", items)
-print("wrote 5 scenarios")
+# NodeNotReady: the kubelet of worker-2 stopped posting its status; the node lifecycle controller
+# marked the node Unknown, tainted it unreachable and marked its pods not ready. (The harness's real
+# node cannot be made to vanish without taking the harness with it.)
+ns = "shop-node"
+tpl = template({"app": "api"}, container())
+items = []
+for name, ready in (("worker-1", True), ("worker-2", False)):
+    conds = [cond("MemoryPressure", "False", "KubeletHasSufficientMemory"), cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+             cond("PIDPressure", "False", "KubeletHasSufficientPID")]
+    conds = [c if ready else dict(c, status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.") for c in conds]
+    conds.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status") if ready
+                 else cond("Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."))
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"n-{name}", "labels": {"kubernetes.io/hostname": name}},
+            "spec": {} if ready else {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": T1},
+                                                 {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": T1}]},
+            "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                       "conditions": conds}}
+    items.append(node)
+items += [deployment(ns, "api", tpl, 3, 2, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
+          replicaset(ns, "api", "6f8b9d7c5", tpl, 1, 3, 2)]
+for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
+    pname = f"api-6f8b9d7c5-w{i}z4k"
+    spec = dict(tpl["spec"], nodeName=node_name)
+    status = running_ready(tpl["spec"]["containers"][0]["image"])
+    if node_name == "worker-2":
+        status["conditions"] = [cond("Ready", "False"), cond("ContainersReady", "True"), cond("PodScheduled", "True")]
+        items.append(event(ns, "Pod", pname, "NodeNotReady", "Node is not ready", component="node-controller", count=1))
+    items.append(pod(ns, pname, "api-6f8b9d7c5", spec, status, {"app": "api", "pod-template-hash": "6f8b9d7c5"}))
+write("node-not-ready", "A node whose kubelet stopped posting its status: the pod on it is not ready, the other two serve.", items)
+print("wrote 6 scenarios")

@@ -9,7 +9,7 @@
 //! - a Service selector that matches nothing → the selector of the workload it was meant for;
 //! - otherwise `manual`, with what to look at.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ProbeKind, ResourceRef, Severity, Source, VerificationPlan};
 use k8s_openapi::api::core::v1::{Node, PodTemplateSpec, Service, Taint, Toleration};
@@ -166,8 +166,24 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
                 format!("pod {}: running but never ready (Readiness probe failed)", s.name),
             );
         }
+        let node = w.pods.iter().find(|p| p.metadata.name.as_deref() == Some(&s.name)).and_then(|p| p.spec.as_ref()?.node_name.as_deref());
         if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
             add(&mut by, Category::Evicted, None, &s.name, format!("pod {}: {reason}: {m}", s.name));
+            // The node condition behind the eviction, when the snapshot holds the node.
+            for line in node.map(|n| node_problems(snapshot, n, true)).unwrap_or_default() {
+                add(&mut by, Category::Evicted, None, &s.name, line);
+            }
+        }
+        // Not ready because its node is: the node lifecycle controller marks the pods of a node that
+        // stopped reporting not ready, whatever their containers do.
+        if !s.ready
+            && s.failed_reason.is_none()
+            && let Some(problems) = node.map(|n| node_problems(snapshot, n, false)).filter(|p| !p.is_empty())
+        {
+            add(&mut by, Category::NodeNotReady, None, &s.name, format!("pod {}: not ready on node {}", s.name, node.unwrap_or_default()));
+            for line in problems {
+                add(&mut by, Category::NodeNotReady, None, &s.name, line);
+            }
         }
         if let Some((gates, since)) = &s.gated
             && let (Some(since), Some(now)) = (since, observed_at)
@@ -390,6 +406,24 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
         confidence,
         extra_evidence: Vec::new(),
     }
+}
+
+/// What is wrong with node `name` in the snapshot: Ready not True (with the node controller's reason),
+/// and with `pressure` also the memory, disk and PID pressure conditions that are True.
+fn node_problems(snapshot: &Snapshot, name: &str, pressure: bool) -> Vec<String> {
+    let Some(node) = snapshot.nodes.iter().find(|n| n.metadata.name.as_deref() == Some(name)) else {
+        return Vec::new();
+    };
+    let conditions = node.status.iter().flat_map(|s| s.conditions.iter().flatten());
+    conditions
+        .filter(|c| {
+            (c.type_ == "Ready" && c.status != "True")
+                || (pressure && matches!(c.type_.as_str(), "MemoryPressure" | "DiskPressure" | "PIDPressure") && c.status == "True")
+        })
+        .map(|c| {
+            format!("node {name}: {}={} {}: {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""))
+        })
+        .collect()
 }
 
 /// What to do about a refusal to create pods, from the refusal's own words.
@@ -727,6 +761,19 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             "The pods wait for a PersistentVolumeClaim that is not bound.".into(),
             0.7,
         ),
+        Category::NodeNotReady => {
+            let nodes: BTreeSet<&str> =
+                f.evidence.iter().filter_map(|e| e.strip_prefix("node ")?.split(':').next()).collect::<BTreeSet<_>>();
+            let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+            manual(
+                format!(
+                    "The node ({nodes}) is the problem, not {}: `kubectl describe node {nodes}`. Its pods are evicted and recreated elsewhere once their tolerationSeconds for node.kubernetes.io/unreachable or not-ready pass (300 s by default); cordon and drain the node if it does not come back.",
+                    w.resource.name
+                ),
+                format!("Pods of {} are not ready because their node ({nodes}) is not ready.", w.resource.name),
+                0.8,
+            )
+        }
         // Budgets, Ingresses and autoscalers are analyzed in `objects`; a workload finding never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing

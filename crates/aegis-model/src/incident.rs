@@ -48,6 +48,9 @@ pub enum Category {
     AutoscalerMetricsUnavailable,
     /// A HorizontalPodAutoscaler pinned at maxReplicas while it would scale further.
     AutoscalerAtMaxReplicas,
+    /// The workload's pods are not ready because their node is NotReady (or its kubelet stopped
+    /// reporting): the node, not the workload, is broken.
+    NodeNotReady,
 }
 
 impl Category {
@@ -75,6 +78,7 @@ impl Category {
             Category::AutoscalerTargetMissing => "AutoscalerTargetMissing",
             Category::AutoscalerMetricsUnavailable => "AutoscalerMetricsUnavailable",
             Category::AutoscalerAtMaxReplicas => "AutoscalerAtMaxReplicas",
+            Category::NodeNotReady => "NodeNotReady",
         }
     }
 }
