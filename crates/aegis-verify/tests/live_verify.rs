@@ -604,3 +604,52 @@ async fn a_liveness_probe_on_an_unserved_path_from_the_start_is_pointed_at_the_s
     no_shadow_left(&client, &right.shadow_namespace).await;
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
+
+/// A StatefulSet as databases run them — a `matchExpressions` selector, OrderedReady, no requests and
+/// no limits — rolls out without the setting its app needs. The analysis reads its history from its
+/// ControllerRevisions and rolls back to revision 1; in the shadow (the same selector, no limits
+/// invented) the rollback needs the forced rollback OrderedReady requires, and passes; a restart is
+/// rejected; production keeps its template.
+#[tokio::test]
+async fn a_statefulset_rollout_with_a_match_expressions_selector_and_no_limits_is_rolled_back_in_the_shadow() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let ns = TestNamespace::create("verify-sts").await;
+    let sets = ns.api::<StatefulSet>();
+    let mut app = probed_app(&image("v2"));
+    app.as_object_mut().unwrap().remove("resources");
+    let mut pod_spec = on_real_node();
+    pod_spec["containers"] = json!([app]);
+    let sts: StatefulSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "podManagementPolicy": "OrderedReady",
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": pod_spec}}}))
+    .unwrap();
+    sets.create(&PostParams::default(), &sts).await.unwrap();
+    eventually("the StatefulSet ready", WAIT, || {
+        let sets = sets.clone();
+        async move {
+            let st = sets.get("db").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+            if st.ready_replicas == Some(2) { Ok(()) } else { Err(format!("{st:?}")) }
+        }
+    })
+    .await;
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    sets.patch("db", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let incident = found(&ns, Category::CrashLoopBackOff).await;
+    assert_eq!(incident.resource.kind, "StatefulSet");
+    assert_eq!(incident.fix.action, FixAction::Rollback { to_revision: 1 }, "{}", incident.root_cause);
+    let before = sets.get("db").await.unwrap().spec.unwrap().template;
+    let (client, opts) = (ns.client(), options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN"))));
+
+    let right = verify(&client, &incident.resource, &incident.fix, Some("sts".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert!(right.verdict.allows_production(), "{:?}: {:?}", right.verdict, right.reasons);
+    bench_line("CrashLoopBackOff (StatefulSet)", &right);
+    let wrong = verify(&client, &incident.resource, &restart(&incident), Some("sts".into()), &opts).await.unwrap();
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    for r in [&right, &wrong] {
+        no_shadow_left(&client, &r.shadow_namespace).await;
+    }
+    assert_eq!(sets.get("db").await.unwrap().spec.unwrap().template, before, "production untouched");
+}
