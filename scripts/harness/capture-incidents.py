@@ -112,7 +112,8 @@ def job_done(ns, name, timeout=90):
 
 
 # Each scenario: (description, setup(ns), seconds to let the fault show before the capture).
-# setup builds revision 1, waits for it where the scenario is a bad rollout, then breaks it.
+# setup builds revision 1, waits for it where the scenario is a bad rollout, then breaks it; it may
+# return a cleanup for what it made outside the namespace, called after the capture.
 def crash_after_rollout(ns):
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}))
     rolled_out(ns, "deployment", "api")
@@ -455,6 +456,22 @@ def _(ns):
     rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(app(), serviceAccountName="api-runner")))
 
 
+@scenario("failed-create-webhook-down", "A validating webhook (failurePolicy Fail) whose Service has no endpoints: every pod creation in the namespace fails.", wait=10)
+def _(ns):
+    k("label", "namespace", ns, "aegis.io/corpus-webhook=on")
+    apply(ns, service("policy-webhook", {"app": "policy-webhook"}))
+    webhook = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": f"{ns}-policy"},
+               "webhooks": [{"name": "pods.policy.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": "Fail",
+                             "timeoutSeconds": 2,
+                             "clientConfig": {"service": {"namespace": ns, "name": "policy-webhook", "path": "/validate", "port": 80}},
+                             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]}]}
+    k("apply", "-f", "-", stdin=json.dumps(webhook))
+    apply(ns, deployment("api", pod_spec(app())))
+    # Cluster-wide: deleted once the namespace is captured, whatever happens.
+    return lambda: k("delete", "validatingwebhookconfiguration", f"{ns}-policy", "--ignore-not-found", check=False)
+
+
 @scenario("healthy-within-quota", "Healthy pods well within the namespace's ResourceQuota: nothing to report.", wait=5)
 def _(ns):
     apply(ns, quota("compute", **{"requests.memory": "1Gi", "pods": "10"}), deployment("api", pod_spec(app())))
@@ -545,8 +562,9 @@ def capture(name):
         if k("-n", ns, "get", "serviceaccount", "default", check=False).returncode == 0:
             break
         time.sleep(0.5)
+    cleanup = None
     try:
-        setup(ns)
+        cleanup = setup(ns)
         time.sleep(wait)
         snap = subprocess.run(
             [AEGIS, "snapshot", "-n", ns, "--kubeconfig", KUBECONFIG], capture_output=True, text=True, check=True
@@ -554,6 +572,8 @@ def capture(name):
     except subprocess.CalledProcessError as e:
         raise SystemExit(f"{name}: {' '.join(e.cmd[:6])}: {e.stderr.strip()}")
     finally:
+        if cleanup:
+            cleanup()
         k("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
     header = (
         f"# {description}\n"

@@ -434,6 +434,10 @@ fn refusal_guidance(said: &str, ns: &str) -> String {
         )
     } else if said.contains("serviceaccount") && said.contains("not found") {
         format!("The pods run as a ServiceAccount that does not exist in {ns}: create it, or set serviceAccountName to one that does.")
+    } else if said.contains("failed calling webhook") {
+        format!(
+            "An admission webhook cannot be reached (its Service has no endpoints, or its backend is down) and fails closed: no pod it covers can be created. `kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations`, then `kubectl get endpointslices -n {ns}` for its Service; bring the backend up, or set its failurePolicy to Ignore while it is down."
+        )
     } else if said.contains("admission webhook") {
         "An admission webhook denies the pods: its message says why; `kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations`.".into()
     } else if said.contains("violates PodSecurity") {
@@ -945,6 +949,28 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
 }
 
 /// A Service whose selector matches no pod in its namespace, and the workload it was meant for.
+/// Whether two label values differ as a typo does: by at most two edits, or one extending the other
+/// with a suffix (`api` / `api-v2`).
+fn a_typo_away(a: &str, b: &str) -> bool {
+    if a == b || (a.len().min(b.len()) >= 3 && (a.starts_with(b) || b.starts_with(a))) {
+        return true;
+    }
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > 2 || a.len().max(b.len()) > 63 {
+        return false;
+    }
+    // Levenshtein distance, one row at a time (label values are at most 63 characters).
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            row[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[b.len()] <= 2 && a.len().min(b.len()) > 2
+}
+
 fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload<'_>]) -> Option<Incident> {
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();
@@ -953,13 +979,18 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
     if matches_any {
         return None;
     }
-    // The intended workload: same namespace, and its pods carry every selector key, best by name.
+    // The intended workload: same namespace, its pods carry every selector key, and it is plausibly the
+    // one meant — the Service's namesake, or labelled with values a typo away from the selector's
+    // (`wbe` for `web`, `api-v2` for `api`). Carrying the key is not enough: every workload has an
+    // `app` label, and pointing a webhook's Service at the application it guards is no fix.
     let candidate = in_namespace
         .iter()
         .filter(|w| w.patchable())
         .filter_map(|w| {
             let labels = w.template()?.metadata.as_ref()?.labels.clone()?;
-            selector.keys().all(|k| labels.contains_key(k)).then_some((w, labels))
+            let keys = selector.keys().all(|k| labels.contains_key(k));
+            let meant = w.resource.name == name || selector.iter().all(|(k, v)| labels.get(k).is_some_and(|l| a_typo_away(l, v)));
+            (keys && meant).then_some((w, labels))
         })
         .max_by_key(|(w, _)| (w.resource.name == name) as u8);
     let resource = ResourceRef { kind: "Service".into(), namespace: ns.clone(), name: name.clone() };
@@ -1093,4 +1124,19 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
         return Err(format!("{} cannot be rendered for {resource}", action.kind()));
     }
     Ok(Fix { action: action.clone(), summary, patch, inverse, origin: FixOrigin::Human })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_a_typo_apart_are_told_from_unrelated_ones() {
+        for (a, b) in [("web", "wbe"), ("api", "api-v2"), ("payments", "payment"), ("checkout", "chekout")] {
+            assert!(a_typo_away(a, b) && a_typo_away(b, a), "{a} / {b}");
+        }
+        for (a, b) in [("api", "policy-webhook"), ("db", "ui"), ("web", "api"), ("a", "b")] {
+            assert!(!a_typo_away(a, b), "{a} / {b}");
+        }
+    }
 }
