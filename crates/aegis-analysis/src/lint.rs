@@ -1,9 +1,11 @@
 //! Hygiene findings that are not incidents: nothing is broken, nothing is fixed, the operator never
-//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps, with the evidence.
+//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps and NetworkPolicies,
+//! with the evidence.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_model::ResourceRef;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 
 use crate::snapshot::Snapshot;
@@ -13,7 +15,7 @@ use crate::workload::template_references;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintFinding {
     pub resource: ResourceRef,
-    /// A stable rule name: `configmap-unused`, `configmap-empty`.
+    /// A stable rule name: `configmap-unused`, `configmap-empty`, `networkpolicy-selects-nothing`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -60,8 +62,46 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
             out.push(LintFinding { resource, rule: "configmap-empty", message: format!("ConfigMap {} has no keys", cm.name) });
         }
     }
+    // A policy meant to protect pods that none of its selector matches protects nothing (a typo in a
+    // label, pods renamed): the gap it leaves is silent. An empty podSelector selects every pod.
+    for np in &snapshot.network_policies {
+        let ns = np.metadata.namespace.clone().unwrap_or_default();
+        let name = np.metadata.name.clone().unwrap_or_default();
+        // An absent podSelector, like an empty one, selects every pod.
+        let Some(selector) = np.spec.as_ref().and_then(|s| s.pod_selector.as_ref()) else { continue };
+        let empty =
+            selector.match_labels.as_ref().is_none_or(|m| m.is_empty()) && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+        let selects_one = snapshot
+            .pods
+            .iter()
+            .any(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()) && selects(selector, p.metadata.labels.as_ref()));
+        if !empty && !selects_one {
+            out.push(LintFinding {
+                resource: ResourceRef { kind: "NetworkPolicy".into(), namespace: ns.clone(), name: name.clone() },
+                rule: "networkpolicy-selects-nothing",
+                message: format!("NetworkPolicy {name} selects no pod in {ns}: the pods it was written for are not protected by it"),
+            });
+        }
+    }
     out.sort_by(|a, b| a.resource.cmp(&b.resource).then(a.rule.cmp(b.rule)));
     out
+}
+
+/// Whether a label selector (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist)
+/// matches `labels`, as the API server evaluates it.
+fn selects(s: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let get = |k: &str| labels.and_then(|l| l.get(k));
+    s.match_labels.iter().flatten().all(|(k, v)| get(k) == Some(v))
+        && s.match_expressions.iter().flatten().all(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => get(&e.key).is_some_and(|v| values.contains(v)),
+                "NotIn" => get(&e.key).is_none_or(|v| !values.contains(v)),
+                "Exists" => get(&e.key).is_some(),
+                "DoesNotExist" => get(&e.key).is_none(),
+                _ => false,
+            }
+        })
 }
 
 #[cfg(test)]
@@ -85,5 +125,29 @@ mod tests {
         .unwrap();
         let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
         assert_eq!(found, [("empty".to_owned(), "configmap-empty"), ("stale".to_owned(), "configmap-unused")]);
+    }
+
+    #[test]
+    fn a_network_policy_whose_selector_matches_no_pod_is_reported_and_one_that_matches_or_selects_all_is_not() {
+        let policy = |name: &str, selector: serde_json::Value| {
+            serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"podSelector": selector, "policyTypes": ["Ingress"]}})
+        };
+        let s = Snapshot::from_text(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-1", "namespace": "shop", "labels": {"app": "api", "tier": "web"}},
+                 "spec": {"containers": [{"name": "api"}]}},
+                policy("typo", serde_json::json!({"matchLabels": {"app": "apі"}})),
+                policy("api", serde_json::json!({"matchLabels": {"app": "api"}})),
+                policy("web-tier", serde_json::json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "edge"]}]})),
+                policy("not-db", serde_json::json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["db"]}]})),
+                policy("no-gpu", serde_json::json!({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})),
+                policy("default-deny", serde_json::json!({}))
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
+        assert_eq!(found, [("no-gpu".to_owned(), "networkpolicy-selects-nothing"), ("typo".to_owned(), "networkpolicy-selects-nothing")]);
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, Repl
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,6 +56,7 @@ pub struct Snapshot {
     /// Cluster-scoped; none in a snapshot that could not read them (then no class is judged missing).
     pub ingress_classes: Vec<IngressClass>,
     pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
+    pub network_policies: Vec<NetworkPolicy>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -122,6 +123,7 @@ impl Snapshot {
                 "Ingress" => s.ingresses.push(serde_json::from_value(obj).map_err(err)?),
                 "IngressClass" => s.ingress_classes.push(serde_json::from_value(obj).map_err(err)?),
                 "HorizontalPodAutoscaler" => s.horizontal_pod_autoscalers.push(serde_json::from_value(obj).map_err(err)?),
+                "NetworkPolicy" => s.network_policies.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                     let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -166,6 +168,7 @@ impl Snapshot {
         push(&mut items, &self.ingresses);
         push(&mut items, &self.ingress_classes);
         push(&mut items, &self.horizontal_pod_autoscalers);
+        push(&mut items, &self.network_policies);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

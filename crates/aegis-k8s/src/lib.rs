@@ -107,11 +107,12 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
     // template's labels, so the selector narrows them as it does the pods.
     let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
-    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers) = tokio::try_join!(
+    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers, network_policies) = tokio::try_join!(
         list::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
         list::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
         list::<k8s_openapi::api::networking::v1::Ingress>(client, scope, false, "Ingress"),
         list::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
+        list::<k8s_openapi::api::networking::v1::NetworkPolicy>(client, scope, false, "NetworkPolicy"),
     )?;
     // Cluster-scoped, like nodes: read where RBAC allows; without them no class is judged missing.
     let mut ingress_classes = Api::<k8s_openapi::api::networking::v1::IngressClass>::all(client.clone())
@@ -139,6 +140,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         ingresses,
         ingress_classes,
         horizontal_pod_autoscalers,
+        network_policies,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).
