@@ -1026,29 +1026,20 @@ fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload
                 verification_plan,
             })
         }
-        None => {
-            let action = FixAction::Manual {
-                guidance: format!("No workload in {ns} carries the keys of selector {shown}: fix the selector or the pod labels."),
-            };
-            let verification_plan = plan(index, None, &None, &action, Some(0.6), Some(Category::ServiceSelectorMismatch));
-            Some(Incident {
+        None => Some(crate::objects::object_incident(
+            index,
+            crate::objects::ObjectFinding {
                 resource,
                 category: Category::ServiceSelectorMismatch,
                 severity: Severity::High,
                 root_cause: format!("Service {name} selects {shown}, which matches no pod."),
                 evidence,
+                guidance: format!(
+                    "No workload in {ns} is the one selector {shown} means (none is the Service's namesake or labelled a typo away): fix the selector or the pod labels, or deploy the Service's backend."
+                ),
                 confidence: 0.6,
-                pods: Vec::new(),
-                fix: Fix {
-                    summary: "No safe automatic fix is known; see the guidance.".into(),
-                    action,
-                    patch: None,
-                    inverse: None,
-                    origin: FixOrigin::Rules,
-                },
-                verification_plan,
-            })
-        }
+            },
+        )),
     }
 }
 

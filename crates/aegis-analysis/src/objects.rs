@@ -12,19 +12,19 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::analyze::plan;
 use crate::signals::Index;
 
-/// What is wrong with an object that is not a workload, for which no safe automatic change is known:
-/// the guidance says what a human changes.
-struct ObjectFinding {
-    resource: ResourceRef,
-    category: Category,
-    severity: Severity,
-    root_cause: String,
-    evidence: Vec<String>,
-    guidance: String,
-    confidence: f64,
+/// What is wrong with an object that is not a workload (or a Service with no backend to point it at),
+/// for which no safe automatic change is known: the guidance says what a human changes.
+pub(crate) struct ObjectFinding {
+    pub(crate) resource: ResourceRef,
+    pub(crate) category: Category,
+    pub(crate) severity: Severity,
+    pub(crate) root_cause: String,
+    pub(crate) evidence: Vec<String>,
+    pub(crate) guidance: String,
+    pub(crate) confidence: f64,
 }
 
-fn object_incident(index: &Index<'_>, f: ObjectFinding) -> Incident {
+pub(crate) fn object_incident(index: &Index<'_>, f: ObjectFinding) -> Incident {
     let action = FixAction::Manual { guidance: f.guidance };
     let verification_plan = plan(index, None, &None, &action, Some(f.confidence), Some(f.category));
     Incident {
