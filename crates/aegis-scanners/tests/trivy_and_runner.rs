@@ -49,9 +49,16 @@ fn scans(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("scans.log")).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
+/// The reason a fake trivy behaving as `body` fails the run. The timeout is generous: a shell script
+/// on a busy 2-core CI machine took over a second to say nothing (the run then failed as "did not
+/// finish", not for the reason under test). Only the hanging case needs a short one.
 async fn failure(body: &str) -> String {
+    failure_within(body, Duration::from_secs(30)).await
+}
+
+async fn failure_within(body: &str, timeout: Duration) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let t = scanner(fake_trivy(dir.path(), body), Duration::from_secs(1));
+    let t = scanner(fake_trivy(dir.path(), body), timeout);
     let run = t.scan_image("demo:v1", Side::Candidate).await;
     match run.status {
         RunStatus::Failed { reason } => reason,
@@ -68,7 +75,8 @@ async fn a_missing_trivy_binary_fails_the_run() {
 
 #[tokio::test]
 async fn a_hanging_trivy_is_killed_and_fails_the_run() {
-    assert!(failure("sleep 60").await.contains("did not finish"));
+    let reason = failure_within("sleep 60", Duration::from_secs(1)).await;
+    assert!(reason.contains("did not finish"), "{reason}");
 }
 
 #[tokio::test]
@@ -79,14 +87,16 @@ async fn a_crashing_trivy_fails_the_run_with_its_stderr() {
 
 #[tokio::test]
 async fn empty_garbage_and_truncated_output_fail_the_run() {
-    assert!(failure("true").await.contains("empty output"));
-    assert!(failure("echo 'panic: runtime error'").await.contains("not valid JSON"));
-    assert!(failure(&format!("{EMIT_REPORT} | head -c 150")).await.contains("not valid JSON"));
-    assert!(
-        failure("echo '{\"SchemaVersion\": 2, \"Results\": [{\"Vulnerabilities\": [{\"Severity\": \"HIGH\"}]}]}'")
-            .await
-            .contains("not valid JSON")
-    );
+    let cases = [
+        ("true".to_owned(), "empty output"),
+        ("echo 'panic: runtime error'".to_owned(), "not valid JSON"),
+        (format!("{EMIT_REPORT} | head -c 150"), "not valid JSON"),
+        ("echo '{\"SchemaVersion\": 2, \"Results\": [{\"Vulnerabilities\": [{\"Severity\": \"HIGH\"}]}]}'".to_owned(), "not valid JSON"),
+    ];
+    for (body, expected) in cases {
+        let reason = failure(&body).await;
+        assert!(reason.contains(expected), "{body}: {reason}");
+    }
 }
 
 #[tokio::test]
