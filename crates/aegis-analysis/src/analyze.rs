@@ -408,6 +408,15 @@ fn manual(guidance: String, root_cause: String, confidence: f64) -> Decision {
     }
 }
 
+/// The CronJob a Job workload is a run of (its controller owner), if any.
+fn job_cron(snapshot: &Snapshot, w: &Workload<'_>) -> Option<String> {
+    let job = snapshot
+        .jobs
+        .iter()
+        .find(|j| j.metadata.name.as_deref() == Some(&w.resource.name) && j.metadata.namespace.as_deref() == Some(&w.resource.namespace))?;
+    job.metadata.owner_references.iter().flatten().find(|o| o.kind == "CronJob").map(|o| o.name.clone())
+}
+
 /// What is wrong with node `name` in the snapshot: Ready not True (with the node controller's reason),
 /// and with `pressure` also the memory, disk and PID pressure conditions that are True.
 fn node_problems(snapshot: &Snapshot, name: &str, pressure: bool) -> Vec<String> {
@@ -726,21 +735,35 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 0.5,
             ),
         },
-        Category::JobFailed => manual(
-            format!(
-                "Read why the job's pods fail: `kubectl logs -n {ns} job/{} --previous`; a Job is not patched in place — fix its spec and create it again.",
-                w.resource.name
-            ),
-            format!("Job {} failed: its pods exhausted the retry limit.", w.resource.name),
-            0.6,
-        ),
-        Category::JobRetrying => manual(
-            format!(
-                "Read why the pods fail before the Job gives up: `kubectl logs -n {ns} {pod}`; a Job is not patched in place — fix its spec and create it again."
-            ),
-            format!("Job {}'s pods fail and it retries with back-off; it will fail once its backoffLimit is spent.", w.resource.name),
-            0.6,
-        ),
+        Category::JobFailed | Category::JobRetrying => {
+            let (read, cause) = if f.category == Category::JobFailed {
+                (
+                    format!("Read why the job's pods fail: `kubectl logs -n {ns} job/{} --previous`", w.resource.name),
+                    format!("Job {} failed: its pods exhausted the retry limit.", w.resource.name),
+                )
+            } else {
+                (
+                    format!("Read why the pods fail before the Job gives up: `kubectl logs -n {ns} {pod}`"),
+                    format!(
+                        "Job {}'s pods fail and it retries with back-off; it will fail once its backoffLimit is spent.",
+                        w.resource.name
+                    ),
+                )
+            };
+            // A run of a CronJob: its jobTemplate is what fails, and every run will until it changes.
+            let cron = job_cron(snapshot, w);
+            let remedy = match &cron {
+                Some(c) => format!(
+                    "this Job is a run of CronJob {c}: fix its jobTemplate (`kubectl edit cronjob -n {ns} {c}`), which the next run uses; suspend it meanwhile if failed runs pile up (`kubectl patch cronjob -n {ns} {c} -p '{{\"spec\":{{\"suspend\":true}}}}'`)."
+                ),
+                None => "a Job is not patched in place — fix its spec and create it again.".into(),
+            };
+            let mut d = manual(format!("{read}; {remedy}"), cause, 0.6);
+            if let Some(c) = cron {
+                d.extra_evidence.push(format!("Job {} is a run of CronJob {c}", w.resource.name));
+            }
+            d
+        }
         Category::SchedulingGated => manual(
             format!(
                 "The gates are lifted by the controller that set them: `kubectl get pod -n {ns} {pod} -o jsonpath='{{.spec.schedulingGates}}'`, then check that controller (a queue, a quota manager)."

@@ -1,6 +1,6 @@
 //! Hygiene findings that are not incidents: nothing is broken, nothing is fixed, the operator never
-//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps and NetworkPolicies,
-//! with the evidence.
+//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps, NetworkPolicies and
+//! CronJobs, with the evidence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +15,8 @@ use crate::workload::template_references;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintFinding {
     pub resource: ResourceRef,
-    /// A stable rule name: `configmap-unused`, `configmap-empty`, `networkpolicy-selects-nothing`.
+    /// A stable rule name: `configmap-unused`, `configmap-empty`, `networkpolicy-selects-nothing`,
+    /// `cronjob-suspended`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -34,6 +35,10 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
         .chain(snapshot.stateful_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
         .chain(snapshot.daemon_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
         .chain(snapshot.jobs.iter().map(|j| (j.metadata.namespace.clone(), j.spec.as_ref().map(|s| s.template.clone()))))
+        // A CronJob's runs come and go: its jobTemplate uses the ConfigMap between runs too.
+        .chain(snapshot.cron_jobs.iter().map(|c| {
+            (c.metadata.namespace.clone(), c.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).map(|s| s.template.clone()))
+        }))
         .chain(snapshot.replica_sets.iter().map(|r| (r.metadata.namespace.clone(), r.spec.as_ref().and_then(|s| s.template.clone()))))
         .chain(snapshot.pods.iter().map(|p| {
             let t = k8s_openapi::api::core::v1::PodTemplateSpec { metadata: None, spec: p.spec.clone() };
@@ -83,6 +88,22 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
             });
         }
     }
+    // Suspended on purpose, often — and forgotten as often: no run starts while it is.
+    for cj in snapshot.cron_jobs.iter().filter(|c| c.spec.as_ref().and_then(|s| s.suspend) == Some(true)) {
+        let ns = cj.metadata.namespace.clone().unwrap_or_default();
+        let name = cj.metadata.name.clone().unwrap_or_default();
+        let last = cj
+            .status
+            .as_ref()
+            .and_then(|s| s.last_schedule_time.as_ref())
+            .map(|t| format!("; last run scheduled {}", t.0))
+            .unwrap_or_default();
+        out.push(LintFinding {
+            resource: ResourceRef { kind: "CronJob".into(), namespace: ns, name: name.clone() },
+            rule: "cronjob-suspended",
+            message: format!("CronJob {name} is suspended: none of its runs start{last}"),
+        });
+    }
     out.sort_by(|a, b| a.resource.cmp(&b.resource).then(a.rule.cmp(b.rule)));
     out
 }
@@ -116,6 +137,10 @@ mod tests {
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stale", "namespace": "shop"}, "data": {"a": "1"}},
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "empty", "namespace": "shop"}},
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "shop"}, "data": {"ca.crt": "x"}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nightly", "namespace": "shop"}, "data": {"a": "1"}},
+                {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "shop"},
+                 "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "r",
+                    "envFrom": [{"configMapRef": {"name": "nightly"}}]}]}}}}}},
                 {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
                  "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {"spec": {"containers": [{"name": "api",
                     "envFrom": [{"configMapRef": {"name": "app"}}]}], "volumes": [{"name": "e", "configMap": {"name": "empty"}}]}}}}
@@ -125,6 +150,28 @@ mod tests {
         .unwrap();
         let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
         assert_eq!(found, [("empty".to_owned(), "configmap-empty"), ("stale".to_owned(), "configmap-unused")]);
+    }
+
+    #[test]
+    fn a_suspended_cronjob_is_reported_and_an_active_one_is_not() {
+        let cron = |name: &str, suspend: bool| {
+            serde_json::json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"schedule": "0 3 * * *", "suspend": suspend, "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "r", "image": "x"}]}}}}},
+                "status": {"lastScheduleTime": "2026-11-20T03:00:00Z"}})
+        };
+        let s = Snapshot::from_text(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [cron("report", true), cron("backup", false)]}).to_string(),
+        )
+        .unwrap();
+        let found: Vec<(String, &str, String)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule, f.message)).collect();
+        assert_eq!(
+            found,
+            [(
+                "report".to_owned(),
+                "cronjob-suspended",
+                "CronJob report is suspended: none of its runs start; last run scheduled 2026-11-20T03:00:00Z".to_owned()
+            )]
+        );
     }
 
     #[test]

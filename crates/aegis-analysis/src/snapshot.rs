@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -47,6 +47,7 @@ pub struct Snapshot {
     pub controller_revisions: Vec<ControllerRevision>,
     pub daemon_sets: Vec<DaemonSet>,
     pub jobs: Vec<Job>,
+    pub cron_jobs: Vec<CronJob>,
     pub services: Vec<Service>,
     pub endpoints: Vec<Endpoints>,
     pub events: Vec<Event>,
@@ -115,6 +116,7 @@ impl Snapshot {
                 "DaemonSet" => s.daemon_sets.push(serde_json::from_value(obj).map_err(err)?),
                 "ControllerRevision" => s.controller_revisions.push(serde_json::from_value(obj).map_err(err)?),
                 "Job" => s.jobs.push(serde_json::from_value(obj).map_err(err)?),
+                "CronJob" => s.cron_jobs.push(serde_json::from_value(obj).map_err(err)?),
                 "Service" => s.services.push(serde_json::from_value(obj).map_err(err)?),
                 "Endpoints" => s.endpoints.push(serde_json::from_value(obj).map_err(err)?),
                 "Event" => s.events.push(serde_json::from_value(obj).map_err(err)?),
@@ -160,6 +162,7 @@ impl Snapshot {
         push(&mut items, &self.controller_revisions);
         push(&mut items, &self.daemon_sets);
         push(&mut items, &self.jobs);
+        push(&mut items, &self.cron_jobs);
         push(&mut items, &self.services);
         push(&mut items, &self.endpoints);
         push(&mut items, &self.events);

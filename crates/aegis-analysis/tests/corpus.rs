@@ -520,3 +520,16 @@ fn a_daemonset_rolled_out_without_its_setting_is_rolled_back_to_its_previous_con
     let template = &i.fix.patch.as_ref().expect("a rollback renders a patch").body[0]["value"];
     assert!(template["spec"]["containers"][0]["env"].as_array().unwrap().iter().any(|e| e["name"] == "DATABASE_URL"));
 }
+
+/// A failing run of a CronJob: the Job cannot be patched, but the CronJob's jobTemplate can, and every
+/// run fails until it is. The guidance says so, and names the CronJob.
+#[test]
+fn a_failing_cronjob_run_points_at_the_cronjobs_template() {
+    let i = only("cronjob-run-failing.yaml");
+    assert_eq!(i.category, Category::JobRetrying);
+    assert!(i.evidence.iter().any(|e| e == "Job report-manual is a run of CronJob report"), "{:#?}", i.evidence);
+    match &i.fix.action {
+        FixAction::Manual { guidance } => assert!(guidance.contains("kubectl edit cronjob") && guidance.contains("suspend"), "{guidance}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -107,12 +107,13 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
     // template's labels, so the selector narrows them as it does the pods.
     let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
-    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers, network_policies) = tokio::try_join!(
+    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers, network_policies, cron_jobs) = tokio::try_join!(
         list::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
         list::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
         list::<k8s_openapi::api::networking::v1::Ingress>(client, scope, false, "Ingress"),
         list::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
         list::<k8s_openapi::api::networking::v1::NetworkPolicy>(client, scope, false, "NetworkPolicy"),
+        list::<k8s_openapi::api::batch::v1::CronJob>(client, scope, true, "CronJob"),
     )?;
     // Cluster-scoped, like nodes: read where RBAC allows; without them no class is judged missing.
     let mut ingress_classes = Api::<k8s_openapi::api::networking::v1::IngressClass>::all(client.clone())
@@ -132,6 +133,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         controller_revisions,
         daemon_sets,
         jobs,
+        cron_jobs,
         services,
         endpoints,
         events,
