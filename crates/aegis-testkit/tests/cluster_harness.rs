@@ -125,8 +125,11 @@ async fn the_real_node_runs_the_app_ready_through_its_probes_and_answers_through
     }
     let svc = ns.api::<k8s_openapi::api::core::v1::Service>().get("api").await.unwrap();
     let ip = svc.spec.unwrap().cluster_ip.unwrap();
-    // Through kube-proxy's rules for the ClusterIP, from the host, as plain HTTP/1.0.
-    let body = eventually("the Service answers", WAIT, || {
+    // Through kube-proxy's rules for the ClusterIP, from the host, as plain HTTP/1.0. Until kube-proxy
+    // has written them, the ClusterIP is just an address on the default route, and whatever answers
+    // there is not the app (seen in CI: this machine's egress proxy, "426 Upgrade Required"): only
+    // the app's own answer counts.
+    let body = eventually("the Service answers with the app", WAIT, || {
         let ip = ip.clone();
         async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,7 +137,7 @@ async fn the_real_node_runs_the_app_ready_through_its_probes_and_answers_through
             conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await.map_err(|e| e.to_string())?;
             let mut body = String::new();
             conn.read_to_string(&mut body).await.map_err(|e| e.to_string())?;
-            Ok(body)
+            if body.contains(r#""service":"demo-api""#) { Ok(body) } else { Err(format!("not the app yet: {body}")) }
         }
     })
     .await;
