@@ -85,7 +85,8 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
         }
     }
     let mut by: BTreeMap<Category, Finding> = BTreeMap::new();
-    for s in sigs {
+    // `sigs` are the workload's pods' signals, in the same order.
+    for (pod, s) in w.pods.iter().zip(sigs) {
         // The kernel's OOM kill is SIGKILL (exit 137). containerd 1.6 on cgroup v1 reports it as OOMKilled,
         // or as Error when the task's exit outruns its OOM event: an Error 137 under a memory limit that
         // the kubelet does not say it killed (its `Killing` event) is the same kill. A failed liveness
@@ -143,11 +144,8 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
         }
         if let Some(m) = &s.unschedulable {
             // The scheduler waits for the pod's claims: the claim, not the pod's size, is the cause.
-            let pending_claims = if m.contains("unbound") && m.contains("PersistentVolumeClaim") {
-                w.pods.iter().find(|p| p.metadata.name.as_deref() == Some(&s.name)).map(|p| pending_claims(index, p)).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+            let pending_claims =
+                if m.contains("unbound") && m.contains("PersistentVolumeClaim") { pending_claims(index, pod) } else { Vec::new() };
             if pending_claims.is_empty() {
                 add(&mut by, Category::Unschedulable, None, &s.name, format!("pod {}: Unschedulable: {m}", s.name));
             } else {
@@ -166,7 +164,7 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
                 format!("pod {}: running but never ready (Readiness probe failed)", s.name),
             );
         }
-        let node = w.pods.iter().find(|p| p.metadata.name.as_deref() == Some(&s.name)).and_then(|p| p.spec.as_ref()?.node_name.as_deref());
+        let node = pod.spec.as_ref().and_then(|p| p.node_name.as_deref());
         if let Some((reason, m)) = s.failed_reason.as_ref().filter(|(r, _)| r == "Evicted") {
             add(&mut by, Category::Evicted, None, &s.name, format!("pod {}: {reason}: {m}", s.name));
             // The node condition behind the eviction, when the snapshot holds the node.
@@ -789,8 +787,12 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             0.7,
         ),
         Category::NodeNotReady => {
-            let nodes: BTreeSet<&str> =
-                f.evidence.iter().filter_map(|e| e.strip_prefix("node ")?.split(':').next()).collect::<BTreeSet<_>>();
+            let nodes: BTreeSet<&str> = w
+                .pods
+                .iter()
+                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| f.pods.contains(n)))
+                .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+                .collect();
             let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
             manual(
                 format!(
@@ -971,7 +973,6 @@ fn analyze_workload(index: &Index<'_>, w: &Workload<'_>) -> Vec<Incident> {
         .collect()
 }
 
-/// A Service whose selector matches no pod in its namespace, and the workload it was meant for.
 /// Whether two label values differ as a typo does: by at most two edits, or one extending the other
 /// with a suffix (`api` / `api-v2`).
 fn a_typo_away(a: &str, b: &str) -> bool {
@@ -994,6 +995,7 @@ fn a_typo_away(a: &str, b: &str) -> bool {
     prev[b.len()] <= 2 && a.len().min(b.len()) > 2
 }
 
+/// A Service whose selector matches no pod in its namespace, and the workload it was meant for.
 fn selector_mismatch(index: &Index<'_>, svc: &Service, in_namespace: &[&Workload<'_>]) -> Option<Incident> {
     let ns = svc.metadata.namespace.clone().unwrap_or_default();
     let name = svc.metadata.name.clone().unwrap_or_default();

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodTemplateSpec, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// One difference, for humans and for the fix rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,34 +128,40 @@ fn volumes(t: &PodTemplateSpec) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The pod-level fields that decide where a pod may run, as compact JSON (unset: `None`).
+/// The pod-level fields that decide where a pod may run, as compact JSON (unset or empty: `None`).
 fn placement(t: &PodTemplateSpec) -> [(&'static str, Option<String>); 6] {
     let spec = t.spec.as_ref();
-    let json =
-        |v: Option<serde_json::Value>| v.filter(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())).map(|v| v.to_string());
-    let field = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<serde_json::Value>| json(spec.and_then(f));
     [
-        ("nodeSelector", field(|s| s.node_selector.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))),
-        ("affinity", field(|s| s.affinity.as_ref().map(|v| serde_json::to_value(v).unwrap_or_default()))),
-        ("tolerations", field(|s| s.tolerations.as_ref().filter(|v| !v.is_empty()).map(|v| serde_json::to_value(v).unwrap_or_default()))),
-        (
-            "schedulingGates",
-            field(|s| s.scheduling_gates.as_ref().filter(|v| !v.is_empty()).map(|v| serde_json::to_value(v).unwrap_or_default())),
-        ),
-        ("priorityClassName", field(|s| s.priority_class_name.clone().map(serde_json::Value::String))),
-        ("runtimeClassName", field(|s| s.runtime_class_name.clone().map(serde_json::Value::String))),
+        ("nodeSelector", compact(spec.and_then(|s| s.node_selector.as_ref()))),
+        ("affinity", compact(spec.and_then(|s| s.affinity.as_ref()))),
+        ("tolerations", compact(spec.and_then(|s| s.tolerations.as_ref()))),
+        ("schedulingGates", compact(spec.and_then(|s| s.scheduling_gates.as_ref()))),
+        ("priorityClassName", compact(spec.and_then(|s| s.priority_class_name.as_ref()))),
+        ("runtimeClassName", compact(spec.and_then(|s| s.runtime_class_name.as_ref()))),
     ]
+}
+
+/// A field as compact JSON; `None` when unset, null or empty (`{}`, `[]`): an empty nodeSelector
+/// places a pod no differently from none.
+fn compact<T: serde::Serialize>(v: Option<T>) -> Option<String> {
+    let v = serde_json::to_value(v?).ok()?;
+    let empty = v.is_null() || v.as_object().is_some_and(|o| o.is_empty()) || v.as_array().is_some_and(|a| a.is_empty());
+    (!empty).then(|| v.to_string())
+}
+
+/// A port or a count that may be a number or a name (`8080`, `http`, `50%`), as written.
+pub(crate) fn int_or_string(v: &IntOrString) -> String {
+    match v {
+        IntOrString::Int(i) => i.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
 }
 
 /// A probe as a human reads it: `GET :8080/healthz`, `exec`, `tcp :5432`.
 pub fn probe_text(p: Option<&Probe>) -> Option<String> {
     let p = p?;
     if let Some(h) = &p.http_get {
-        let port = match &h.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-        };
-        return Some(format!("GET :{port}{}", h.path.as_deref().unwrap_or("/")));
+        return Some(format!("GET :{}{}", int_or_string(&h.port), h.path.as_deref().unwrap_or("/")));
     }
     if p.tcp_socket.is_some() {
         return Some("tcp".into());

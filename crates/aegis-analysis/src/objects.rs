@@ -7,9 +7,9 @@ use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ResourceRef, Se
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::analyze::plan;
+use crate::diff::int_or_string;
 use crate::signals::Index;
 
 /// What is wrong with an object that is not a workload (or a Service with no backend to point it at),
@@ -53,13 +53,6 @@ pub(crate) fn analyze_objects(index: &Index<'_>) -> Vec<Incident> {
     out.extend(s.ingresses.iter().flat_map(|i| ingress_problems(index, i)));
     out.extend(s.horizontal_pod_autoscalers.iter().filter_map(|h| autoscaler_problem(index, h)));
     out
-}
-
-fn int_or_string(v: &IntOrString) -> String {
-    match v {
-        IntOrString::Int(i) => i.to_string(),
-        IntOrString::String(s) => s.clone(),
-    }
 }
 
 /// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: nothing is
@@ -120,7 +113,22 @@ fn ingress_problems(index: &Index<'_>, ing: &Ingress) -> Vec<Incident> {
         && !index.snapshot.ingress_classes.iter().any(|c| c.metadata.name.as_deref() == Some(&class))
     {
         let known: Vec<String> = index.snapshot.ingress_classes.iter().filter_map(|c| c.metadata.name.clone()).collect();
-        out.push(object_incident(index, ObjectFinding { resource: resource.clone(), category: Category::IngressClassMissing, severity: Severity::High, root_cause: format!("Ingress {name} asks for IngressClass {class}, which does not exist: no controller serves it, so nothing routes its traffic."), evidence: vec![format!("Ingress {name}: ingressClassName {class}; IngressClasses in the cluster: {}", known.join(", "))], guidance: format!("Set spec.ingressClassName of Ingress {name} to a class the cluster has ({}).", known.join(", ")), confidence: 0.8 }));
+        let known = known.join(", ");
+        let root_cause = format!(
+            "Ingress {name} asks for IngressClass {class}, which does not exist: no controller serves it, so nothing routes its traffic."
+        );
+        out.push(object_incident(
+            index,
+            ObjectFinding {
+                resource: resource.clone(),
+                category: Category::IngressClassMissing,
+                severity: Severity::High,
+                root_cause,
+                evidence: vec![format!("Ingress {name}: ingressClassName {class}; IngressClasses in the cluster: {known}")],
+                guidance: format!("Set spec.ingressClassName of Ingress {name} to a class the cluster has ({known})."),
+                confidence: 0.8,
+            },
+        ));
     }
     let backends = spec.and_then(|s| s.default_backend.as_ref()).and_then(|b| b.service.as_ref()).into_iter().chain(
         spec.iter()

@@ -13,8 +13,8 @@ use crate::snapshot::Snapshot;
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
-/// One revision of a workload's pod template: a Deployment's ReplicaSet, or a StatefulSet's
-/// ControllerRevision.
+/// One revision of a workload's pod template: a Deployment's ReplicaSet, or a StatefulSet's or
+/// DaemonSet's ControllerRevision.
 #[derive(Debug, Clone)]
 pub struct Revision<'a> {
     pub number: i64,
@@ -49,8 +49,8 @@ impl<'a> Revision<'a> {
     }
 }
 
-/// The pod template a StatefulSet's or DaemonSet's ControllerRevision records. The controller writes the template
-/// with `"$patch": "replace"` (a strategic-merge directive, not a field): it is dropped.
+/// The pod template a StatefulSet's or DaemonSet's ControllerRevision records. The controller writes
+/// it with `"$patch": "replace"` (a strategic-merge directive, not a field): that is dropped.
 fn recorded_template(cr: &ControllerRevision) -> Option<Box<PodTemplateSpec>> {
     let mut template = cr.data.as_ref()?.0.pointer("/spec/template")?.clone();
     template.as_object_mut()?.remove("$patch");

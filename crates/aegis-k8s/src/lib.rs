@@ -14,8 +14,11 @@ use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, Pod, Service};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, ListParams, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, Resource};
@@ -82,48 +85,73 @@ fn without_managed_fields<K: Resource>(items: &mut [K]) {
     }
 }
 
-/// Read a namespace (or all) into a snapshot. ConfigMap values are dropped as they arrive (only names and
-/// keys are kept); Secrets are not read at all. Nodes are read where RBAC allows; a refusal leaves them out.
+/// A cluster-scoped kind, where RBAC allows: a refusal leaves it out (what needs it then judges nothing).
+async fn cluster_list<K>(client: &Client) -> Vec<K>
+where
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut items = Api::<K>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    without_managed_fields(&mut items);
+    items
+}
+
+/// Read a namespace (or all) into a snapshot: every list at once. ConfigMap values are dropped as they
+/// arrive (only names and keys are kept); Secrets are not read at all. Nodes and IngressClasses are read
+/// where RBAC allows; a refusal leaves them out.
 pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
-    let (pods, deployments, replica_sets, stateful_sets, daemon_sets, jobs, services, endpoints, mut events) =
-        tokio_join(client, scope).await?;
+    // Workloads and their history (a StatefulSet's or DaemonSet's revisions carry the pod template's
+    // labels, so the selector narrows them as it does the pods), then what surrounds them.
+    let workloads = async {
+        tokio::try_join!(
+            list::<Pod>(client, scope, true, "Pod"),
+            list::<Deployment>(client, scope, true, "Deployment"),
+            list::<ReplicaSet>(client, scope, true, "ReplicaSet"),
+            list::<StatefulSet>(client, scope, true, "StatefulSet"),
+            list::<ControllerRevision>(client, scope, true, "ControllerRevision"),
+            list::<DaemonSet>(client, scope, true, "DaemonSet"),
+            list::<Job>(client, scope, true, "Job"),
+            list::<CronJob>(client, scope, true, "CronJob"),
+        )
+    };
+    let around = async {
+        tokio::try_join!(
+            list::<Service>(client, scope, false, "Service"),
+            list::<Endpoints>(client, scope, false, "Endpoints"),
+            list::<Event>(client, scope, false, "Event"),
+            list::<PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
+            list::<PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
+            list::<Ingress>(client, scope, false, "Ingress"),
+            list::<HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
+            list::<NetworkPolicy>(client, scope, false, "NetworkPolicy"),
+            list::<ConfigMap>(client, scope, false, "ConfigMap"),
+        )
+    };
+    let cluster = async { tokio::join!(cluster_list::<Node>(client), cluster_list::<IngressClass>(client)) };
+    let (workloads, around, (nodes, ingress_classes)) = tokio::join!(workloads, around, cluster);
+    let (pods, deployments, replica_sets, stateful_sets, controller_revisions, daemon_sets, jobs, cron_jobs) = workloads?;
+    let (
+        services,
+        endpoints,
+        mut events,
+        persistent_volume_claims,
+        pod_disruption_budgets,
+        ingresses,
+        horizontal_pod_autoscalers,
+        network_policies,
+        config_maps,
+    ) = around?;
     // AEGIS's own Events (the operator's transitions) are not evidence about the workload.
     events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
-    let keys = |ns: Option<String>, name: Option<String>, mut keys: Vec<String>| {
-        keys.sort();
-        KeysOnly { namespace: ns.unwrap_or_default(), name: name.unwrap_or_default(), keys }
-    };
-    let config_maps = list::<ConfigMap>(client, scope, false, "ConfigMap")
-        .await?
+    let config_maps = config_maps
         .into_iter()
         .map(|c| {
-            keys(
-                c.metadata.namespace,
-                c.metadata.name,
-                c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect(),
-            )
+            let mut keys: Vec<String> =
+                c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
+            keys.sort();
+            KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
         })
         .collect();
-    // A StatefulSet's revision history (what a rollback returns to); its revisions carry the pod
-    // template's labels, so the selector narrows them as it does the pods.
-    let controller_revisions = list::<ControllerRevision>(client, scope, true, "ControllerRevision").await?;
-    let (persistent_volume_claims, pod_disruption_budgets, ingresses, horizontal_pod_autoscalers, network_policies, cron_jobs) = tokio::try_join!(
-        list::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(client, scope, false, "PersistentVolumeClaim"),
-        list::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(client, scope, false, "PodDisruptionBudget"),
-        list::<k8s_openapi::api::networking::v1::Ingress>(client, scope, false, "Ingress"),
-        list::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
-        list::<k8s_openapi::api::networking::v1::NetworkPolicy>(client, scope, false, "NetworkPolicy"),
-        list::<k8s_openapi::api::batch::v1::CronJob>(client, scope, true, "CronJob"),
-    )?;
-    // Cluster-scoped, like nodes: read where RBAC allows; without them no class is judged missing.
-    let mut ingress_classes = Api::<k8s_openapi::api::networking::v1::IngressClass>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    without_managed_fields(&mut ingress_classes);
-    let mut nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
-    without_managed_fields(&mut nodes);
     Ok(Snapshot {
         nodes,
         pods,
@@ -150,29 +178,6 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         other_kinds: Default::default(),
         captured_at: Some(jiff::Timestamp::now()),
     })
-}
-
-#[allow(clippy::type_complexity)]
-async fn tokio_join(
-    client: &Client,
-    scope: &Scope,
-) -> Result<
-    (Vec<Pod>, Vec<Deployment>, Vec<ReplicaSet>, Vec<StatefulSet>, Vec<DaemonSet>, Vec<Job>, Vec<Service>, Vec<Endpoints>, Vec<Event>),
-    K8sError,
-> {
-    // Independent lists, read concurrently.
-    let (a, b, c, d, e, f, g, h, i) = tokio::join!(
-        list::<Pod>(client, scope, true, "Pod"),
-        list::<Deployment>(client, scope, true, "Deployment"),
-        list::<ReplicaSet>(client, scope, true, "ReplicaSet"),
-        list::<StatefulSet>(client, scope, true, "StatefulSet"),
-        list::<DaemonSet>(client, scope, true, "DaemonSet"),
-        list::<Job>(client, scope, true, "Job"),
-        list::<Service>(client, scope, false, "Service"),
-        list::<Endpoints>(client, scope, false, "Endpoints"),
-        list::<Event>(client, scope, false, "Event"),
-    );
-    Ok((a?, b?, c?, d?, e?, f?, g?, h?, i?))
 }
 
 /// The API resource of a kind AEGIS reads or patches by name (workloads, Services, Pods, ConfigMaps).

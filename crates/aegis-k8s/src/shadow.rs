@@ -252,7 +252,8 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
 
     workload["metadata"]["namespace"] = ns.clone().into();
     if spec.source.kind == "DaemonSet" {
-        let nodes = daemon_nodes(client, &spec.source, &template).await?;
+        let selector = serde_json::from_value(workload["spec"]["selector"].clone()).ok();
+        let nodes = daemon_nodes(client, &spec.source, selector.as_ref()).await?;
         if let Some(t) = workload.pointer_mut("/spec/template") {
             on_nodes(t, &nodes);
         }
@@ -342,9 +343,13 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
 /// At most two of the nodes production's DaemonSet pods run on, by name. A DaemonSet's shadow runs
 /// there only — the DaemonSet's counterpart of a Deployment's replicas clamped to two: the same pods
 /// on the same kind of node, without a copy on every node of the cluster.
-async fn daemon_nodes(client: &Client, source: &ResourceRef, template: &PodTemplateSpec) -> Result<Vec<String>, K8sError> {
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-    let selector = labels.map(|l| l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")).unwrap_or_default();
+async fn daemon_nodes(
+    client: &Client,
+    source: &ResourceRef,
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Result<Vec<String>, K8sError> {
+    // Its own selector (an empty one selects nothing here: no node to narrow to).
+    let Some(selector) = selector.and_then(crate::selector_query) else { return Ok(Vec::new()) };
     let pods = Api::<Pod>::namespaced(client.clone(), &source.namespace)
         .list(&ListParams::default().labels(&selector))
         .await

@@ -234,8 +234,9 @@ impl VerificationResult {
 /// The health reason of a cancelled verification.
 const CANCELLED: &str = "cancelled";
 
-fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
-    obj.and_then(|t| t.spec.as_ref())
+fn template_of(t: &PodTemplateSpec) -> Vec<ImageRef> {
+    t.spec
+        .as_ref()
         .map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).filter_map(|c| c.image.clone()).map(ImageRef::new).collect())
         .unwrap_or_default()
 }
@@ -244,8 +245,8 @@ fn template_of(obj: Option<&PodTemplateSpec>) -> Vec<ImageRef> {
 /// (`http://svc.ns.svc:port`, for ZAP, which runs in the cluster) and the address smoke checks use —
 /// its ClusterIP, which kube-proxy routes from any node and pod without cluster DNS (the name, for a
 /// headless Service). `None` when no Service selects it.
-async fn service_urls(client: &Client, workload: &ResourceRef, template: Option<&PodTemplateSpec>) -> Option<(String, String)> {
-    let labels = template?.metadata.as_ref()?.labels.clone().unwrap_or_default();
+async fn service_urls(client: &Client, workload: &ResourceRef, template: &PodTemplateSpec) -> Option<(String, String)> {
+    let labels = template.metadata.as_ref()?.labels.clone().unwrap_or_default();
     let services =
         Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &workload.namespace).list(&Default::default()).await.ok()?;
     services.items.into_iter().find_map(|svc| {
@@ -267,18 +268,17 @@ async fn service_urls(client: &Client, workload: &ResourceRef, template: Option<
 struct ReadWorkload {
     targets: Targets,
     smoke_base: Option<String>,
-    template: Option<PodTemplateSpec>,
+    template: PodTemplateSpec,
 }
 
 /// Read `workload` for a verification.
 async fn read_workload(client: &Client, workload: &ResourceRef) -> Result<ReadWorkload, VerifyError> {
     let (value, template) = aegis_k8s::get_workload(client, workload).await.map_err(|e| VerifyError::Invalid(e.to_string()))?;
-    let mut images = template_of(Some(&template));
+    let mut images = template_of(&template);
     images.sort_by(|a, b| a.reference.cmp(&b.reference));
     images.dedup();
     let text = serde_json::to_string(&value).map_err(|e| VerifyError::Invalid(e.to_string()))?;
-    let template = Some(template);
-    let (url, smoke_base) = service_urls(client, workload, template.as_ref()).await.unzip();
+    let (url, smoke_base) = service_urls(client, workload, &template).await.unzip();
     let targets = Targets { images, manifests: vec![ManifestSource { name: workload.to_string(), text }], url, falco: None };
     Ok(ReadWorkload { targets, smoke_base, template })
 }
@@ -444,7 +444,7 @@ async fn run(
     opts.stage(Stage::Scanning);
     let isolation = async {
         match &opts.isolation_probe {
-            Some(probe) => probe_isolation(client, shadow, shadow_template.as_ref(), probe).await,
+            Some(probe) => probe_isolation(client, shadow, Some(&shadow_template), probe).await,
             None => Isolation::not_checked("no isolation probe is configured (--isolation-probe-image)"),
         }
     };
