@@ -69,9 +69,10 @@ pub enum ProbeCommand {
         /// How long one connection may take before it counts as blocked.
         #[arg(long, default_value = "2s")]
         timeout: String,
-        /// How long each address is tried, every second; one connection in the second half means
-        /// reached (an enforcer programs a new pod's rules a moment after it starts).
-        #[arg(long, default_value = "10s")]
+        /// How long each address is tried, every second. Three failures in a row mean blocked (an
+        /// enforcer programs a new pod's rules some time after it starts); still reachable when the
+        /// window ends means reached.
+        #[arg(long, default_value = "30s")]
         settle: String,
         /// Where to write the lines besides stdout (the kubelet's termination-message file).
         #[arg(long, default_value = "/dev/termination-log")]

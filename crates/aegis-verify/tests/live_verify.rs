@@ -524,7 +524,7 @@ async fn a_shadow_holding_a_copied_secret_passes_only_once_its_isolation_is_show
         unproven.reasons
     );
 
-    opts.isolation_probe = Some(aegis_k8s::isolation::ProbeSpec { image: image("v2"), deadline: Duration::from_secs(60) });
+    opts.isolation_probe = Some(aegis_k8s::isolation::ProbeSpec { image: image("v2"), deadline: Duration::from_secs(90) });
     let proven = verify(&ns.client(), &source(&ns), &incident.fix, None, &opts).await.unwrap();
     eprintln!("isolation: {:?}", proven.isolation);
     assert_eq!(proven.isolation.status, aegis_k8s::isolation::IsolationStatus::Enforced, "{:?}", proven.isolation);

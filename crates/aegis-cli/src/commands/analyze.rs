@@ -122,7 +122,7 @@ pub(crate) fn verify_options(
         isolation_probe: v
             .isolation_probe_image
             .clone()
-            .map(|image| aegis_k8s::isolation::ProbeSpec { image, deadline: std::time::Duration::from_secs(60) }),
+            .map(|image| aegis_k8s::isolation::ProbeSpec { image, deadline: std::time::Duration::from_secs(90) }),
     })
 }
 
