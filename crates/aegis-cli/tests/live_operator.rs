@@ -56,20 +56,23 @@ impl Operator {
         std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
         let log = dir.path().join("operator.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
-        cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns])
-            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
-            .args([
-                "--verify-policy",
-                policy.to_str().unwrap(),
-                "--window",
-                "2s",
-                "--deadline",
-                "90s",
-                "--skip-db-update",
-                "--image-src",
-                "remote",
-            ])
-            .args(["--monitor-window", "5s", "--resync", "3s", "--debounce", "200ms", "--lease-duration", "4s", "--log-level", "info"])
+        cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns]).args(["--verify-policy", policy.to_str().unwrap()]);
+        // The defaults a test does not set itself.
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--window", "2s"),
+            ("--deadline", "90s"),
+            ("--image-src", "remote"),
+            ("--monitor-window", "5s"),
+            ("--resync", "3s"),
+            ("--debounce", "200ms"),
+            ("--lease-duration", "4s"),
+            ("--log-level", "info"),
+        ];
+        for (flag, value) in defaults.into_iter().filter(|(flag, _)| !extra.contains(flag)) {
+            cmd.args([flag, value]);
+        }
+        cmd.arg("--skip-db-update")
             .args(extra)
             .env("KUBECONFIG", harness_env("AEGIS_KUBECONFIG"))
             .env("AEGIS_TRIVY_BIN", harness_env("AEGIS_TRIVY_BIN"))
@@ -312,6 +315,53 @@ async fn a_rejected_fix_is_never_applied() {
     let (code, _, err) = aegis(&["incident", "approve", &waiting.name_any(), "-n", ns.name()]);
     assert_eq!(code, Some(3), "an ended incident cannot be approved");
     assert!(err.contains("has ended"), "{err}");
+}
+
+/// Long work runs beside reconcile, not inside it. With one reconcile at a time (`--concurrency 1`)
+/// and verifications that watch their shadow for 25 s, a rejection of one incident is recorded while
+/// another incident's verification is still running — before, the rejection waited for it.
+#[tokio::test]
+async fn a_rejection_is_recorded_while_another_incidents_verification_runs() {
+    let ns = crashloop("op-beside").await;
+    let worker = json!({"name": "api", "image": image("v2"), "env": [{"name": "DATABASE_URL", "value": "postgres://db:5432/shop"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}}});
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("worker", 1, worker)).await.unwrap();
+    wait_available(&deployments, "worker", WAIT).await;
+    let _operator = Operator::start(ns.name(), &["--concurrency", "1", "--window", "25s"], None);
+    let first = incident_in(&ns, Phase::AwaitingApproval, WAIT).await;
+    assert_eq!(first.spec.resource.name, "api", "{:?}", first.spec.resource);
+
+    let broken =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
+    deployments.patch("worker", &PatchParams::default(), &Patch::Strategic(broken)).await.unwrap();
+    let incidents: Api<Incident> = ns.api();
+    let of_worker = |list: &[Incident]| list.iter().find(|i| i.spec.resource.name == "worker").cloned();
+    eventually("the worker's incident verifying", WAIT, || {
+        let incidents = incidents.clone();
+        async move {
+            let list = incidents.list(&ListParams::default()).await.map_err(|e| e.to_string())?.items;
+            match of_worker(&list).and_then(|i| i.status).map(|s| s.phase) {
+                Some(Phase::Verifying) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    let (code, _, err) = aegis(&["incident", "reject", &first.name_any(), "-n", ns.name(), "--comment", "not now"]);
+    assert_eq!(code, Some(0), "{err}");
+    eventually("the rejection recorded", WAIT, || {
+        let (incidents, name) = (incidents.clone(), first.name_any());
+        async move {
+            let i = incidents.get(&name).await.map_err(|e| e.to_string())?;
+            let phase = i.status.map(|s| s.phase);
+            if phase == Some(Phase::Rejected) { Ok(()) } else { Err(format!("{phase:?}")) }
+        }
+    })
+    .await;
+    let list = incidents.list(&ListParams::default()).await.unwrap().items;
+    let worker_phase = of_worker(&list).and_then(|i| i.status).map(|s| s.phase);
+    assert_eq!(worker_phase, Some(Phase::Verifying), "the rejection waited for the other verification to end");
 }
 
 /// An OOM whose raised limit passes in the shadow, but production's pods — started after a moment

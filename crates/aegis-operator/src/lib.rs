@@ -26,5 +26,6 @@ pub mod machine;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;
+pub mod work;
 
 pub use crd::{Incident, IncidentSpec, IncidentStatus, Phase, crd, incident_name};

@@ -9,11 +9,15 @@
 //! - Applying records the inverse patch *before* sending the fix, and the fix carries a marker
 //!   annotation, so a resumed step sees the marker instead of sending it twice;
 //! - Monitoring watches again from the start.
+//!
+//! The two long steps — the shadow verification and production's monitoring window — run as tasks
+//! beside reconcile ([`crate::work`]): their reconcile starts the task, looks at it on each pass and
+//! records its outcome once it has finished, so no reconcile holds a controller slot for minutes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_k8s::health::{Health, HealthTarget, watch_health};
+use aegis_k8s::health::{Health, HealthSummary, HealthTarget, watch_health};
 use aegis_model::{ResourceRef, Severity};
 use aegis_verify::{VerificationResult, VerifyOptions};
 use jiff::Timestamp;
@@ -29,6 +33,20 @@ use crate::apply::{APPLIED_ANNOTATION, ROLLED_BACK_ANNOTATION};
 use crate::crd::{Analysis, AppliedRecord, Incident, IncidentStatus, Phase, RollbackRecord, VerificationSummary};
 use crate::machine::{ApprovalOutcome, ApprovalPolicy, decide_approval, phase_since, set_condition, transition};
 use crate::metrics::Metrics;
+use crate::work::{Attempt, Poll, Tasks};
+
+/// How often a reconcile looks at its running task again (an in-memory check).
+const POLL: Duration = Duration::from_secs(1);
+
+/// What a verification task hands back.
+pub struct Verified {
+    result: Result<Box<VerificationResult>, aegis_verify::VerifyError>,
+    /// The workload's generation the fix was verified against (production's guard at apply).
+    workload_generation: i64,
+}
+
+/// What a monitoring task hands back.
+pub type Monitored = Result<HealthSummary, aegis_k8s::K8sError>;
 
 /// How the operator behaves.
 #[derive(Clone)]
@@ -64,6 +82,10 @@ pub struct Context {
     pub scope: crate::detect::Scope,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// Verifications in flight, by incident.
+    pub verifications: Tasks<Verified>,
+    /// Production monitoring windows in flight, by incident.
+    pub monitors: Tasks<Monitored>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +104,9 @@ pub enum Error {
 pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Action, Error> {
     let phase = incident.status.as_ref().map(|s| s.phase).unwrap_or_default();
     if phase.is_terminal() || !ctx.scope.admits(&incident.namespace().unwrap_or_default()) {
+        let id = format!("{}/{}", incident.namespace().unwrap_or_default(), incident.name_any());
+        ctx.verifications.forget(&id);
+        ctx.monitors.forget(&id);
         return Ok(Action::await_change());
     }
     // Every log line of the step carries the incident and its phase.
@@ -129,6 +154,16 @@ struct Step<'a> {
 impl Step<'_> {
     fn id(&self) -> String {
         format!("{}/{}", self.incident.namespace().unwrap_or_default(), self.incident.name_any())
+    }
+
+    /// This pass's attempt at the current phase: the incident, its uid and when it entered the phase.
+    fn attempt(&self) -> Attempt {
+        Attempt {
+            incident: self.id(),
+            uid: self.incident.metadata.uid.clone().unwrap_or_default(),
+            phase: self.status.phase,
+            since: phase_since(&self.status).map(|t| t.to_string()).unwrap_or_default(),
+        }
     }
 
     fn resource(&self) -> &ResourceRef {
@@ -242,7 +277,13 @@ impl Step<'_> {
         self.commit(Phase::Verifying, format!("{}; verifying: {summary}", found.root_cause), EventType::Normal).await
     }
 
-    async fn verify(mut self) -> Result<Action, Error> {
+    async fn verify(self) -> Result<Action, Error> {
+        let attempt = self.attempt();
+        match self.ctx.verifications.poll(&attempt) {
+            Poll::Running { .. } => return Ok(Action::requeue(POLL)),
+            Poll::Done(outcome) => return self.verified(&outcome).await,
+            Poll::Idle => {}
+        }
         // An interrupted verification of this incident left its shadow: delete it before starting again.
         for s in aegis_k8s::shadow::list_shadows(&self.ctx.client).await? {
             if s.incident == self.id() && s.phase != "Terminating" {
@@ -263,13 +304,44 @@ impl Step<'_> {
         let mut opts: VerifyOptions = self.ctx.verify.clone();
         opts.smoke_paths = analysis.plan.smoke_paths.clone();
         opts.policy = (self.ctx.policy_for)(&analysis.plan.security_checks).map_err(Error::Invalid)?;
-        let started = std::time::Instant::now();
-        crate::failpoint::during("verifying:during");
-        let result = aegis_verify::verify(&self.ctx.client, &workload, &analysis.fix, Some(self.id()), &opts).await?;
-        self.ctx.metrics.verification(&result, started.elapsed());
-        let config_map = crate::evidence::store(&self.ctx.client, self.incident, &result).await?;
-        self.status.verification = Some(summary(&result, config_map, workload_generation, self.now));
-        if result.verdict.allows_production() {
+        let (client, id, metrics) = (self.ctx.client.clone(), self.id(), self.ctx.metrics.clone());
+        tracing::info!(incident = %id, %workload, "verification started");
+        self.ctx.verifications.start(attempt, async move {
+            let started = std::time::Instant::now();
+            crate::failpoint::during("verifying:during");
+            let result = aegis_verify::verify(&client, &workload, &analysis.fix, Some(id), &opts).await.map(Box::new);
+            if let Ok(result) = &result {
+                metrics.verification(result, started.elapsed());
+            }
+            Verified { result, workload_generation }
+        });
+        Ok(Action::requeue(POLL))
+    }
+
+    /// Record a finished verification: its evidence, and the phase its verdict leads to.
+    async fn verified(mut self, outcome: &Result<Verified, String>) -> Result<Action, Error> {
+        let id = self.id();
+        let verified = outcome.as_ref().map_err(|e| Error::Invalid(format!("the verification {e}")));
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                self.ctx.verifications.forget(&id);
+                return Err(e);
+            }
+        };
+        let result = match &verified.result {
+            Ok(result) => result,
+            Err(e) => {
+                // Verified again on the next pass (after the error policy's pause).
+                let message = e.to_string();
+                self.ctx.verifications.forget(&id);
+                return Err(Error::Invalid(message));
+            }
+        };
+        let config_map = crate::evidence::store(&self.ctx.client, self.incident, result).await?;
+        self.status.verification = Some(summary(result, config_map, verified.workload_generation, self.now));
+        let ctx = self.ctx;
+        let action = if result.verdict.allows_production() {
             let reason = format!(
                 "verified in {}: {} ({} ms); awaiting approval of evidence {}",
                 result.shadow_namespace,
@@ -277,11 +349,13 @@ impl Step<'_> {
                 result.timings.total_ms,
                 result.evidence_digest.as_str()
             );
-            self.commit(Phase::AwaitingApproval, reason, EventType::Normal).await
+            self.commit(Phase::AwaitingApproval, reason, EventType::Normal).await?
         } else {
             let reason = format!("verification {}: {}", result.verdict, result.reasons.join("; "));
-            self.commit(Phase::Failed, reason, EventType::Warning).await
-        }
+            self.commit(Phase::Failed, reason, EventType::Warning).await?
+        };
+        ctx.verifications.forget(&id);
+        Ok(action)
     }
 
     async fn await_approval(mut self) -> Result<Action, Error> {
@@ -410,6 +484,37 @@ impl Step<'_> {
     }
 
     async fn monitor(self) -> Result<Action, Error> {
+        let attempt = self.attempt();
+        let id = self.id();
+        match self.ctx.monitors.poll(&attempt) {
+            Poll::Running { .. } => return Ok(Action::requeue(POLL)),
+            Poll::Done(outcome) => {
+                let summary = match outcome.as_ref() {
+                    Ok(Ok(summary)) => summary.clone(),
+                    Ok(Err(e)) => {
+                        let message = e.to_string();
+                        self.ctx.monitors.forget(&id);
+                        return Err(Error::Invalid(format!("monitoring: {message}")));
+                    }
+                    Err(e) => {
+                        let message = e.clone();
+                        self.ctx.monitors.forget(&id);
+                        return Err(Error::Invalid(format!("monitoring: {message}")));
+                    }
+                };
+                let ctx = self.ctx;
+                let action = match summary.health {
+                    Health::Healthy => {
+                        let reason = format!("production healthy after the fix: {}", summary.observations.join("; "));
+                        self.commit(Phase::Resolved, reason, EventType::Normal).await?
+                    }
+                    Health::Unhealthy { reasons } => self.roll_back(reasons.join("; ")).await?,
+                };
+                ctx.monitors.forget(&id);
+                return Ok(action);
+            }
+            Poll::Idle => {}
+        }
         let workload = self.workload();
         let services: Vec<String> = self
             .status
@@ -423,15 +528,13 @@ impl Step<'_> {
         // In production a pending pod waits for capacity (old pods terminating, an autoscaler): the
         // rollout timeout judges it, not the first scheduling failure.
         let target = HealthTarget { workload: workload.clone(), services, unschedulable_grace: s.rollout_timeout };
-        crate::failpoint::during("monitoring:during");
-        let summary = watch_health(&self.ctx.client, &target, s.monitor_window, s.monitor_window + s.rollout_timeout).await?;
-        match summary.health {
-            Health::Healthy => {
-                let reason = format!("production healthy after the fix: {}", summary.observations.join("; "));
-                self.commit(Phase::Resolved, reason, EventType::Normal).await
-            }
-            Health::Unhealthy { reasons } => self.roll_back(reasons.join("; ")).await,
-        }
+        let (client, window, deadline) = (self.ctx.client.clone(), s.monitor_window, s.monitor_window + s.rollout_timeout);
+        tracing::info!(incident = %id, %workload, "monitoring started");
+        self.ctx.monitors.start(attempt, async move {
+            crate::failpoint::during("monitoring:during");
+            watch_health(&client, &target, window, deadline).await
+        });
+        Ok(Action::requeue(POLL))
     }
 
     /// Undo the fix with its recorded inverse, unless someone changed the object after AEGIS did.

@@ -279,6 +279,8 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
         scope: config.scope.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
+        verifications: Default::default(),
+        monitors: Default::default(),
     });
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.
