@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every AEGIS test on a fresh machine: install (or reuse) the pinned tools, start the harnesses —
-# a local Kubernetes control plane (kwok) and a local OCI registry with the test images — run the whole
+# a local Kubernetes control plane (kwok) with a real node, a local OCI registry with the test images and a
+# PostgreSQL for the Falco store's HA backend — run the whole
 # workspace's tests (unit, behaviour, cluster, real scanners, CLI, benchmark smoke runs) in the one dev
 # profile, and stop the harnesses whatever happened.
 #
@@ -23,6 +24,7 @@ t1=$(date +%s)
 
 state=$(mktemp -d "${TMPDIR:-/tmp}/aegis-harness.XXXXXX")
 cleanup() {
+  bash scripts/harness/postgres.sh down "$state/postgres" || true
   bash scripts/harness/scanners.sh down "$state/scanners" || true
   bash scripts/harness/cluster.sh down "$state/cluster" || true
   rm -rf "$state"
@@ -30,6 +32,7 @@ cleanup() {
 trap cleanup EXIT
 eval "$(bash scripts/harness/cluster.sh up "$state/cluster")"
 eval "$(bash scripts/harness/scanners.sh up "$state/scanners")"
+eval "$(bash scripts/harness/postgres.sh up "$state/postgres")"
 t2=$(date +%s)
 
 # Cluster and scanner tests mostly wait on I/O: run more of them at once than there are cores.

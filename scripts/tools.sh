@@ -35,6 +35,8 @@ command -v runc >/dev/null || missing+=(runc)
 command -v conntrack >/dev/null || missing+=(conntrack)
 command -v ipset >/dev/null || missing+=(ipset)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+# The Falco store's HA backend is tested against a real PostgreSQL (scripts/harness/postgres.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian"
   export DEBIAN_FRONTEND=noninteractive

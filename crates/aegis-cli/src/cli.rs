@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use aegis_scanners::falco::StoreLocation;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -248,9 +249,10 @@ pub struct FalcoServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:2801")]
     pub listen: SocketAddr,
-    /// Directory of the alert store.
-    #[arg(long)]
-    pub store: PathBuf,
+    /// The alert store: a directory (SQLite, one receiver) or a PostgreSQL URL (several receivers
+    /// share it; best given through the environment).
+    #[arg(long, env = "AEGIS_FALCO_STORE", hide_env_values = true)]
+    pub store: StoreLocation,
     /// Require `Authorization: Bearer <token>`.
     #[arg(long, env = "AEGIS_FALCO_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -274,8 +276,9 @@ pub struct FalcoServeArgs {
 
 #[derive(Args, Debug)]
 pub struct FalcoQueryArgs {
-    #[arg(long)]
-    pub store: PathBuf,
+    /// The alert store: a directory or a PostgreSQL URL.
+    #[arg(long, env = "AEGIS_FALCO_STORE", hide_env_values = true)]
+    pub store: StoreLocation,
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
     /// Also alerts without a namespace.
@@ -360,9 +363,11 @@ pub struct VerifyArgs {
     pub verify_policy: Option<PathBuf>,
     #[command(flatten)]
     pub trivy: TrivyArgs,
-    /// Falco alert store (from `aegis falco serve`) to read the shadow's alerts from.
-    #[arg(long)]
-    pub falco_store: Option<PathBuf>,
+    /// Falco alert store to read the shadow's alerts from: the directory `aegis falco serve --store`
+    /// writes (SQLite), or a PostgreSQL URL (`postgres://user:password@host/db`; best given through
+    /// the environment, which keeps the password out of the process list).
+    #[arg(long, env = "AEGIS_FALCO_STORE", hide_env_values = true)]
+    pub falco_store: Option<StoreLocation>,
     /// How long the shadow must stay healthy, e.g. 30s.
     #[arg(long, default_value = "30s")]
     pub window: String,

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -41,7 +40,9 @@ pub type PolicyFor = Arc<dyn Fn(&[Source]) -> Result<GatePolicy, String> + Send 
 #[derive(Debug, Clone)]
 pub struct FalcoConfig {
     pub listen: SocketAddr,
-    pub store_dir: PathBuf,
+    /// A directory (SQLite: this replica alone receives) or PostgreSQL (every replica receives, the
+    /// leader reads all).
+    pub store: aegis_scanners::falco::StoreLocation,
     pub token: Option<String>,
 }
 
@@ -168,7 +169,8 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
     let mut falco_counters = None;
     let mut servers = tokio::task::JoinSet::new();
     if let Some(f) = &config.falco {
-        let store = aegis_scanners::falco::FalcoStore::open(aegis_scanners::falco::StoreConfig::new(&f.store_dir))
+        let store = aegis_scanners::falco::FalcoStore::open_at(&f.store, aegis_scanners::falco::StoreConfig::new(""))
+            .await
             .map_err(|e| RunError::Falco(e.to_string()))?;
         let receiver = aegis_scanners::falco::ReceiverConfig { token: f.token.clone(), ..Default::default() };
         falco_counters = Some(receiver.counters.clone());

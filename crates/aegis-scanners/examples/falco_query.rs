@@ -62,12 +62,17 @@ fn main() {
         let until = since.checked_add(jiff::SignedDuration::from_secs(600)).unwrap();
         let ns = format!("ns-{}", q % 200);
         let t0 = Instant::now();
-        let run = window_evidence(&store, &ns, since, until, Side::Candidate);
+        let run = rt.block_on(window_evidence(&store, &ns, since, until, Side::Candidate));
         window_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         found += run.findings.len();
         let t0 = Instant::now();
-        let listed = store
-            .query(&AlertQuery { namespace: Some(ns), min_priority: Some(FalcoPriority::Warning), limit: 100, ..Default::default() })
+        let listed = rt
+            .block_on(store.query(&AlertQuery {
+                namespace: Some(ns),
+                min_priority: Some(FalcoPriority::Warning),
+                limit: 100,
+                ..Default::default()
+            }))
             .unwrap();
         list_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert!(!listed.is_empty());
@@ -76,7 +81,7 @@ fn main() {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
     };
-    let size_mb = std::fs::metadata(store.path()).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    let size_mb = std::fs::metadata(store.location()).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
     println!(
         "{}",
         serde_json::json!({

@@ -292,11 +292,7 @@ impl Runner {
             }
             Job::Falco(store, side, w) => {
                 let target = format!("namespace {}", w.namespace);
-                let fut = async move {
-                    tokio::task::spawn_blocking(move || window_evidence(&store, &w.namespace, w.since, w.until, side))
-                        .await
-                        .unwrap_or_else(|e| ScannerRun::failed(Source::Falco, side, "falco", Timestamp::now(), e.to_string()))
-                };
+                let fut = async move { window_evidence(&store, &w.namespace, w.since, w.until, side).await };
                 (None, deadline(d.falco, Source::Falco, side, &target, fut).await)
             }
         }

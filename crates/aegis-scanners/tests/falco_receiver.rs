@@ -93,7 +93,7 @@ async fn every_real_alert_posted_one_per_request_is_stored_once_across_a_restart
     let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
     let distinct: std::collections::BTreeSet<String> =
         parse_stream(&lines.join("\n"), Timestamp::now()).alerts.iter().map(|a| a.dedup_key()).collect();
-    assert_eq!(store.count().unwrap(), distinct.len() as u64);
+    assert_eq!(store.count().await.unwrap(), distinct.len() as u64);
     assert_eq!(body["stored"], 0);
     assert_eq!(body["duplicates"], lines.len());
 }
@@ -164,7 +164,7 @@ async fn bad_requests_get_precise_answers_and_store_nothing() {
     let resp = client.post(server.url("/")).bearer_auth("s3cret").body(alert).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     server.stop().await;
-    assert_eq!(FalcoStore::open(StoreConfig::new(dir.path())).unwrap().count().unwrap(), 1, "only the good request was stored");
+    assert_eq!(FalcoStore::open(StoreConfig::new(dir.path())).unwrap().count().await.unwrap(), 1, "only the good request was stored");
 }
 
 #[tokio::test]
@@ -184,12 +184,7 @@ async fn window_evidence_blocks_on_silence_and_clears_a_quiet_namespace_only_whe
     let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
     let now = Timestamp::now();
     let since = now.checked_sub(jiff::SignedDuration::from_secs(60)).unwrap();
-    let run = tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || window_evidence(&store, "shadow-1", since, now, Side::Candidate)
-    })
-    .await
-    .unwrap();
+    let run = window_evidence(&store, "shadow-1", since, now, Side::Candidate).await;
     assert!(matches!(run.status, RunStatus::Failed { ref reason } if reason.contains("silent")), "{:?}", run.status);
 
     // An internal metrics message proves the feed is alive; the quiet namespace is then clean.
@@ -198,17 +193,12 @@ async fn window_evidence_blocks_on_silence_and_clears_a_quiet_namespace_only_whe
     );
     let alerts = aegis_security::falco::parse_body(heartbeat.as_bytes(), now).unwrap();
     store.insert(alerts, now).await.unwrap();
-    let run = tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || window_evidence(&store, "shadow-1", since, Timestamp::now(), Side::Candidate)
-    })
-    .await
-    .unwrap();
+    let run = window_evidence(&store, "shadow-1", since, Timestamp::now(), Side::Candidate).await;
     assert_eq!(run.status, RunStatus::Ok);
     assert!(run.findings.is_empty());
 
     let q = AlertQuery { include_internal: true, ..Default::default() };
-    assert_eq!(store.query(&q).unwrap().len(), 1);
+    assert_eq!(store.query(&q).await.unwrap().len(), 1);
 }
 
 /// falcosidekick's webhook output re-emits each alert as `{uuid, output, priority, rule, time,
@@ -252,7 +242,7 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     server.stop().await;
 
     let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
-    assert_eq!(store.count().unwrap(), alerts.len() as u64, "one stored alert per forwarded alert (distinct uuids)");
+    assert_eq!(store.count().await.unwrap(), alerts.len() as u64, "one stored alert per forwarded alert (distinct uuids)");
     // The 2023-05-25 incident: two Critical "Terminal shell in container" alerts in namespace default.
     let since: Timestamp = "2023-05-25T00:00:00Z".parse().unwrap();
     let until: Timestamp = "2023-05-26T00:00:00Z".parse().unwrap();
@@ -261,7 +251,7 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     })
     .unwrap();
 
-    let run = window_evidence(&store, "default", since, until, Side::Candidate);
+    let run = window_evidence(&store, "default", since, until, Side::Candidate).await;
     assert_eq!(run.status, RunStatus::Ok);
     let report = evaluate(&policy, None, &Evidence::new(vec![run]), Timestamp::now());
     assert_eq!(report.verdict, aegis_model::Verdict::Blocked);
@@ -269,14 +259,14 @@ async fn alerts_forwarded_in_falcosidekicks_webhook_shape_reach_a_gate_verdict_f
     assert!(reason.message.contains("Terminal shell in container") && reason.message.contains("Critical"), "{}", reason.message);
 
     // Another namespace in the same window: the feed was alive and nothing was attributed to it.
-    let quiet = window_evidence(&store, "payments", since, until, Side::Candidate);
+    let quiet = window_evidence(&store, "payments", since, until, Side::Candidate).await;
     let report = evaluate(&policy, None, &Evidence::new(vec![quiet]), Timestamp::now());
     assert_eq!(report.verdict, aegis_model::Verdict::Passed, "{:?}", report.reasons);
 
     // A window in which Falco sent nothing at all: missing evidence, not a clean namespace.
     let silent_since: Timestamp = "2022-01-01T00:00:00Z".parse().unwrap();
     let silent_until: Timestamp = "2022-01-02T00:00:00Z".parse().unwrap();
-    let silent = window_evidence(&store, "payments", silent_since, silent_until, Side::Candidate);
+    let silent = window_evidence(&store, "payments", silent_since, silent_until, Side::Candidate).await;
     assert_eq!(evaluate(&policy, None, &Evidence::new(vec![silent]), Timestamp::now()).verdict, aegis_model::Verdict::Error);
 }
 
@@ -299,17 +289,13 @@ async fn a_refused_body_leaves_the_windows_it_could_concern_incomplete() {
     server.stop().await;
 
     let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
-    let evidence = |ns: &'static str| {
-        let store = store.clone();
-        let until = Timestamp::now();
-        move || window_evidence(&store, ns, since, until, Side::Candidate)
-    };
-    let run = tokio::task::spawn_blocking(evidence("aegis-shadow-1")).await.unwrap();
+    let until = Timestamp::now();
+    let run = window_evidence(&store, "aegis-shadow-1", since, until, Side::Candidate).await;
     match &run.status {
         RunStatus::Incomplete { reason } => assert!(reason.contains("priority"), "{reason}"),
         other => panic!("the shadow's window must be incomplete: {other:?}"),
     }
-    let run = tokio::task::spawn_blocking(evidence("billing")).await.unwrap();
+    let run = window_evidence(&store, "billing", since, until, Side::Candidate).await;
     assert_eq!(run.status, RunStatus::Ok, "a refusal naming another namespace does not hold this one up");
 
     // A body too large to read names no namespace: it holds up every window it falls in.
@@ -319,6 +305,6 @@ async fn a_refused_body_leaves_the_windows_it_could_concern_incomplete() {
     server.stop().await;
     let store = FalcoStore::open(StoreConfig::new(dir.path())).unwrap();
     let until = Timestamp::now();
-    let run = tokio::task::spawn_blocking(move || window_evidence(&store, "billing", since, until, Side::Candidate)).await.unwrap();
+    let run = window_evidence(&store, "billing", since, until, Side::Candidate).await;
     assert!(matches!(run.status, RunStatus::Incomplete { .. }), "{:?}", run.status);
 }

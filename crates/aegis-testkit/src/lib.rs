@@ -41,7 +41,7 @@ pub fn repo_root() -> PathBuf {
 pub fn harness_env(name: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
         panic!(
-            "\n\n*** {name} is not set: this test needs the scanner harness. Run scripts/test.sh, or\n***   eval \"$(scripts/tools.sh)\" && eval \"$(scripts/harness/scanners.sh up /tmp/aegis-harness)\"\n"
+            "\n\n*** {name} is not set: this test needs a harness (scripts/harness: cluster.sh, scanners.sh, postgres.sh). Run scripts/test.sh, or\n***   eval \"$(scripts/tools.sh)\" && eval \"$(scripts/harness/scanners.sh up /tmp/aegis-harness)\"\n"
         )
     })
 }

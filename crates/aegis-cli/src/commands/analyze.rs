@@ -85,10 +85,10 @@ pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
 }
 
 /// The runner the verification settings describe.
-pub(crate) fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
+pub(crate) async fn runner_for(v: &crate::cli::VerifyArgs) -> Result<aegis_scanners::Runner> {
     let (trivy, cache) = crate::commands::scan::trivy(&v.trivy)?;
     let falco = match &v.falco_store {
-        Some(dir) => Some(aegis_scanners::falco::FalcoStore::open_read_only(dir)?),
+        Some(location) => Some(aegis_scanners::falco::FalcoStore::open_to_read(location).await?),
         None => None,
     };
     let zap = match &v.zap {
@@ -215,7 +215,7 @@ async fn verify_all(a: &AnalyzeArgs, incidents: &[Incident]) -> Result<Vec<Optio
         bail!("--verify needs a live cluster: it creates shadows; drop --snapshot");
     }
     let (client, _) = connect(&a.cluster).await?;
-    let runner = runner_for(&a.verification)?;
+    let runner = runner_for(&a.verification).await?;
     let mut out = Vec::new();
     for i in incidents {
         // The shadow copies the workload the plan names: the incident's own, or for a Service selector
@@ -294,7 +294,7 @@ pub async fn shadow(cmd: &crate::cli::ShadowCommand) -> Result<u8> {
                 },
                 (None, false) => bail!("give --fix FILE or --from-analysis"),
             };
-            let runner = runner_for(verification)?;
+            let runner = runner_for(verification).await?;
             let workload = plan.workload.clone().with_context(|| format!("no workload to copy into a shadow for {source}"))?;
             let proposal = Proposal { fix: &the_fix, plan: &plan, incident: None };
             let result = verify_one(&client, verification, &runner, &workload, proposal, *format == DataFormat::Table).await?;

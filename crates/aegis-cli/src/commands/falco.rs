@@ -12,31 +12,30 @@ use crate::input;
 pub async fn run(cmd: &FalcoCommand) -> Result<u8> {
     match cmd {
         FalcoCommand::Serve(a) => serve(a).await,
-        FalcoCommand::Query(a) => query(a),
+        FalcoCommand::Query(a) => query(a).await,
     }
 }
 
 async fn serve(a: &FalcoServeArgs) -> Result<u8> {
-    let mut config = StoreConfig::new(&a.store);
+    let mut config = StoreConfig::new("");
     config.max_age = input::duration(&a.retention, "--retention")?;
     config.max_alerts = a.max_alerts;
     config.fsync = !a.no_fsync;
-    let store = FalcoStore::open(config.clone())?;
+    let store = FalcoStore::open_at(&a.store, config.clone()).await?;
     // Retention also runs every minute, so a quiet receiver still forgets old alerts.
     let pruner = store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let (s, c) = (pruner.clone(), config.clone());
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.prune_now(&c, Timestamp::now())).await {
+            if let Err(e) = pruner.prune_now(&config, Timestamp::now()).await {
                 tracing::warn!(error = %e, "retention failed");
             }
         }
     });
     let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
-    let path = store.path().display().to_string();
+    let path = store.location();
     tracing::info!(%addr, store = %path, auth = a.token.is_some(), "falco receiver listening");
     eprintln!("aegis falco receiver listening on http://{addr} (store {path})");
     let config = ReceiverConfig { token: a.token.clone(), max_body: a.max_body, ..Default::default() };
@@ -55,23 +54,25 @@ async fn shutdown_signal() {
     }
 }
 
-fn query(a: &FalcoQueryArgs) -> Result<u8> {
-    let store = FalcoStore::open_read_only(&a.store)?;
+async fn query(a: &FalcoQueryArgs) -> Result<u8> {
+    let store = FalcoStore::open_to_read(&a.store).await?;
     let since = Timestamp::now()
         .checked_sub(jiff::SignedDuration::try_from(input::duration(&a.since, "--since")?)?)
         .context("--since reaches before the epoch")?;
     let min_priority = a.min_priority.as_deref().map(str::parse::<FalcoPriority>).transpose()?;
-    let alerts = store.query(&AlertQuery {
-        namespace: a.namespace.clone(),
-        include_unattributed: a.include_unattributed,
-        pod: a.pod.clone(),
-        workload: a.workload.clone(),
-        since: Some(since),
-        until: None,
-        min_priority,
-        include_internal: false,
-        limit: if a.count { 0 } else { a.limit },
-    })?;
+    let alerts = store
+        .query(&AlertQuery {
+            namespace: a.namespace.clone(),
+            include_unattributed: a.include_unattributed,
+            pod: a.pod.clone(),
+            workload: a.workload.clone(),
+            since: Some(since),
+            until: None,
+            min_priority,
+            include_internal: false,
+            limit: if a.count { 0 } else { a.limit },
+        })
+        .await?;
     if a.count {
         println!("{}", alerts.len());
         return Ok(0);

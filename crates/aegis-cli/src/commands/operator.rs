@@ -45,17 +45,17 @@ async fn operator(a: &OperatorRunArgs) -> Result<u8> {
                     None
                 }
             };
-            Some(FalcoConfig { listen, store_dir: dir.clone(), token })
+            Some(FalcoConfig { listen, store: dir.clone(), token })
         }
         (Some(_), None) => bail!("--falco-listen needs --falco-store (where the receiver writes and verifications read)"),
         (None, _) => None,
     };
     // The receiver (when served) opens the store itself; the runner gets it from there.
-    let mut runner = runner_for(&crate::cli::VerifyArgs { falco_store: None, ..v.clone() })?;
+    let mut runner = runner_for(&crate::cli::VerifyArgs { falco_store: None, ..v.clone() }).await?;
     if falco.is_none()
-        && let Some(dir) = &v.falco_store
+        && let Some(location) = &v.falco_store
     {
-        runner.falco = Some(aegis_scanners::falco::FalcoStore::open_read_only(dir)?);
+        runner.falco = Some(aegis_scanners::falco::FalcoStore::open_to_read(location).await?);
     }
     let verify = verify_options(v, runner, &[])?;
     let policy_path = v.verify_policy.clone();

@@ -4,7 +4,7 @@ mod receiver;
 mod store;
 
 pub use receiver::{ReceiverConfig, ReceiverCounters, router, serve};
-pub use store::{AlertQuery, FalcoStore, InsertOutcome, StoreConfig, StoreError};
+pub use store::{AlertQuery, FalcoStore, InsertOutcome, PostgresStore, SqliteStore, StoreConfig, StoreError, StoreLocation};
 
 use aegis_model::{ScannerRun, Side, Source};
 use aegis_security::evidence::falco_run;
@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 /// Falco evidence for a namespace over a window: its alerts, the unattributed ones, and whether the
 /// feed was alive at all (no alert and no internal message means missing evidence, not a clean result).
-pub fn window_evidence(store: &FalcoStore, namespace: &str, since: Timestamp, until: Timestamp, side: Side) -> ScannerRun {
+pub async fn window_evidence(store: &FalcoStore, namespace: &str, since: Timestamp, until: Timestamp, side: Side) -> ScannerRun {
     let started = Timestamp::now();
     let clock = std::time::Instant::now();
     let target = format!("namespace {namespace}, {since} .. {until}");
@@ -26,7 +26,10 @@ pub fn window_evidence(store: &FalcoStore, namespace: &str, since: Timestamp, un
         limit: 100_000,
         ..Default::default()
     };
-    let result = store.query(&q).and_then(|alerts| Ok((alerts, store.heartbeat(since, until)?, store.refused(namespace, since, until)?)));
+    let result = async {
+        Ok::<_, StoreError>((store.query(&q).await?, store.heartbeat(since, until).await?, store.refused(namespace, since, until).await?))
+    }
+    .await;
     run.duration_ms = clock.elapsed().as_millis() as u64;
     match result {
         Err(e) => ScannerRun::failed(Source::Falco, side, target, started, e.to_string()),

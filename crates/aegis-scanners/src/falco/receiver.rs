@@ -224,11 +224,9 @@ async fn list_alerts(State(state): State<AppState>, headers: HeaderMap, Query(p)
         include_internal: false,
         limit: p.limit.unwrap_or(1000).min(100_000),
     };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.query(&q)).await {
-        Ok(Ok(alerts)) => axum::Json(json!({"alerts": alerts})).into_response(),
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match state.store.query(&q).await {
+        Ok(alerts) => axum::Json(json!({"alerts": alerts})).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 

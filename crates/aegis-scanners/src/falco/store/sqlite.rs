@@ -1,4 +1,5 @@
-//! A durable, embedded store for Falco alerts: SQLite (WAL) through rusqlite.
+//! The embedded backend of the Falco alert store: SQLite (WAL) through rusqlite. One replica writes
+//! it; it lives on a PersistentVolume in the chart.
 //!
 //! Writes go through one writer thread that commits in groups: every request waiting while a commit
 //! runs joins the next transaction, and each is answered only after its transaction is durable. So a
@@ -13,70 +14,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aegis_model::FalcoPriority;
 use aegis_security::falco::{FalcoAlert, UnreadableAlert};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::{AlertQuery, InsertOutcome, StoreConfig, StoreError, ns};
+
 /// 1: alerts. 2: refused requests (a v1 store is upgraded in place).
 const SCHEMA_VERSION: i64 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("alert store {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("alert store: {0}")]
-    Sqlite(String),
-    #[error("alert store is shut down")]
-    Closed,
-}
-
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e.to_string())
+        StoreError::Backend(e.to_string())
     }
-}
-
-/// Where and how long alerts are kept.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    pub dir: PathBuf,
-    pub max_age: Duration,
-    pub max_alerts: u64,
-    /// `synchronous=FULL` (fsync per commit, survives power loss) rather than NORMAL (survives a
-    /// process crash).
-    pub fsync: bool,
-}
-
-impl StoreConfig {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        StoreConfig { dir: dir.into(), max_age: Duration::from_secs(7 * 24 * 3600), max_alerts: 5_000_000, fsync: true }
-    }
-}
-
-/// How an insert went.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct InsertOutcome {
-    pub stored: u64,
-    pub duplicates: u64,
-}
-
-/// Which alerts to read.
-#[derive(Debug, Clone, Default)]
-pub struct AlertQuery {
-    pub namespace: Option<String>,
-    /// Also return alerts with no namespace (they cannot be ruled out for any namespace).
-    pub include_unattributed: bool,
-    pub pod: Option<String>,
-    /// Pods of a workload: names `<workload>-...` (Deployment, StatefulSet, DaemonSet, Job pods).
-    pub workload: Option<String>,
-    pub since: Option<Timestamp>,
-    pub until: Option<Timestamp>,
-    pub min_priority: Option<FalcoPriority>,
-    pub include_internal: bool,
-    /// At most this many, most severe first (0: no limit).
-    pub limit: usize,
 }
 
 /// What the writer thread commits.
@@ -97,7 +48,7 @@ struct WriteRequest {
 }
 
 #[derive(Clone)]
-pub struct FalcoStore {
+pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
@@ -118,9 +69,9 @@ fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-impl FalcoStore {
+impl SqliteStore {
     /// Open (or create) the store in `config.dir`, starting its writer thread.
-    pub fn open(config: StoreConfig) -> Result<FalcoStore, StoreError> {
+    pub fn open(config: StoreConfig) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| StoreError::Open { path: config.dir.display().to_string(), message: e.to_string() })?;
         let path = config.dir.join("falco-alerts.sqlite3");
@@ -165,14 +116,14 @@ impl FalcoStore {
             .name("falco-store-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, config))
             .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
-        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: true }) })
+        Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: true }) })
     }
 
     /// Open an existing store to read it (`aegis falco query`, a verification reading what another
     /// process receives): refuses a directory that holds no store instead of creating an empty one —
     /// a mistyped path must not read as "no alerts" — and works on a read-only file system. Writes to
     /// it fail with [`StoreError::Closed`].
-    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<FalcoStore, StoreError> {
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<SqliteStore, StoreError> {
         let dir = dir.into();
         let path = dir.join("falco-alerts.sqlite3");
         let fail = |message: String| StoreError::Open { path: path.display().to_string(), message };
@@ -194,7 +145,7 @@ impl FalcoStore {
         }
         // No writer thread: the channel's receiver is gone, so a write answers Closed.
         let (tx, _) = mpsc::channel::<WriteRequest>(1);
-        Ok(FalcoStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: version >= 2 }) })
+        Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: version >= 2 }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -224,7 +175,7 @@ impl FalcoStore {
         if !self.inner.has_refused {
             return Ok(Vec::new());
         }
-        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
         let mut stmt = conn.prepare_cached(
             "SELECT received_ns, namespace, reason FROM refused
              WHERE received_ns BETWEEN ?1 AND ?2 AND (namespace = ?3 OR namespace IS NULL) ORDER BY received_ns LIMIT 1000",
@@ -243,7 +194,7 @@ impl FalcoStore {
 
     /// Read alerts (blocking: call from `spawn_blocking` in async code).
     pub fn query(&self, q: &AlertQuery) -> Result<Vec<FalcoAlert>, StoreError> {
-        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
         let mut sql = String::from("SELECT body FROM alerts WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut bind = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
@@ -282,7 +233,7 @@ impl FalcoStore {
         let mut out = Vec::new();
         for body in rows {
             let body = body?;
-            out.push(serde_json::from_str(&body).map_err(|e| StoreError::Sqlite(format!("corrupt stored alert: {e}")))?);
+            out.push(serde_json::from_str(&body).map_err(|e| StoreError::Backend(format!("corrupt stored alert: {e}")))?);
         }
         Ok(out)
     }
@@ -290,7 +241,7 @@ impl FalcoStore {
     /// How many alerts of any kind (internal messages included) Falco sent for the window: zero means
     /// the feed was silent.
     pub fn heartbeat(&self, since: Timestamp, until: Timestamp) -> Result<u64, StoreError> {
-        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
         let n: i64 = conn.query_row(
             "SELECT COUNT(*) FROM alerts WHERE (time_ns BETWEEN ?1 AND ?2) OR (received_ns BETWEEN ?1 AND ?2)",
             params![ns(since), ns(until)],
@@ -300,20 +251,16 @@ impl FalcoStore {
     }
 
     pub fn count(&self) -> Result<u64, StoreError> {
-        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     pub fn latest_received(&self) -> Result<Option<Timestamp>, StoreError> {
-        let conn = self.inner.reader.lock().map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+        let conn = self.inner.reader.lock().map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
         let n: Option<i64> = conn.query_row("SELECT MAX(received_ns) FROM alerts", [], |r| r.get(0)).optional()?.flatten();
         Ok(n.and_then(|n| Timestamp::from_nanosecond(i128::from(n)).ok()))
     }
-}
-
-fn ns(t: Timestamp) -> i64 {
-    i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, config: StoreConfig) {
@@ -370,7 +317,7 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
                 }
             };
             for a in alerts {
-                let body = serde_json::to_string(a).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+                let body = serde_json::to_string(a).map_err(|e| StoreError::Backend(e.to_string()))?;
                 let changed = stmt.execute(params![
                     a.dedup_key(),
                     ns(a.time),
@@ -404,7 +351,7 @@ fn prune(conn: &Connection, config: &StoreConfig, now: Timestamp) -> Result<(), 
     Ok(())
 }
 
-impl FalcoStore {
+impl SqliteStore {
     /// Apply retention immediately (blocking), with the store's own configuration.
     pub fn prune_now(&self, config: &StoreConfig, now: Timestamp) -> Result<(), StoreError> {
         let conn = open(&self.inner.path, config.fsync)?;
@@ -430,7 +377,7 @@ mod tests {
         let mut config = StoreConfig::new(dir.path());
         config.max_age = Duration::from_secs(3600);
         config.max_alerts = 3;
-        let store = FalcoStore::open(config.clone()).unwrap();
+        let store = SqliteStore::open(config.clone()).unwrap();
         let now = Timestamp::now();
         let two_hours_ago = now.checked_sub(jiff::SignedDuration::from_secs(7200)).unwrap();
         store.insert((0..2).map(alert).collect(), two_hours_ago).await.unwrap();
@@ -447,11 +394,11 @@ mod tests {
     #[tokio::test]
     async fn a_store_written_by_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(FalcoStore::open(StoreConfig::new(dir.path())).unwrap());
+        drop(SqliteStore::open(StoreConfig::new(dir.path())).unwrap());
         let conn = Connection::open(dir.path().join("falco-alerts.sqlite3")).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
-        let err = FalcoStore::open(StoreConfig::new(dir.path())).err().expect("refused");
+        let err = SqliteStore::open(StoreConfig::new(dir.path())).err().expect("refused");
         assert!(err.to_string().contains("newer"), "{err}");
     }
 }
