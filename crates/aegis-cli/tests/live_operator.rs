@@ -51,9 +51,14 @@ struct Operator {
 
 impl Operator {
     fn start(ns: &str, extra: &[&str], failpoint: Option<&str>) -> Operator {
+        Operator::start_with(ns, extra, failpoint, "zap: {mode: off}\nfalco: {mode: off}\n", &[])
+    }
+
+    /// Start with this gate policy and these environment variables.
+    fn start_with(ns: &str, extra: &[&str], failpoint: Option<&str>, policy_yaml: &str, env: &[(&str, &str)]) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         let policy = dir.path().join("policy.yaml");
-        std::fs::write(&policy, "zap: {mode: off}\nfalco: {mode: off}\n").unwrap();
+        std::fs::write(&policy, policy_yaml).unwrap();
         let log = dir.path().join("operator.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_aegis"));
         cmd.args(["operator", "run", "--watch-namespace", ns, "--lease-namespace", ns]).args(["--verify-policy", policy.to_str().unwrap()]);
@@ -78,11 +83,13 @@ impl Operator {
             .env("AEGIS_TRIVY_BIN", harness_env("AEGIS_TRIVY_BIN"))
             .env("AEGIS_TRIVY_CACHE_DIR", harness_env("AEGIS_TRIVY_CACHE_DIR"))
             .env_remove("AEGIS_FAILPOINT")
+            .env_remove("AEGIS_FALCO_STORE")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         if let Some(f) = failpoint {
             cmd.env("AEGIS_FAILPOINT", f);
         }
+        cmd.envs(env.iter().copied());
         Operator { child: cmd.spawn().expect("aegis operator run starts"), log, _dir: dir }
     }
 
@@ -539,6 +546,171 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
 }
 
 /// A healthy `probed_app` (revision 1) broken by `regression` (revision 2).
+/// A fresh database on the harness' PostgreSQL; its URL.
+async fn fresh_database(name: &str) -> String {
+    let dsn = harness_env("AEGIS_POSTGRES_DSN");
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.expect("the harness' PostgreSQL answers");
+    tokio::spawn(conn);
+    let name = format!("{name}_{}", std::process::id());
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    format!("{}/{name}", dsn.rsplit_once('/').unwrap().0)
+}
+
+/// What a sustained Falco sender saw: the uuids the receivers acknowledged, and its retries.
+#[derive(Default)]
+struct Sent {
+    acknowledged: std::collections::BTreeSet<String>,
+    requests: u64,
+    retries: u64,
+    duplicates_answered: u64,
+}
+
+/// A falcosidekick-like sender: `senders` loops post batches of 5 alerts (unique uuids, namespace
+/// `aegis-load`, Notice) to the receivers in turn; a failed request is retried on the next receiver
+/// until one acknowledges it, and every tenth acknowledged batch is sent again (an answer lost on the
+/// way back), which must come back as duplicates. Stops when `stop` turns true.
+async fn sustain(receivers: Vec<String>, senders: usize, stop: tokio::sync::watch::Receiver<bool>) -> Sent {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let loops = (0..senders).map(|s| {
+        let (http, receivers, stop) = (http.clone(), receivers.clone(), stop.clone());
+        async move {
+            let mut sent = Sent::default();
+            let mut turn = s;
+            for batch in 0u64.. {
+                if *stop.borrow() {
+                    break;
+                }
+                let uuids: Vec<String> = (0..5).map(|k| format!("load-{s}-{batch}-{k}")).collect();
+                let body: String = uuids
+                    .iter()
+                    .map(|u| {
+                        let alert = json!({"uuid": u, "rule": "Read sensitive file untrusted", "priority": "Notice",
+                            "time": jiff::Timestamp::now().to_string(), "output": format!("load {u}"), "source": "syscall",
+                            "output_fields": {"k8s.ns.name": "aegis-load", "k8s.pod.name": "load-0"}});
+                        alert.to_string() + "\n"
+                    })
+                    .collect();
+                let resend = batch % 10 == 9;
+                for attempt in 0.. {
+                    assert!(attempt < 300, "no receiver acknowledged a batch for 30 s");
+                    let url = &receivers[turn % receivers.len()];
+                    turn += 1;
+                    sent.requests += 1;
+                    match http.post(url).body(body.clone()).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let outcome: serde_json::Value = r.json().await.unwrap();
+                            sent.duplicates_answered += outcome["duplicates"].as_u64().unwrap_or(0);
+                            sent.acknowledged.extend(uuids.iter().cloned());
+                            break;
+                        }
+                        _ => {
+                            sent.retries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+                if resend {
+                    let url = &receivers[turn % receivers.len()];
+                    if let Ok(r) = http.post(url).body(body).send().await
+                        && r.status() == 200
+                    {
+                        let outcome: serde_json::Value = r.json().await.unwrap();
+                        sent.duplicates_answered += outcome["duplicates"].as_u64().unwrap_or(0);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            sent
+        }
+    });
+    let mut all = Sent::default();
+    for s in futures::future::join_all(loops).await {
+        all.acknowledged.extend(s.acknowledged);
+        all.requests += s.requests;
+        all.retries += s.retries;
+        all.duplicates_answered += s.duplicates_answered;
+    }
+    all
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Evidence survives failover. Two replicas share one PostgreSQL store and both receive Falco alerts
+/// under a sustained load (with a sender's retries and resent batches); the gate's Falco check is on.
+/// The leader is killed mid-verification: the senders' retries go to the survivor, which takes the
+/// lead, verifies again with the Falco evidence both replicas stored, and passes. Every alert a
+/// receiver acknowledged is in the store exactly once (0 lost, 0 duplicated), and the new leader's
+/// receiver lists them all.
+#[tokio::test]
+async fn the_new_leader_sees_every_alert_the_old_one_acknowledged_after_a_kill_mid_verification() {
+    let ns = crashloop("op-failover").await;
+    let dsn = fresh_database("failover").await;
+    let policy = "zap: {mode: off}\nfalco: {mode: required}\n";
+    let ports = [free_port(), free_port()];
+    let start = |identity: &str, port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        Operator::start_with(
+            ns.name(),
+            &["--identity", identity, "--falco-listen", &listen, "--window", "8s"],
+            None,
+            policy,
+            &[("AEGIS_FALCO_STORE", dsn.as_str())],
+        )
+    };
+    let mut a = start("replica-a", ports[0]);
+    let mut b = start("replica-b", ports[1]);
+    let receivers: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}/")).collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(sustain(receivers.clone(), 4, stopped));
+
+    let verifying = incident_in(&ns, Phase::Verifying, WAIT).await;
+    let leader = eventually("a leader", WAIT, || async { holder(&ns).await.ok_or_else(|| "no holder".to_owned()) }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (dead, survivor, survivor_port) = if leader == "replica-a" { (&mut a, &b, ports[1]) } else { (&mut b, &a, ports[0]) };
+    dead.kill();
+    let waiting = incident_in(&ns, Phase::AwaitingApproval, Duration::from_secs(150)).await;
+    assert_eq!(waiting.name_any(), verifying.name_any());
+    let verification = waiting.status.unwrap().verification.unwrap();
+    assert_eq!(verification.verdict.to_string(), "passed", "{:?}", verification.reasons);
+    assert_ne!(holder(&ns).await.as_deref(), Some(leader.as_str()), "the survivor leads");
+    assert!(survivor.log().contains("verification started"), "the survivor verified again:\n{}", survivor.log());
+
+    stop.send(true).unwrap();
+    let sent = load.await.unwrap();
+    eprintln!(
+        "load: {} alerts acknowledged in {} requests, {} retried, {} duplicates answered",
+        sent.acknowledged.len(),
+        sent.requests,
+        sent.retries,
+        sent.duplicates_answered
+    );
+    assert!(sent.retries > 0, "the kill cut some requests off (else it proves nothing)");
+    assert!(sent.duplicates_answered > 0, "resent batches were answered as duplicates");
+
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let rows = client.query("SELECT body FROM aegis_falco_alerts WHERE namespace = 'aegis-load'", &[]).await.unwrap();
+    let stored: Vec<String> = rows
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(r.get::<_, &str>(0)).unwrap()["uuid"].as_str().unwrap().to_owned())
+        .collect();
+    let distinct: std::collections::BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), distinct.len(), "0 duplicated");
+    let lost: Vec<&String> = sent.acknowledged.difference(&distinct).collect();
+    assert!(lost.is_empty(), "0 lost: {} acknowledged alerts are not stored, e.g. {:?}", lost.len(), lost.first());
+
+    let listed: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{survivor_port}/alerts?namespace=aegis-load&limit=100000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["alerts"].as_array().unwrap().len(), distinct.len(), "the new leader lists every stored alert");
+}
+
 async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace {
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;

@@ -336,6 +336,47 @@ async fn the_default_install_serves_the_falco_receiver_with_a_generated_token() 
     assert_eq!(first, again, "a restart reads the token senders already use");
 }
 
+/// Falco's evidence survives a restart and a failover. By default the embedded store sits on a
+/// PersistentVolumeClaim (never an emptyDir) with one replica, recreated rather than rolled (the claim
+/// is one pod's); more replicas need PostgreSQL. With PostgreSQL every replica receives (the Service
+/// selects them all), the URL comes from a Secret, and no volume is mounted.
+#[test]
+fn the_falco_store_survives_restarts_on_a_claim_and_failovers_on_postgresql() {
+    let docs = render("aegis", "aegis-system", &[]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").expect("a Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 1, "the embedded store is one replica's");
+    assert_eq!(spec["strategy"]["type"], "Recreate", "a ReadWriteOnce claim cannot be mounted by the next pod during a rolling update");
+    let volumes = spec["template"]["spec"]["volumes"].as_array().unwrap();
+    let falco = volumes.iter().find(|v| v["name"] == "falco").expect("a falco volume");
+    assert_eq!(falco["persistentVolumeClaim"]["claimName"], "aegis-falco", "{falco}");
+    let claim = docs.iter().find(|d| d["kind"] == "PersistentVolumeClaim").expect("a claim for the store");
+    assert_eq!(claim["metadata"]["name"], "aegis-falco");
+    assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteOnce");
+
+    let out = Command::new(harness_env("AEGIS_HELM_BIN"))
+        .args(["template", "aegis", chart().to_str().unwrap(), "--set", "replicaCount=2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "two replicas on the embedded store are refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("falco.store.postgres.dsnSecret"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let ha = render("aegis", "aegis-system", &["replicaCount=3", "falco.store.postgres.dsnSecret=aegis-pg"]);
+    let deployment = ha.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    let store = env.iter().find(|e| e["name"] == "AEGIS_FALCO_STORE").expect("the store URL from the environment");
+    assert_eq!(store["valueFrom"]["secretKeyRef"]["name"], "aegis-pg");
+    assert_eq!(store["valueFrom"]["secretKeyRef"]["key"], "dsn");
+    let args = container["args"].to_string();
+    assert!(!args.contains("--falco-store"), "no password in the arguments: {args}");
+    assert!(!ha.iter().any(|d| d["kind"] == "PersistentVolumeClaim"), "no claim with PostgreSQL");
+    let service = ha.iter().find(|d| d["kind"] == "Service" && d["metadata"]["name"] == "aegis-falco").unwrap();
+    assert!(service["spec"]["selector"].get("aegis.io/leader").is_none(), "every replica receives: {}", service["spec"]["selector"]);
+    helm(&["lint", "--strict", chart().to_str().unwrap(), "--set", "replicaCount=3", "--set", "falco.store.postgres.dsnSecret=aegis-pg"]);
+}
+
 /// With watchNamespaces, reading Secrets and opening Incidents is granted per watched namespace, not
 /// cluster-wide, and the writes policy names the namespaces production changes may touch.
 #[test]
