@@ -13,6 +13,10 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$
 case "$cmd" in
 up)
   mkdir -p "$state"
+  if [ -f "$state/data-dir" ]; then
+    echo "postgres.sh: $state already holds a server ($(cat "$state/data-dir")): run down first" >&2
+    exit 1
+  fi
   data=$(mktemp -d "${TMPDIR:-/tmp}/aegis-pg.XXXXXX")
   [ "$(id -u)" = 0 ] && chown postgres: "$data"
   echo "$data" > "$state/data-dir"
