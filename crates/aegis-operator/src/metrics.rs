@@ -11,7 +11,9 @@
 //! | `aegis_scanner_errors_total` | counter | `scanner` |
 //! | `aegis_gate_verdicts_total` | counter | `verdict` |
 //! | `aegis_fixes_applied_total`, `aegis_rollbacks_total` | counter | |
-//! | `aegis_reconcile_errors_total` | counter | `phase` |
+//! | `aegis_reconcile_errors_total` | counter | `phase`, `kind` (conflict, api, timeout, verification, invalid) |
+//! | `aegis_kubernetes_request_duration_seconds` | histogram | `verb` (HTTP method, or WATCH), `code` (HTTP status, or `none`) |
+//! | `aegis_kubernetes_request_errors_total` | counter | `verb`, `kind` (no_answer, conflict, client_error, server_error) |
 //! | `aegis_falco_alerts_received_total`, `aegis_falco_alerts_stored_total`, `aegis_falco_requests_rejected_total` | counter | |
 //! | `aegis_leader` | gauge (1 on the replica that leads) | |
 
@@ -53,6 +55,47 @@ pub struct Metrics {
     leader: Gauge<i64, AtomicI64>,
 }
 
+/// Every Kubernetes API call's latency and failures, fed by the client's layer
+/// ([`aegis_k8s::client`]). Made before the client, registered with the other metrics.
+#[derive(Clone)]
+pub struct ApiCalls {
+    latency: Family<Labels, Histogram>,
+    errors: Family<Labels, Counter>,
+}
+
+impl Default for ApiCalls {
+    fn default() -> Self {
+        ApiCalls {
+            latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
+            errors: Family::default(),
+        }
+    }
+}
+
+impl ApiCalls {
+    /// The client's observer.
+    pub fn observer(&self) -> aegis_k8s::client::Observer {
+        let calls = self.clone();
+        Arc::new(move |call: aegis_k8s::client::Call<'_>| calls.record(call))
+    }
+
+    fn record(&self, call: aegis_k8s::client::Call<'_>) {
+        let code = call.status.map(|c| c.to_string()).unwrap_or_else(|| "none".into());
+        self.latency.get_or_create(&vec![("verb", call.verb.to_owned()), ("code", code)]).observe(call.elapsed.as_secs_f64());
+        let kind = match call.status {
+            None => Some("no_answer"),
+            Some(409) => Some("conflict"),
+            Some(c) if c >= 500 => Some("server_error"),
+            // 404 is how a `get_opt` learns that something is absent: not an error.
+            Some(c) if c >= 400 && c != 404 => Some("client_error"),
+            Some(_) => None,
+        };
+        if let Some(kind) = kind {
+            self.errors.get_or_create(&vec![("verb", call.verb.to_owned()), ("kind", kind.to_owned())]).inc();
+        }
+    }
+}
+
 /// The Falco receiver's counters, read at scrape time.
 #[derive(Debug)]
 struct FalcoCollector(Arc<ReceiverCounters>);
@@ -74,8 +117,14 @@ impl Collector for FalcoCollector {
 }
 
 impl Metrics {
-    pub fn new(falco: Option<Arc<ReceiverCounters>>) -> Metrics {
+    pub fn new(falco: Option<Arc<ReceiverCounters>>, api: ApiCalls) -> Metrics {
         let mut registry = Registry::default();
+        registry.register(
+            "aegis_kubernetes_request_duration_seconds",
+            "Kubernetes API calls until the answer's headers, by verb and status",
+            api.latency,
+        );
+        registry.register("aegis_kubernetes_request_errors", "Kubernetes API calls that failed, by verb and kind", api.errors);
         let incidents = Family::<Labels, Gauge>::default();
         registry.register("aegis_incidents", "Incidents by phase and category", incidents.clone());
         let transitions = Family::<Labels, Counter>::default();
@@ -174,8 +223,8 @@ impl Metrics {
         self.rolled_back.inc();
     }
 
-    pub fn reconcile_error(&self, phase: Phase) {
-        self.reconcile_errors.get_or_create(&vec![("phase", phase.to_string())]).inc();
+    pub fn reconcile_error(&self, phase: Phase, kind: &str) {
+        self.reconcile_errors.get_or_create(&vec![("phase", phase.to_string()), ("kind", kind.to_owned())]).inc();
     }
 
     pub fn set_leader(&self, leading: bool) {
@@ -200,16 +249,24 @@ mod tests {
     fn the_exposition_names_every_metric_and_the_falco_counters() {
         let counters = Arc::new(ReceiverCounters::default());
         counters.stored.fetch_add(3, Ordering::Relaxed);
-        let m = Metrics::new(Some(counters));
+        let api = ApiCalls::default();
+        let m = Metrics::new(Some(counters), api.clone());
         m.transition(Category::OOMKilled, Phase::Resolved);
-        m.reconcile_error(Phase::Applying);
+        m.reconcile_error(Phase::Applying, "conflict");
+        let observe = api.observer();
+        observe(aegis_k8s::client::Call { verb: "PUT", status: Some(409), elapsed: Duration::from_millis(3) });
+        observe(aegis_k8s::client::Call { verb: "GET", status: Some(404), elapsed: Duration::from_millis(1) });
+        observe(aegis_k8s::client::Call { verb: "PATCH", status: None, elapsed: Duration::from_secs(30) });
         m.reconciled(Phase::Verifying, Duration::from_millis(1500));
         m.set_incidents(&[((Phase::AwaitingApproval, Category::CrashLoopBackOff), 2)].into_iter().collect());
         let text = m.encode();
         for needle in [
             "aegis_incident_transitions_total{phase=\"Resolved\",category=\"OOMKilled\"} 1",
             "aegis_incidents{phase=\"AwaitingApproval\",category=\"CrashLoopBackOff\"} 2",
-            "aegis_reconcile_errors_total{phase=\"Applying\"} 1",
+            "aegis_reconcile_errors_total{phase=\"Applying\",kind=\"conflict\"} 1",
+            "aegis_kubernetes_request_duration_seconds_count{verb=\"PUT\",code=\"409\"} 1",
+            "aegis_kubernetes_request_errors_total{verb=\"PUT\",kind=\"conflict\"} 1",
+            "aegis_kubernetes_request_errors_total{verb=\"PATCH\",kind=\"no_answer\"} 1",
             "aegis_falco_alerts_stored_total 3",
             "aegis_verification_duration_seconds_count 0",
             "aegis_leader 0",
@@ -217,6 +274,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }
+        assert!(!text.contains("verb=\"GET\",kind="), "an absent object (404) is not an error:\n{text}");
     }
 
     /// Every series the sample Grafana dashboard (deploy/grafana) queries is one the operator registers.

@@ -86,6 +86,34 @@ pub struct Context {
     pub verifications: Tasks<Verified>,
     /// Production monitoring windows in flight, by incident.
     pub monitors: Tasks<Monitored>,
+    /// Consecutive failed steps, by incident: how long the next retry waits.
+    pub failures: Failures,
+}
+
+/// Consecutive failed steps per incident.
+#[derive(Default)]
+pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Failures {
+    /// Count one more failure of `incident`; how many in a row now.
+    fn failed(&self, incident: &str) -> u32 {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(incident.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    fn succeeded(&self, incident: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(incident);
+    }
+}
+
+/// How long to wait before retrying a step that failed `failures` times in a row: 0.5 s, doubling,
+/// at most a minute. A 409 (someone wrote the Incident meanwhile) is retried almost at once; an API
+/// server that keeps failing is not hammered.
+pub fn retry_after(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(7);
+    (Duration::from_millis(500) * 2u32.pow(exp)).min(Duration::from_secs(60))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +124,25 @@ pub enum Error {
     K8s(#[from] aegis_k8s::K8sError),
     #[error(transparent)]
     Verify(#[from] aegis_verify::VerifyError),
+    /// The API server did not answer a write within its deadline.
+    #[error("{0}")]
+    NoAnswer(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// The metric label of a failed step.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(e)) if e.code == 409 => "conflict",
+            Error::Kube(_) => "api",
+            Error::K8s(_) => "api",
+            Error::Verify(_) => "verification",
+            Error::NoAnswer(_) => "timeout",
+            Error::Invalid(_) => "invalid",
+        }
+    }
 }
 
 /// The kube-runtime reconciler.
@@ -115,8 +160,9 @@ pub async fn reconcile(incident: Arc<Incident>, ctx: Arc<Context>) -> Result<Act
     let started = std::time::Instant::now();
     let result = tracing::Instrument::instrument(step(&incident, &ctx, phase), span).await;
     ctx.metrics.reconciled(phase, started.elapsed());
-    if result.is_err() {
-        ctx.metrics.reconcile_error(phase);
+    match &result {
+        Err(e) => ctx.metrics.reconcile_error(phase, e.kind()),
+        Ok(_) => ctx.failures.succeeded(&format!("{}/{}", incident.namespace().unwrap_or_default(), incident.name_any())),
     }
     result
 }
@@ -138,10 +184,12 @@ async fn step(incident: &Arc<Incident>, ctx: &Arc<Context>, phase: Phase) -> Res
     }
 }
 
-/// After a failed step: retry with a pause (a 409 from a concurrent write is the usual cause).
-pub fn error_policy(incident: Arc<Incident>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(incident = %incident.name_any(), namespace = ?incident.namespace(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+/// After a failed step: retry, backing off while it keeps failing (see [`retry_after`]).
+pub fn error_policy(incident: Arc<Incident>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.failures.failed(&format!("{}/{}", incident.namespace().unwrap_or_default(), incident.name_any()));
+    let wait = retry_after(failures);
+    tracing::warn!(incident = %incident.name_any(), namespace = ?incident.namespace(), %error, failures, retry_in_ms = wait.as_millis() as u64, "reconcile failed; retrying");
+    Action::requeue(wait)
 }
 
 struct Step<'a> {
@@ -190,7 +238,7 @@ impl Step<'_> {
             api.replace_status(&self.incident.name_any(), &PostParams::default(), &updated),
         )
         .await
-        .map_err(|_| Error::Invalid(format!("no answer to the status write within {}s", aegis_k8s::apply::WRITE_TIMEOUT.as_secs())))??;
+        .map_err(|_| Error::NoAnswer(format!("no answer to the status write within {}s", aegis_k8s::apply::WRITE_TIMEOUT.as_secs())))??;
         if from != phase {
             tracing::info!(incident = %self.id(), %from, to = %phase, %reason, "transition");
             self.ctx.metrics.transition(self.incident.spec.category, phase);
@@ -306,7 +354,9 @@ impl Step<'_> {
         opts.policy = (self.ctx.policy_for)(&analysis.plan.security_checks).map_err(Error::Invalid)?;
         let (client, id, metrics) = (self.ctx.client.clone(), self.id(), self.ctx.metrics.clone());
         tracing::info!(incident = %id, %workload, "verification started");
-        self.ctx.verifications.start(attempt, async move {
+        // The task outlives this reconcile's span: it carries its own, with the incident in it.
+        let span = tracing::info_span!("verification", namespace = %self.incident.namespace().unwrap_or_default(), incident = %self.incident.name_any(), %workload);
+        let task = async move {
             let started = std::time::Instant::now();
             crate::failpoint::during("verifying:during");
             let result = aegis_verify::verify(&client, &workload, &analysis.fix, Some(id), &opts).await.map(Box::new);
@@ -314,7 +364,8 @@ impl Step<'_> {
                 metrics.verification(result, started.elapsed());
             }
             Verified { result, workload_generation }
-        });
+        };
+        self.ctx.verifications.start(attempt, tracing::Instrument::instrument(task, span));
         Ok(Action::requeue(POLL))
     }
 
@@ -530,10 +581,12 @@ impl Step<'_> {
         let target = HealthTarget { workload: workload.clone(), services, unschedulable_grace: s.rollout_timeout };
         let (client, window, deadline) = (self.ctx.client.clone(), s.monitor_window, s.monitor_window + s.rollout_timeout);
         tracing::info!(incident = %id, %workload, "monitoring started");
-        self.ctx.monitors.start(attempt, async move {
+        let span = tracing::info_span!("monitoring", namespace = %self.incident.namespace().unwrap_or_default(), incident = %self.incident.name_any(), %workload);
+        let task = async move {
             crate::failpoint::during("monitoring:during");
             watch_health(&client, &target, window, deadline).await
-        });
+        };
+        self.ctx.monitors.start(attempt, tracing::Instrument::instrument(task, span));
         Ok(Action::requeue(POLL))
     }
 
@@ -590,5 +643,25 @@ fn summary(result: &VerificationResult, config_map: String, workload_generation:
         total_ms: result.timings.total_ms,
         workload_generation,
         finished_at: now.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_step_is_retried_at_once_then_less_and_less_often_up_to_a_minute() {
+        let waits: Vec<u64> = (1..=10).map(|n| retry_after(n).as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+        assert_eq!(retry_after(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_success_resets_the_count_of_failures() {
+        let f = Failures::default();
+        assert_eq!((f.failed("shop/i"), f.failed("shop/i"), f.failed("shop/other")), (1, 2, 1));
+        f.succeeded("shop/i");
+        assert_eq!(f.failed("shop/i"), 1);
     }
 }

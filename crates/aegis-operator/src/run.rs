@@ -130,6 +130,8 @@ pub struct OperatorConfig {
     pub debounce: Duration,
     pub resync: Duration,
     pub gc_interval: Duration,
+    /// The client's API call metrics (its observer was given to the client).
+    pub api_calls: crate::metrics::ApiCalls,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +187,7 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
         });
         config.verify.runner.falco = Some(store);
     }
-    let metrics = Metrics::new(falco_counters);
+    let metrics = Metrics::new(falco_counters, config.api_calls.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let http = Http { metrics: metrics.clone(), ready: ready.clone() };
     let app = Router::new()
@@ -283,6 +285,7 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
         metrics: metrics.clone(),
         verifications: Default::default(),
         monitors: Default::default(),
+        failures: Default::default(),
     });
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.

@@ -22,6 +22,15 @@ pub(crate) async fn client_only(c: &crate::cli::ClusterOnly) -> Result<kube::Cli
 
 /// A client from an explicit kubeconfig, else the default one, else in-cluster; and its namespace.
 pub(crate) async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context: Option<String>) -> Result<(kube::Client, String)> {
+    observed_client_for(kubeconfig, context, None).await
+}
+
+/// [`client_for`], with every API call reported to `observer`.
+pub(crate) async fn observed_client_for(
+    kubeconfig: Option<&std::path::PathBuf>,
+    context: Option<String>,
+    observer: Option<aegis_k8s::client::Observer>,
+) -> Result<(kube::Client, String)> {
     let options = KubeConfigOptions { context, ..Default::default() };
     let config = match kubeconfig {
         Some(path) => {
@@ -34,7 +43,7 @@ pub(crate) async fn client_for(kubeconfig: Option<&std::path::PathBuf>, context:
             .context("no kubeconfig and not in a cluster")?,
     };
     let ns = config.default_namespace.clone();
-    Ok((kube::Client::try_from(config).context("kubernetes client")?, ns))
+    Ok((aegis_k8s::client::build(config, observer).context("kubernetes client")?, ns))
 }
 
 pub async fn run(a: &AnalyzeArgs) -> Result<u8> {

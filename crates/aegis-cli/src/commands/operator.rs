@@ -10,7 +10,7 @@ use aegis_operator::run::{FalcoConfig, LeaseConfig, OperatorConfig};
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{OperatorCommand, OperatorRunArgs};
-use crate::commands::analyze::{client_only, runner_for, verify_options};
+use crate::commands::analyze::{observed_client_for, runner_for, verify_options};
 use crate::input::duration;
 
 pub async fn run(cmd: &OperatorCommand) -> Result<u8> {
@@ -23,7 +23,8 @@ pub async fn run(cmd: &OperatorCommand) -> Result<u8> {
 const ALWAYS_EXCLUDED: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 async fn operator(a: &OperatorRunArgs) -> Result<u8> {
-    let client = client_only(&a.cluster).await?;
+    let api_calls = aegis_operator::metrics::ApiCalls::default();
+    let client = observed_client_for(a.cluster.kubeconfig.as_ref(), a.cluster.context.clone(), Some(api_calls.observer())).await?.0;
     let auto_approve_max_severity = match &a.auto_approve_max_severity {
         Some(s) => Some(Severity::try_from(s.to_ascii_uppercase()).map_err(|e| anyhow::anyhow!("--auto-approve-max-severity: {e}"))?),
         None => None,
@@ -91,6 +92,7 @@ async fn operator(a: &OperatorRunArgs) -> Result<u8> {
         debounce: duration(&a.debounce, "--debounce")?,
         resync: duration(&a.resync, "--resync")?,
         gc_interval: std::time::Duration::from_secs(60),
+        api_calls,
     };
     aegis_operator::run::run(client, config, terminated()).await?;
     Ok(0)
