@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
-# The operator at scale, on the local control plane (release builds):
-#   1. detection latency with 1,000 pods watched: a fault visible in the API -> its Incident exists
-#      (crates/aegis-operator/examples/detection_latency.rs, five victims, median and max);
-#   2. the operator's memory with 5,000 pods watched (all namespaces), after two full resyncs.
-# Needs the cluster harness:  eval "$(scripts/harness/cluster.sh up /tmp/c)"; bench/operator-scale.sh
-# Adds fake nodes (kwok) with room for the pods, and deletes everything it made at the end.
+# The operator at scale, on the local control plane (kwok nodes: the pods are simulated, the API
+# server, etcd and watches are real), for one or two operator binaries on the same pods:
+#   - detection latency: a fault visible in the API -> its Incident exists, for VICTIMS victims per
+#     binary (crates/aegis-operator/examples/detection_latency.rs; p50, p99, max);
+#   - the operator's RSS and peak RSS after its first full pass;
+#   - API requests per minute at rest (the operator's own aegis_kubernetes_request_duration_seconds
+#     counts, by verb, over 60 s with nothing changing).
+# at 1,000, 5,000 and 10,000 pods (spread over 10 namespaces of 100-pod Deployments), cluster-wide.
+#
+#   bench/operator-scale.sh LABEL=BINARY [LABEL=BINARY]     e.g. before=/tmp/before/aegis after=target/release/aegis
+#   SIZES="1000 5000 10000" VICTIMS=10
+# Needs the cluster harness:  eval "$(scripts/harness/cluster.sh up /tmp/c)"
+# Deletes everything it made at the end. Prints one JSON line per (binary, size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${AEGIS_KUBECONFIG:?start the cluster harness first (scripts/harness/cluster.sh up DIR)}"
 export KUBECONFIG="$AEGIS_KUBECONFIG"
 kubectl="${AEGIS_KUBECTL:-kubectl}"
-cargo build --release --locked -q -p aegis-cli -p aegis-operator --example detection_latency
-aegis=target/release/aegis
+SIZES=${SIZES:-1000 5000 10000}
+VICTIMS=${VICTIMS:-10}
+[ $# -ge 1 ] || { echo "usage: bench/operator-scale.sh LABEL=BINARY [LABEL=BINARY]" >&2; exit 2; }
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release --locked -q -p aegis-operator --example detection_latency
+latency=$target/release/examples/detection_latency
 log() { echo "operator-scale: $*" >&2; }
+namespaces=$(seq -f 'aegis-scale-%g' 0 9)
 
 cleanup() {
   [ -n "${op:-}" ] && kill "$op" 2>/dev/null || true
-  "$kubectl" delete namespace aegis-bench-1k aegis-bench-5k --wait=false >/dev/null 2>&1 || true
+  for ns in $namespaces; do "$kubectl" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
   "$kubectl" delete node -l aegis.io/bench=true --wait=false >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
-for i in 0 1 2 3 4 5; do
+# Room for 12,000 pods on fake nodes.
+for i in $(seq 0 11); do
   cat <<YAML
 apiVersion: v1
 kind: Node
@@ -37,64 +50,81 @@ status:
 YAML
 done | "$kubectl" apply -f - >/dev/null
 
-# deployments NS COUNT REPLICAS PREFIX: healthy deployments of the demo app (a fake image: kwok runs nothing).
-deployments() {
-  local ns=$1 count=$2 replicas=$3 prefix=$4
-  for i in $(seq 1 "$count"); do
-    cat <<YAML
+# deployment NS NAME REPLICAS: a healthy Deployment of a fake image (kwok runs nothing); without
+# DATABASE_URL the harness' fault Stage makes its pods crash-loop.
+deployment() {
+  cat <<YAML
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: $prefix-$i, namespace: $ns}
+metadata: {name: $2, namespace: $1}
 spec:
-  replicas: $replicas
-  selector: {matchLabels: {app: $prefix-$i}}
+  replicas: $3
+  selector: {matchLabels: {app: $2}}
   template:
     metadata:
-      labels: {app: $prefix-$i}
+      labels: {app: $2}
       annotations: {aegis.io/requires-env: DATABASE_URL}
     spec:
+      nodeSelector: {aegis.io/bench: "true"}
+      tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]
       containers:
       - name: api
         image: registry.invalid/demo-api:v2
         env: [{name: DATABASE_URL, value: "postgres://db"}]
 ---
 YAML
-  done | "$kubectl" apply -f - >/dev/null
 }
 
-running() { "$kubectl" get pods -n "$1" --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l; }
+running() { "$kubectl" get pods -A -l 'app' --field-selector=status.phase=Running --no-headers 2>/dev/null | grep -c aegis-scale || true; }
 wait_running() {
-  local ns=$1 want=$2 start; start=$(date +%s)
-  until [ "$(running "$ns")" -ge "$want" ]; do
-    [ $(( $(date +%s) - start )) -lt 600 ] || { log "only $(running "$ns")/$want pods running in $ns"; exit 1; }
-    sleep 3
+  local want=$1 start; start=$(date +%s)
+  until [ "$(running)" -ge "$want" ]; do
+    [ $(( $(date +%s) - start )) -lt 1200 ] || { log "only $(running)/$want pods running"; exit 1; }
+    sleep 5
   done
-  log "$want pods running in $ns after $(( $(date +%s) - start ))s"
+  log "$want pods running after $(( $(date +%s) - start ))s"
 }
 
-"$kubectl" create namespace aegis-bench-1k >/dev/null
-deployments aegis-bench-1k 10 99 load
-deployments aegis-bench-1k 5 2 victim
-wait_running aegis-bench-1k 1000
+for ns in $namespaces; do "$kubectl" create namespace "$ns" >/dev/null; done
+"$(echo "$1" | cut -d= -f2)" crd | "$kubectl" apply --server-side -f - >/dev/null
+policy=$(mktemp); printf 'zap: {mode: off}\nfalco: {mode: off}\ntrivy: {mode: off}\n' > "$policy"
+metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-"$aegis" crd | "$kubectl" apply --server-side -f - >/dev/null
-policy=$(mktemp); printf 'zap: {mode: off}\nfalco: {mode: off}\n' > "$policy"
-RUST_LOG=warn "$aegis" operator run --watch-namespace aegis-bench-1k --lease-namespace aegis-bench-1k --listen 127.0.0.1:0 \
-  --verify-policy "$policy" --window 2s --resync 30s 2>/tmp/aegis-operator-scale.log &
-op=$!
-sleep 5
-target/release/examples/detection_latency aegis-bench-1k victim-1 victim-2 victim-3 victim-4 victim-5
-kill "$op"; wait "$op" 2>/dev/null || true; op=
+# requests SINCE_FILE: the operator's API calls by verb now, minus those in SINCE_FILE.
+scrape() { curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk '/^aegis_kubernetes_request_duration_seconds_count/ {
+  match($0, /verb="[A-Z]+"/); v=substr($0, RSTART+6, RLENGTH-7); n[v]+=$NF } END { for (v in n) print v, n[v] }' | sort; }
 
-"$kubectl" delete namespace aegis-bench-1k --wait=true --timeout=300s >/dev/null
-"$kubectl" create namespace aegis-bench-5k >/dev/null
-deployments aegis-bench-5k 50 100 load
-wait_running aegis-bench-5k 5000
-total=$("$kubectl" get pods -A --no-headers | wc -l)
-"$aegis" operator run --lease-namespace aegis-bench-5k --listen 127.0.0.1:0 --verify-policy "$policy" --resync 10s \
-  2>>/tmp/aegis-operator-scale.log &
-op=$!
-sleep 25   # two full resyncs of every namespace
-read -r rss hwm < <(awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{print r, h}' "/proc/$op/status")
-echo "{\"pods_in_cluster\":$total,\"operator_rss_kb\":$rss,\"operator_peak_rss_kb\":$hwm}"
+victims_made=0
+for size in $SIZES; do
+  # Scale to `size` pods: 10 namespaces x size/1000 Deployments of 100 pods.
+  per_ns=$(( size / 1000 ))
+  for ns in $namespaces; do
+    for d in $(seq 1 "$per_ns"); do deployment "$ns" "load-$d" 100; done
+  done | "$kubectl" apply -f - >/dev/null
+  wait_running "$size"
+  for spec in "$@"; do
+    label=${spec%%=*}; binary=${spec#*=}
+    # Fresh victims for this run (2 pods each, in the first namespace).
+    first=$victims_made
+    for v in $(seq $(( first + 1 )) $(( first + VICTIMS ))); do deployment aegis-scale-0 "victim-$v" 2; done | "$kubectl" apply -f - >/dev/null
+    victims_made=$(( first + VICTIMS ))
+    wait_running $(( size + 2 * VICTIMS ))
+    "$kubectl" delete incidents.aegis.io --all -A --wait=false >/dev/null 2>&1 || true
+    RUST_LOG=warn "$binary" operator run --lease-namespace aegis-scale-0 --listen "127.0.0.1:$metrics_port" \
+      --verify-policy "$policy" --window 2s --resync 30s --exclude-namespace aegis-system 2>>/tmp/aegis-operator-scale.log &
+    op=$!
+    # Its first full pass (the cache filling, or the first resync's lists).
+    for _ in $(seq 120); do curl -sf "http://127.0.0.1:$metrics_port/metrics" >/dev/null && break; sleep 0.5; done
+    sleep 20
+    names=$(seq -f 'victim-%g' $(( first + 1 )) $(( first + VICTIMS )))
+    # shellcheck disable=SC2086
+    result=$("$latency" aegis-scale-0 $names | tail -1)
+    sleep 10
+    before=$(scrape); sleep 60; after=$(scrape)
+    at_rest=$(join -a1 -e0 -o 0,1.2,2.2 <(echo "$after") <(echo "$before") | awk '{printf "%s\"%s\":%d", (NR>1?",":""), $1, $2-$3}')
+    read -r rss hwm < <(awk '/VmRSS/{r=$2} /VmHWM/{h=$2} END{print r, h}' "/proc/$op/status")
+    kill "$op"; wait "$op" 2>/dev/null || true; op=
+    echo "{\"binary\":\"$label\",\"pods\":$size,\"latency\":$result,\"requests_per_minute_at_rest\":{$at_rest},\"rss_kb\":$rss,\"peak_rss_kb\":$hwm}"
+  done
+done
 rm -f "$policy"

@@ -920,9 +920,15 @@ async fn the_api_server_unavailable_during_the_apply_delays_it_and_it_lands_once
         }
     })
     .await;
+    // Cut only once the operator is inside the pause: cut earlier, and the watch event that starts the
+    // paused step waits for the link too, so the patch is sent after the outage (a race CI lost).
+    eventually("the operator pausing before the patch", WAIT, || {
+        let log = op.log();
+        async move { if log.contains("AEGIS_FAILPOINT applying:pause") { Ok(()) } else { Err("not paused yet".to_owned()) } }
+    })
+    .await;
     link.cut();
-    // The outage outlasts the failpoint's pause, so the patch is sent into it however late the test
-    // saw the Applying phase within the pause.
+    // The outage outlasts the failpoint's pause, so the patch is sent into it.
     tokio::time::sleep(aegis_operator::failpoint::PAUSE + Duration::from_secs(4)).await;
     link.restore();
     let done = incident_in(&ns, Phase::Resolved, WAIT).await;

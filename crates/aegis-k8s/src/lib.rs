@@ -4,6 +4,7 @@
 //! function with the same typed patch, so what was verified is what is applied.
 
 pub mod apply;
+pub mod cache;
 pub mod client;
 pub mod health;
 pub mod isolation;

@@ -265,3 +265,53 @@ async fn oom_in_a_stateful_set_is_healed(prefix: &str, guarded: bool) {
     })
     .await;
 }
+
+/// The operator's watch-fed caches see what a LIST sees: on the real node, a Service whose selector
+/// has a typo and a ConfigMap — the analysis of the cached snapshot equals the analysis of the listed
+/// one, the ConfigMap's keys are cached without their values, and a change arrives through the watch
+/// (its namespace reported, the new generation in the cache) without another list.
+#[tokio::test]
+async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
+    let ns = TestNamespace::create("cache").await;
+    aegis_testkit::cluster::selector_typo(&ns, &image("v2"), WAIT).await;
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "settings"}, "data": {"LOG_LEVEL": "debug", "REGION": "eu-west-1"}})).unwrap();
+    ns.api::<k8s_openapi::api::core::v1::ConfigMap>().create(&PostParams::default(), &cm).await.unwrap();
+    let client = ns.client();
+    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &[ns.name().to_owned()], None);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let pump = tokio::spawn(futures::StreamExt::for_each(changes, move |t| {
+        record.lock().unwrap().push(t);
+        async {}
+    }));
+    assert!(caches.snapshot(ns.name()).is_none(), "no snapshot before the caches are filled");
+    caches.ready().await;
+    assert!(caches.snapshot("some-other-namespace").is_none(), "an unwatched namespace has no snapshot");
+
+    let listed = snapshot(&client, &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
+    let cached = caches.snapshot(ns.name()).expect("a watched namespace");
+    assert_eq!(cached.pods.len(), listed.pods.len());
+    assert_eq!(cached.deployments.len(), 1);
+    let incidents = |s: &aegis_analysis::Snapshot| {
+        aegis_analysis::analyze(s).into_iter().map(|i| (i.category, i.resource, i.fix.summary)).collect::<Vec<_>>()
+    };
+    assert_eq!(incidents(&cached), incidents(&listed), "the cached snapshot analyses as the listed one");
+    assert!(incidents(&cached).iter().any(|(c, _, _)| *c == Category::ServiceSelectorMismatch));
+    let keys = |s: &aegis_analysis::Snapshot| s.config_maps.iter().find(|c| c.name == "settings").map(|c| c.keys.clone());
+    assert_eq!(keys(&cached), Some(vec!["LOG_LEVEL".to_owned(), "REGION".to_owned()]));
+    assert_eq!(keys(&cached), keys(&listed));
+    assert!(cached.deployments[0].metadata.managed_fields.is_none(), "managedFields are not cached");
+
+    seen.lock().unwrap().clear();
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"aegis.test/bump": "1"}}}}});
+    ns.api::<Deployment>().patch("api", &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
+    eventually("the new generation in the cache", WAIT, || {
+        let generation = caches.snapshot(ns.name()).and_then(|s| s.deployments.first().and_then(|d| d.metadata.generation));
+        async move { if generation == Some(2) { Ok(()) } else { Err(format!("generation {generation:?}")) } }
+    })
+    .await;
+    let touched = seen.lock().unwrap().clone();
+    assert!(touched.iter().any(|t| t.kind == "Deployment" && t.namespace == ns.name()), "{touched:?}");
+    pump.abort();
+}

@@ -34,7 +34,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let incidents: Api<Incident> = Api::namespaced(client.clone(), ns);
     let mut latencies = Vec::new();
     for victim in victims {
-        let mut pod_events = watcher(pods.clone(), watcher::Config::default()).default_backoff().applied_objects().boxed();
+        // Only the victim's pods: the watch itself must not list a namespace of thousands per victim.
+        let mine = watcher::Config::default().labels(&format!("app={victim}"));
+        let mut pod_events = watcher(pods.clone(), mine).default_backoff().applied_objects().boxed();
         let mut incident_events = watcher(incidents.clone(), watcher::Config::default()).default_backoff().applied_objects().boxed();
         let broken = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [{"name": "DATABASE_URL", "$patch": "delete"}]}]}}}});
         deployments.patch(victim, &PatchParams::default(), &Patch::Strategic(broken)).await?;
@@ -65,7 +67,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     latencies.sort();
     if let Some(m) = latencies.get(latencies.len() / 2) {
-        println!("{{\"runs\":{},\"median_detection_ms\":{m},\"max_detection_ms\":{}}}", latencies.len(), latencies.last().unwrap_or(m));
+        // The nearest-rank p99: with fewer than 100 runs, the largest.
+        let p99 = latencies[(latencies.len() * 99).div_ceil(100).saturating_sub(1)];
+        println!(
+            "{{\"runs\":{},\"p50_detection_ms\":{m},\"p99_detection_ms\":{p99},\"max_detection_ms\":{}}}",
+            latencies.len(),
+            latencies.last().unwrap_or(m)
+        );
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! Detection: watch Pods, Deployments, StatefulSets, Jobs and Services, and turn what the analyzer
-//! finds into Incident objects.
+//! Detection: the watch-fed caches ([`aegis_k8s::cache`]) say which namespaces changed, and what the
+//! analyzer finds in them becomes Incident objects.
 //!
-//! A watch event only marks its namespace dirty; a short debounce later each dirty namespace is read
-//! once (one snapshot, however many pods changed) and analyzed, and every namespace in scope is
-//! re-read on a slower resync, for what no Pod event announces (a Service's selector). Incidents are
+//! A change to a Pod, a workload or a Service only marks its namespace dirty; a short debounce later
+//! each dirty namespace is analyzed once (one snapshot from memory, however many pods changed), and
+//! every namespace in scope is analyzed again on a slower resync, for what no such change announces
+//! (a node that stopped reporting, an Event). Nothing is re-listed from the API server: the caches,
+//! and a metadata watch of Namespaces for the resync, are fed by watches. Incidents are
 //! created under deterministic names (`crd::incident_name`): another replica, or this one after a
 //! restart, finds the object already there (409) instead of creating a duplicate. A resource with an
 //! unfinished incident gets no second one.
@@ -13,12 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aegis_analysis::Snapshot;
+use aegis_k8s::cache::{Caches, Touched};
 use aegis_model::ResourceRef;
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use futures::FutureExt;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
@@ -55,14 +59,22 @@ impl Scope {
         !self.exclude.iter().any(|e| e == ns)
     }
 
-    /// The namespaces to analyze now.
-    pub async fn namespaces(&self, client: &Client) -> Result<Vec<String>, kube::Error> {
-        if !self.namespaces.is_empty() && !self.opt_in {
-            return Ok(self.namespaces.iter().filter(|n| self.admits(n)).cloned().collect());
+    /// The namespaces to analyze at a resync, from the watched Namespaces' metadata (`None`: the
+    /// namespaces are named and need no watch).
+    fn namespaces(&self, known: Option<&Store<PartialObjectMeta<Namespace>>>) -> Vec<String> {
+        let Some(known) = known else {
+            return self.namespaces.iter().filter(|n| self.admits(n)).cloned().collect();
+        };
+        let opted_in = |n: &PartialObjectMeta<Namespace>| {
+            !self.opt_in || n.metadata.labels.as_ref().and_then(|l| l.get(OPT_IN_LABEL)).is_some_and(|v| v == "enabled")
+        };
+        let mut out: Vec<String> =
+            known.state().iter().filter(|n| opted_in(n)).filter_map(|n| n.metadata.name.clone()).filter(|n| self.admits(n)).collect();
+        if !self.namespaces.is_empty() {
+            out.retain(|n| self.namespaces.contains(n));
         }
-        let lp = if self.opt_in { ListParams::default().labels(&format!("{OPT_IN_LABEL}=enabled")) } else { ListParams::default() };
-        let list = Api::<Namespace>::all(client.clone()).list_metadata(&lp).await?;
-        Ok(list.items.into_iter().filter_map(|n| n.metadata.name).filter(|n| self.admits(n)).collect())
+        out.sort();
+        out
     }
 }
 
@@ -102,11 +114,17 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
     g.unwrap_or(0)
 }
 
-/// Analyze one namespace and create the Incidents that do not exist yet.
+/// Analyze one namespace, listed from the API server, and create the Incidents that do not exist yet.
 pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: Option<&str>) -> Result<Detected, aegis_k8s::K8sError> {
     let scope = aegis_k8s::Scope { namespace: Some(namespace.to_owned()), label_selector: label_selector.map(str::to_owned) };
     let snapshot = aegis_k8s::snapshot(client, &scope).await?;
-    let found = aegis_analysis::analyze(&snapshot);
+    detect_in(client, namespace, &snapshot).await
+}
+
+/// Analyze `snapshot` (of `namespace`) and create the Incidents that do not exist yet. The namespace's
+/// Incidents are listed only when the analysis found something.
+pub async fn detect_in(client: &Client, namespace: &str, snapshot: &Snapshot) -> Result<Detected, aegis_k8s::K8sError> {
+    let found = aegis_analysis::analyze(snapshot);
     let mut out = Detected::default();
     if found.is_empty() {
         return Ok(out);
@@ -125,7 +143,7 @@ pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: 
         .map(|i| i.spec.resource.clone())
         .collect();
     for incident in found {
-        let detected_generation = generation(&snapshot, &incident.resource);
+        let detected_generation = generation(snapshot, &incident.resource);
         let name = incident_name(&incident.resource, incident.category, detected_generation);
         if names.contains(&name) || open.contains(&incident.resource) {
             out.known += 1;
@@ -159,98 +177,80 @@ pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: 
     Ok(out)
 }
 
-/// Run detection until the future is dropped: watches mark namespaces dirty, a debounce batches
-/// them, a resync covers everything in scope.
-pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Duration) {
+/// The kinds whose changes mark a namespace dirty (the others only keep the caches current).
+const TRIGGERS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service"];
+
+/// Run detection until the future is dropped: the caches' changes mark namespaces dirty, a debounce
+/// batches them, a resync covers everything in scope. `changes` is the caches' stream: detection
+/// polls it, which keeps the caches current.
+pub async fn run(
+    client: Client,
+    scope: Scope,
+    debounce: Duration,
+    resync: Duration,
+    caches: Arc<Caches>,
+    changes: impl Stream<Item = Touched>,
+) {
     let dirty: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let wake = Arc::new(Notify::new());
-    let watch = |kind: &'static str, stream: futures::stream::BoxStream<'static, Result<String, watcher::Error>>| {
+    let mark = {
         let (dirty, wake, scope) = (dirty.clone(), wake.clone(), scope.clone());
-        async move {
-            let mut stream = stream;
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(ns) if scope.admits(&ns) => {
-                        if let Ok(mut d) = dirty.lock() {
-                            d.insert(ns);
-                        }
-                        wake.notify_one();
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(kind, error = %e, "watch error; the watcher retries"),
+        changes.for_each(move |t| {
+            if TRIGGERS.contains(&t.kind) && scope.admits(&t.namespace) {
+                if let Ok(mut d) = dirty.lock() {
+                    d.insert(t.namespace);
                 }
+                wake.notify_one();
             }
-        }
+            async {}
+        })
     };
-    let mut config = watcher::Config::default();
-    if let Some(sel) = &scope.label_selector {
-        config = config.labels(sel);
-    }
-    // Namespaced watches when the namespaces are named (a namespaced Role suffices), else cluster-wide.
-    fn streams<K>(
-        client: &Client,
-        scope: &Scope,
-        config: &watcher::Config,
-    ) -> futures::stream::BoxStream<'static, Result<String, watcher::Error>>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned
-            + Send
-            + 'static,
-        K::DynamicType: Default,
-    {
-        let apis: Vec<Api<K>> = if scope.namespaces.is_empty() {
-            vec![Api::all(client.clone())]
-        } else {
-            scope.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
-        };
-        let each = apis.into_iter().map(|api| {
-            watcher(api, config.clone())
-                .default_backoff()
-                .touched_objects()
-                .map(|r| r.map(|o: K| o.meta().namespace.clone().unwrap_or_default()))
-                .boxed()
-        });
-        futures::stream::select_all(each).boxed()
-    }
-    // The kinds the analyzer reads incidents from; a label selector applies to workloads and pods, not
-    // to Services (whose selectors are what is judged).
-    let pods = streams::<Pod>(&client, &scope, &config);
-    let deployments = streams::<Deployment>(&client, &scope, &config);
-    let stateful_sets = streams::<StatefulSet>(&client, &scope, &config);
-    let jobs = streams::<Job>(&client, &scope, &config);
-    let services = streams::<Service>(&client, &scope, &watcher::Config::default());
+    // Which namespaces exist (and their opt-in label), for the resync: a metadata watch, not a list
+    // per resync. Not needed when the namespaces are named and no opt-in applies.
+    let (known, namespaces) = if scope.namespaces.is_empty() || scope.opt_in {
+        let (store, writer) = reflector::store();
+        let stream = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::warn!(kind = "Namespace", error = %e, "watch error; the watcher retries");
+                }
+            })
+            .boxed();
+        (Some(store), stream)
+    } else {
+        (None, futures::future::pending::<()>().boxed())
+    };
     let detect = async {
+        caches.ready().await;
+        if let Some(known) = &known {
+            let _ = known.wait_until_ready().await;
+        }
+        tracing::info!("caches filled; detecting");
         // None: never resynced, so the first pass is a resync. (`Instant::now() - resync` panicked when
         // --resync exceeded the host's uptime.)
         let mut last_resync: Option<Instant> = None;
-        // With the opt-in, the namespaces labelled at the last resync (a watch event does not carry
-        // its namespace's labels).
-        let mut opted_in: BTreeSet<String> = BTreeSet::new();
         loop {
             let wait = until_resync(last_resync, resync);
-            tokio::select! {
-                _ = wake.notified() => tokio::time::sleep(debounce).await,
-                _ = tokio::time::sleep(wait) => {}
+            if last_resync.is_some() {
+                tokio::select! {
+                    _ = wake.notified() => tokio::time::sleep(debounce).await,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
             let mut batch: BTreeSet<String> = dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+            let in_scope: BTreeSet<String> = scope.namespaces(known.as_ref()).into_iter().collect();
             if until_resync(last_resync, resync).is_zero() {
-                match scope.namespaces(&client).await {
-                    Ok(all) => {
-                        opted_in = all.iter().cloned().collect();
-                        batch.extend(all);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "listing namespaces for the resync failed"),
-                }
+                batch.extend(in_scope.iter().cloned());
                 last_resync = Some(Instant::now());
             }
             if scope.opt_in {
-                batch.retain(|ns| opted_in.contains(ns));
+                batch.retain(|ns| in_scope.contains(ns));
             }
             for ns in batch {
-                match detect_namespace(&client, &ns, scope.label_selector.as_deref()).await {
+                let Some(snapshot) = caches.snapshot(&ns) else { continue };
+                match detect_in(&client, &ns, &snapshot).await {
                     Ok(d) if !d.created.is_empty() => tracing::debug!(namespace = %ns, created = ?d.created, "detected"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(namespace = %ns, error = %e, "detection failed; retried on the next event or resync"),
@@ -258,14 +258,7 @@ pub async fn run(client: Client, scope: Scope, debounce: Duration, resync: Durat
             }
         }
     };
-    tokio::join!(
-        watch("Pod", pods),
-        watch("Deployment", deployments),
-        watch("StatefulSet", stateful_sets),
-        watch("Job", jobs),
-        watch("Service", services),
-        detect
-    );
+    tokio::join!(mark, namespaces, detect);
 }
 
 /// How long until the next resync: at once when there has been none.

@@ -88,6 +88,8 @@ pub struct Context {
     pub monitors: Tasks<Monitored>,
     /// Consecutive failed steps, by incident: how long the next retry waits.
     pub failures: Failures,
+    /// The leader's watch-fed caches; `None`: the analysis lists what it reads.
+    pub caches: Option<Arc<aegis_k8s::cache::Caches>>,
 }
 
 /// Consecutive failed steps per incident.
@@ -302,8 +304,14 @@ impl Step<'_> {
             return self.commit(Phase::Superseded, why, EventType::Warning).await;
         }
         let r = self.resource().clone();
-        let snap =
-            aegis_k8s::snapshot(&self.ctx.client, &aegis_k8s::Scope { namespace: Some(r.namespace.clone()), label_selector: None }).await?;
+        let cached = self.ctx.caches.as_ref().and_then(|c| c.snapshot(&r.namespace));
+        let snap = match cached {
+            Some(snap) => snap,
+            None => {
+                aegis_k8s::snapshot(&self.ctx.client, &aegis_k8s::Scope { namespace: Some(r.namespace.clone()), label_selector: None })
+                    .await?
+            }
+        };
         let found = aegis_analysis::analyze(&snap).into_iter().find(|i| i.resource == r && i.category == self.incident.spec.category);
         let Some(found) = found else {
             let reason = format!("{r} no longer shows {}; nothing to do", self.incident.spec.category);

@@ -274,6 +274,10 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
 
 /// The leader's work: the controller, detection, the shadow collector and the incident gauge.
 async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
+    // Watch-fed caches of what detection and analysis read (dropped with the lead: a standby holds
+    // none).
+    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref());
+    let caches = Arc::new(caches);
     let reporter = Reporter { controller: aegis_k8s::EVENT_REPORTER.into(), instance: Some(config.lease.identity.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -286,6 +290,7 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
         verifications: Default::default(),
         monitors: Default::default(),
         failures: Default::default(),
+        caches: Some(caches.clone()),
     });
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.
@@ -305,7 +310,7 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
             })
     });
     let controller = futures::future::join_all(controllers);
-    let detection = detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync);
+    let detection = detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync, caches, changes);
     let collector = collect_shadows(client.clone(), config.gc_interval);
     let gauge = incident_gauge(client, metrics);
     tokio::join!(controller, detection, collector, gauge);

@@ -100,6 +100,7 @@ fn context(client: kube::Client) -> Arc<Context> {
         verifications: Default::default(),
         monitors: Default::default(),
         failures: Default::default(),
+        caches: None,
     })
 }
 

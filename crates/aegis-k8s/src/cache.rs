@@ -1,0 +1,280 @@
+//! Watch-fed caches of everything a snapshot reads, for the operator: one watch per kind (per watched
+//! namespace, or cluster-wide) keeps a reflector store current, so a detection pass or an analysis
+//! builds its snapshot from memory instead of re-listing twenty kinds from the API server, and the
+//! same watch events say which namespaces changed.
+//!
+//! What is kept is what the analysis reads, and no more: every object loses its `managedFields`, and a
+//! ConfigMap keeps its keys but not its values (the analysis asks whether a key exists, never what it
+//! holds). Secrets are never watched. A label selector narrows the workloads and their pods, as
+//! [`crate::snapshot`] does.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use aegis_analysis::Snapshot;
+use aegis_analysis::snapshot::KeysOnly;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::EVENT_REPORTER;
+
+/// A namespaced object changed (or was seen at a watch's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub kind: &'static str,
+    pub namespace: String,
+}
+
+/// The stores of one watch target: every namespace, or one.
+struct Stores {
+    /// `None`: cluster-wide.
+    namespace: Option<String>,
+    pods: Store<Pod>,
+    deployments: Store<Deployment>,
+    replica_sets: Store<ReplicaSet>,
+    stateful_sets: Store<StatefulSet>,
+    controller_revisions: Store<ControllerRevision>,
+    daemon_sets: Store<DaemonSet>,
+    jobs: Store<Job>,
+    cron_jobs: Store<CronJob>,
+    services: Store<Service>,
+    endpoints: Store<Endpoints>,
+    events: Store<Event>,
+    persistent_volume_claims: Store<PersistentVolumeClaim>,
+    pod_disruption_budgets: Store<PodDisruptionBudget>,
+    ingresses: Store<Ingress>,
+    horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
+    network_policies: Store<NetworkPolicy>,
+    config_maps: Store<ConfigMap>,
+}
+
+/// The caches; cheap to share behind an `Arc`.
+pub struct Caches {
+    sets: Vec<Stores>,
+    nodes: Store<Node>,
+    ingress_classes: Store<IngressClass>,
+    /// Set once every store had its first complete list: before that a snapshot would be missing
+    /// objects, and "not in the snapshot" reads as "healthy".
+    filled: std::sync::atomic::AtomicBool,
+}
+
+type Changes = futures::stream::BoxStream<'static, Touched>;
+
+/// Drop what no analysis reads.
+fn lean<K: Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
+fn lean_config_map(c: &mut ConfigMap) {
+    lean(c);
+    for v in c.data.iter_mut().flat_map(|d| d.values_mut()) {
+        v.clear();
+    }
+    for v in c.binary_data.iter_mut().flat_map(|d| d.values_mut()) {
+        v.0.clear();
+    }
+}
+
+/// One kind's store and its stream of changes.
+fn watch<K>(api: Api<K>, config: watcher::Config, kind: &'static str, strip: fn(&mut K)) -> (Store<K>, Changes)
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let changes = watcher(api, config)
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .touched_objects()
+        .filter_map(move |r| async move {
+            match r {
+                Ok(o) => Some(Touched { kind, namespace: o.namespace().unwrap_or_default() }),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch error; the watcher retries");
+                    None
+                }
+            }
+        })
+        .boxed();
+    (store, changes)
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+impl Caches {
+    /// Start watching `namespaces` (empty: every namespace), narrowing workloads and pods to
+    /// `label_selector`. The caches fill as the returned stream is polled: poll it for as long as the
+    /// caches are used (it also says what changed).
+    pub fn start(client: &Client, namespaces: &[String], label_selector: Option<&str>) -> (Caches, impl Stream<Item = Touched> + use<>) {
+        let all = watcher::Config::default();
+        let narrowed = match label_selector {
+            Some(sel) => watcher::Config::default().labels(sel),
+            None => watcher::Config::default(),
+        };
+        let targets: Vec<Option<&str>> =
+            if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+        let mut changes: Vec<Changes> = Vec::new();
+        let mut sets = Vec::new();
+        for ns in targets {
+            macro_rules! kind {
+                ($k:ty, $name:literal, $config:expr) => {
+                    kind!($k, $name, $config, lean)
+                };
+                ($k:ty, $name:literal, $config:expr, $strip:expr) => {{
+                    let (store, stream) = watch::<$k>(api(client, ns), $config.clone(), $name, $strip);
+                    changes.push(stream);
+                    store
+                }};
+            }
+            sets.push(Stores {
+                namespace: ns.map(str::to_owned),
+                pods: kind!(Pod, "Pod", narrowed),
+                deployments: kind!(Deployment, "Deployment", narrowed),
+                replica_sets: kind!(ReplicaSet, "ReplicaSet", narrowed),
+                stateful_sets: kind!(StatefulSet, "StatefulSet", narrowed),
+                controller_revisions: kind!(ControllerRevision, "ControllerRevision", narrowed),
+                daemon_sets: kind!(DaemonSet, "DaemonSet", narrowed),
+                jobs: kind!(Job, "Job", narrowed),
+                cron_jobs: kind!(CronJob, "CronJob", narrowed),
+                services: kind!(Service, "Service", all),
+                endpoints: kind!(Endpoints, "Endpoints", all),
+                events: kind!(Event, "Event", all),
+                persistent_volume_claims: kind!(PersistentVolumeClaim, "PersistentVolumeClaim", all),
+                pod_disruption_budgets: kind!(PodDisruptionBudget, "PodDisruptionBudget", all),
+                ingresses: kind!(Ingress, "Ingress", all),
+                horizontal_pod_autoscalers: kind!(HorizontalPodAutoscaler, "HorizontalPodAutoscaler", all),
+                network_policies: kind!(NetworkPolicy, "NetworkPolicy", all),
+                config_maps: kind!(ConfigMap, "ConfigMap", all, lean_config_map),
+            });
+        }
+        let (nodes, node_changes) = watch::<Node>(Api::all(client.clone()), all.clone(), "Node", lean);
+        let (ingress_classes, class_changes) = watch::<IngressClass>(Api::all(client.clone()), all, "IngressClass", lean);
+        changes.push(node_changes);
+        changes.push(class_changes);
+        (Caches { sets, nodes, ingress_classes, filled: false.into() }, futures::stream::select_all(changes))
+    }
+
+    /// Wait until every store has had its first complete list.
+    pub async fn ready(&self) {
+        macro_rules! wait {
+            ($($store:expr),*) => {{ $( let _ = $store.wait_until_ready().await; )* }};
+        }
+        for s in &self.sets {
+            wait!(
+                s.pods,
+                s.deployments,
+                s.replica_sets,
+                s.stateful_sets,
+                s.controller_revisions,
+                s.daemon_sets,
+                s.jobs,
+                s.cron_jobs,
+                s.services,
+                s.endpoints,
+                s.events,
+                s.persistent_volume_claims,
+                s.pod_disruption_budgets,
+                s.ingresses,
+                s.horizontal_pod_autoscalers,
+                s.network_policies,
+                s.config_maps
+            );
+        }
+        wait!(self.nodes, self.ingress_classes);
+        self.filled.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether `namespace` is watched.
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.sets.iter().any(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))
+    }
+
+    /// `namespace` as [`crate::snapshot`] would list it, from memory; `None` when it is not watched or
+    /// the caches are not filled yet ([`Caches::ready`] has not returned).
+    pub fn snapshot(&self, namespace: &str) -> Option<Snapshot> {
+        if !self.filled.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        let s = self.sets.iter().find(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))?;
+        fn take<K: Resource + Clone>(store: &Store<K>, namespace: &str) -> Vec<K>
+        where
+            K::DynamicType: Eq + Hash + Clone,
+        {
+            store.state_filter(|o| o.meta().namespace.as_deref() == Some(namespace)).iter().map(|o| (**o).clone()).collect()
+        }
+        let mut events = take(&s.events, namespace);
+        // AEGIS's own Events (the operator's transitions) are not evidence about the workload.
+        events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
+        let config_maps = take(&s.config_maps, namespace)
+            .into_iter()
+            .map(|c| {
+                let mut keys: Vec<String> =
+                    c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
+                keys.sort();
+                KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
+            })
+            .collect();
+        Some(Snapshot {
+            nodes: self.nodes.state().iter().map(|n| (**n).clone()).collect(),
+            pods: take(&s.pods, namespace),
+            deployments: take(&s.deployments, namespace),
+            replica_sets: take(&s.replica_sets, namespace),
+            stateful_sets: take(&s.stateful_sets, namespace),
+            controller_revisions: take(&s.controller_revisions, namespace),
+            daemon_sets: take(&s.daemon_sets, namespace),
+            jobs: take(&s.jobs, namespace),
+            cron_jobs: take(&s.cron_jobs, namespace),
+            services: take(&s.services, namespace),
+            endpoints: take(&s.endpoints, namespace),
+            events,
+            persistent_volume_claims: take(&s.persistent_volume_claims, namespace),
+            pod_disruption_budgets: take(&s.pod_disruption_budgets, namespace),
+            ingresses: take(&s.ingresses, namespace),
+            ingress_classes: self.ingress_classes.state().iter().map(|c| (**c).clone()).collect(),
+            horizontal_pod_autoscalers: take(&s.horizontal_pod_autoscalers, namespace),
+            network_policies: take(&s.network_policies, namespace),
+            config_maps,
+            secrets: Vec::new(),
+            other_kinds: Default::default(),
+            captured_at: Some(jiff::Timestamp::now()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_config_map_keeps_its_keys_and_drops_its_values() {
+        let mut c: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "managedFields": [{"manager": "kubectl"}]},
+            "data": {"DATABASE_URL": "postgres://secret-ish"}, "binaryData": {"cert": "AAEC"}
+        }))
+        .unwrap();
+        lean_config_map(&mut c);
+        assert!(c.metadata.managed_fields.is_none());
+        assert_eq!(c.data.unwrap()["DATABASE_URL"], "");
+        assert!(c.binary_data.unwrap()["cert"].0.is_empty());
+    }
+}
