@@ -2,7 +2,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `aegis_incidents` | gauge (refreshed from the API) | `phase`, `category` |
+//! | `aegis_incidents` | gauge (from the controllers' cache of Incidents, on the leader) | `phase`, `category` |
 //! | `aegis_incident_transitions_total` | counter | `phase`, `category` |
 //! | `aegis_verification_duration_seconds` | histogram | |
 //! | `aegis_verification_phase_duration_seconds` | histogram | `phase` (shadow_create, apply, health, baseline_scan, candidate_scan) |
