@@ -438,6 +438,14 @@ def quota(name, **hard):
     return {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": name}, "spec": {"hard": hard}}
 
 
+@scenario("cronjob-job-refused", "A CronJob due every minute in a namespace whose quota allows no Job: each run's Job is refused (FailedCreate on the CronJob).", wait=75)
+def _(ns):
+    spec = {**pod_spec(app("report", probes=False)), "restartPolicy": "Never"}
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": spec}}}}}
+    apply(ns, quota("jobs", **{"count/jobs.batch": "0"}), cron)
+
+
 @scenario("failed-create-quota", "A rollout raises memory requests past the namespace's ResourceQuota: the new ReplicaSet cannot create pods.", wait=10)
 def _(ns):
     apply(ns, quota("compute", **{"requests.memory": "200Mi"}))
@@ -469,6 +477,31 @@ def _(ns):
     k("apply", "-f", "-", stdin=json.dumps(webhook))
     apply(ns, deployment("api", pod_spec(app())))
     # Cluster-wide: deleted once the namespace is captured, whatever happens.
+    return lambda: k("delete", "validatingwebhookconfiguration", f"{ns}-policy", "--ignore-not-found", check=False)
+
+
+def webhook_configuration(ns, name, policy, port, selector):
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": f"{ns}-{name}"},
+            "webhooks": [{"name": f"{name}.policy.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": policy,
+                          "timeoutSeconds": 2,
+                          "clientConfig": {"service": {"namespace": ns, "name": "policy-webhook", "path": "/validate", "port": port}},
+                          "namespaceSelector": {"matchLabels": selector},
+                          "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}]}]}
+
+
+@scenario("webhook-ignore-no-endpoints", "A validating webhook with failurePolicy Ignore whose backend Deployment is scaled to zero: requests pass unchecked, silently.", wait=5)
+def _(ns):
+    # It selects no namespace: the API server never calls it, yet its configuration is as broken as one that does.
+    apply(ns, deployment("policy-webhook", pod_spec(app()), 0), service("policy-webhook", {"app": "policy-webhook"}))
+    k("apply", "-f", "-", stdin=json.dumps(webhook_configuration(ns, "policy", "Ignore", 80, {"aegis.io/corpus-never": "true"})))
+    return lambda: k("delete", "validatingwebhookconfiguration", f"{ns}-policy", "--ignore-not-found", check=False)
+
+
+@scenario("healthy-webhook", "A validating webhook whose backend Service has a ready endpoint on the port it calls: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, deployment("policy-webhook", pod_spec(app()), 1), service("policy-webhook", {"app": "policy-webhook"}))
+    k("apply", "-f", "-", stdin=json.dumps(webhook_configuration(ns, "policy", "Fail", 80, {"aegis.io/corpus-never": "true"})))
+    rolled_out(ns, "deployment", "policy-webhook")
     return lambda: k("delete", "validatingwebhookconfiguration", f"{ns}-policy", "--ignore-not-found", check=False)
 
 

@@ -31,9 +31,15 @@ pub fn analyze(snapshot: &Snapshot) -> Vec<Incident> {
         incidents.extend(analyze_workload(&index, w));
     }
     incidents.extend(crate::objects::analyze_objects(&index));
+    // A webhook backend that selects nothing is reported once, as what it breaks (the webhook), not
+    // also as a selector to fix.
+    let webhook_backends: Vec<ResourceRef> =
+        incidents.iter().filter(|i| i.category == Category::WebhookUnavailable).map(|i| i.resource.clone()).collect();
     for svc in &snapshot.services {
         let ns = svc.metadata.namespace.as_deref().unwrap_or("");
-        if let Some(i) = selector_mismatch(&index, svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or_default()) {
+        if let Some(i) = selector_mismatch(&index, svc, by_ns.get(ns).map(Vec::as_slice).unwrap_or_default())
+            && !webhook_backends.contains(&i.resource)
+        {
             incidents.push(i);
         }
     }
@@ -803,13 +809,16 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 0.8,
             )
         }
-        // Budgets, Ingresses and autoscalers are analyzed in `objects`; a workload finding never has these.
+        // Budgets, Ingresses, autoscalers and webhooks are analyzed in `objects`; a workload finding
+        // never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing
         | Category::IngressClassMissing
         | Category::AutoscalerTargetMissing
         | Category::AutoscalerMetricsUnavailable
-        | Category::AutoscalerAtMaxReplicas => manual(
+        | Category::AutoscalerAtMaxReplicas
+        | Category::WebhookUnavailable
+        | Category::CronJobNotStarting => manual(
             format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
             format!("{} (reported on the object itself).", f.category),
             0.5,

@@ -1,7 +1,9 @@
 //! Incidents about objects that are not workloads but break them or the paths to them: a
 //! PodDisruptionBudget that blocks every eviction, an Ingress whose backend or class does not exist,
-//! a HorizontalPodAutoscaler that cannot scale. What k8sgpt's Pdb, Ingress and Hpa analyzers check,
-//! each with its evidence. No typed fix yet: the guidance names the change a human makes.
+//! a HorizontalPodAutoscaler that cannot scale, an admission webhook whose backend cannot answer.
+//! What k8sgpt's Pdb, Ingress, Hpa and webhook analyzers check, each with its evidence. No typed fix yet: the guidance names the change a human makes.
+
+use std::collections::BTreeMap;
 
 use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ResourceRef, Severity};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -52,7 +54,194 @@ pub(crate) fn analyze_objects(index: &Index<'_>) -> Vec<Incident> {
     let mut out: Vec<Incident> = s.pod_disruption_budgets.iter().filter_map(|p| disruption_blocked(index, p)).collect();
     out.extend(s.ingresses.iter().flat_map(|i| ingress_problems(index, i)));
     out.extend(s.horizontal_pod_autoscalers.iter().filter_map(|h| autoscaler_problem(index, h)));
+    out.extend(webhook_problems(index));
+    out.extend(s.cron_jobs.iter().filter_map(|c| cron_job_not_starting(index, c)));
     out
+}
+
+/// A CronJob whose runs do not start, from what its controller says (the CronJob controller's
+/// events): scheduled times missed past `startingDeadlineSeconds` (`MissSchedule`) or too many to
+/// count (`TooManyMissedTimes`), a schedule or time zone it cannot use, or its Job refused on creation
+/// (a quota, an admission webhook). A suspended CronJob is not starting by choice (`--lint` reports it).
+fn cron_job_not_starting(index: &Index<'_>, cj: &k8s_openapi::api::batch::v1::CronJob) -> Option<Incident> {
+    if cj.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
+        return None;
+    }
+    let ns = cj.metadata.namespace.clone().unwrap_or_default();
+    let name = cj.metadata.name.clone().unwrap_or_default();
+    let events = index.events("CronJob", &ns, &name);
+    let last = |reasons: &[&str]| events.iter().rev().find(|(r, _)| reasons.contains(&r.as_str())).cloned();
+    let schedule = cj.spec.as_ref().map(|s| s.schedule.clone()).unwrap_or_default();
+    let deadline = cj.spec.as_ref().and_then(|s| s.starting_deadline_seconds);
+    let (cause, guidance, (reason, message)) = if let Some(e) = last(&["InvalidSchedule", "UnparseableSchedule", "UnknownTimeZone"]) {
+        (
+            format!("its schedule {schedule:?} (or time zone) cannot be used by the CronJob controller"),
+            format!(
+                "Fix spec.schedule / spec.timeZone of CronJob {name} (`kubectl edit cronjob -n {ns} {name}`): the controller says {:?}.",
+                e.1
+            ),
+            e,
+        )
+    } else if let Some(e) = last(&["FailedCreate"]) {
+        (
+            "the API server refuses the Job each run creates".to_owned(),
+            format!(
+                "The CronJob's Job is refused: {:?}. A quota (`kubectl describe quota -n {ns}`), an admission webhook or Pod Security decides it; change that, or the jobTemplate, so the Job is admitted.",
+                e.1
+            ),
+            e,
+        )
+    } else if let Some(e) = last(&["MissSchedule", "TooManyMissedTimes"]) {
+        let window = deadline.map(|d| format!("its startingDeadlineSeconds ({d} s)")).unwrap_or_else(|| "its starting deadline".into());
+        (
+            format!("scheduled runs were missed: the controller did not start them within {window}"),
+            format!(
+                "Runs of CronJob {name} were not started in time. Check kube-controller-manager's health (it starts the runs) and the clock; raise or drop spec.startingDeadlineSeconds ({}); with concurrencyPolicy Forbid, a run that outlasts the schedule makes the next ones wait.",
+                deadline.map_or("unset".to_owned(), |d| format!("{d} s"))
+            ),
+            e,
+        )
+    } else {
+        return None;
+    };
+    let last_run = cj.status.as_ref().and_then(|s| s.last_schedule_time.as_ref()).map(|t| t.0.to_string());
+    let mut evidence = vec![format!("CronJob {name} (schedule {schedule:?}) event {reason}: {message}")];
+    evidence.push(match last_run {
+        Some(t) => format!("CronJob {name}: last scheduled run {t}"),
+        None => format!("CronJob {name}: no run scheduled yet"),
+    });
+    Some(object_incident(
+        index,
+        ObjectFinding {
+            resource: ResourceRef { kind: "CronJob".into(), namespace: ns, name: name.clone() },
+            category: Category::CronJobNotStarting,
+            severity: Severity::High,
+            root_cause: format!("CronJob {name}'s runs do not start: {cause}."),
+            evidence,
+            guidance,
+            confidence: 0.8,
+        },
+    ))
+}
+
+/// One webhook of a Validating- or MutatingWebhookConfiguration that calls a Service.
+struct WebhookCall<'a> {
+    configuration: String,
+    webhook: &'a str,
+    service: &'a k8s_openapi::api::admissionregistration::v1::ServiceReference,
+    /// `Fail` (the default in admissionregistration/v1) or `Ignore`.
+    failure_policy: &'a str,
+}
+
+/// Admission webhooks whose backend cannot answer: the Service is missing, has no port the webhook
+/// calls, or has no ready endpoint. With `failurePolicy: Fail` the API server refuses every request
+/// the webhook matches — cluster-wide, whatever namespace it comes from — and with `Ignore` the check
+/// is skipped without a word (a policy webhook then enforces nothing). What k8sgpt's
+/// ValidatingWebhook and MutatingWebhook analyzers check. One incident per backend Service, judged in
+/// its own namespace and only when the snapshot holds that namespace (a namespace it did not read says
+/// nothing about the Service).
+fn webhook_problems(index: &Index<'_>) -> Vec<Incident> {
+    let s = index.snapshot;
+    let validating = s.validating_webhooks.iter().flat_map(|c| {
+        c.webhooks.iter().flatten().filter_map(move |w| {
+            Some(WebhookCall {
+                configuration: format!("ValidatingWebhookConfiguration {}", c.metadata.name.as_deref().unwrap_or("")),
+                webhook: w.name.as_str(),
+                service: w.client_config.service.as_ref()?,
+                failure_policy: w.failure_policy.as_deref().unwrap_or("Fail"),
+            })
+        })
+    });
+    let mutating = s.mutating_webhooks.iter().flat_map(|c| {
+        c.webhooks.iter().flatten().filter_map(move |w| {
+            Some(WebhookCall {
+                configuration: format!("MutatingWebhookConfiguration {}", c.metadata.name.as_deref().unwrap_or("")),
+                webhook: w.name.as_str(),
+                service: w.client_config.service.as_ref()?,
+                failure_policy: w.failure_policy.as_deref().unwrap_or("Fail"),
+            })
+        })
+    });
+    let held: std::collections::BTreeSet<&str> = s
+        .services
+        .iter()
+        .map(|o| &o.metadata)
+        .chain(s.endpoints.iter().map(|o| &o.metadata))
+        .chain(s.pods.iter().map(|o| &o.metadata))
+        .chain(s.deployments.iter().map(|o| &o.metadata))
+        .filter_map(|m| m.namespace.as_deref())
+        .collect();
+    let mut by_service: BTreeMap<(String, String), Vec<(WebhookCall<'_>, String)>> = BTreeMap::new();
+    for call in validating.chain(mutating) {
+        let (ns, name) = (call.service.namespace.as_str(), call.service.name.as_str());
+        if !held.contains(ns) {
+            continue;
+        }
+        if let Some(problem) = webhook_backend_problem(index, call.service) {
+            by_service.entry((ns.to_owned(), name.to_owned())).or_default().push((call, problem));
+        }
+    }
+    by_service
+        .into_iter()
+        .map(|((ns, name), calls)| {
+            let refusing = calls.iter().any(|(c, _)| c.failure_policy != "Ignore");
+            let problem = calls[0].1.clone();
+            let webhooks: Vec<String> = calls.iter().map(|(c, _)| format!("{} ({}, failurePolicy {})", c.webhook, c.configuration, c.failure_policy)).collect();
+            let effect = if refusing {
+                "the API server refuses every request these webhooks match (failurePolicy Fail), in every namespace they select"
+            } else {
+                "the API server skips these webhooks without a word (failurePolicy Ignore): what they check or change is not done"
+            };
+            object_incident(
+                index,
+                ObjectFinding {
+                    resource: ResourceRef { kind: "Service".into(), namespace: ns.clone(), name: name.clone() },
+                    category: Category::WebhookUnavailable,
+                    severity: if refusing { Severity::Critical } else { Severity::Medium },
+                    root_cause: format!("The admission webhook backend Service {ns}/{name} cannot answer ({problem}): {effect}."),
+                    evidence: calls
+                        .iter()
+                        .map(|(c, p)| format!("{}: webhook {} calls Service {ns}/{name}: {p}", c.configuration, c.webhook))
+                        .collect(),
+                    guidance: format!(
+                        "Bring the webhook's backend back (`kubectl get deploy,pods,endpoints -n {ns}`: the pods Service {name} selects must be Ready and serve the port the webhook calls). If the webhook is obsolete, delete its configuration; while it is down, `failurePolicy: Ignore` lets requests through unchecked. Webhooks: {}.",
+                        webhooks.join("; ")
+                    ),
+                    confidence: 0.8,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Why a webhook's Service cannot answer it, if it cannot.
+fn webhook_backend_problem(index: &Index<'_>, svc_ref: &k8s_openapi::api::admissionregistration::v1::ServiceReference) -> Option<String> {
+    let (ns, name) = (svc_ref.namespace.as_str(), svc_ref.name.as_str());
+    let Some(svc) = index.services_in(ns).iter().find(|s| s.metadata.name.as_deref() == Some(name)) else {
+        return Some(format!("Service {name} not found"));
+    };
+    let port = svc_ref.port.unwrap_or(443);
+    let ports: Vec<i32> = svc.spec.iter().flat_map(|s| s.ports.iter().flatten()).map(|p| p.port).collect();
+    if !ports.contains(&port) {
+        let has: Vec<String> = ports.iter().map(i32::to_string).collect();
+        return Some(format!("Service {name} has no port {port} (it has {})", has.join(", ")));
+    }
+    let endpoints =
+        index.snapshot.endpoints.iter().find(|e| e.metadata.namespace.as_deref() == Some(ns) && e.metadata.name.as_deref() == Some(name));
+    let ready = endpoints.iter().flat_map(|e| e.subsets.iter().flatten()).any(|s| s.addresses.as_ref().is_some_and(|a| !a.is_empty()));
+    if ready {
+        return None;
+    }
+    let not_ready = endpoints
+        .iter()
+        .flat_map(|e| e.subsets.iter().flatten())
+        .map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len))
+        .sum::<usize>();
+    Some(if not_ready > 0 {
+        format!("Service {name} has no ready endpoint ({not_ready} not ready)")
+    } else {
+        format!("Service {name} has no endpoint: no ready pod matches its selector")
+    })
 }
 
 /// A PodDisruptionBudget that allows no disruption while every pod it guards is healthy: nothing is
@@ -277,7 +466,12 @@ mod tests {
     use serde_json::json;
 
     use crate::{Snapshot, analyze};
-    use aegis_model::Category;
+    use aegis_model::{Category, Incident, Severity};
+
+    fn incidents(items: serde_json::Value) -> Vec<Incident> {
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+        analyze(&Snapshot::from_text(&list.to_string()).unwrap())
+    }
 
     fn found(items: serde_json::Value) -> Vec<(Category, String)> {
         let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
@@ -309,6 +503,112 @@ mod tests {
 
     /// A snapshot without IngressClasses (an operator without the RBAC to read them, a file captured
     /// without them) cannot say a class is missing.
+    fn webhook(policy: &str) -> serde_json::Value {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "policy"},
+            "webhooks": [{"name": "pods.policy.example.com", "failurePolicy": policy, "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "clientConfig": {"service": {"namespace": "shop", "name": "policy-webhook", "port": 443}}}]})
+    }
+
+    fn webhook_service(port: i32) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "policy-webhook", "namespace": "shop"},
+            "spec": {"selector": {"app": "policy"}, "ports": [{"port": port, "targetPort": 8443}]}})
+    }
+
+    fn webhook_endpoints(ready: bool) -> serde_json::Value {
+        let address = json!([{"ip": "10.0.0.9"}]);
+        let subset = if ready {
+            json!({"addresses": address, "ports": [{"port": 8443}]})
+        } else {
+            json!({"notReadyAddresses": address, "ports": [{"port": 8443}]})
+        };
+        json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "policy-webhook", "namespace": "shop"}, "subsets": [subset]})
+    }
+
+    #[test]
+    fn a_webhook_whose_service_has_no_ready_endpoint_is_critical_when_it_fails_closed() {
+        let found = incidents(json!([webhook("Fail"), webhook_service(443), webhook_endpoints(false)]));
+        let w: Vec<&Incident> = found.iter().filter(|i| i.category == Category::WebhookUnavailable).collect();
+        assert_eq!(w.len(), 1, "{found:?}");
+        assert_eq!((w[0].resource.kind.as_str(), w[0].resource.name.as_str()), ("Service", "policy-webhook"));
+        assert_eq!(w[0].severity, Severity::Critical);
+        assert!(
+            w[0].root_cause.contains("no ready endpoint (1 not ready)") && w[0].root_cause.contains("refuses every request"),
+            "{}",
+            w[0].root_cause
+        );
+        assert!(w[0].evidence[0].contains("ValidatingWebhookConfiguration policy"), "{:?}", w[0].evidence);
+    }
+
+    #[test]
+    fn a_webhook_that_fails_open_is_reported_as_a_check_silently_skipped() {
+        let found = incidents(json!([webhook("Ignore"), webhook_service(443)]));
+        let w = found.iter().find(|i| i.category == Category::WebhookUnavailable).expect("reported");
+        assert_eq!(w.severity, Severity::Medium);
+        assert!(w.root_cause.contains("no endpoint") && w.root_cause.contains("skips these webhooks"), "{}", w.root_cause);
+    }
+
+    #[test]
+    fn a_webhook_calling_a_missing_service_or_port_is_reported_and_a_healthy_one_is_not() {
+        let missing =
+            incidents(json!([webhook("Fail"), json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "shop"}})]));
+        assert!(
+            missing.iter().any(|i| i.category == Category::WebhookUnavailable && i.root_cause.contains("Service policy-webhook not found")),
+            "{missing:?}"
+        );
+        let wrong_port = incidents(json!([webhook("Fail"), webhook_service(8443), webhook_endpoints(true)]));
+        assert!(wrong_port.iter().any(|i| i.root_cause.contains("has no port 443 (it has 8443)")), "{wrong_port:?}");
+        let healthy = incidents(json!([webhook("Fail"), webhook_service(443), webhook_endpoints(true)]));
+        assert!(!healthy.iter().any(|i| i.category == Category::WebhookUnavailable), "{healthy:?}");
+    }
+
+    #[test]
+    fn a_webhook_backend_in_a_namespace_the_snapshot_did_not_read_is_not_judged() {
+        let elsewhere = incidents(json!([
+            webhook("Fail"),
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "billing"}})
+        ]));
+        assert!(!elsewhere.iter().any(|i| i.category == Category::WebhookUnavailable), "{elsewhere:?}");
+    }
+
+    fn cron_job(suspend: bool) -> serde_json::Value {
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report", "namespace": "shop"},
+            "spec": {"schedule": "*/5 * * * *", "suspend": suspend, "startingDeadlineSeconds": 30,
+                "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "r", "image": "report:1"}]}}}}}})
+    }
+
+    fn cron_event(reason: &str, message: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": format!("report.{reason}"), "namespace": "shop"},
+            "involvedObject": {"kind": "CronJob", "namespace": "shop", "name": "report"}, "reason": reason, "message": message,
+            "type": "Warning", "lastTimestamp": "2026-11-30T10:00:00Z"})
+    }
+
+    #[test]
+    fn a_cron_job_that_misses_its_starts_is_reported_with_its_deadline() {
+        let found = incidents(json!([
+            cron_job(false),
+            cron_event("MissSchedule", "Missed scheduled time to start a job: Mon, 30 Nov 2026 09:55:00 +0000")
+        ]));
+        let c = found.iter().find(|i| i.category == Category::CronJobNotStarting).expect("reported");
+        assert_eq!((c.resource.kind.as_str(), c.resource.name.as_str()), ("CronJob", "report"));
+        assert!(c.root_cause.contains("startingDeadlineSeconds (30 s)"), "{}", c.root_cause);
+        assert!(c.evidence[0].contains("MissSchedule") && c.evidence[1].contains("no run scheduled yet"), "{:?}", c.evidence);
+    }
+
+    #[test]
+    fn a_cron_job_whose_job_is_refused_names_the_refusal_and_a_suspended_one_is_not_reported() {
+        let refused = cron_event(
+            "FailedCreate",
+            "Error creating job: jobs.batch \"report-29400000\" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=0, limited: count/jobs.batch=0",
+        );
+        let found = incidents(json!([cron_job(false), refused.clone()]));
+        let c = found.iter().find(|i| i.category == Category::CronJobNotStarting).expect("reported");
+        assert!(c.root_cause.contains("refuses the Job") && c.evidence[0].contains("exceeded quota"), "{c:?}");
+        let suspended = incidents(json!([cron_job(true), refused]));
+        assert!(!suspended.iter().any(|i| i.category == Category::CronJobNotStarting), "{suspended:?}");
+        let quiet = incidents(json!([cron_job(false), cron_event("SuccessfulCreate", "Created job report-1")]));
+        assert!(!quiet.iter().any(|i| i.category == Category::CronJobNotStarting), "{quiet:?}");
+    }
+
     #[test]
     fn an_ingress_class_is_judged_missing_only_against_the_classes_the_snapshot_holds() {
         let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"}, "spec": {"ports": [{"port": 80}]}});

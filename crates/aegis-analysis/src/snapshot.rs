@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -58,6 +59,9 @@ pub struct Snapshot {
     pub ingress_classes: Vec<IngressClass>,
     pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
     pub network_policies: Vec<NetworkPolicy>,
+    /// Cluster-scoped admission webhooks; judged in their backend Service's namespace.
+    pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
+    pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -126,6 +130,8 @@ impl Snapshot {
                 "IngressClass" => s.ingress_classes.push(serde_json::from_value(obj).map_err(err)?),
                 "HorizontalPodAutoscaler" => s.horizontal_pod_autoscalers.push(serde_json::from_value(obj).map_err(err)?),
                 "NetworkPolicy" => s.network_policies.push(serde_json::from_value(obj).map_err(err)?),
+                "ValidatingWebhookConfiguration" => s.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
+                "MutatingWebhookConfiguration" => s.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                     let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -172,6 +178,8 @@ impl Snapshot {
         push(&mut items, &self.ingress_classes);
         push(&mut items, &self.horizontal_pod_autoscalers);
         push(&mut items, &self.network_policies);
+        push(&mut items, &self.validating_webhooks);
+        push(&mut items, &self.mutating_webhooks);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

@@ -6,7 +6,8 @@
 //! What is kept is what the analysis reads, and no more: every object loses its `managedFields`, and a
 //! ConfigMap keeps its keys but not its values (the analysis asks whether a key exists, never what it
 //! holds). Secrets are never watched. A label selector narrows the workloads and their pods, as
-//! [`crate::snapshot`] does.
+//! [`crate::snapshot`] does. Cluster-scoped kinds (Nodes, IngressClasses, admission webhook
+//! configurations) are watched once.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -14,6 +15,7 @@ use std::hash::Hash;
 use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -63,12 +65,17 @@ pub struct Caches {
     sets: Vec<Stores>,
     nodes: Store<Node>,
     ingress_classes: Store<IngressClass>,
+    validating_webhooks: Store<ValidatingWebhookConfiguration>,
+    mutating_webhooks: Store<MutatingWebhookConfiguration>,
     /// Set once every store had its first complete list: before that a snapshot would be missing
     /// objects, and "not in the snapshot" reads as "healthy".
     filled: std::sync::atomic::AtomicBool,
 }
 
 type Changes = futures::stream::BoxStream<'static, Touched>;
+
+/// How long [`Caches::ready`] waits for a cluster-scoped kind the operator may not be allowed to read.
+const OPTIONAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Drop what no analysis reads.
 fn lean<K: Resource>(o: &mut K) {
@@ -169,9 +176,21 @@ impl Caches {
         }
         let (nodes, node_changes) = watch::<Node>(Api::all(client.clone()), all.clone(), "Node", lean);
         let (ingress_classes, class_changes) = watch::<IngressClass>(Api::all(client.clone()), all, "IngressClass", lean);
-        changes.push(node_changes);
-        changes.push(class_changes);
-        (Caches { sets, nodes, ingress_classes, filled: false.into() }, futures::stream::select_all(changes))
+        let (validating_webhooks, validating_changes) = watch::<ValidatingWebhookConfiguration>(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            "ValidatingWebhookConfiguration",
+            lean,
+        );
+        let (mutating_webhooks, mutating_changes) = watch::<MutatingWebhookConfiguration>(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            "MutatingWebhookConfiguration",
+            lean,
+        );
+        changes.extend([node_changes, class_changes, validating_changes, mutating_changes]);
+        let caches = Caches { sets, nodes, ingress_classes, validating_webhooks, mutating_webhooks, filled: false.into() };
+        (caches, futures::stream::select_all(changes))
     }
 
     /// Wait until every store has had its first complete list.
@@ -200,7 +219,26 @@ impl Caches {
                 s.config_maps
             );
         }
-        wait!(self.nodes, self.ingress_classes);
+        // Cluster-scoped kinds are read where RBAC allows, as a listed snapshot reads them: a watch that
+        // cannot start within a while leaves its kind empty (what needs it then judges nothing) rather
+        // than holding detection back.
+        macro_rules! optional {
+            ($($store:expr, $kind:literal),*) => {{ $(
+                if tokio::time::timeout(OPTIONAL_WAIT, $store.wait_until_ready()).await.is_err() {
+                    tracing::warn!(kind = $kind, "no complete list within {}s (RBAC?): judged as empty until it arrives", OPTIONAL_WAIT.as_secs());
+                }
+            )* }};
+        }
+        optional!(
+            self.nodes,
+            "Node",
+            self.ingress_classes,
+            "IngressClass",
+            self.validating_webhooks,
+            "ValidatingWebhookConfiguration",
+            self.mutating_webhooks,
+            "MutatingWebhookConfiguration"
+        );
         self.filled.store(true, std::sync::atomic::Ordering::Release);
     }
 
@@ -253,6 +291,8 @@ impl Caches {
             ingress_classes: self.ingress_classes.state().iter().map(|c| (**c).clone()).collect(),
             horizontal_pod_autoscalers: take(&s.horizontal_pod_autoscalers, namespace),
             network_policies: take(&s.network_policies, namespace),
+            validating_webhooks: self.validating_webhooks.state().iter().map(|w| (**w).clone()).collect(),
+            mutating_webhooks: self.mutating_webhooks.state().iter().map(|w| (**w).clone()).collect(),
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),

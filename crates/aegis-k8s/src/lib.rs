@@ -15,6 +15,7 @@ pub use apply::{Applied, apply_fix};
 use aegis_analysis::Snapshot;
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -129,8 +130,15 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             list::<ConfigMap>(client, scope, false, "ConfigMap"),
         )
     };
-    let cluster = async { tokio::join!(cluster_list::<Node>(client), cluster_list::<IngressClass>(client)) };
-    let (workloads, around, (nodes, ingress_classes)) = tokio::join!(workloads, around, cluster);
+    let cluster = async {
+        tokio::join!(
+            cluster_list::<Node>(client),
+            cluster_list::<IngressClass>(client),
+            cluster_list::<ValidatingWebhookConfiguration>(client),
+            cluster_list::<MutatingWebhookConfiguration>(client)
+        )
+    };
+    let (workloads, around, (nodes, ingress_classes, validating_webhooks, mutating_webhooks)) = tokio::join!(workloads, around, cluster);
     let (pods, deployments, replica_sets, stateful_sets, controller_revisions, daemon_sets, jobs, cron_jobs) = workloads?;
     let (
         services,
@@ -173,6 +181,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         ingress_classes,
         horizontal_pod_autoscalers,
         network_policies,
+        validating_webhooks,
+        mutating_webhooks,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).

@@ -51,6 +51,13 @@ pub enum Category {
     /// The workload's pods are not ready because their node is NotReady (or its kubelet stopped
     /// reporting): the node, not the workload, is broken.
     NodeNotReady,
+    /// An admission webhook whose backend cannot answer (its Service missing, without the port the
+    /// webhook calls, or without a ready endpoint): with `failurePolicy: Fail` the API server refuses
+    /// every request the webhook matches, cluster-wide; with `Ignore` the check is silently skipped.
+    WebhookUnavailable,
+    /// A CronJob whose runs do not start: scheduled times missed (past `startingDeadlineSeconds`, or
+    /// too many to count), a schedule or time zone the controller cannot use, or its Job refused.
+    CronJobNotStarting,
 }
 
 impl Category {
@@ -79,6 +86,8 @@ impl Category {
             Category::AutoscalerMetricsUnavailable => "AutoscalerMetricsUnavailable",
             Category::AutoscalerAtMaxReplicas => "AutoscalerAtMaxReplicas",
             Category::NodeNotReady => "NodeNotReady",
+            Category::WebhookUnavailable => "WebhookUnavailable",
+            Category::CronJobNotStarting => "CronJobNotStarting",
         }
     }
 }

@@ -309,13 +309,11 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
     // The controllers' own caches of Incidents feed the gauge: no list every 15 s.
     let incident_stores: Vec<kube::runtime::reflector::Store<Incident>> = controllers.iter().map(|c| c.store()).collect();
     let controllers = controllers.into_iter().map(|controller| {
-        controller
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|r| async move {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "controller");
-                }
-            })
+        controller.run(reconcile, error_policy, ctx.clone()).for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "controller");
+            }
+        })
     });
     let controller = futures::future::join_all(controllers);
     let detection = detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync, caches, changes);
