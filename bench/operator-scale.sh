@@ -92,7 +92,7 @@ wait_running() {
 }
 
 for ns in $namespaces $home; do "$kubectl" create namespace "$ns" >/dev/null; done
-"$(echo "$1" | cut -d= -f2)" crd | "$kubectl" apply --server-side -f - >/dev/null
+"$(echo "$1" | cut -d= -f2)" crd | "$kubectl" apply --server-side --force-conflicts -f - >/dev/null
 policy=$(mktemp); printf 'zap: {mode: off}\nfalco: {mode: off}\ntrivy: {mode: off}\n' > "$policy"
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod input;
+mod progress;
 mod render;
 
 use std::process::ExitCode;

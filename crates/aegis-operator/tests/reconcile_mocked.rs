@@ -81,7 +81,7 @@ fn context(client: kube::Client) -> Arc<Context> {
         window: Duration::from_secs(2),
         deadline: Duration::from_secs(60),
         policy: policy.clone(),
-        runner: aegis_scanners::Runner { trivy: None, zap: None, falco: None, cache: None, deadlines: Default::default() },
+        runner: aegis_scanners::Runner::default(),
         aegis_namespace: "aegis-system".into(),
         runtime_class: None,
         shadow_ttl: Duration::from_secs(600),

@@ -11,4 +11,4 @@ pub mod tls;
 pub mod trivy;
 pub mod zap;
 
-pub use runner::{Deadlines, FalcoWindow, ImageRef, ManifestSource, Runner, Targets};
+pub use runner::{Deadlines, FalcoWindow, ImageRef, ManifestSource, ProgressSender, Runner, ScanProgress, Targets};

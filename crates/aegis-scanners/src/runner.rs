@@ -87,6 +87,37 @@ impl Default for Deadlines {
     }
 }
 
+/// What the scanners are doing, for a live display. Sending never blocks a scan, and a display that
+/// went away is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanProgress {
+    /// A scanner started on a target.
+    Started { scanner: Source, side: Side, target: String },
+    /// A phase of a scanner and how far it is (ZAP's spider, passive and active scans).
+    Phase { scanner: Source, phase: &'static str, percent: Option<u32> },
+    /// A scanner finished on a target: `ok`, or why not.
+    Finished { scanner: Source, side: Side, target: String, outcome: String },
+}
+
+/// Where a runner reports its progress.
+pub type ProgressSender = tokio::sync::mpsc::UnboundedSender<ScanProgress>;
+
+/// Send `p` if someone listens.
+pub(crate) fn report(to: Option<&ProgressSender>, p: ScanProgress) {
+    if let Some(tx) = to {
+        let _ = tx.send(p);
+    }
+}
+
+fn outcome(status: &RunStatus) -> String {
+    match status {
+        RunStatus::Ok => "ok".into(),
+        RunStatus::Incomplete { reason } => format!("incomplete: {reason}"),
+        RunStatus::Skipped { reason } => format!("skipped: {reason}"),
+        RunStatus::Failed { reason } => format!("failed: {reason}"),
+    }
+}
+
 /// The configured scanners.
 #[derive(Clone, Default)]
 pub struct Runner {
@@ -95,6 +126,8 @@ pub struct Runner {
     pub falco: Option<FalcoStore>,
     pub cache: Option<ScanCache>,
     pub deadlines: Deadlines,
+    /// Where to report what the scanners are doing (a terminal's progress display).
+    pub progress: Option<ProgressSender>,
 }
 
 /// One unit of scanning work. Each job carries its configured scanner, so a job for a scanner that is
@@ -253,6 +286,19 @@ impl Runner {
     }
 
     async fn run_job(&self, job: Job, policy: &GatePolicy) -> (Option<String>, ScannerRun) {
+        let (scanner, side, target) = match &job {
+            Job::Image(_, img) => (Source::Trivy, Side::Candidate, img.reference.clone()),
+            Job::Manifests(side, m) => (Source::Manifest, *side, format!("{} manifest(s)", m.len())),
+            Job::Zap(_, _, side, url) => (Source::Zap, *side, url.clone()),
+            Job::Falco(_, side, w) => (Source::Falco, *side, format!("namespace {}", w.namespace)),
+        };
+        report(self.progress.as_ref(), ScanProgress::Started { scanner, side, target: target.clone() });
+        let (identity, run) = self.run_job_quietly(job, policy).await;
+        report(self.progress.as_ref(), ScanProgress::Finished { scanner, side, target, outcome: outcome(&run.status) });
+        (identity, run)
+    }
+
+    async fn run_job_quietly(&self, job: Job, policy: &GatePolicy) -> (Option<String>, ScannerRun) {
         let d = &self.deadlines;
         match job {
             Job::Image(trivy, img) => {
@@ -285,7 +331,10 @@ impl Runner {
                 };
                 (None, deadline(d.manifest, Source::Manifest, side, "manifests", fut).await)
             }
-            Job::Zap(client, opts, side, url) => {
+            Job::Zap(client, mut opts, side, url) => {
+                if opts.progress.is_none() {
+                    opts.progress = self.progress.clone();
+                }
                 let rules = policy.zap_rules.clone();
                 let target = url.clone();
                 (None, deadline(d.zap, Source::Zap, side, &target, async move { client.scan(&url, &opts, &rules, side).await }).await)

@@ -45,6 +45,8 @@ pub struct ZapScanOptions {
     pub active_timeout: Duration,
     pub poll_interval: Duration,
     pub page_size: u32,
+    /// Where to report each phase's percentage (a terminal's progress display).
+    pub progress: Option<crate::runner::ProgressSender>,
 }
 
 impl Default for ZapScanOptions {
@@ -59,6 +61,7 @@ impl Default for ZapScanOptions {
             active_timeout: Duration::from_secs(600),
             poll_interval: Duration::from_millis(500),
             page_size: 500,
+            progress: None,
         }
     }
 }
@@ -148,12 +151,17 @@ impl ZapClient {
         phase: &'static str,
         deadline: Duration,
         every: Duration,
+        progress: Option<&crate::runner::ProgressSender>,
     ) -> Result<(), ZapError> {
         let start = Instant::now();
         loop {
             let status = self.field(status_path, &[("scanId", scan_id.into())], "status").await?;
             let pct: u32 =
                 status.parse().map_err(|_| ZapError::Protocol { endpoint: status_path.into(), message: format!("status {status:?}") })?;
+            crate::runner::report(
+                progress,
+                crate::runner::ScanProgress::Phase { scanner: aegis_model::Source::Zap, phase, percent: Some(pct.min(100)) },
+            );
             if pct >= 100 {
                 return Ok(());
             }
@@ -177,7 +185,7 @@ impl ZapClient {
                 "scan",
             )
             .await?;
-        self.poll_percent("spider/view/status", &id, "spider", opts.spider_timeout, opts.poll_interval).await
+        self.poll_percent("spider/view/status", &id, "spider", opts.spider_timeout, opts.poll_interval, opts.progress.as_ref()).await
     }
 
     pub async fn ajax_spider(&self, url: &str, opts: &ZapScanOptions) -> Result<(), ZapError> {
@@ -206,6 +214,10 @@ impl ZapClient {
         let start = Instant::now();
         loop {
             let left = self.field("pscan/view/recordsToScan", &[], "recordsToScan").await?;
+            crate::runner::report(
+                opts.progress.as_ref(),
+                crate::runner::ScanProgress::Phase { scanner: aegis_model::Source::Zap, phase: "passive scan", percent: None },
+            );
             if left.trim() == "0" {
                 return Ok(());
             }
@@ -218,7 +230,7 @@ impl ZapClient {
 
     pub async fn active_scan(&self, url: &str, opts: &ZapScanOptions) -> Result<(), ZapError> {
         let id = self.field("ascan/action/scan", &[("url", url.into()), ("recurse", "true".into())], "scan").await?;
-        self.poll_percent("ascan/view/status", &id, "active scan", opts.active_timeout, opts.poll_interval).await
+        self.poll_percent("ascan/view/status", &id, "active scan", opts.active_timeout, opts.poll_interval, opts.progress.as_ref()).await
     }
 
     /// Every alert for `baseurl`, page by page.

@@ -99,6 +99,33 @@ async fn a_baseline_scan_spiders_waits_for_the_passive_queue_and_reads_every_pag
     assert_eq!(run.findings.len(), rules.len());
 }
 
+/// The runner reports what a scan is doing for a live display: the scan's start and end, and ZAP's
+/// phases with their percentage as the daemon reports it.
+#[tokio::test]
+async fn a_scan_reports_its_phases_and_percentages_to_a_progress_display() {
+    let (addr, _) = start(Behaviour { key: "k".into(), ..Default::default() }, api_alerts_from_report(1)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = aegis_scanners::Runner { zap: Some((client(addr, "k"), fast())), progress: Some(tx), ..Default::default() };
+    let policy = aegis_security::GatePolicy::compile(
+        aegis_security::Policy::from_yaml("trivy: {mode: off}\nfalco: {mode: off}\nmanifest: {mode: off}\n").unwrap(),
+        |_| Err("none".into()),
+    )
+    .unwrap();
+    let targets = aegis_scanners::Targets { url: Some("http://www.itsecgames.com".into()), ..Default::default() };
+    let (_, cand) = runner.scan(&policy, None, &targets).await;
+    assert!(cand.runs.iter().any(|r| r.status == RunStatus::Ok), "{:?}", cand.runs);
+    drop(runner);
+    let mut seen = Vec::new();
+    while let Some(p) = rx.recv().await {
+        seen.push(p);
+    }
+    use aegis_scanners::ScanProgress;
+    assert!(matches!(seen.first(), Some(ScanProgress::Started { scanner: aegis_model::Source::Zap, .. })), "{seen:?}");
+    assert!(seen.iter().any(|p| matches!(p, ScanProgress::Phase { phase: "spider", percent: Some(100), .. })), "{seen:?}");
+    assert!(seen.iter().any(|p| matches!(p, ScanProgress::Phase { phase: "passive scan", .. })), "{seen:?}");
+    assert!(matches!(seen.last(), Some(ScanProgress::Finished { outcome, .. }) if outcome == "ok"), "{seen:?}");
+}
+
 #[tokio::test]
 async fn a_rejected_api_key_fails_the_run() {
     let (addr, _) = start(Behaviour { key: "right".into(), ..Default::default() }, vec![]).await;

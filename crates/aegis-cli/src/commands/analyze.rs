@@ -155,48 +155,31 @@ async fn verify_one(
     opts.smoke_paths = plan.smoke_paths.clone();
     let (stage_tx, mut stages) = tokio::sync::mpsc::unbounded_channel();
     opts.progress = Some(stage_tx);
-    let mut stage = aegis_verify::Stage::CreatingShadow;
+    let (scan_tx, mut scans) = tokio::sync::mpsc::unbounded_channel();
+    opts.runner.progress = Some(scan_tx);
     eprintln!("{resource}: verifying the {} fix in a shadow (deadline {})…", fix.action.kind(), v.deadline);
-    let started = std::time::Instant::now();
     let work = aegis_verify::verify_until(client, resource, fix, incident, &opts, interrupted());
     tokio::pin!(work);
-    // Long waits are visible on a terminal: the stage and the time spent, redrawn in place. Piped or
-    // captured output gets only the first and last lines.
-    let bar = progress_spinner(interactive);
+    // Long waits are visible on a terminal: the stage, each scanner and the time spent, redrawn in
+    // place. Piped or captured output gets only the first and last lines.
+    let mut live = crate::progress::Live::new(resource.to_string(), interactive);
+    live.stage(aegis_verify::Stage::CreatingShadow);
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     let r = loop {
         tokio::select! {
             r = &mut work => break r?,
-            _ = tick.tick() => {}
-            Some(s) = stages.recv() => stage = s,
-        }
-        if let Some(bar) = &bar {
-            bar.set_message(format!("{resource}: {stage} — {}s", started.elapsed().as_secs()));
+            _ = tick.tick() => live.draw(),
+            Some(s) = stages.recv() => live.stage(s),
+            Some(p) = scans.recv() => live.scan(p),
         }
     };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    live.finish();
     if r.was_cancelled() {
         // Stop here (no further incidents): the user asked to; the shadow is already gone.
         bail!("{resource}: {}; shadow {} deleted", r.reasons.join("; "), r.shadow_namespace);
     }
     eprintln!("{resource}: {} after {:.1}s", r.verdict, r.timings.total_ms as f64 / 1000.0);
     Ok(r)
-}
-
-/// A spinner on stderr when a person is watching it (a terminal, and table output); `None` otherwise.
-fn progress_spinner(interactive: bool) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !interactive || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    Some(bar)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (a CI job or pod being stopped), naming the signal, so a

@@ -47,9 +47,38 @@ async fn image(a: &ScanImageArgs) -> Result<u8> {
     runner.deadlines.trivy = input::duration(&a.trivy.trivy_timeout, "--trivy-timeout")? + Duration::from_secs(30);
     let side = |refs: &[String]| Targets { images: refs.iter().map(ImageRef::new).collect(), ..Default::default() };
     let baseline = (!a.baseline_images.is_empty()).then(|| side(&a.baseline_images));
-    let (base, cand) = runner.scan(&policy, baseline.as_ref(), &side(&a.images)).await;
+    let candidate = side(&a.images);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    runner.progress = Some(tx);
+    let (base, cand) = with_progress("scan image", interactive(&a.output), rx, runner.scan(&policy, baseline.as_ref(), &candidate)).await;
     let report = evaluate(&policy, base.as_ref(), &cand, Timestamp::now());
     super::emit(&report, &a.output)
+}
+
+/// Await `work` with a live display of the runner's progress (`rx`) on a terminal.
+async fn with_progress<T>(
+    label: &str,
+    interactive: bool,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<aegis_scanners::ScanProgress>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut live = crate::progress::Live::new(label, interactive);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let out = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = tick.tick() => live.draw(),
+            Some(p) = rx.recv() => live.scan(p),
+        }
+    };
+    live.finish();
+    out
+}
+
+/// A person reads the output (a table): only then is progress drawn.
+fn interactive(out: &crate::cli::OutputArgs) -> bool {
+    matches!(out.format, crate::cli::OutputFormat::Table)
 }
 
 async fn manifests(a: &ScanManifestsArgs) -> Result<u8> {
@@ -87,7 +116,9 @@ async fn url(a: &ScanUrlArgs) -> Result<u8> {
     let mut runner = Runner { zap: Some((client, opts)), ..Default::default() };
     runner.deadlines.zap = phase * 10;
     let targets = Targets { url: Some(a.url.clone()), ..Default::default() };
-    let (_, cand) = runner.scan(&policy, None, &targets).await;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    runner.progress = Some(tx);
+    let (_, cand) = with_progress("scan url", interactive(&a.output), rx, runner.scan(&policy, None, &targets)).await;
     let report = evaluate(&policy, None, &cand, Timestamp::now());
     super::emit(&report, &a.output)
 }
