@@ -545,18 +545,6 @@ async fn two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies() {
     .await;
 }
 
-/// A healthy `probed_app` (revision 1) broken by `regression` (revision 2).
-/// A fresh database on the harness' PostgreSQL; its URL.
-async fn fresh_database(name: &str) -> String {
-    let dsn = harness_env("AEGIS_POSTGRES_DSN");
-    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.expect("the harness' PostgreSQL answers");
-    tokio::spawn(conn);
-    let name = format!("{name}_{}", std::process::id());
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    format!("{}/{name}", dsn.rsplit_once('/').unwrap().0)
-}
-
 /// What a sustained Falco sender saw: the uuids the receivers acknowledged, and its retries.
 #[derive(Default)]
 struct Sent {
@@ -647,7 +635,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn the_new_leader_sees_every_alert_the_old_one_acknowledged_after_a_kill_mid_verification() {
     let ns = crashloop("op-failover").await;
-    let dsn = fresh_database("failover").await;
+    let dsn = aegis_testkit::postgres_database("failover").await;
     let policy = "zap: {mode: off}\nfalco: {mode: required}\n";
     let ports = [free_port(), free_port()];
     let start = |identity: &str, port: u16| {
@@ -711,6 +699,7 @@ async fn the_new_leader_sees_every_alert_the_old_one_acknowledged_after_a_kill_m
     assert_eq!(listed["alerts"].as_array().unwrap().len(), distinct.len(), "the new leader lists every stored alert");
 }
 
+/// A healthy `probed_app` (revision 1) broken by `regression` (revision 2).
 async fn regressed(prefix: &str, regression: serde_json::Value) -> TestNamespace {
     let ns = TestNamespace::create(prefix).await;
     install_crd(&ns.client()).await;

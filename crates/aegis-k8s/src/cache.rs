@@ -13,7 +13,6 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 use aegis_analysis::Snapshot;
-use aegis_analysis::snapshot::KeysOnly;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -27,8 +26,6 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-
-use crate::EVENT_REPORTER;
 
 /// A namespaced object changed (or was seen at a watch's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,17 +258,8 @@ impl Caches {
             store.state_filter(|o| o.meta().namespace.as_deref() == Some(namespace)).iter().map(|o| (**o).clone()).collect()
         }
         let mut events = take(&s.events, namespace);
-        // AEGIS's own Events (the operator's transitions) are not evidence about the workload.
-        events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
-        let config_maps = take(&s.config_maps, namespace)
-            .into_iter()
-            .map(|c| {
-                let mut keys: Vec<String> =
-                    c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
-                keys.sort();
-                KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
-            })
-            .collect();
+        crate::without_own_events(&mut events);
+        let config_maps = take(&s.config_maps, namespace).into_iter().map(crate::keys_only).collect();
         Some(Snapshot {
             nodes: self.nodes.state().iter().map(|n| (**n).clone()).collect(),
             pods: take(&s.pods, namespace),

@@ -151,17 +151,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         network_policies,
         config_maps,
     ) = around?;
-    // AEGIS's own Events (the operator's transitions) are not evidence about the workload.
-    events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
-    let config_maps = config_maps
-        .into_iter()
-        .map(|c| {
-            let mut keys: Vec<String> =
-                c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
-            keys.sort();
-            KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
-        })
-        .collect();
+    without_own_events(&mut events);
+    let config_maps = config_maps.into_iter().map(keys_only).collect();
     Ok(Snapshot {
         nodes,
         pods,
@@ -190,6 +181,18 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         other_kinds: Default::default(),
         captured_at: Some(jiff::Timestamp::now()),
     })
+}
+
+/// AEGIS's own Events (the operator's transitions) are not evidence about the workload.
+pub(crate) fn without_own_events(events: &mut Vec<Event>) {
+    events.retain(|e| e.reporting_component.as_deref() != Some(EVENT_REPORTER));
+}
+
+/// A ConfigMap's name and keys, never its values.
+pub(crate) fn keys_only(c: ConfigMap) -> KeysOnly {
+    let mut keys: Vec<String> = c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
+    keys.sort();
+    KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
 }
 
 /// The API resource of a kind AEGIS reads or patches by name (workloads, Services, Pods, ConfigMaps).

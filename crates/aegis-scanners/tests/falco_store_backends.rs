@@ -7,26 +7,13 @@ use std::time::Duration;
 use aegis_model::{FalcoPriority, RunStatus, Side};
 use aegis_scanners::falco::{AlertQuery, FalcoStore, StoreConfig, window_evidence};
 use aegis_security::falco::{FalcoAlert, parse_body};
-use aegis_testkit::harness_env;
 use jiff::Timestamp;
-
-/// A fresh PostgreSQL database for one test; its URL.
-async fn fresh_database(test: &str) -> String {
-    let dsn = harness_env("AEGIS_POSTGRES_DSN");
-    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.expect("the harness' PostgreSQL answers");
-    tokio::spawn(conn);
-    let name = format!("t_{test}_{}", std::process::id());
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let (base, _) = dsn.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
 
 /// Both backends, empty: `(label, store, keep-alive)` — the temp dir lives as long as the SQLite store.
 async fn backends(test: &str, config: impl Fn() -> StoreConfig) -> Vec<(&'static str, FalcoStore, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = FalcoStore::open(StoreConfig { dir: dir.path().to_owned(), ..config() }).unwrap();
-    let postgres = FalcoStore::connect(&fresh_database(test).await, config()).await.unwrap();
+    let postgres = FalcoStore::connect(&aegis_testkit::postgres_database(&format!("t_{test}")).await, config()).await.unwrap();
     vec![("sqlite", sqlite, Some(dir)), ("postgres", postgres, None)]
 }
 
@@ -132,7 +119,7 @@ async fn retention_drops_alerts_older_than_max_age_then_the_oldest_beyond_max_al
 /// replica is a duplicate, and either replica reads everything both acknowledged.
 #[tokio::test]
 async fn two_replicas_share_one_postgresql_store_without_duplicates() {
-    let dsn = fresh_database("replicas").await;
+    let dsn = aegis_testkit::postgres_database("t_replicas").await;
     let (one, two) = tokio::join!(FalcoStore::connect(&dsn, StoreConfig::new("")), FalcoStore::connect(&dsn, StoreConfig::new("")));
     let (one, two) = (one.expect("the first replica creates the tables"), two.expect("the second starts at the same time"));
     let now = Timestamp::now();
@@ -149,7 +136,7 @@ async fn two_replicas_share_one_postgresql_store_without_duplicates() {
 
 #[tokio::test]
 async fn a_postgresql_store_written_by_a_newer_schema_is_refused() {
-    let dsn = fresh_database("schema").await;
+    let dsn = aegis_testkit::postgres_database("t_schema").await;
     drop(FalcoStore::connect(&dsn, StoreConfig::new("")).await.unwrap());
     let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);

@@ -45,3 +45,16 @@ pub fn harness_env(name: &str) -> String {
         )
     })
 }
+
+/// A fresh database on the harness' PostgreSQL (`AEGIS_POSTGRES_DSN`, from scripts/harness/postgres.sh)
+/// for one test, named `<name>_<pid>` (dropped first if a run before left it); its URL.
+pub async fn postgres_database(name: &str) -> String {
+    let dsn = harness_env("AEGIS_POSTGRES_DSN");
+    let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.expect("the harness' PostgreSQL answers");
+    tokio::spawn(conn);
+    let name = format!("{name}_{}", std::process::id());
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let (base, _) = dsn.rsplit_once('/').expect("a PostgreSQL URL ends with its database");
+    format!("{base}/{name}")
+}
