@@ -239,11 +239,6 @@ impl Caches {
         self.filled.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Whether `namespace` is watched.
-    pub fn covers(&self, namespace: &str) -> bool {
-        self.sets.iter().any(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))
-    }
-
     /// `namespace` as [`crate::snapshot`] would list it, from memory; `None` when it is not watched or
     /// the caches are not filled yet ([`Caches::ready`] has not returned).
     pub fn snapshot(&self, namespace: &str) -> Option<Snapshot> {

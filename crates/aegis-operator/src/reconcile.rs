@@ -336,7 +336,7 @@ impl Step<'_> {
     async fn verify(self) -> Result<Action, Error> {
         let attempt = self.attempt();
         match self.ctx.verifications.poll(&attempt) {
-            Poll::Running { .. } => return Ok(Action::requeue(POLL)),
+            Poll::Running => return Ok(Action::requeue(POLL)),
             Poll::Done(outcome) => return self.verified(&outcome).await,
             Poll::Idle => {}
         }
@@ -546,7 +546,7 @@ impl Step<'_> {
         let attempt = self.attempt();
         let id = self.id();
         match self.ctx.monitors.poll(&attempt) {
-            Poll::Running { .. } => return Ok(Action::requeue(POLL)),
+            Poll::Running => return Ok(Action::requeue(POLL)),
             Poll::Done(outcome) => {
                 let summary = match outcome.as_ref() {
                     Ok(Ok(summary)) => summary.clone(),

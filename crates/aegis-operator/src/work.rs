@@ -37,9 +37,8 @@ pub struct Attempt {
 pub enum Poll<T> {
     /// No task for this attempt: start one.
     Idle,
-    Running {
-        for_: Duration,
-    },
+    /// Still working.
+    Running,
     /// Finished. `Err` when the task panicked.
     Done(Arc<Result<T, String>>),
 }
@@ -93,20 +92,20 @@ impl<T: Send + 'static> Tasks<T> {
             return Poll::Idle;
         }
         if task.is_running() {
-            return Poll::Running { for_: task.started.elapsed() };
+            return Poll::Running;
         }
         if let State::Running(handle) = &mut task.state {
             let outcome = match handle.now_or_never() {
                 Some(Ok(out)) => Ok(out),
                 Some(Err(e)) => Err(format!("the task stopped: {e}")),
                 // is_finished() said otherwise; look again on the next pass.
-                None => return Poll::Running { for_: task.started.elapsed() },
+                None => return Poll::Running,
             };
             task.state = State::Finished(Arc::new(outcome));
         }
         match &task.state {
             State::Finished(outcome) => Poll::Done(outcome.clone()),
-            State::Running(_) => Poll::Running { for_: task.started.elapsed() },
+            State::Running(_) => Poll::Running,
         }
     }
 
@@ -155,7 +154,7 @@ mod tests {
     async fn settle<T: Send + 'static>(tasks: &Tasks<T>, a: &Attempt) -> Poll<T> {
         for _ in 0..200 {
             match tasks.poll(a) {
-                Poll::Running { .. } => tokio::time::sleep(Duration::from_millis(5)).await,
+                Poll::Running => tokio::time::sleep(Duration::from_millis(5)).await,
                 other => return other,
             }
         }
@@ -179,7 +178,7 @@ mod tests {
         let tasks = Tasks::default();
         let a = attempt(Phase::Verifying, "t1");
         tasks.start(a.clone(), std::future::pending::<()>());
-        assert!(matches!(tasks.poll(&a), Poll::Running { .. }));
+        assert!(matches!(tasks.poll(&a), Poll::Running));
         assert_eq!(tasks.running(), 1);
     }
 
