@@ -548,15 +548,12 @@ impl Step<'_> {
         match self.ctx.monitors.poll(&attempt) {
             Poll::Running => return Ok(Action::requeue(POLL)),
             Poll::Done(outcome) => {
+                // A watch that failed and a task that panicked end alike: retried from the start.
                 let summary = match outcome.as_ref() {
                     Ok(Ok(summary)) => summary.clone(),
-                    Ok(Err(e)) => {
-                        let message = e.to_string();
-                        self.ctx.monitors.forget(&id);
-                        return Err(Error::Invalid(format!("monitoring: {message}")));
-                    }
-                    Err(e) => {
-                        let message = e.clone();
+                    failed => {
+                        let message =
+                            failed.as_ref().map_or_else(Clone::clone, |r| r.as_ref().err().map(ToString::to_string).unwrap_or_default());
                         self.ctx.monitors.forget(&id);
                         return Err(Error::Invalid(format!("monitoring: {message}")));
                     }
