@@ -91,7 +91,8 @@ wait_running() {
   log "$want pods running after $(( $(date +%s) - start ))s"
 }
 
-for ns in $namespaces $home; do "$kubectl" create namespace "$ns" >/dev/null; done
+# Idempotent: a run may start on the pods an earlier one (or a setup of its own) left.
+for ns in $namespaces $home; do "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null; done
 "$(echo "$1" | cut -d= -f2)" crd | "$kubectl" apply --server-side --force-conflicts -f - >/dev/null
 policy=$(mktemp); printf 'zap: {mode: off}\nfalco: {mode: off}\ntrivy: {mode: off}\n' > "$policy"
 metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -97,8 +97,11 @@ where
                 Ok(r) => r.map_err(Into::into),
                 Err(_) => Err(format!("the API server did not answer {verb} {path} within {}s", timeout.as_secs()).into()),
             };
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
+            // Which calls a process makes, one by one (`RUST_LOG=aegis_k8s::client=trace`): what
+            // the metrics count by verb, here by path.
+            tracing::trace!(verb, path = %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "api call");
             if let Some(observe) = observer {
-                let status = result.as_ref().ok().map(|r| r.status().as_u16());
                 observe(Call { verb, status, elapsed: started.elapsed() });
             }
             result

@@ -10,7 +10,7 @@
 //! restart, finds the object already there (409) instead of creating a duplicate. A resource with an
 //! unfinished incident gets no second one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,26 +118,37 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
 pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: Option<&str>) -> Result<Detected, aegis_k8s::K8sError> {
     let scope = aegis_k8s::Scope { namespace: Some(namespace.to_owned()), label_selector: label_selector.map(str::to_owned) };
     let snapshot = aegis_k8s::snapshot(client, &scope).await?;
-    detect_in(client, namespace, &snapshot).await
+    detect_in(client, namespace, &snapshot, None).await
 }
 
-/// Analyze `snapshot` (of `namespace`) and create the Incidents that do not exist yet. The namespace's
-/// Incidents are listed only when the analysis found something.
-pub async fn detect_in(client: &Client, namespace: &str, snapshot: &Snapshot) -> Result<Detected, aegis_k8s::K8sError> {
+/// Analyze `snapshot` (of `namespace`) and create the Incidents that do not exist yet. Which exist is
+/// read from `known` (the controllers' watch-fed stores of Incidents), or, without them, listed, and
+/// only when the analysis found something.
+pub async fn detect_in(
+    client: &Client,
+    namespace: &str,
+    snapshot: &Snapshot,
+    known: Option<&[Store<Incident>]>,
+) -> Result<Detected, aegis_k8s::K8sError> {
     let found = aegis_analysis::analyze(snapshot);
     let mut out = Detected::default();
     if found.is_empty() {
         return Ok(out);
     }
     let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
-    let existing = api.list(&ListParams::default()).await.map_err(|source| aegis_k8s::K8sError::List {
-        kind: "Incident",
-        scope: namespace.into(),
-        source,
-    })?;
-    let names: BTreeSet<String> = existing.items.iter().map(|i| i.name_any()).collect();
+    let existing: Vec<Arc<Incident>> = match known {
+        Some(stores) => stores.iter().flat_map(|s| s.state()).filter(|i| i.metadata.namespace.as_deref() == Some(namespace)).collect(),
+        None => api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| aegis_k8s::K8sError::List { kind: "Incident", scope: namespace.into(), source })?
+            .items
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
+    };
+    let names: BTreeSet<String> = existing.iter().map(|i| i.name_any()).collect();
     let open: BTreeSet<ResourceRef> = existing
-        .items
         .iter()
         .filter(|i| !i.status.as_ref().map(|s| s.phase).unwrap_or_default().is_terminal())
         .map(|i| i.spec.resource.clone())
@@ -182,7 +193,8 @@ const TRIGGERS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "J
 
 /// Run detection until the future is dropped: the caches' changes mark namespaces dirty, a debounce
 /// batches them, a resync covers everything in scope. `changes` is the caches' stream: detection
-/// polls it, which keeps the caches current.
+/// polls it, which keeps the caches current. `incidents` are the controllers' stores of Incidents:
+/// which exist is read from them, not listed.
 pub async fn run(
     client: Client,
     scope: Scope,
@@ -190,6 +202,7 @@ pub async fn run(
     resync: Duration,
     caches: Arc<Caches>,
     changes: impl Stream<Item = Touched>,
+    incidents: Vec<Store<Incident>>,
 ) {
     let dirty: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let wake = Arc::new(Notify::new());
@@ -227,30 +240,43 @@ pub async fn run(
         if let Some(known) = &known {
             let _ = known.wait_until_ready().await;
         }
+        // Which Incidents exist is read from these: before their first list, every finding would look new.
+        for store in &incidents {
+            let _ = store.wait_until_ready().await;
+        }
         tracing::info!("caches filled; detecting");
         // None: never resynced, so the first pass is a resync. (`Instant::now() - resync` panicked when
         // --resync exceeded the host's uptime.)
         let mut last_resync: Option<Instant> = None;
+        // The namespaces of the resync pass in progress, analysed one per turn: a change is never queued
+        // behind a whole pass (at 10,000 pods a pass takes about a second).
+        let mut resyncing: VecDeque<String> = VecDeque::new();
         loop {
-            let wait = until_resync(last_resync, resync);
-            if last_resync.is_some() {
+            if resyncing.is_empty() && last_resync.is_some() {
+                let wait = until_resync(last_resync, resync);
                 tokio::select! {
                     _ = wake.notified() => tokio::time::sleep(debounce).await,
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            let mut batch: BTreeSet<String> = dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
             let in_scope: BTreeSet<String> = scope.namespaces(known.as_ref()).into_iter().collect();
             if until_resync(last_resync, resync).is_zero() {
-                batch.extend(in_scope.iter().cloned());
+                resyncing = in_scope.iter().cloned().collect();
                 last_resync = Some(Instant::now());
+            }
+            // What changed first, then the next namespace of the resync.
+            let mut batch: Vec<String> = dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default().into_iter().collect();
+            if let Some(next) = resyncing.pop_front()
+                && !batch.contains(&next)
+            {
+                batch.push(next);
             }
             if scope.opt_in {
                 batch.retain(|ns| in_scope.contains(ns));
             }
             for ns in batch {
                 let Some(snapshot) = caches.snapshot(&ns) else { continue };
-                match detect_in(&client, &ns, &snapshot).await {
+                match detect_in(&client, &ns, &snapshot, Some(&incidents)).await {
                     Ok(d) if !d.created.is_empty() => tracing::debug!(namespace = %ns, created = ?d.created, "detected"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(namespace = %ns, error = %e, "detection failed; retried on the next event or resync"),

@@ -20,12 +20,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube_lease_manager::LeaseManagerBuilder;
 
 use crate::crd::{Incident, Phase};
@@ -205,20 +208,27 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
         }
     });
 
-    // Ready once the Incident API answers (the CRD is installed and RBAC allows reading it).
+    // Ready while the Incident API answers (the CRD is installed and RBAC allows reading it): a watch
+    // of Incidents narrowed to a name none has holds one idle connection instead of a list every few
+    // seconds, and fails (a 404 once the CRD is gone, a 403) as soon as the API does.
     {
         let (client, ready) = (client.clone(), ready.clone());
         servers.spawn(async move {
-            loop {
-                match Api::<Incident>::all(client.clone()).list_metadata(&ListParams::default().limit(1)).await {
-                    Ok(_) => ready.store(true, Ordering::Relaxed),
-                    Err(e) => {
-                        ready.store(false, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "the Incident API does not answer (is the CRD installed? `aegis crd | kubectl apply -f -`)");
+            let none = watcher::Config::default().fields("metadata.name=aegis-readiness-probe");
+            watcher(Api::<PartialObjectMeta<Incident>>::all(client), none)
+                .default_backoff()
+                .for_each(|event| {
+                    match event {
+                        Ok(watcher::Event::InitDone) => ready.store(true, Ordering::Relaxed),
+                        Ok(_) => {}
+                        Err(e) => {
+                            ready.store(false, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "the Incident API does not answer (is the CRD installed? `aegis crd | kubectl apply -f -`)");
+                        }
                     }
-                }
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            }
+                    async {}
+                })
+                .await;
         });
     }
 
@@ -316,21 +326,40 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
         })
     });
     let controller = futures::future::join_all(controllers);
-    let detection = detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync, caches, changes);
+    let detection =
+        detect::run(client.clone(), config.scope.clone(), config.debounce, config.resync, caches, changes, incident_stores.clone());
     let collector = collect_shadows(client.clone(), config.gc_interval);
     let gauge = incident_gauge(incident_stores, metrics);
     tokio::join!(controller, detection, collector, gauge);
 }
 
 /// Delete expired shadows, and shadows of operator incidents that are no longer verifying (the
-/// verification was interrupted: a crash, a lost lease).
+/// verification was interrupted: a crash, a lost lease). A watch of the namespaces labelled as shadows
+/// says whether there is any: with none, a pass calls nothing.
 async fn collect_shadows(client: Client, every: Duration) {
-    loop {
-        if let Err(e) = collect_once(&client).await {
-            tracing::warn!(error = %e, "shadow collection failed; retrying");
+    let (shadows, writer) = reflector::store();
+    let label = aegis_k8s::shadow::SHADOW_LABEL;
+    let watch = watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), watcher::Config::default().labels(label))
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::warn!(kind = "Namespace", error = %e, "shadow namespace watch error; the watcher retries");
+            }
+        });
+    let collect = async {
+        loop {
+            // Until the watch has listed once (or while it cannot), a pass lists, as it always did.
+            let known = shadows.wait_until_ready().now_or_never().is_some();
+            if (!known || !shadows.is_empty())
+                && let Err(e) = collect_once(&client).await
+            {
+                tracing::warn!(error = %e, "shadow collection failed; retrying");
+            }
+            tokio::time::sleep(every).await;
         }
-        tokio::time::sleep(every).await;
-    }
+    };
+    tokio::join!(watch, collect);
 }
 
 /// One pass of the collector; returns the shadow namespaces it deleted.

@@ -3,14 +3,15 @@
 //! builds its snapshot from memory instead of re-listing twenty kinds from the API server, and the
 //! same watch events say which namespaces changed.
 //!
-//! What is kept is what the analysis reads, and no more: every object loses its `managedFields`, and a
-//! ConfigMap keeps its keys but not its values (the analysis asks whether a key exists, never what it
+//! What is kept is what the analysis reads, and no more, and as compact JSON ([`store`]): every object
+//! loses its `managedFields`, and a ConfigMap keeps its keys but not its values (the analysis asks whether a key exists, never what it
 //! holds). Secrets are never watched. A label selector narrows the workloads and their pods, as
 //! [`crate::snapshot`] does. Cluster-scoped kinds (Nodes, IngressClasses, admission webhook
 //! configurations) are watched once.
 
+mod store;
+
 use std::fmt::Debug;
-use std::hash::Hash;
 
 use aegis_analysis::Snapshot;
 use futures::{Stream, StreamExt};
@@ -22,10 +23,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVo
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub use store::{CompactStore, DecodeError};
 
 /// A namespaced object changed (or was seen at a watch's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,32 +40,32 @@ pub struct Touched {
 struct Stores {
     /// `None`: cluster-wide.
     namespace: Option<String>,
-    pods: Store<Pod>,
-    deployments: Store<Deployment>,
-    replica_sets: Store<ReplicaSet>,
-    stateful_sets: Store<StatefulSet>,
-    controller_revisions: Store<ControllerRevision>,
-    daemon_sets: Store<DaemonSet>,
-    jobs: Store<Job>,
-    cron_jobs: Store<CronJob>,
-    services: Store<Service>,
-    endpoints: Store<Endpoints>,
-    events: Store<Event>,
-    persistent_volume_claims: Store<PersistentVolumeClaim>,
-    pod_disruption_budgets: Store<PodDisruptionBudget>,
-    ingresses: Store<Ingress>,
-    horizontal_pod_autoscalers: Store<HorizontalPodAutoscaler>,
-    network_policies: Store<NetworkPolicy>,
-    config_maps: Store<ConfigMap>,
+    pods: CompactStore<Pod>,
+    deployments: CompactStore<Deployment>,
+    replica_sets: CompactStore<ReplicaSet>,
+    stateful_sets: CompactStore<StatefulSet>,
+    controller_revisions: CompactStore<ControllerRevision>,
+    daemon_sets: CompactStore<DaemonSet>,
+    jobs: CompactStore<Job>,
+    cron_jobs: CompactStore<CronJob>,
+    services: CompactStore<Service>,
+    endpoints: CompactStore<Endpoints>,
+    events: CompactStore<Event>,
+    persistent_volume_claims: CompactStore<PersistentVolumeClaim>,
+    pod_disruption_budgets: CompactStore<PodDisruptionBudget>,
+    ingresses: CompactStore<Ingress>,
+    horizontal_pod_autoscalers: CompactStore<HorizontalPodAutoscaler>,
+    network_policies: CompactStore<NetworkPolicy>,
+    config_maps: CompactStore<ConfigMap>,
 }
 
 /// The caches; cheap to share behind an `Arc`.
 pub struct Caches {
     sets: Vec<Stores>,
-    nodes: Store<Node>,
-    ingress_classes: Store<IngressClass>,
-    validating_webhooks: Store<ValidatingWebhookConfiguration>,
-    mutating_webhooks: Store<MutatingWebhookConfiguration>,
+    nodes: CompactStore<Node>,
+    ingress_classes: CompactStore<IngressClass>,
+    validating_webhooks: CompactStore<ValidatingWebhookConfiguration>,
+    mutating_webhooks: CompactStore<MutatingWebhookConfiguration>,
     /// Set once every store had its first complete list: before that a snapshot would be missing
     /// objects, and "not in the snapshot" reads as "healthy".
     filled: std::sync::atomic::AtomicBool,
@@ -90,25 +92,24 @@ fn lean_config_map(c: &mut ConfigMap) {
 }
 
 /// One kind's store and its stream of changes.
-fn watch<K>(api: Api<K>, config: watcher::Config, kind: &'static str, strip: fn(&mut K)) -> (Store<K>, Changes)
+fn watch<K>(api: Api<K>, config: watcher::Config, kind: &'static str, strip: fn(&mut K)) -> (CompactStore<K>, Changes)
 where
-    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store();
+    let store = CompactStore::default();
+    let writer = store.clone();
     let changes = watcher(api, config)
         .default_backoff()
         .modify(strip)
-        .reflect(writer)
-        .touched_objects()
-        .filter_map(move |r| async move {
-            match r {
-                Ok(o) => Some(Touched { kind, namespace: o.namespace().unwrap_or_default() }),
+        .flat_map(move |r| {
+            let touched: Vec<Touched> = match r {
+                Ok(event) => writer.apply(&event).into_iter().map(|namespace| Touched { kind, namespace }).collect(),
                 Err(e) => {
                     tracing::warn!(kind, error = %e, "watch error; the watcher retries");
-                    None
+                    Vec::new()
                 }
-            }
+            };
+            futures::stream::iter(touched)
         })
         .boxed();
     (store, changes)
@@ -246,36 +247,40 @@ impl Caches {
             return None;
         }
         let s = self.sets.iter().find(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))?;
-        fn take<K: Resource + Clone>(store: &Store<K>, namespace: &str) -> Vec<K>
-        where
-            K::DynamicType: Eq + Hash + Clone,
-        {
-            store.state_filter(|o| o.meta().namespace.as_deref() == Some(namespace)).iter().map(|o| (**o).clone()).collect()
+        match self.decode(s, namespace) {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => {
+                tracing::error!(namespace, error = %e, "the cached snapshot cannot be read; this namespace is not judged from the cache");
+                None
+            }
         }
-        let mut events = take(&s.events, namespace);
+    }
+
+    fn decode(&self, s: &Stores, namespace: &str) -> Result<Snapshot, DecodeError> {
+        let mut events = s.events.namespace(namespace, "Event")?;
         crate::without_own_events(&mut events);
-        let config_maps = take(&s.config_maps, namespace).into_iter().map(crate::keys_only).collect();
-        Some(Snapshot {
-            nodes: self.nodes.state().iter().map(|n| (**n).clone()).collect(),
-            pods: take(&s.pods, namespace),
-            deployments: take(&s.deployments, namespace),
-            replica_sets: take(&s.replica_sets, namespace),
-            stateful_sets: take(&s.stateful_sets, namespace),
-            controller_revisions: take(&s.controller_revisions, namespace),
-            daemon_sets: take(&s.daemon_sets, namespace),
-            jobs: take(&s.jobs, namespace),
-            cron_jobs: take(&s.cron_jobs, namespace),
-            services: take(&s.services, namespace),
-            endpoints: take(&s.endpoints, namespace),
+        let config_maps = s.config_maps.namespace(namespace, "ConfigMap")?.into_iter().map(crate::keys_only).collect();
+        Ok(Snapshot {
+            nodes: self.nodes.namespace("", "Node")?,
+            pods: s.pods.namespace(namespace, "Pod")?,
+            deployments: s.deployments.namespace(namespace, "Deployment")?,
+            replica_sets: s.replica_sets.namespace(namespace, "ReplicaSet")?,
+            stateful_sets: s.stateful_sets.namespace(namespace, "StatefulSet")?,
+            controller_revisions: s.controller_revisions.namespace(namespace, "ControllerRevision")?,
+            daemon_sets: s.daemon_sets.namespace(namespace, "DaemonSet")?,
+            jobs: s.jobs.namespace(namespace, "Job")?,
+            cron_jobs: s.cron_jobs.namespace(namespace, "CronJob")?,
+            services: s.services.namespace(namespace, "Service")?,
+            endpoints: s.endpoints.namespace(namespace, "Endpoints")?,
             events,
-            persistent_volume_claims: take(&s.persistent_volume_claims, namespace),
-            pod_disruption_budgets: take(&s.pod_disruption_budgets, namespace),
-            ingresses: take(&s.ingresses, namespace),
-            ingress_classes: self.ingress_classes.state().iter().map(|c| (**c).clone()).collect(),
-            horizontal_pod_autoscalers: take(&s.horizontal_pod_autoscalers, namespace),
-            network_policies: take(&s.network_policies, namespace),
-            validating_webhooks: self.validating_webhooks.state().iter().map(|w| (**w).clone()).collect(),
-            mutating_webhooks: self.mutating_webhooks.state().iter().map(|w| (**w).clone()).collect(),
+            persistent_volume_claims: s.persistent_volume_claims.namespace(namespace, "PersistentVolumeClaim")?,
+            pod_disruption_budgets: s.pod_disruption_budgets.namespace(namespace, "PodDisruptionBudget")?,
+            ingresses: s.ingresses.namespace(namespace, "Ingress")?,
+            ingress_classes: self.ingress_classes.namespace("", "IngressClass")?,
+            horizontal_pod_autoscalers: s.horizontal_pod_autoscalers.namespace(namespace, "HorizontalPodAutoscaler")?,
+            network_policies: s.network_policies.namespace(namespace, "NetworkPolicy")?,
+            validating_webhooks: self.validating_webhooks.namespace("", "ValidatingWebhookConfiguration")?,
+            mutating_webhooks: self.mutating_webhooks.namespace("", "MutatingWebhookConfiguration")?,
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),

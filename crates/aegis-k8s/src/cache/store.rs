@@ -1,0 +1,212 @@
+//! A watch-fed store that keeps each object as compact JSON rather than as a decoded struct.
+//!
+//! A decoded `Pod` costs about 9 KB of heap (k8s-openapi's structs hold every optional field
+//! inline, and a reflector store clones each object it keeps); the same Pod as JSON is about 2 KB.
+//! At 10,000 pods that is the difference between an operator of 350 MB and one well under 128 MB.
+//! Objects are decoded again only when a snapshot of their namespace is taken, which costs a few
+//! milliseconds per thousand objects, once per detection pass.
+//!
+//! The store follows a watcher's events as kube's reflector does: the objects of a (re)list replace
+//! the whole store at once when the list is complete, so a relist never shows half a namespace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
+
+use kube::Resource;
+use kube::runtime::watcher::Event;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Namespace ("" for cluster-scoped objects) → name → the object's JSON.
+type Objects = BTreeMap<String, HashMap<String, Box<[u8]>>>;
+
+#[derive(Default)]
+struct State {
+    objects: Objects,
+    /// The objects of a list in progress, swapped in at its end.
+    listing: Option<Objects>,
+}
+
+/// The store's shared state; cheap to clone.
+pub struct CompactStore<K> {
+    state: Arc<RwLock<State>>,
+    /// `true` once the first complete list is in.
+    ready: tokio::sync::watch::Sender<bool>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for CompactStore<K> {
+    fn clone(&self) -> Self {
+        CompactStore { state: self.state.clone(), ready: self.ready.clone(), kind: PhantomData }
+    }
+}
+
+impl<K> Default for CompactStore<K> {
+    fn default() -> Self {
+        CompactStore { state: Arc::default(), ready: tokio::sync::watch::Sender::new(false), kind: PhantomData }
+    }
+}
+
+/// A stored object could not be decoded again (it was encoded by this process, so this is a bug or a
+/// type mismatch; the snapshot that needed it cannot be judged).
+#[derive(Debug, thiserror::Error)]
+#[error("a cached {kind} {namespace}/{name} cannot be decoded: {source}")]
+pub struct DecodeError {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+fn key<K: Resource>(o: &K) -> (String, String) {
+    let m = o.meta();
+    (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+}
+
+impl<K> CompactStore<K>
+where
+    K: Resource + Serialize + DeserializeOwned,
+{
+    /// Follow one watcher event; the namespace (or `""`) of each object it carried, for the caller to
+    /// announce as changed. An object that cannot be encoded is dropped with a warning (serializing a
+    /// decoded object does not fail in practice).
+    pub fn apply(&self, event: &Event<K>) -> Vec<String> {
+        let encode = |o: &K| match serde_json::to_vec(o) {
+            Ok(v) => Some(v.into_boxed_slice()),
+            Err(e) => {
+                tracing::warn!(error = %e, "an object could not be encoded for the cache; left out");
+                None
+            }
+        };
+        let Ok(mut state) = self.state.write() else { return Vec::new() };
+        match event {
+            Event::Init => {
+                state.listing = Some(Objects::new());
+                Vec::new()
+            }
+            Event::InitApply(o) => {
+                let (ns, name) = key(o);
+                if let (Some(listing), Some(json)) = (state.listing.as_mut(), encode(o)) {
+                    listing.entry(ns.clone()).or_default().insert(name, json);
+                }
+                vec![ns]
+            }
+            Event::InitDone => {
+                if let Some(listed) = state.listing.take() {
+                    state.objects = listed;
+                }
+                drop(state);
+                self.ready.send_replace(true);
+                Vec::new()
+            }
+            Event::Apply(o) => {
+                let (ns, name) = key(o);
+                if let Some(json) = encode(o) {
+                    state.objects.entry(ns.clone()).or_default().insert(name, json);
+                }
+                vec![ns]
+            }
+            Event::Delete(o) => {
+                let (ns, name) = key(o);
+                if let Some(names) = state.objects.get_mut(&ns) {
+                    names.remove(&name);
+                    if names.is_empty() {
+                        state.objects.remove(&ns);
+                    }
+                }
+                vec![ns]
+            }
+        }
+    }
+
+    /// Wait until the first complete list is in.
+    pub async fn wait_until_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    /// The objects of `namespace` (`""`: the cluster-scoped ones), decoded, sorted by name.
+    pub fn namespace(&self, namespace: &str, kind: &'static str) -> Result<Vec<K>, DecodeError> {
+        let Ok(state) = self.state.read() else { return Ok(Vec::new()) };
+        let Some(names) = state.objects.get(namespace) else { return Ok(Vec::new()) };
+        let mut sorted: Vec<(&String, &Box<[u8]>)> = names.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        sorted
+            .into_iter()
+            .map(|(name, json)| {
+                serde_json::from_slice(json).map_err(|source| DecodeError {
+                    kind,
+                    namespace: namespace.to_owned(),
+                    name: name.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// How many objects the store holds, and their bytes (for the operator's memory figures).
+    pub fn size(&self) -> (usize, usize) {
+        let Ok(state) = self.state.read() else { return (0, 0) };
+        state.objects.values().flat_map(|n| n.values()).fold((0, 0), |(n, b), json| (n + 1, b + json.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    fn cm(ns: &str, name: &str, key: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns}, "data": {key: ""}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn objects_of_a_relist_replace_the_store_only_once_the_list_is_complete() {
+        let store = CompactStore::<ConfigMap>::default();
+        store.apply(&Event::Init);
+        store.apply(&Event::InitApply(cm("shop", "old", "a")));
+        store.apply(&Event::InitDone);
+        assert_eq!(store.namespace("shop", "ConfigMap").unwrap().len(), 1);
+        // A relist: until its end, the old objects stay visible.
+        store.apply(&Event::Init);
+        store.apply(&Event::InitApply(cm("shop", "new", "b")));
+        let during = store.namespace("shop", "ConfigMap").unwrap();
+        assert_eq!(during.iter().map(|c| c.metadata.name.clone().unwrap()).collect::<Vec<_>>(), ["old"]);
+        store.apply(&Event::InitDone);
+        let after = store.namespace("shop", "ConfigMap").unwrap();
+        assert_eq!(after.iter().map(|c| c.metadata.name.clone().unwrap()).collect::<Vec<_>>(), ["new"]);
+    }
+
+    #[test]
+    fn a_changed_object_replaces_its_old_self_and_a_deleted_one_leaves() {
+        let store = CompactStore::<ConfigMap>::default();
+        store.apply(&Event::Init);
+        store.apply(&Event::InitDone);
+        assert_eq!(store.apply(&Event::Apply(cm("shop", "app", "a"))), ["shop"]);
+        store.apply(&Event::Apply(cm("shop", "app", "b")));
+        store.apply(&Event::Apply(cm("billing", "app", "c")));
+        let shop = store.namespace("shop", "ConfigMap").unwrap();
+        assert_eq!(shop.len(), 1);
+        assert!(shop[0].data.as_ref().unwrap().contains_key("b"));
+        store.apply(&Event::Delete(cm("shop", "app", "b")));
+        assert!(store.namespace("shop", "ConfigMap").unwrap().is_empty());
+        assert_eq!(store.namespace("billing", "ConfigMap").unwrap().len(), 1);
+        assert_eq!(store.size().0, 1);
+    }
+
+    #[tokio::test]
+    async fn a_store_is_ready_only_after_its_first_complete_list() {
+        let store = CompactStore::<ConfigMap>::default();
+        store.apply(&Event::Init);
+        store.apply(&Event::InitApply(cm("shop", "app", "a")));
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), store.wait_until_ready()).await;
+        assert!(waiting.is_err(), "not ready during the first list");
+        store.apply(&Event::InitDone);
+        store.wait_until_ready().await;
+    }
+}
