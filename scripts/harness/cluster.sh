@@ -49,6 +49,14 @@ componentsPatches:
   extraArgs:
   - {key: manage-all-nodes, value: "false", override: true}
   - {key: manage-nodes-with-annotation-selector, value: kwok.x-k8s.io/node=fake}
+# One controller manager and one scheduler: leader election only gives them a way to exit, which they
+# do when a busy API server (10,000 pods being deleted, a build beside it) lets their lease lapse.
+- name: kube-controller-manager
+  extraArgs:
+  - {key: leader-elect, value: "false"}
+- name: kube-scheduler
+  extraArgs:
+  - {key: leader-elect, value: "false"}
 - name: kube-apiserver
   extraArgs:
   - {key: kubelet-client-certificate, value: $pki/admin.crt}
