@@ -568,6 +568,27 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+def network_policy(name, selector, **spec):
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name}, "spec": {"podSelector": selector, **spec}}
+
+
+@scenario("networkpolicy-blocks-service", "A default-deny for ingress and an allow for the metrics port (9090) only: the pods run and are ready, the Service (80 → 8080) reaches none of them.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}),
+          network_policy("default-deny", {}, policyTypes=["Ingress"]),
+          network_policy("allow-metrics", {"matchLabels": {"app": "api"}}, ingress=[{"ports": [{"port": 9090}]}]))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-networkpolicy", "A default-deny for ingress and an allow for the app's port from its clients: nothing to report.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}),
+          network_policy("default-deny", {}, policyTypes=["Ingress"]),
+          network_policy("allow-clients", {"matchLabels": {"app": "api"}},
+                         ingress=[{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}], "ports": [{"port": 8080}]}]))
+    rolled_out(ns, "deployment", "api")
+
+
 def autoscaler(target):
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}, "minReplicas": 2, "maxReplicas": 5,

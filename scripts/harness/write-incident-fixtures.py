@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Write the incident scenarios the harness's real node cannot produce, or that predate it
-(CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady) as kubectl `List` files in examples/incidents/, in exactly the shape
+(CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady, a node under memory pressure) as kubectl `List` files in examples/incidents/, in exactly the shape
 and wording a real cluster and kubelet print (status fields, reasons, event messages). Hand-written by the
 project; each file says so in its first line. Run: python3 scripts/harness/write-incident-fixtures.py
 """
@@ -200,4 +200,29 @@ for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
         items.append(event(ns, "Pod", pname, "NodeNotReady", "Node is not ready", component="node-controller", count=1))
     items.append(pod(ns, pname, "api-6f8b9d7c5", spec, status, {"app": "api", "pod-template-hash": "6f8b9d7c5"}))
 write("node-not-ready", "A node whose kubelet stopped posting its status: the pod on it is not ready, the other two serve.", items)
-print("wrote 6 scenarios")
+
+# NodePressure: worker-2's kubelet reports MemoryPressure (and the node lifecycle controller taints it
+# memory-pressure:NoSchedule); nothing is evicted yet, the pod on it still serves. (Memory pressure
+# cannot be made on the harness's one real node without starving the harness itself.)
+ns = "shop-pressure"
+tpl = template({"app": "api"}, container())
+items = []
+for name, pressed in (("worker-1", False), ("worker-2", True)):
+    conds = [cond("MemoryPressure", "True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available") if pressed
+             else cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+             cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+             cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+             cond("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"n-{name}", "labels": {"kubernetes.io/hostname": name}},
+            "spec": {"taints": [{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule", "timeAdded": T1}]} if pressed else {},
+            "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                       "conditions": conds}}
+    items.append(node)
+items += [deployment(ns, "api", tpl, 3, 3, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
+          replicaset(ns, "api", "8d7c6b5f9", tpl, 1, 3, 3)]
+for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
+    spec = dict(tpl["spec"], nodeName=node_name)
+    items.append(pod(ns, f"api-8d7c6b5f9-p{i}m3n", "api-8d7c6b5f9", spec, running_ready(tpl["spec"]["containers"][0]["image"]),
+                     {"app": "api", "pod-template-hash": "8d7c6b5f9"}))
+write("node-memory-pressure", "A node under memory pressure, before it evicts anything: one of the three pods runs there.", items)
+print("wrote 7 scenarios")

@@ -189,6 +189,21 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
                 add(&mut by, Category::NodeNotReady, None, &s.name, line);
             }
         }
+        // Still running, on a node under pressure: nothing evicted yet, but the kubelet will evict
+        // from this node first, and the scheduler already keeps new pods away from it.
+        if s.failed_reason.is_none()
+            && let Some(n) = node
+            && node_problems(snapshot, n, false).is_empty()
+        {
+            // The node is Ready, so what it reports now is its pressure conditions only.
+            let pressure = node_problems(snapshot, n, true);
+            if !pressure.is_empty() {
+                add(&mut by, Category::NodePressure, None, &s.name, format!("pod {}: runs on node {n}, which is under pressure", s.name));
+                for line in pressure {
+                    add(&mut by, Category::NodePressure, None, &s.name, line);
+                }
+            }
+        }
         if let Some((gates, since)) = &s.gated
             && let (Some(since), Some(now)) = (since, observed_at)
             && now.duration_since(*since).as_secs() >= GATED_TOO_LONG_SECS
@@ -809,8 +824,25 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 0.8,
             )
         }
-        // Budgets, Ingresses, autoscalers and webhooks are analyzed in `objects`; a workload finding
-        // never has these.
+        Category::NodePressure => {
+            let nodes: BTreeSet<&str> = w
+                .pods
+                .iter()
+                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| f.pods.contains(n)))
+                .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+                .collect();
+            let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+            manual(
+                format!(
+                    "The node ({nodes}) is short of memory, disk or PIDs, not {name}: `kubectl describe node {nodes}` names the condition. Free the resource on the node (disk: unused images and logs; memory and PIDs: what runs there beyond its requests), or cordon and drain it. The kubelet evicts pods whose usage exceeds their requests first: requests that match the containers' real usage keep {name} from being the first to go.",
+                    name = w.resource.name
+                ),
+                format!("Pods of {} run on a node under resource pressure ({nodes}): evictions come next.", w.resource.name),
+                0.7,
+            )
+        }
+        // Budgets, Ingresses, autoscalers, webhooks, CronJobs and NetworkPolicies are analyzed in
+        // `objects`; a workload finding never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing
         | Category::IngressClassMissing
@@ -818,7 +850,9 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
         | Category::AutoscalerMetricsUnavailable
         | Category::AutoscalerAtMaxReplicas
         | Category::WebhookUnavailable
-        | Category::CronJobNotStarting => manual(
+        | Category::CronJobNotStarting
+        | Category::ServiceBlockedByNetworkPolicy
+        | Category::IngressTlsSecretMissing => manual(
             format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
             format!("{} (reported on the object itself).", f.category),
             0.5,

@@ -1,6 +1,6 @@
 //! Hygiene findings that are not incidents: nothing is broken, nothing is fixed, the operator never
-//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps, NetworkPolicies and
-//! CronJobs, with the evidence.
+//! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps, Secrets, NetworkPolicies
+//! and CronJobs, with the evidence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,8 +15,8 @@ use crate::workload::template_references;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintFinding {
     pub resource: ResourceRef,
-    /// A stable rule name: `configmap-unused`, `configmap-empty`, `networkpolicy-selects-nothing`,
-    /// `cronjob-suspended`.
+    /// A stable rule name: `configmap-unused`, `configmap-empty`, `secret-unused`,
+    /// `networkpolicy-selects-nothing`, `cronjob-suspended`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -28,29 +28,14 @@ const SYSTEM_CONFIG_MAPS: [&str; 1] = ["kube-root-ca.crt"];
 pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
     // What pods, and the templates of workloads without pods yet, reference, by namespace.
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
-    let templates = snapshot
-        .deployments
-        .iter()
-        .map(|d| (d.metadata.namespace.clone(), d.spec.as_ref().map(|s| s.template.clone())))
-        .chain(snapshot.stateful_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
-        .chain(snapshot.daemon_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
-        .chain(snapshot.jobs.iter().map(|j| (j.metadata.namespace.clone(), j.spec.as_ref().map(|s| s.template.clone()))))
-        // A CronJob's runs come and go: its jobTemplate uses the ConfigMap between runs too.
-        .chain(snapshot.cron_jobs.iter().map(|c| {
-            (c.metadata.namespace.clone(), c.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).map(|s| s.template.clone()))
-        }))
-        .chain(snapshot.replica_sets.iter().map(|r| (r.metadata.namespace.clone(), r.spec.as_ref().and_then(|s| s.template.clone()))))
-        .chain(snapshot.pods.iter().map(|p| {
-            let t = k8s_openapi::api::core::v1::PodTemplateSpec { metadata: None, spec: p.spec.clone() };
-            (p.metadata.namespace.clone(), Some(t))
-        }));
-    for (ns, t) in templates {
+    for (ns, t) in templates(snapshot) {
         if let Some(t) = t {
             let (cms, _) = template_references(&t);
             used.extend(cms.into_iter().map(|c| (ns.clone().unwrap_or_default(), c)));
         }
     }
     let mut out = Vec::new();
+    out.extend(unused_secrets(snapshot));
     for cm in &snapshot.config_maps {
         if SYSTEM_CONFIG_MAPS.contains(&cm.name.as_str()) {
             continue;
@@ -108,9 +93,67 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
     out
 }
 
+/// Every pod template of the snapshot with its namespace: the workloads', CronJobs' jobTemplates (a
+/// CronJob's runs come and go: it uses what it references between runs too), ReplicaSets', and the
+/// pods' own specs.
+fn templates(snapshot: &Snapshot) -> impl Iterator<Item = (Option<String>, Option<k8s_openapi::api::core::v1::PodTemplateSpec>)> + '_ {
+    snapshot
+        .deployments
+        .iter()
+        .map(|d| (d.metadata.namespace.clone(), d.spec.as_ref().map(|s| s.template.clone())))
+        .chain(snapshot.stateful_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
+        .chain(snapshot.daemon_sets.iter().map(|s| (s.metadata.namespace.clone(), s.spec.as_ref().map(|s| s.template.clone()))))
+        .chain(snapshot.jobs.iter().map(|j| (j.metadata.namespace.clone(), j.spec.as_ref().map(|s| s.template.clone()))))
+        .chain(snapshot.cron_jobs.iter().map(|c| {
+            (c.metadata.namespace.clone(), c.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).map(|s| s.template.clone()))
+        }))
+        .chain(snapshot.replica_sets.iter().map(|r| (r.metadata.namespace.clone(), r.spec.as_ref().and_then(|s| s.template.clone()))))
+        .chain(snapshot.pods.iter().map(|p| {
+            let t = k8s_openapi::api::core::v1::PodTemplateSpec { metadata: None, spec: p.spec.clone() };
+            (p.metadata.namespace.clone(), Some(t))
+        }))
+}
+
+/// Secrets the cluster or a tool manages for itself: a Helm release's record, a ServiceAccount's
+/// token (its keys say so).
+fn managed_secret(name: &str, keys: &[String]) -> bool {
+    name.starts_with("sh.helm.release.v1.") || ["token", "ca.crt", "namespace"].iter().all(|k| keys.iter().any(|have| have == k))
+}
+
+/// Secrets no pod, pod template or Ingress references (judged only on a snapshot that holds Secrets:
+/// a file; a live snapshot never lists them). What reads a Secret from outside a pod (a
+/// ServiceAccount's imagePullSecrets, a controller) is not in the snapshot, so the message says so.
+fn unused_secrets(snapshot: &Snapshot) -> Vec<LintFinding> {
+    let mut used: BTreeSet<(String, String)> = BTreeSet::new();
+    for (ns, t) in templates(snapshot) {
+        if let Some(t) = t {
+            let (_, secrets) = template_references(&t);
+            used.extend(secrets.into_iter().map(|s| (ns.clone().unwrap_or_default(), s)));
+        }
+    }
+    for ing in &snapshot.ingresses {
+        let ns = ing.metadata.namespace.clone().unwrap_or_default();
+        let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten()).filter_map(|t| t.secret_name.clone());
+        used.extend(tls.map(|s| (ns.clone(), s)));
+    }
+    snapshot
+        .secrets
+        .iter()
+        .filter(|s| !managed_secret(&s.name, &s.keys) && !used.contains(&(s.namespace.clone(), s.name.clone())))
+        .map(|s| LintFinding {
+            resource: ResourceRef { kind: "Secret".into(), namespace: s.namespace.clone(), name: s.name.clone() },
+            rule: "secret-unused",
+            message: format!(
+                "Secret {} is referenced by no pod, pod template or Ingress in {} (a ServiceAccount's imagePullSecrets or a controller may still read it: check before deleting)",
+                s.name, s.namespace
+            ),
+        })
+        .collect()
+}
+
 /// Whether a label selector (matchLabels and matchExpressions: In, NotIn, Exists, DoesNotExist)
 /// matches `labels`, as the API server evaluates it.
-fn selects(s: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub(crate) fn selects(s: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
     let get = |k: &str| labels.and_then(|l| l.get(k));
     s.match_labels.iter().flatten().all(|(k, v)| get(k) == Some(v))
         && s.match_expressions.iter().flatten().all(|e| {
@@ -150,6 +193,30 @@ mod tests {
         .unwrap();
         let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
         assert_eq!(found, [("empty".to_owned(), "configmap-empty"), ("stale".to_owned(), "configmap-unused")]);
+    }
+
+    #[test]
+    fn a_secret_nothing_references_is_reported_and_used_helm_and_token_secrets_are_not() {
+        let secret = |name: &str, keys: &[&str]| {
+            let data: serde_json::Map<String, serde_json::Value> = keys.iter().map(|k| ((*k).to_owned(), "".into())).collect();
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "shop"}, "data": data})
+        };
+        let s = Snapshot::from_text(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+                secret("db", &["password"]), secret("stale", &["password"]), secret("pull", &[".dockerconfigjson"]),
+                secret("shop-tls", &["tls.crt", "tls.key"]), secret("sh.helm.release.v1.shop.v3", &["release"]),
+                secret("legacy-token", &["token", "ca.crt", "namespace"]),
+                {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"},
+                 "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {"spec": {"imagePullSecrets": [{"name": "pull"}],
+                    "containers": [{"name": "api", "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}}}},
+                {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop"},
+                 "spec": {"tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
+        assert_eq!(found, [("stale".to_owned(), "secret-unused")]);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Incidents about objects that are not workloads but break them or the paths to them: a
 //! PodDisruptionBudget that blocks every eviction, an Ingress whose backend or class does not exist,
-//! a HorizontalPodAutoscaler that cannot scale, an admission webhook whose backend cannot answer.
+//! a HorizontalPodAutoscaler that cannot scale, an admission webhook whose backend cannot answer, a
+//! Service that NetworkPolicies cut off from every client.
 //! What k8sgpt's Pdb, Ingress, Hpa and webhook analyzers check, each with its evidence. No typed fix yet: the guidance names the change a human makes.
 
 use std::collections::BTreeMap;
 
 use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ResourceRef, Severity};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend};
+use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::networking::v1::{Ingress, IngressServiceBackend, NetworkPolicy, NetworkPolicyIngressRule};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::analyze::plan;
 use crate::diff::int_or_string;
@@ -56,7 +59,165 @@ pub(crate) fn analyze_objects(index: &Index<'_>) -> Vec<Incident> {
     out.extend(s.horizontal_pod_autoscalers.iter().filter_map(|h| autoscaler_problem(index, h)));
     out.extend(webhook_problems(index));
     out.extend(s.cron_jobs.iter().filter_map(|c| cron_job_not_starting(index, c)));
+    out.extend(s.services.iter().filter_map(|svc| service_blocked_by_network_policy(index, svc)));
     out
+}
+
+/// Whether `policy` governs ingress: named in policyTypes, or, without policyTypes, always (the API
+/// server's default: every policy affects ingress, those with egress rules egress too).
+fn governs_ingress(policy: &NetworkPolicy) -> bool {
+    policy.spec.as_ref().is_some_and(|s| s.policy_types.as_ref().is_none_or(|t| t.iter().any(|t| t == "Ingress")))
+}
+
+/// The port number `port` (a number or a container port's name) means on `pod`.
+fn port_on(pod: &Pod, port: &IntOrString) -> Option<i32> {
+    match port {
+        IntOrString::Int(n) => Some(*n),
+        IntOrString::String(name) => pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port),
+    }
+}
+
+/// Whether an ingress `rule` admits some client to `target`/`protocol` on `pod`. A rule without
+/// `from` admits every source, one without `ports` every port; a peer list, however narrow, admits
+/// some client.
+fn admits(rule: &NetworkPolicyIngressRule, pod: &Pod, target: i32, protocol: &str) -> bool {
+    let Some(ports) = rule.ports.as_ref().filter(|p| !p.is_empty()) else { return true };
+    ports.iter().any(|p| {
+        p.protocol.as_deref().unwrap_or("TCP") == protocol
+            && match (&p.port, p.end_port) {
+                (None, _) => true,
+                (Some(IntOrString::Int(n)), Some(end)) => (*n..=end).contains(&target),
+                (Some(port), _) => port_on(pod, port) == Some(target),
+            }
+    })
+}
+
+/// A Service that no client can reach: every running pod behind it is isolated for ingress by the
+/// NetworkPolicies of its namespace, and no ingress rule of those policies admits the port the
+/// Service sends to on any of them (a default-deny without an allow for it, or allows for other
+/// ports only). Policies are additive, so the union of their rules is judged. The pods may be
+/// running and ready and the Service full of endpoints: every connection still times out.
+fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option<Incident> {
+    let ns = svc.metadata.namespace.clone()?;
+    let name = svc.metadata.name.clone()?;
+    let spec = svc.spec.as_ref()?;
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
+    let service_ports: &[ServicePort] = spec.ports.as_deref().unwrap_or_default();
+    let snapshot = index.snapshot;
+    let pods: Vec<&Pod> = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+        .filter(|p| p.metadata.labels.as_ref().is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
+        .collect();
+    if pods.is_empty() || service_ports.is_empty() {
+        return None;
+    }
+    let policies: Vec<&NetworkPolicy> = snapshot
+        .network_policies
+        .iter()
+        .filter(|np| np.metadata.namespace.as_deref() == Some(ns.as_str()) && governs_ingress(np))
+        .collect();
+    let mut governing: Vec<String> = Vec::new();
+    for pod in &pods {
+        let selecting: Vec<&NetworkPolicy> = policies
+            .iter()
+            .copied()
+            .filter(|np| {
+                // An absent podSelector, like an empty one, selects every pod.
+                np.spec
+                    .as_ref()
+                    .is_some_and(|s| s.pod_selector.as_ref().is_none_or(|sel| crate::lint::selects(sel, pod.metadata.labels.as_ref())))
+            })
+            .collect();
+        // A pod no policy selects for ingress is open to everything.
+        if selecting.is_empty() {
+            return None;
+        }
+        let rules: Vec<&NetworkPolicyIngressRule> =
+            selecting.iter().flat_map(|np| np.spec.iter().flat_map(|s| s.ingress.iter().flatten())).collect();
+        for sp in service_ports {
+            let protocol = sp.protocol.as_deref().unwrap_or("TCP");
+            let target = sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port));
+            // A named target port the pod does not have sends nothing to it; that is not this finding.
+            let Some(target) = port_on(pod, &target) else { continue };
+            if rules.iter().any(|r| admits(r, pod, target, protocol)) {
+                return None;
+            }
+        }
+        for np in selecting {
+            let n = np.metadata.name.clone().unwrap_or_default();
+            if !governing.contains(&n) {
+                governing.push(n);
+            }
+        }
+    }
+    governing.sort();
+    let targets: Vec<String> = service_ports
+        .iter()
+        .map(|sp| {
+            let target = sp.target_port.as_ref().map_or(sp.port.to_string(), int_or_string);
+            format!("{}/{} → {target}", sp.port, sp.protocol.as_deref().unwrap_or("TCP"))
+        })
+        .collect();
+    let mut evidence = vec![format!(
+        "Service {name} (ports {}) selects {} running pod(s), every one isolated for ingress",
+        targets.join(", "),
+        pods.len()
+    )];
+    for np in policies.iter().filter(|np| np.metadata.name.as_ref().is_some_and(|n| governing.contains(n))) {
+        let n = np.metadata.name.as_deref().unwrap_or_default();
+        let rules = np.spec.as_ref().and_then(|s| s.ingress.as_ref()).map_or(0, Vec::len);
+        let allowed: Vec<String> = np
+            .spec
+            .iter()
+            .flat_map(|s| s.ingress.iter().flatten())
+            .flat_map(|r| r.ports.iter().flatten())
+            .map(|p| {
+                let port = p.port.as_ref().map_or("every port".into(), int_or_string);
+                let port = match p.end_port {
+                    Some(end) => format!("{port}-{end}"),
+                    None => port,
+                };
+                format!("{port}/{}", p.protocol.as_deref().unwrap_or("TCP"))
+            })
+            .collect();
+        evidence.push(if rules == 0 {
+            format!("NetworkPolicy {n}: selects the pods for ingress and has no ingress rule (denies every connection)")
+        } else {
+            format!("NetworkPolicy {n}: admits ingress to {} only", allowed.join(", "))
+        });
+    }
+    let first_target = service_ports
+        .first()
+        .and_then(|sp| port_on(pods[0], &sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port))))
+        .map_or_else(String::new, |p| p.to_string());
+    let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    Some(object_incident(
+        index,
+        ObjectFinding {
+            resource: ResourceRef { kind: "Service".into(), namespace: ns.clone(), name: name.clone() },
+            category: Category::ServiceBlockedByNetworkPolicy,
+            severity: Severity::High,
+            root_cause: format!(
+                "NetworkPolicies ({}) isolate every pod behind Service {name} for ingress and admit none of its target ports: every connection through the Service is dropped, although its pods run.",
+                governing.join(", ")
+            ),
+            evidence,
+            guidance: format!(
+                "Admit the Service's clients: add an ingress rule for port {first_target} to a policy that selects the pods ({{{}}}), with `from` naming the clients (podSelector, namespaceSelector), e.g. `ingress: [{{from: [{{podSelector: {{matchLabels: {{role: client}}}}}}], ports: [{{port: {first_target}}}]}}]` in namespace {ns}; or narrow a policy that selects these pods by mistake. `kubectl describe networkpolicy -n {ns}` shows what each admits.",
+                labels.join(", ")
+            ),
+            confidence: 0.8,
+        },
+    ))
 }
 
 /// A CronJob whose runs do not start, from what its controller says (the CronJob controller's
@@ -315,6 +476,43 @@ fn ingress_problems(index: &Index<'_>, ing: &Ingress) -> Vec<Incident> {
                 root_cause,
                 evidence: vec![format!("Ingress {name}: ingressClassName {class}; IngressClasses in the cluster: {known}")],
                 guidance: format!("Set spec.ingressClassName of Ingress {name} to a class the cluster has ({known})."),
+                confidence: 0.8,
+            },
+        ));
+    }
+    // Secrets are judged only where the snapshot holds some of the namespace's (a snapshot file with
+    // them; a live one never lists Secrets): absent from a snapshot without any says nothing.
+    let secrets_held = index.snapshot.secrets.iter().any(|s| s.namespace == ns);
+    let missing: Vec<(String, Vec<String>)> = spec
+        .iter()
+        .flat_map(|s| s.tls.iter().flatten())
+        .filter(|_| secrets_held)
+        .filter_map(|t| {
+            let secret = t.secret_name.clone()?;
+            let exists = index.snapshot.secrets.iter().any(|s| s.namespace == ns && s.name == secret);
+            (!exists).then(|| (secret, t.hosts.clone().unwrap_or_default()))
+        })
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|(s, _)| s.as_str()).collect();
+        out.push(object_incident(
+            index,
+            ObjectFinding {
+                resource: resource.clone(),
+                category: Category::IngressTlsSecretMissing,
+                severity: Severity::High,
+                root_cause: format!(
+                    "Ingress {name} terminates TLS with Secret(s) {} that do not exist in {ns}: its controller serves its default (self-signed) certificate for those hosts, or none, and clients refuse the connection.",
+                    names.join(", ")
+                ),
+                evidence: missing
+                    .iter()
+                    .map(|(secret, hosts)| format!("Ingress {name}: tls secretName {secret} (hosts {}): no such Secret in {ns}", hosts.join(", ")))
+                    .collect(),
+                guidance: format!(
+                    "Create the TLS Secret(s) {} in {ns} (`kubectl create secret tls NAME --cert=… --key=… -n {ns}`, or the Certificate of cert-manager that writes it), or point spec.tls[].secretName at one that exists: `kubectl get secrets -n {ns} --field-selector type=kubernetes.io/tls`.",
+                    names.join(", ")
+                ),
                 confidence: 0.8,
             },
         ));
@@ -617,5 +815,104 @@ mod tests {
         let class = json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "traefik"}, "spec": {"controller": "x"}});
         assert!(found(json!([svc.clone(), ing.clone()])).is_empty());
         assert_eq!(found(json!([svc, ing, class])), [(Category::IngressClassMissing, "api".to_owned())]);
+    }
+
+    /// Two ready pods of `api` behind a Service sending 80 → the container port named `http` (8080),
+    /// and `policies`.
+    fn guarded_service(policies: serde_json::Value) -> Vec<Incident> {
+        let pod = |n: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "namespace": "shop", "labels": {"app": "api"}},
+                "spec": {"containers": [{"name": "api", "image": "x", "ports": [{"name": "http", "containerPort": 8080}]}]},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                    "containerStatuses": [{"name": "api", "image": "x", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}})
+        };
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": "http"}]}});
+        let mut items = vec![pod("api-1"), pod("api-2"), svc];
+        items.extend(policies.as_array().unwrap().iter().cloned());
+        incidents(json!(items))
+    }
+
+    fn policy(name: &str, selector: serde_json::Value, spec: serde_json::Value) -> serde_json::Value {
+        let mut spec = spec;
+        spec["podSelector"] = selector;
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": "shop"}, "spec": spec})
+    }
+
+    fn blocked(found: &[Incident]) -> Option<&Incident> {
+        found.iter().find(|i| i.category == Category::ServiceBlockedByNetworkPolicy)
+    }
+
+    #[test]
+    fn a_service_whose_pods_a_default_deny_isolates_with_allows_for_other_ports_only_is_blocked() {
+        let found = guarded_service(json!([
+            policy("default-deny", json!({}), json!({"policyTypes": ["Ingress"]})),
+            policy("allow-metrics", json!({"matchLabels": {"app": "api"}}), json!({"ingress": [{"ports": [{"port": 9090}]}]})),
+        ]));
+        let i = blocked(&found).expect("reported");
+        assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str(), i.severity), ("Service", "api", Severity::High));
+        assert!(i.root_cause.contains("allow-metrics, default-deny"), "{}", i.root_cause);
+        assert!(i.evidence.iter().any(|e| e.contains("default-deny") && e.contains("no ingress rule")), "{:?}", i.evidence);
+        assert!(i.evidence.iter().any(|e| e.contains("allow-metrics") && e.contains("9090/TCP only")), "{:?}", i.evidence);
+        assert!(i.evidence[0].contains("80/TCP → http"), "{:?}", i.evidence);
+        let aegis_model::FixAction::Manual { guidance } = &i.fix.action else { panic!("manual") };
+        assert!(guidance.contains("port 8080"), "{guidance}");
+    }
+
+    #[test]
+    fn a_service_is_not_blocked_when_some_rule_admits_its_target_port_by_number_name_range_or_any_port() {
+        let deny = policy("default-deny", json!({}), json!({"policyTypes": ["Ingress"]}));
+        for rule in [
+            json!({"from": [{"podSelector": {"matchLabels": {"role": "client"}}}], "ports": [{"port": 8080}]}),
+            json!({"ports": [{"port": "http"}]}),
+            json!({"ports": [{"port": 8000, "endPort": 8100}]}),
+            json!({"from": [{"namespaceSelector": {}}]}),
+        ] {
+            let found = guarded_service(json!([
+                deny.clone(),
+                policy("allow", json!({"matchLabels": {"app": "api"}}), json!({"ingress": [rule.clone()]}))
+            ]));
+            assert!(blocked(&found).is_none(), "{rule}: {found:?}");
+        }
+        // UDP on the right port does not admit TCP.
+        let udp = policy("allow", json!({}), json!({"ingress": [{"ports": [{"port": 8080, "protocol": "UDP"}]}]}));
+        assert!(blocked(&guarded_service(json!([deny, udp]))).is_some());
+    }
+
+    #[test]
+    fn a_service_is_not_blocked_without_a_policy_that_isolates_its_pods_for_ingress() {
+        assert!(blocked(&guarded_service(json!([]))).is_none());
+        let others = policy("deny-db", json!({"matchLabels": {"app": "db"}}), json!({"policyTypes": ["Ingress"]}));
+        assert!(blocked(&guarded_service(json!([others]))).is_none(), "a policy for other pods");
+        let egress = policy("deny-egress", json!({}), json!({"policyTypes": ["Egress"]}));
+        assert!(blocked(&guarded_service(json!([egress]))).is_none(), "an egress-only policy");
+    }
+
+    fn tls_ingress(secrets: &[&str]) -> Vec<Incident> {
+        let mut items = vec![
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "shop"},
+                "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop"},
+                "spec": {"tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
+                    "rules": [{"host": "shop.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": "api", "port": {"number": 80}}}}]}}]}}),
+        ];
+        items.extend(
+            secrets
+                .iter()
+                .map(|n| json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n, "namespace": "shop"}, "data": {"k": ""}})),
+        );
+        incidents(json!(items))
+    }
+
+    #[test]
+    fn an_ingress_whose_tls_secret_does_not_exist_is_reported_only_where_the_snapshot_holds_secrets() {
+        let found = tls_ingress(&["db-password"]);
+        let i = found.iter().find(|i| i.category == Category::IngressTlsSecretMissing).expect("reported");
+        assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str(), i.severity), ("Ingress", "shop", Severity::High));
+        assert_eq!(i.evidence, ["Ingress shop: tls secretName shop-tls (hosts shop.example.com): no such Secret in shop"]);
+        assert!(!tls_ingress(&["db-password", "shop-tls"]).iter().any(|i| i.category == Category::IngressTlsSecretMissing));
+        // A live snapshot never lists Secrets: their absence says nothing.
+        assert!(!tls_ingress(&[]).iter().any(|i| i.category == Category::IngressTlsSecretMissing));
     }
 }

@@ -58,6 +58,17 @@ pub enum Category {
     /// A CronJob whose runs do not start: scheduled times missed (past `startingDeadlineSeconds`, or
     /// too many to count), a schedule or time zone the controller cannot use, or its Job refused.
     CronJobNotStarting,
+    /// The workload's pods run on a node under memory, disk or PID pressure, before anything is
+    /// evicted: the kubelet evicts from that node (pods above their requests first) as soon as it
+    /// must, and the scheduler already keeps new pods away.
+    NodePressure,
+    /// A Service whose every pod is isolated for ingress by NetworkPolicies, none of which admits the
+    /// port the Service sends to: the pods run and are ready, and every connection through the
+    /// Service times out.
+    ServiceBlockedByNetworkPolicy,
+    /// An Ingress whose TLS section names a Secret that does not exist in its namespace: the
+    /// controller serves its default (self-signed) certificate for those hosts, or none.
+    IngressTlsSecretMissing,
 }
 
 impl Category {
@@ -88,6 +99,9 @@ impl Category {
             Category::NodeNotReady => "NodeNotReady",
             Category::WebhookUnavailable => "WebhookUnavailable",
             Category::CronJobNotStarting => "CronJobNotStarting",
+            Category::NodePressure => "NodePressure",
+            Category::ServiceBlockedByNetworkPolicy => "ServiceBlockedByNetworkPolicy",
+            Category::IngressTlsSecretMissing => "IngressTlsSecretMissing",
         }
     }
 }
