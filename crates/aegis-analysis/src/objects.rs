@@ -109,22 +109,26 @@ fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option
     let spec = svc.spec.as_ref()?;
     let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
     let service_ports: &[ServicePort] = spec.ports.as_deref().unwrap_or_default();
-    let snapshot = index.snapshot;
-    let pods: Vec<&Pod> = snapshot
-        .pods
-        .iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
-        .filter(|p| p.metadata.labels.as_ref().is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
-        .collect();
-    if pods.is_empty() || service_ports.is_empty() {
-        return None;
-    }
-    let policies: Vec<&NetworkPolicy> = snapshot
+    // Policies first: most namespaces have none, and then nothing else is looked at.
+    let policies: Vec<&NetworkPolicy> = index
+        .snapshot
         .network_policies
         .iter()
         .filter(|np| np.metadata.namespace.as_deref() == Some(ns.as_str()) && governs_ingress(np))
         .collect();
+    if policies.is_empty() || service_ports.is_empty() {
+        return None;
+    }
+    let pods: Vec<&Pod> = index
+        .pods_in(&ns)
+        .iter()
+        .copied()
+        .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+        .filter(|p| p.metadata.labels.as_ref().is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
+        .collect();
+    if pods.is_empty() {
+        return None;
+    }
     let mut governing: Vec<String> = Vec::new();
     for pod in &pods {
         let selecting: Vec<&NetworkPolicy> = policies
