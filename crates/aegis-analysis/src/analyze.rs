@@ -436,6 +436,17 @@ fn job_cron(snapshot: &Snapshot, w: &Workload<'_>) -> Option<String> {
     job.metadata.owner_references.iter().flatten().find(|o| o.kind == "CronJob").map(|o| o.name.clone())
 }
 
+/// The nodes the finding's pods run on, for the guidance: "a, b".
+fn nodes_of(w: &Workload<'_>, pods: &[String]) -> String {
+    let nodes: BTreeSet<&str> = w
+        .pods
+        .iter()
+        .filter(|p| p.metadata.name.as_ref().is_some_and(|n| pods.contains(n)))
+        .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+        .collect();
+    nodes.into_iter().collect::<Vec<_>>().join(", ")
+}
+
 /// What is wrong with node `name` in the snapshot: Ready not True (with the node controller's reason),
 /// and with `pressure` also the memory, disk and PID pressure conditions that are True.
 fn node_problems(snapshot: &Snapshot, name: &str, pressure: bool) -> Vec<String> {
@@ -808,13 +819,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             0.7,
         ),
         Category::NodeNotReady => {
-            let nodes: BTreeSet<&str> = w
-                .pods
-                .iter()
-                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| f.pods.contains(n)))
-                .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
-                .collect();
-            let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+            let nodes = nodes_of(w, &f.pods);
             manual(
                 format!(
                     "The node ({nodes}) is the problem, not {}: `kubectl describe node {nodes}`. Its pods are evicted and recreated elsewhere once their tolerationSeconds for node.kubernetes.io/unreachable or not-ready pass (300 s by default); cordon and drain the node if it does not come back.",
@@ -825,13 +830,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             )
         }
         Category::NodePressure => {
-            let nodes: BTreeSet<&str> = w
-                .pods
-                .iter()
-                .filter(|p| p.metadata.name.as_ref().is_some_and(|n| f.pods.contains(n)))
-                .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
-                .collect();
-            let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+            let nodes = nodes_of(w, &f.pods);
             manual(
                 format!(
                     "The node ({nodes}) is short of memory, disk or PIDs, not {name}: `kubectl describe node {nodes}` names the condition. Free the resource on the node (disk: unused images and logs; memory and PIDs: what runs there beyond its requests), or cordon and drain it. The kubelet evicts pods whose usage exceeds their requests first: requests that match the containers' real usage keep {name} from being the first to go.",
