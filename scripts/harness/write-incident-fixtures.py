@@ -84,6 +84,14 @@ def running_ready(image):
                                    "state": {"running": {"startedAt": T0}}}]}
 
 
+def node(name, conditions, taints):
+    """A 4-CPU, 16 GiB node with these conditions and (key, effect) taints added at T1."""
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"n-{name}", "labels": {"kubernetes.io/hostname": name}},
+            "spec": {"taints": [{"key": k, "effect": e, "timeAdded": T1} for k, e in taints]} if taints else {},
+            "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                       "conditions": conditions}}
+
+
 def write(name, header, items):
     doc = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}
     with open(os.path.join(OUT, f"{name}.yaml"), "w") as f:
@@ -183,12 +191,7 @@ for name, ready in (("worker-1", True), ("worker-2", False)):
     conds = [c if ready else dict(c, status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.") for c in conds]
     conds.append(cond("Ready", "True", "KubeletReady", "kubelet is posting ready status") if ready
                  else cond("Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status."))
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"n-{name}", "labels": {"kubernetes.io/hostname": name}},
-            "spec": {} if ready else {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": T1},
-                                                 {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute", "timeAdded": T1}]},
-            "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                       "conditions": conds}}
-    items.append(node)
+    items.append(node(name, conds, [] if ready else [("node.kubernetes.io/unreachable", "NoSchedule"), ("node.kubernetes.io/unreachable", "NoExecute")]))
 items += [deployment(ns, "api", tpl, 3, 2, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
           replicaset(ns, "api", "6f8b9d7c5", tpl, 1, 3, 2)]
 for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
@@ -213,11 +216,7 @@ for name, pressed in (("worker-1", False), ("worker-2", True)):
              cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
              cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
              cond("Ready", "True", "KubeletReady", "kubelet is posting ready status")]
-    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "uid": f"n-{name}", "labels": {"kubernetes.io/hostname": name}},
-            "spec": {"taints": [{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule", "timeAdded": T1}]} if pressed else {},
-            "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}, "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                       "conditions": conds}}
-    items.append(node)
+    items.append(node(name, conds, [("node.kubernetes.io/memory-pressure", "NoSchedule")] if pressed else []))
 items += [deployment(ns, "api", tpl, 3, 3, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
           replicaset(ns, "api", "8d7c6b5f9", tpl, 1, 3, 3)]
 for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
