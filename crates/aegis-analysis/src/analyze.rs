@@ -178,22 +178,20 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
                 add(&mut by, Category::Evicted, None, &s.name, line);
             }
         }
+        let node_not_ready = node.map(|n| node_problems(snapshot, n, false)).unwrap_or_default();
         // Not ready because its node is: the node lifecycle controller marks the pods of a node that
         // stopped reporting not ready, whatever their containers do.
-        if !s.ready
-            && s.failed_reason.is_none()
-            && let Some(problems) = node.map(|n| node_problems(snapshot, n, false)).filter(|p| !p.is_empty())
-        {
+        if !s.ready && s.failed_reason.is_none() && !node_not_ready.is_empty() {
             add(&mut by, Category::NodeNotReady, None, &s.name, format!("pod {}: not ready on node {}", s.name, node.unwrap_or_default()));
-            for line in problems {
-                add(&mut by, Category::NodeNotReady, None, &s.name, line);
+            for line in &node_not_ready {
+                add(&mut by, Category::NodeNotReady, None, &s.name, line.clone());
             }
         }
         // Still running, on a node under pressure: nothing evicted yet, but the kubelet will evict
         // from this node first, and the scheduler already keeps new pods away from it.
         if s.failed_reason.is_none()
             && let Some(n) = node
-            && node_problems(snapshot, n, false).is_empty()
+            && node_not_ready.is_empty()
         {
             // The node is Ready, so what it reports now is its pressure conditions only.
             let pressure = node_problems(snapshot, n, true);
@@ -365,7 +363,7 @@ fn severity(index: &Index<'_>, w: &Workload<'_>) -> Severity {
     }
 }
 
-fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub(crate) fn selects(selector: &BTreeMap<String, String>, labels: Option<&BTreeMap<String, String>>) -> bool {
     !selector.is_empty() && labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
 }
 

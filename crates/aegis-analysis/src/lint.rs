@@ -28,14 +28,16 @@ const SYSTEM_CONFIG_MAPS: [&str; 1] = ["kube-root-ca.crt"];
 pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
     // What pods, and the templates of workloads without pods yet, reference, by namespace.
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut used_secrets: BTreeSet<(String, String)> = BTreeSet::new();
     for (ns, t) in templates(snapshot) {
         if let Some(t) = t {
-            let (cms, _) = template_references(&t);
-            used.extend(cms.into_iter().map(|c| (ns.clone().unwrap_or_default(), c)));
+            let ns = ns.unwrap_or_default();
+            let (cms, secrets) = template_references(&t);
+            used.extend(cms.into_iter().map(|c| (ns.clone(), c)));
+            used_secrets.extend(secrets.into_iter().map(|s| (ns.clone(), s)));
         }
     }
-    let mut out = Vec::new();
-    out.extend(unused_secrets(snapshot));
+    let mut out = unused_secrets(snapshot, used_secrets);
     for cm in &snapshot.config_maps {
         if SYSTEM_CONFIG_MAPS.contains(&cm.name.as_str()) {
             continue;
@@ -123,14 +125,8 @@ fn managed_secret(name: &str, keys: &[String]) -> bool {
 /// Secrets no pod, pod template or Ingress references (judged only on a snapshot that holds Secrets:
 /// a file; a live snapshot never lists them). What reads a Secret from outside a pod (a
 /// ServiceAccount's imagePullSecrets, a controller) is not in the snapshot, so the message says so.
-fn unused_secrets(snapshot: &Snapshot) -> Vec<LintFinding> {
-    let mut used: BTreeSet<(String, String)> = BTreeSet::new();
-    for (ns, t) in templates(snapshot) {
-        if let Some(t) = t {
-            let (_, secrets) = template_references(&t);
-            used.extend(secrets.into_iter().map(|s| (ns.clone().unwrap_or_default(), s)));
-        }
-    }
+/// `used`: the Secrets the pod templates reference, by namespace.
+fn unused_secrets(snapshot: &Snapshot, mut used: BTreeSet<(String, String)>) -> Vec<LintFinding> {
     for ing in &snapshot.ingresses {
         let ns = ing.metadata.namespace.clone().unwrap_or_default();
         let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten()).filter_map(|t| t.secret_name.clone());

@@ -4,7 +4,7 @@
 //! Service that NetworkPolicies cut off from every client.
 //! What k8sgpt's Pdb, Ingress, Hpa and webhook analyzers check, each with its evidence. No typed fix yet: the guidance names the change a human makes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_model::{Category, Fix, FixAction, FixOrigin, Incident, ResourceRef, Severity};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -83,6 +83,11 @@ fn port_on(pod: &Pod, port: &IntOrString) -> Option<i32> {
     }
 }
 
+/// Where a Service port sends: its targetPort, or its own port when none is given.
+fn target_port(sp: &ServicePort) -> IntOrString {
+    sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port))
+}
+
 /// Whether an ingress `rule` admits some client to `target`/`protocol` on `pod`. A rule without
 /// `from` admits every source, one without `ports` every port; a peer list, however narrow, admits
 /// some client.
@@ -124,12 +129,12 @@ fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option
         .iter()
         .copied()
         .filter(|p| !matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
-        .filter(|p| p.metadata.labels.as_ref().is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))))
+        .filter(|p| crate::analyze::selects(selector, p.metadata.labels.as_ref()))
         .collect();
     if pods.is_empty() {
         return None;
     }
-    let mut governing: Vec<String> = Vec::new();
+    let mut governing: BTreeSet<&str> = BTreeSet::new();
     for pod in &pods {
         let selecting: Vec<&NetworkPolicy> = policies
             .iter()
@@ -149,21 +154,15 @@ fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option
             selecting.iter().flat_map(|np| np.spec.iter().flat_map(|s| s.ingress.iter().flatten())).collect();
         for sp in service_ports {
             let protocol = sp.protocol.as_deref().unwrap_or("TCP");
-            let target = sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port));
             // A named target port the pod does not have sends nothing to it; that is not this finding.
-            let Some(target) = port_on(pod, &target) else { continue };
+            let Some(target) = port_on(pod, &target_port(sp)) else { continue };
             if rules.iter().any(|r| admits(r, pod, target, protocol)) {
                 return None;
             }
         }
-        for np in selecting {
-            let n = np.metadata.name.clone().unwrap_or_default();
-            if !governing.contains(&n) {
-                governing.push(n);
-            }
-        }
+        governing.extend(selecting.iter().map(|np| np.metadata.name.as_deref().unwrap_or_default()));
     }
-    governing.sort();
+    let governing: Vec<&str> = governing.into_iter().collect();
     let targets: Vec<String> = service_ports
         .iter()
         .map(|sp| {
@@ -176,7 +175,7 @@ fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option
         targets.join(", "),
         pods.len()
     )];
-    for np in policies.iter().filter(|np| np.metadata.name.as_ref().is_some_and(|n| governing.contains(n))) {
+    for np in policies.iter().filter(|np| governing.contains(&np.metadata.name.as_deref().unwrap_or_default())) {
         let n = np.metadata.name.as_deref().unwrap_or_default();
         let rules = np.spec.as_ref().and_then(|s| s.ingress.as_ref()).map_or(0, Vec::len);
         let allowed: Vec<String> = np
@@ -199,10 +198,7 @@ fn service_blocked_by_network_policy(index: &Index<'_>, svc: &Service) -> Option
             format!("NetworkPolicy {n}: admits ingress to {} only", allowed.join(", "))
         });
     }
-    let first_target = service_ports
-        .first()
-        .and_then(|sp| port_on(pods[0], &sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port))))
-        .map_or_else(String::new, |p| p.to_string());
+    let first_target = service_ports.first().and_then(|sp| port_on(pods[0], &target_port(sp))).map_or_else(String::new, |p| p.to_string());
     let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     Some(object_incident(
         index,

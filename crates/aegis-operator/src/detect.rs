@@ -20,7 +20,7 @@ use aegis_model::ResourceRef;
 use futures::FutureExt;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -114,21 +114,13 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
     g.unwrap_or(0)
 }
 
-/// Analyze one namespace, listed from the API server, and create the Incidents that do not exist yet.
-pub async fn detect_namespace(client: &Client, namespace: &str, label_selector: Option<&str>) -> Result<Detected, aegis_k8s::K8sError> {
-    let scope = aegis_k8s::Scope { namespace: Some(namespace.to_owned()), label_selector: label_selector.map(str::to_owned) };
-    let snapshot = aegis_k8s::snapshot(client, &scope).await?;
-    detect_in(client, namespace, &snapshot, None).await
-}
-
 /// Analyze `snapshot` (of `namespace`) and create the Incidents that do not exist yet. Which exist is
-/// read from `known` (the controllers' watch-fed stores of Incidents), or, without them, listed, and
-/// only when the analysis found something.
+/// read from `known`, the controllers' watch-fed stores of Incidents.
 pub async fn detect_in(
     client: &Client,
     namespace: &str,
     snapshot: &Snapshot,
-    known: Option<&[Store<Incident>]>,
+    known: &[Store<Incident>],
 ) -> Result<Detected, aegis_k8s::K8sError> {
     let found = aegis_analysis::analyze(snapshot);
     let mut out = Detected::default();
@@ -136,17 +128,8 @@ pub async fn detect_in(
         return Ok(out);
     }
     let api: Api<Incident> = Api::namespaced(client.clone(), namespace);
-    let existing: Vec<Arc<Incident>> = match known {
-        Some(stores) => stores.iter().flat_map(|s| s.state()).filter(|i| i.metadata.namespace.as_deref() == Some(namespace)).collect(),
-        None => api
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| aegis_k8s::K8sError::List { kind: "Incident", scope: namespace.into(), source })?
-            .items
-            .into_iter()
-            .map(Arc::new)
-            .collect(),
-    };
+    let existing: Vec<Arc<Incident>> =
+        known.iter().flat_map(|s| s.state()).filter(|i| i.metadata.namespace.as_deref() == Some(namespace)).collect();
     let names: BTreeSet<String> = existing.iter().map(|i| i.name_any()).collect();
     let open: BTreeSet<ResourceRef> = existing
         .iter()
@@ -276,7 +259,7 @@ pub async fn run(
             }
             for ns in batch {
                 let Some(snapshot) = caches.snapshot(&ns) else { continue };
-                match detect_in(&client, &ns, &snapshot, Some(&incidents)).await {
+                match detect_in(&client, &ns, &snapshot, &incidents).await {
                     Ok(d) if !d.created.is_empty() => tracing::debug!(namespace = %ns, created = ?d.created, "detected"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(namespace = %ns, error = %e, "detection failed; retried on the next event or resync"),

@@ -349,7 +349,7 @@ async fn collect_shadows(client: Client, every: Duration) {
         });
     let collect = async {
         loop {
-            // Until the watch has listed once (or while it cannot), a pass lists, as it always did.
+            // Until the watch has listed once (it never may, without RBAC), a pass lists, as it always did.
             let known = shadows.wait_until_ready().now_or_never().is_some();
             if (!known || !shadows.is_empty())
                 && let Err(e) = collect_once(&client).await

@@ -1,11 +1,11 @@
 //! Watch-fed caches of everything a snapshot reads, for the operator: one watch per kind (per watched
-//! namespace, or cluster-wide) keeps a reflector store current, so a detection pass or an analysis
+//! namespace, or cluster-wide) keeps a store current, so a detection pass or an analysis
 //! builds its snapshot from memory instead of re-listing twenty kinds from the API server, and the
 //! same watch events say which namespaces changed.
 //!
 //! What is kept is what the analysis reads, and no more, and as compact JSON ([`store`]): every object
-//! loses its `managedFields`, and a ConfigMap keeps its keys but not its values (the analysis asks whether a key exists, never what it
-//! holds). Secrets are never watched. A label selector narrows the workloads and their pods, as
+//! loses its `managedFields`, and a ConfigMap keeps its keys but not its values (the analysis asks
+//! whether a key exists, never what it holds). Secrets are never watched. A label selector narrows the workloads and their pods, as
 //! [`crate::snapshot`] does. Cluster-scoped kinds (Nodes, IngressClasses, admission webhook
 //! configurations) are watched once.
 
@@ -27,7 +27,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-pub use store::{CompactStore, DecodeError};
+use store::{CompactStore, DecodeError};
 
 /// A namespaced object changed (or was seen at a watch's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ fn watch<K>(api: Api<K>, config: watcher::Config, kind: &'static str, strip: fn(
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let store = CompactStore::default();
+    let store = CompactStore::new(kind);
     let writer = store.clone();
     let changes = watcher(api, config)
         .default_backoff()
@@ -257,30 +257,30 @@ impl Caches {
     }
 
     fn decode(&self, s: &Stores, namespace: &str) -> Result<Snapshot, DecodeError> {
-        let mut events = s.events.namespace(namespace, "Event")?;
+        let mut events = s.events.namespace(namespace)?;
         crate::without_own_events(&mut events);
-        let config_maps = s.config_maps.namespace(namespace, "ConfigMap")?.into_iter().map(crate::keys_only).collect();
+        let config_maps = s.config_maps.namespace(namespace)?.into_iter().map(crate::keys_only).collect();
         Ok(Snapshot {
-            nodes: self.nodes.namespace("", "Node")?,
-            pods: s.pods.namespace(namespace, "Pod")?,
-            deployments: s.deployments.namespace(namespace, "Deployment")?,
-            replica_sets: s.replica_sets.namespace(namespace, "ReplicaSet")?,
-            stateful_sets: s.stateful_sets.namespace(namespace, "StatefulSet")?,
-            controller_revisions: s.controller_revisions.namespace(namespace, "ControllerRevision")?,
-            daemon_sets: s.daemon_sets.namespace(namespace, "DaemonSet")?,
-            jobs: s.jobs.namespace(namespace, "Job")?,
-            cron_jobs: s.cron_jobs.namespace(namespace, "CronJob")?,
-            services: s.services.namespace(namespace, "Service")?,
-            endpoints: s.endpoints.namespace(namespace, "Endpoints")?,
+            nodes: self.nodes.namespace("")?,
+            pods: s.pods.namespace(namespace)?,
+            deployments: s.deployments.namespace(namespace)?,
+            replica_sets: s.replica_sets.namespace(namespace)?,
+            stateful_sets: s.stateful_sets.namespace(namespace)?,
+            controller_revisions: s.controller_revisions.namespace(namespace)?,
+            daemon_sets: s.daemon_sets.namespace(namespace)?,
+            jobs: s.jobs.namespace(namespace)?,
+            cron_jobs: s.cron_jobs.namespace(namespace)?,
+            services: s.services.namespace(namespace)?,
+            endpoints: s.endpoints.namespace(namespace)?,
             events,
-            persistent_volume_claims: s.persistent_volume_claims.namespace(namespace, "PersistentVolumeClaim")?,
-            pod_disruption_budgets: s.pod_disruption_budgets.namespace(namespace, "PodDisruptionBudget")?,
-            ingresses: s.ingresses.namespace(namespace, "Ingress")?,
-            ingress_classes: self.ingress_classes.namespace("", "IngressClass")?,
-            horizontal_pod_autoscalers: s.horizontal_pod_autoscalers.namespace(namespace, "HorizontalPodAutoscaler")?,
-            network_policies: s.network_policies.namespace(namespace, "NetworkPolicy")?,
-            validating_webhooks: self.validating_webhooks.namespace("", "ValidatingWebhookConfiguration")?,
-            mutating_webhooks: self.mutating_webhooks.namespace("", "MutatingWebhookConfiguration")?,
+            persistent_volume_claims: s.persistent_volume_claims.namespace(namespace)?,
+            pod_disruption_budgets: s.pod_disruption_budgets.namespace(namespace)?,
+            ingresses: s.ingresses.namespace(namespace)?,
+            ingress_classes: self.ingress_classes.namespace("")?,
+            horizontal_pod_autoscalers: s.horizontal_pod_autoscalers.namespace(namespace)?,
+            network_policies: s.network_policies.namespace(namespace)?,
+            validating_webhooks: self.validating_webhooks.namespace("")?,
+            mutating_webhooks: self.mutating_webhooks.namespace("")?,
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),
