@@ -70,9 +70,9 @@ pub enum ProbeCommand {
         /// How long one connection may take before it counts as blocked.
         #[arg(long, default_value = "2s")]
         timeout: String,
-        /// How long each address is tried, every second. Three failures in a row mean blocked (an
-        /// enforcer programs a new pod's rules some time after it starts); still reachable when the
-        /// window ends means reached.
+        /// How long each address is tried, every second (an enforcer programs a new pod's rules some
+        /// time after it starts). Only the end counts: reached if the last try reached, blocked if the
+        /// last three failed; an address still changing is tried on until one of the two holds.
         #[arg(long, default_value = "30s")]
         settle: String,
         /// Where to write the lines besides stdout (the kubelet's termination-message file).

@@ -15,8 +15,8 @@
 //
 // `demo-api probe connect HOST:PORT...` is a client instead, with the contract of `aegis probe connect`
 // (the isolation probe AEGIS runs inside a shadow): it tries a TCP connection to each address (2 s
-// each, every second for up to 30 s: three failures in a row mean blocked, still reachable when the
-// window ends means reached, so an enforcer's rules have time to land), writes `reached ADDR` or `blocked ADDR: why` per line to stdout and /dev/termination-log, and
+// each, every second for 30 s; only the end counts: reached if the last try reached, blocked if the
+// last three failed, so an enforcer's rules have time to land), writes `reached ADDR` or `blocked ADDR: why` per line to stdout and /dev/termination-log, and
 // exits 0. The harness cannot build AEGIS's own image (no Docker engine), so the tests use this one.
 package main
 
@@ -45,8 +45,10 @@ func fatal(format string, args ...any) {
 
 // settle is how long each address is tried, once a second. A NetworkPolicy enforcer programs a new
 // pod's rules, and adds it to the sets other pods' rules name, some time after the pod starts —
-// seconds on a busy node — so an address counts as blocked once blockedInARow tries in a row fail,
-// however late in the window, and as reached when the window ends without that.
+// seconds on a busy node — and until then it may let everything through or reject everything
+// (kube-router does the latter). So only the state when the window ends counts: reached if the last
+// try reached, blocked if the last blockedInARow tries failed; an address still changing then is
+// tried on until one of the two holds.
 const (
 	settle        = 30 * time.Second
 	blockedInARow = 3
@@ -60,29 +62,31 @@ func connect(addrs []string) {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			failed := 0
-			tries, lastReached := 0, 0
+			failed, tries, lastReached := 0, 0, 0
+			var lastErr error
 			for {
 				tries++
 				conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-				windowOver := time.Since(start) >= settle
 				if err == nil {
 					conn.Close()
 					failed = 0
 					lastReached = tries
 				} else {
 					failed++
-					if failed >= blockedInARow || windowOver && lastReached == 0 {
-						lines[i] = fmt.Sprintf("blocked %s: %v", addr, err)
+					lastErr = err
+				}
+				if time.Since(start) >= settle {
+					if failed == 0 {
+						lines[i] = fmt.Sprintf("reached %s", addr)
+						return
+					}
+					if failed >= blockedInARow {
+						lines[i] = fmt.Sprintf("blocked %s: %v", addr, lastErr)
 						if lastReached > 0 {
 							lines[i] += fmt.Sprintf(" (reached by try %d of %d, while the rules landed)", lastReached, tries)
 						}
 						return
 					}
-				}
-				if windowOver {
-					lines[i] = fmt.Sprintf("reached %s", addr)
-					return
 				}
 				time.Sleep(time.Second)
 			}
