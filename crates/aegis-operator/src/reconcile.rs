@@ -20,6 +20,7 @@ use std::time::Duration;
 use aegis_k8s::health::{Health, HealthSummary, HealthTarget, watch_health};
 use aegis_model::{ResourceRef, Severity};
 use aegis_verify::{VerificationResult, VerifyOptions};
+use futures::FutureExt as _;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, PostParams};
@@ -90,6 +91,9 @@ pub struct Context {
     pub failures: Failures,
     /// The leader's watch-fed caches; `None`: the analysis lists what it reads.
     pub caches: Option<Arc<aegis_k8s::cache::Caches>>,
+    /// The controllers' own caches of Incidents, read for earlier incidents about a resource instead
+    /// of a list per waiting incident per minute. Empty, or not listed yet: the step lists them.
+    pub incidents: Vec<kube::runtime::reflector::Store<Incident>>,
 }
 
 /// Consecutive failed steps per incident.
@@ -277,6 +281,19 @@ impl Step<'_> {
         Ok(api.get_opt(&r.name).await?.map(|o| crate::crd::change_marker(&r.kind, o.metadata.generation, o.data.pointer("/spec/selector"))))
     }
 
+    /// The Incidents of this incident's namespace: from the controllers' caches once they are listed
+    /// (an unlisted cache would read as "none", which is not evidence of none), else from a list.
+    async fn incidents_here(&self) -> Result<Vec<Arc<Incident>>, Error> {
+        let ns = self.incident.namespace().unwrap_or_default();
+        let stores = &self.ctx.incidents;
+        let listed = !stores.is_empty() && stores.iter().all(|s| s.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()));
+        if listed {
+            return Ok(stores.iter().flat_map(|s| s.state_filter(|i| i.metadata.namespace.as_deref() == Some(ns.as_str()))).collect());
+        }
+        let listed = Api::<Incident>::namespaced(self.ctx.client.clone(), &ns).list(&Default::default()).await?;
+        Ok(listed.items.into_iter().map(Arc::new).collect())
+    }
+
     /// Superseded when the incident's resource is gone or at another generation than detected.
     async fn superseded(&self) -> Result<Option<String>, Error> {
         let r = self.resource();
@@ -435,8 +452,7 @@ impl Step<'_> {
         if self.status.conditions.iter().any(|c| c.type_ == "RegressedBefore" && c.status == "True") {
             approval_required = true;
         } else if !approval_required && let Some(analysis) = &self.status.analysis {
-            let ns = self.incident.namespace().unwrap_or_default();
-            let others = Api::<Incident>::namespaced(self.ctx.client.clone(), &ns).list(&Default::default()).await?.items;
+            let others = self.incidents_here().await?;
             let earlier = others.iter().filter(|i| i.name_any() != self.incident.name_any()).filter_map(|i| {
                 let name = i.metadata.name.as_deref()?;
                 Some((name, &i.spec, i.status.as_ref()?))

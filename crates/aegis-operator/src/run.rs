@@ -288,20 +288,6 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
     // none).
     let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref());
     let caches = Arc::new(caches);
-    let reporter = Reporter { controller: aegis_k8s::EVENT_REPORTER.into(), instance: Some(config.lease.identity.clone()) };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        settings: config.settings.clone(),
-        verify: config.verify.clone(),
-        policy_for: config.policy_for.clone(),
-        scope: config.scope.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
-        verifications: Default::default(),
-        monitors: Default::default(),
-        failures: Default::default(),
-        caches: Some(caches.clone()),
-    });
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.
     let apis: Vec<Api<Incident>> = if config.scope.namespaces.is_empty() {
@@ -316,8 +302,24 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
                 .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         })
         .collect();
-    // The controllers' own caches of Incidents feed the gauge: no list every 15 s.
+    // The controllers' own caches of Incidents feed the gauge (no list every 15 s), detection and the
+    // approval step's look for earlier incidents.
     let incident_stores: Vec<kube::runtime::reflector::Store<Incident>> = controllers.iter().map(|c| c.store()).collect();
+    let reporter = Reporter { controller: aegis_k8s::EVENT_REPORTER.into(), instance: Some(config.lease.identity.clone()) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: config.settings.clone(),
+        verify: config.verify.clone(),
+        policy_for: config.policy_for.clone(),
+        scope: config.scope.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        verifications: Default::default(),
+        monitors: Default::default(),
+        failures: Default::default(),
+        caches: Some(caches.clone()),
+        incidents: incident_stores.clone(),
+    });
     let controllers = controllers.into_iter().map(|controller| {
         controller.run(reconcile, error_policy, ctx.clone()).for_each(|r| async move {
             if let Err(e) = r {

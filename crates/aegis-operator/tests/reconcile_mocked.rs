@@ -101,7 +101,39 @@ fn context(client: kube::Client) -> Arc<Context> {
         monitors: Default::default(),
         failures: Default::default(),
         caches: None,
+        incidents: Vec::new(),
     })
+}
+
+/// A controller's store of Incidents, listed and ready, holding `incidents`.
+fn store_of(incidents: Vec<Incident>) -> kube::runtime::reflector::Store<Incident> {
+    use kube::runtime::watcher::Event;
+    let mut writer = kube::runtime::reflector::store::Writer::<Incident>::default();
+    writer.apply_watcher_event(&Event::Init);
+    for i in incidents {
+        writer.apply_watcher_event(&Event::InitApply(i));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    writer.as_reader()
+}
+
+/// An Incident verified and waiting, whose plan the policy may approve without a human.
+fn policy_approvable(current: &Digest) -> Incident {
+    let mut i = incident(Phase::AwaitingApproval, current, None);
+    i.status.as_mut().unwrap().analysis.as_mut().unwrap().plan.approval_required = false;
+    i
+}
+
+/// An earlier Incident about the same resource whose same fix was rolled back.
+fn rolled_back_before() -> Incident {
+    let mut earlier = policy_approvable(&digest("earlier"));
+    earlier.metadata.name = Some("deployment-api-crashloopbackoff-g1".into());
+    earlier.status.as_mut().unwrap().phase = Phase::RolledBack;
+    earlier
+}
+
+fn lists_incidents(sent: &[Sent]) -> bool {
+    sent.iter().any(|s| s.method == Method::GET && s.path.ends_with("/incidents"))
 }
 
 /// The crash-looping Deployment of the corpus, as the analysis sees it (moved to namespace `shop`):
@@ -226,6 +258,41 @@ async fn a_workload_changed_since_detection_supersedes_the_incident_and_nothing_
     let writes = status_writes(&sent);
     assert_eq!(writes[0].body["status"]["phase"], "Superseded");
     assert!(writes[0].body["status"]["message"].as_str().unwrap().contains("generation 2 → 3"), "{}", writes[0].body["status"]["message"]);
+}
+
+#[tokio::test]
+async fn a_fix_rolled_back_before_is_found_in_the_controllers_store_without_listing_incidents() {
+    let api = Api::serving(vec![deployment(2)]);
+    let mut ctx = context(api.client.clone());
+    Arc::get_mut(&mut ctx).unwrap().incidents = vec![store_of(vec![rolled_back_before()])];
+    reconcile(Arc::new(policy_approvable(&digest("current"))), ctx).await.unwrap();
+    let sent = api.sent();
+    assert!(!lists_incidents(&sent), "{sent:#?}");
+    let writes = status_writes(&sent);
+    assert_eq!(writes.len(), 1, "{sent:#?}");
+    let condition = writes[0].body["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "RegressedBefore").cloned();
+    assert_eq!(condition.expect("RegressedBefore")["status"], "True");
+}
+
+#[tokio::test]
+async fn waiting_for_approval_with_a_ready_store_lists_no_incidents() {
+    let api = Api::serving(vec![deployment(2)]);
+    let mut ctx = context(api.client.clone());
+    Arc::get_mut(&mut ctx).unwrap().incidents = vec![store_of(Vec::new())];
+    reconcile(Arc::new(policy_approvable(&digest("current"))), ctx).await.unwrap();
+    let sent = api.sent();
+    assert!(!lists_incidents(&sent), "{sent:#?}");
+    assert!(!touches_the_workload(&sent), "{sent:#?}");
+}
+
+#[tokio::test]
+async fn without_a_ready_store_the_incidents_are_listed_rather_than_assumed_absent() {
+    let api = Api::serving(vec![deployment(2)]);
+    let mut ctx = context(api.client.clone());
+    let (not_listed_yet, _writer) = kube::runtime::reflector::store::<Incident>();
+    Arc::get_mut(&mut ctx).unwrap().incidents = vec![not_listed_yet];
+    let _ = reconcile(Arc::new(policy_approvable(&digest("current"))), ctx).await;
+    assert!(lists_incidents(&api.sent()), "{:#?}", api.sent());
 }
 
 #[tokio::test]
