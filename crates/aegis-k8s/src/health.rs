@@ -10,18 +10,21 @@
 //! unready past its readiness probe's allowance, and a Service that selects no ready pod.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aegis_model::ResourceRef;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
 use kube::api::{Api, ListParams};
 
 use crate::K8sError;
+
+mod feeds;
+use feeds::Feeds;
 
 /// What to watch: a Deployment or StatefulSet, and the Services that must route to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +58,30 @@ pub struct HealthSummary {
     pub elapsed: Duration,
 }
 
-/// How often the watch looks.
+/// How often the watch looks (at what its watches delivered: no API call).
 const POLL: Duration = Duration::from_millis(500);
 
-/// Watch until healthy for `window`, a fatal signal, or `deadline`.
+/// Watch until healthy for `window`, a fatal signal, or `deadline`. The workload is read once for
+/// its selector; then watches of it, its revisions, pods and Services' EndpointSlices feed each look.
 pub async fn watch_health(client: &Client, target: &HealthTarget, window: Duration, deadline: Duration) -> Result<HealthSummary, K8sError> {
     let start = Instant::now();
     let mut observations = Vec::new();
+    let selector = Workload::get(client, &target.workload).await?.selector();
+    let feeds = Feeds::start(client, &target.workload, &selector, &target.services);
+    if !feeds.listed(deadline).await? {
+        let reason = format!("not healthy within {}s: the watches of {} did not list", deadline.as_secs(), target.workload);
+        return Ok(HealthSummary {
+            health: Health::Unhealthy { reasons: vec![reason.clone()] },
+            observations: vec![reason],
+            elapsed: start.elapsed(),
+        });
+    }
     let mut healthy_since: Option<Instant> = None;
     let mut unrouted_since: Option<Instant> = None;
     loop {
         let elapsed = start.elapsed();
-        let workload = Workload::get(client, &target.workload).await?;
+        let workload =
+            feeds.workload().ok_or_else(|| K8sError::Invalid(format!("{} was deleted while its health was watched", target.workload)))?;
         let rollout = rollout_state(&workload, &target.workload);
         // Until the controller has observed the latest spec, its "newest" revision is the one before
         // the change: judging those pods would blame the fix for what it replaces.
@@ -80,7 +95,7 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
             tokio::time::sleep(POLL).await;
             continue;
         }
-        let pods = newest_pods(client, &target.workload, &workload).await?;
+        let pods = newest_pods(&target.workload, &workload, &feeds);
         let now = Timestamp::now();
         let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
         let mut all_ready = !pods.is_empty();
@@ -95,7 +110,7 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         }
         if !unready_too_long.is_empty() {
             let events = Api::<Event>::namespaced(client.clone(), &target.workload.namespace)
-                .list(&ListParams::default())
+                .list(&ListParams::default().fields("reason=Unhealthy"))
                 .await
                 .map_err(|source| K8sError::List { kind: "Event", scope: target.workload.namespace.clone(), source })?
                 .items;
@@ -103,11 +118,7 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         }
         let mut unrouted = Vec::new();
         if rollout.done && all_ready {
-            for svc in &target.services {
-                if ready_endpoints(client, &target.workload.namespace, svc).await? == 0 {
-                    unrouted.push(svc.clone());
-                }
-            }
+            unrouted.extend(target.services.iter().filter(|svc| feeds.ready_endpoints(svc) == 0).cloned());
             // The endpoint controller needs a moment after pods become ready; a Service still empty a
             // full window (at least 5 s) later selects none of them.
             let since = *unrouted_since.get_or_insert_with(Instant::now);
@@ -123,7 +134,14 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
             observations.push(format!("after {:.1}s: {}", elapsed.as_secs_f64(), fatal.join("; ")));
             return Ok(HealthSummary { health: Health::Unhealthy { reasons: fatal }, observations, elapsed });
         }
-        if rollout.done && all_ready && unrouted.is_empty() {
+        // A watch that failed during the window may have missed a change: nothing is shown healthy
+        // across it. If the watches keep failing, the deadline judges, with why.
+        let watch_failure = healthy_since.and_then(|since| feeds.failed_since(since));
+        if let Some(why) = &watch_failure {
+            observations.push(format!("after {:.1}s: healthy window restarted: {why}", elapsed.as_secs_f64()));
+            healthy_since = None;
+        }
+        if rollout.done && all_ready && unrouted.is_empty() && watch_failure.is_none() {
             let since = *healthy_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= window && liveness_pending <= 0 {
                 let routed =
@@ -139,7 +157,8 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
             healthy_since = None;
         }
         if elapsed >= deadline {
-            let reason = format!("not healthy within {}s: {}", deadline.as_secs(), rollout.detail);
+            let failing = feeds.failed_since(start).map(|why| format!(" (last watch error: {why})")).unwrap_or_default();
+            let reason = format!("not healthy within {}s: {}{failing}", deadline.as_secs(), rollout.detail);
             observations.push(reason.clone());
             return Ok(HealthSummary { health: Health::Unhealthy { reasons: vec![reason] }, observations, elapsed });
         }
@@ -352,33 +371,27 @@ fn selector_string(s: Option<&LabelSelector>) -> String {
 }
 
 /// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's
-/// pods on its update revision; a DaemonSet's on its newest ControllerRevision), found through the
-/// workload's own selector.
-async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> Result<Vec<Pod>, K8sError> {
-    let list_err = |kind| move |source| K8sError::List { kind, scope: w.namespace.clone(), source };
-    let lp = ListParams::default().labels(&workload.selector());
-    let live = |p: &Pod| p.metadata.deletion_timestamp.is_none();
+/// pods on its update revision; a DaemonSet's on its newest ControllerRevision), as the watches of the
+/// workload's own selector delivered them.
+fn newest_pods(w: &ResourceRef, workload: &Workload, feeds: &Feeds) -> Vec<Pod> {
     // A StatefulSet's update revision (its pods' controller-revision-hash), or a Deployment's newest
     // ReplicaSet (its pods' owner).
     let (label_rev, owner_rs) = match workload {
         Workload::StatefulSet(s) => (s.status.as_ref().and_then(|s| s.update_revision.clone()).unwrap_or_default(), None),
         // A DaemonSet's newest ControllerRevision; its pods carry that revision's hash.
         Workload::DaemonSet(_) => {
-            let crs = Api::<ControllerRevision>::namespaced(client.clone(), &w.namespace)
-                .list(&lp)
-                .await
-                .map_err(list_err("ControllerRevision"))?
-                .items;
-            let owned =
-                |cr: &&ControllerRevision| cr.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == w.name);
+            let crs = feeds.revisions();
+            let owned = |cr: &&Arc<ControllerRevision>| {
+                cr.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet" && o.name == w.name)
+            };
             let newest = crs.iter().filter(owned).max_by_key(|cr| cr.revision);
             let Some(hash) = newest.and_then(|cr| cr.metadata.labels.as_ref()?.get("controller-revision-hash").cloned()) else {
-                return Ok(Vec::new());
+                return Vec::new();
             };
             (hash, None)
         }
         Workload::Deployment(_) => {
-            let rss = Api::<ReplicaSet>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("ReplicaSet"))?.items;
+            let rss = feeds.replica_sets();
             let revision = |rs: &ReplicaSet| {
                 rs.metadata
                     .annotations
@@ -388,9 +401,9 @@ async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> R
                     .unwrap_or(0)
             };
             let owned =
-                |rs: &&ReplicaSet| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
+                |rs: &&Arc<ReplicaSet>| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
             let Some(newest) = rss.iter().filter(owned).max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
-                return Ok(Vec::new());
+                return Vec::new();
             };
             (String::new(), Some(newest))
         }
@@ -399,18 +412,8 @@ async fn newest_pods(client: &Client, w: &ResourceRef, workload: &Workload) -> R
         Some(rs) => p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet" && &o.name == rs),
         None => p.metadata.labels.as_ref().and_then(|l| l.get("controller-revision-hash")) == Some(&label_rev),
     };
-    let pods = Api::<Pod>::namespaced(client.clone(), &w.namespace).list(&lp).await.map_err(list_err("Pod"))?.items;
-    Ok(pods.into_iter().filter(live).filter(|p| on_revision(p)).collect())
-}
-
-/// Ready endpoints behind a Service, from its EndpointSlices (a `ready` left unset counts as ready, as
-/// the API documents).
-async fn ready_endpoints(client: &Client, namespace: &str, service: &str) -> Result<usize, K8sError> {
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("kubernetes.io/service-name={service}")))
-        .await
-        .map_err(|source| K8sError::List { kind: "EndpointSlice", scope: namespace.to_owned(), source })?;
-    Ok(slices.items.iter().flat_map(|s| s.endpoints.iter()).filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)).count())
+    let live = |p: &Pod| p.metadata.deletion_timestamp.is_none();
+    feeds.pods().iter().map(|p| &**p).filter(|p| live(p) && on_revision(p)).cloned().collect()
 }
 
 #[cfg(test)]

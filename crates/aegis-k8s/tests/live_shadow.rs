@@ -245,3 +245,44 @@ async fn a_pod_in_a_shadow_cannot_reach_production_or_the_api_server_but_reaches
     assert!(from_shadow.contains(&format!("reached {own}")), "the shadow's own Service answers: {from_shadow}");
     delete_shadow(&client, &shadow).await.unwrap();
 }
+
+/// A client for the harness cluster that counts the calls answered with a body read at once: GETs
+/// and LISTs (watches are counted apart, as `WATCH`).
+async fn counting_client() -> (kube::Client, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let path = harness_env("AEGIS_KUBECONFIG");
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let gets = Arc::new(AtomicU32::new(0));
+    let counted = gets.clone();
+    let observer: aegis_k8s::client::Observer = Arc::new(move |call| {
+        if call.verb == "GET" {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    (aegis_k8s::client::build(config, Some(observer)).unwrap(), gets)
+}
+
+/// The health window follows watches: a look reads what they delivered, so the API server sees a
+/// handful of lists when the window starts, not a list per kind every half second.
+#[tokio::test]
+async fn a_health_watch_lists_what_it_reads_once_and_then_follows_watches() {
+    let ns = TestNamespace::create("health-calls").await;
+    let image = format!("{}/demo-api:v2", harness_env("AEGIS_REGISTRY"));
+    aegis_testkit::cluster::service(&ns, "api", "api", 8080).await;
+    let deployments = ns.api::<Deployment>();
+    deployments.create(&PostParams::default(), &deployment("api", 1, aegis_testkit::cluster::probed_app(&image))).await.unwrap();
+    wait_available(&deployments, "api", WAIT).await;
+
+    let (client, gets) = counting_client().await;
+    let target = aegis_k8s::health::HealthTarget {
+        workload: ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() },
+        services: vec!["api".into()],
+        unschedulable_grace: aegis_k8s::health::SHADOW_UNSCHEDULABLE_GRACE,
+    };
+    let summary = watch_health(&client, &target, Duration::from_secs(6), WAIT).await.unwrap();
+    assert_eq!(summary.health, Health::Healthy, "{:?}", summary.observations);
+    let gets = gets.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(gets <= 6, "{gets} GETs and LISTs for a 6 s window: the looks must read the watches, not the API server");
+}
