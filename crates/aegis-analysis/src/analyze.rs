@@ -839,7 +839,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             )
         }
         // Budgets, Ingresses, autoscalers, webhooks, CronJobs and NetworkPolicies are analyzed in
-        // `objects`; a workload finding never has these.
+        // `objects`, routes in `gateway`; a workload finding never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing
         | Category::IngressClassMissing
@@ -849,7 +849,9 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
         | Category::WebhookUnavailable
         | Category::CronJobNotStarting
         | Category::ServiceBlockedByNetworkPolicy
-        | Category::IngressTlsSecretMissing => manual(
+        | Category::IngressTlsSecretMissing
+        | Category::RouteNotAttached
+        | Category::RouteBackendMissing => manual(
             format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
             format!("{} (reported on the object itself).", f.category),
             0.5,

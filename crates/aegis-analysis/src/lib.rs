@@ -7,6 +7,7 @@
 pub mod analyze;
 pub mod diff;
 pub mod external;
+pub mod gateway;
 pub mod lint;
 mod objects;
 pub mod render;

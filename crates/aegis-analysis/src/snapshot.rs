@@ -62,6 +62,10 @@ pub struct Snapshot {
     /// Cluster-scoped admission webhooks; judged in their backend Service's namespace.
     pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
     pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
+    /// Gateway API routes and Gateways (`gateway.networking.k8s.io`); none where the API is not
+    /// installed.
+    pub http_routes: Vec<crate::gateway::HttpRoute>,
+    pub gateways: Vec<crate::gateway::Gateway>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -132,6 +136,10 @@ impl Snapshot {
                 "NetworkPolicy" => s.network_policies.push(serde_json::from_value(obj).map_err(err)?),
                 "ValidatingWebhookConfiguration" => s.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
                 "MutatingWebhookConfiguration" => s.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
+                // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
+                "HTTPRoute" | "Gateway" if !is_gateway_api(&obj) => *s.other_kinds.entry(kind.clone()).or_default() += 1,
+                "HTTPRoute" => s.http_routes.push(serde_json::from_value(obj).map_err(err)?),
+                "Gateway" => s.gateways.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                     let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -150,6 +158,10 @@ impl Snapshot {
         }
         Ok(s)
     }
+}
+
+fn is_gateway_api(obj: &Value) -> bool {
+    obj.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
 }
 
 impl Snapshot {
@@ -180,6 +192,8 @@ impl Snapshot {
         push(&mut items, &self.network_policies);
         push(&mut items, &self.validating_webhooks);
         push(&mut items, &self.mutating_webhooks);
+        push(&mut items, &self.http_routes);
+        push(&mut items, &self.gateways);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

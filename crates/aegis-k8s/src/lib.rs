@@ -99,6 +99,39 @@ where
     items
 }
 
+/// Gateway API objects of `kind` in scope, typed as the analysis reads them. The API is a CRD: where it
+/// is not installed (404) or RBAC refuses it, there are none to judge. An object that cannot be read is
+/// an error, never one route fewer.
+async fn gateway_list<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    scope: &Scope,
+    kind: &str,
+    plural: &str,
+) -> Result<Vec<T>, K8sError> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api: Api<DynamicObject> = match &scope.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let items = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
+        Err(source) => return Err(K8sError::List { kind: "Gateway API object", scope: scope.describe(), source }),
+    };
+    items
+        .into_iter()
+        .map(|mut o| {
+            o.metadata.managed_fields = None;
+            o.types = Some(kube::core::TypeMeta { api_version: resource.api_version.clone(), kind: kind.to_owned() });
+            let name = o.metadata.name.clone().unwrap_or_default();
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value)
+                .map_err(|e| K8sError::Invalid(format!("{kind} {name} cannot be read: {e}")))
+        })
+        .collect()
+}
+
 /// Read a namespace (or all) into a snapshot: every list at once. ConfigMap values are dropped as they
 /// arrive (only names and keys are kept); Secrets are not read at all. Nodes and IngressClasses are read
 /// where RBAC allows; a refusal leaves them out.
@@ -128,6 +161,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             list::<HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
             list::<NetworkPolicy>(client, scope, false, "NetworkPolicy"),
             list::<ConfigMap>(client, scope, false, "ConfigMap"),
+            gateway_list(client, scope, "HTTPRoute", "httproutes"),
+            gateway_list(client, scope, "Gateway", "gateways"),
         )
     };
     let cluster = async {
@@ -150,6 +185,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         horizontal_pod_autoscalers,
         network_policies,
         config_maps,
+        http_routes,
+        gateways,
     ) = around?;
     without_own_events(&mut events);
     let config_maps = config_maps.into_iter().map(keys_only).collect();
@@ -174,6 +211,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         network_policies,
         validating_webhooks,
         mutating_webhooks,
+        http_routes,
+        gateways,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).

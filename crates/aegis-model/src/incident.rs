@@ -69,6 +69,12 @@ pub enum Category {
     /// An Ingress whose TLS section names a Secret that does not exist in its namespace: the
     /// controller serves its default (self-signed) certificate for those hosts, or none.
     IngressTlsSecretMissing,
+    /// A Gateway API HTTPRoute that no parent Gateway accepted (refused by its listeners, or a parent
+    /// no controller reports on: a Gateway that does not exist): its hosts and paths route nothing.
+    RouteNotAttached,
+    /// A Gateway API HTTPRoute whose backend Service, or the port it names, does not exist, or that
+    /// its Gateway cannot resolve (`ResolvedRefs: False`): the Gateway answers 500 for those rules.
+    RouteBackendMissing,
 }
 
 impl Category {
@@ -102,6 +108,8 @@ impl Category {
             Category::NodePressure => "NodePressure",
             Category::ServiceBlockedByNetworkPolicy => "ServiceBlockedByNetworkPolicy",
             Category::IngressTlsSecretMissing => "IngressTlsSecretMissing",
+            Category::RouteNotAttached => "RouteNotAttached",
+            Category::RouteBackendMissing => "RouteBackendMissing",
         }
     }
 }

@@ -281,6 +281,10 @@ impl Caches {
             network_policies: s.network_policies.namespace(namespace)?,
             validating_webhooks: self.validating_webhooks.namespace("")?,
             mutating_webhooks: self.mutating_webhooks.namespace("")?,
+            // Not watched: the Gateway API is a CRD that many clusters lack, and a watch of a missing
+            // API never lists (the caches would never be ready). `aegis analyze` judges routes.
+            http_routes: Vec::new(),
+            gateways: Vec::new(),
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),

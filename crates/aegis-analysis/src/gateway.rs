@@ -1,0 +1,406 @@
+//! Gateway API routes (`gateway.networking.k8s.io/v1` HTTPRoute, and the Gateways they attach to):
+//! the fields the analysis reads, typed, and the two ways a route serves nothing.
+//!
+//! k8s-openapi has no Gateway API types (they are CRDs), so the few fields judged here are declared
+//! here; every field not named is kept as it came (`other`), so a snapshot written back out loses
+//! nothing.
+//!
+//! - **RouteNotAttached**: no parent accepted the route. A parent's controller says so in the route's
+//!   status (`Accepted: False`, with why); a parent no controller reports on for minutes (a Gateway
+//!   that does not exist, a GatewayClass nobody implements) is as good as refused: the route's hosts
+//!   and paths reach nothing.
+//! - **RouteBackendMissing**: a backend Service, or the port the route names, does not exist, or a
+//!   parent reports `ResolvedRefs: False` (a backend not found, a cross-namespace reference without a
+//!   ReferenceGrant): the Gateway answers 500 for the requests that rule matches.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use aegis_model::{Category, Incident, ResourceRef, Severity};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+
+use crate::objects::{ObjectFinding, object_incident};
+use crate::signals::Index;
+
+/// How long a route may wait for a controller's first word before silence counts as "attached to
+/// nothing": controllers report within seconds.
+const UNREPORTED_GRACE_SECONDS: i64 = 120;
+
+/// A Gateway API `HTTPRoute`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRoute {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: RouteSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RouteStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_refs: Vec<ParentRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RouteRule>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// Where a route asks to attach: a Gateway (the default kind), optionally one listener of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_refs: Vec<BackendRef>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A backend: a Service (the default kind) and its port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    #[serde(default)]
+    pub parents: Vec<RouteParentStatus>,
+}
+
+/// What one parent's controller says about the route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: ParentRef,
+    #[serde(default)]
+    pub controller_name: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+/// A Gateway API `Gateway`: read only to say whether a parent exists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gateway {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl ParentRef {
+    fn is_gateway(&self) -> bool {
+        self.group.as_deref().is_none_or(|g| g == "gateway.networking.k8s.io") && self.kind.as_deref().is_none_or(|k| k == "Gateway")
+    }
+
+    /// Whether a status entry's parentRef names this parent (the route's namespace standing in for
+    /// an unset one).
+    fn same(&self, other: &ParentRef, route_ns: &str) -> bool {
+        let ns = |p: &ParentRef| p.namespace.clone().unwrap_or_else(|| route_ns.to_owned());
+        self.name == other.name
+            && ns(self) == ns(other)
+            && self.section_name == other.section_name
+            && self.port == other.port
+            && self.is_gateway() == other.is_gateway()
+    }
+
+    fn describe(&self, route_ns: &str) -> String {
+        let kind = self.kind.as_deref().unwrap_or("Gateway");
+        let ns = self.namespace.as_deref().unwrap_or(route_ns);
+        let section = self.section_name.as_deref().map(|s| format!(" listener {s}")).unwrap_or_default();
+        let port = self.port.map(|p| format!(" port {p}")).unwrap_or_default();
+        format!("{kind} {ns}/{}{section}{port}", self.name)
+    }
+}
+
+fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// What one parent says about the route.
+enum ParentState {
+    Accepted,
+    Refused(String),
+    /// No controller has reported on this parent.
+    Unreported,
+}
+
+/// The route's problems: not attached, and backends that do not resolve. One incident each.
+pub(crate) fn route_problems(index: &Index<'_>, route: &HttpRoute) -> Vec<Incident> {
+    let ns = route.metadata.namespace.clone().unwrap_or_default();
+    let name = route.metadata.name.clone().unwrap_or_default();
+    let resource = ResourceRef { kind: "HTTPRoute".into(), namespace: ns.clone(), name: name.clone() };
+    let statuses = route.status.as_ref().map(|s| s.parents.as_slice()).unwrap_or_default();
+    let hosts = if route.spec.hostnames.is_empty() { "any host".to_owned() } else { route.spec.hostnames.join(", ") };
+    let mut out = Vec::new();
+
+    let states: Vec<(&ParentRef, ParentState)> = route
+        .spec
+        .parent_refs
+        .iter()
+        .map(|p| {
+            let reported = statuses.iter().find(|s| p.same(&s.parent_ref, &ns));
+            let accepted = reported.and_then(|s| condition(&s.conditions, "Accepted"));
+            let state = match (reported, accepted) {
+                (Some(_), Some(c)) if c.status == "True" => ParentState::Accepted,
+                (Some(s), Some(c)) => {
+                    ParentState::Refused(format!("{} reports Accepted {} {}: {}", s.controller_name, c.status, c.reason, c.message))
+                }
+                (Some(s), None) => ParentState::Refused(format!("{} reports no Accepted condition", s.controller_name)),
+                (None, _) => ParentState::Unreported,
+            };
+            (p, state)
+        })
+        .collect();
+    let any_accepted = states.iter().any(|(_, s)| matches!(s, ParentState::Accepted));
+    let any_refused = states.iter().any(|(_, s)| matches!(s, ParentState::Refused(_)));
+    let age = route.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
+    let silent_long = age.is_some_and(|a| a >= UNREPORTED_GRACE_SECONDS);
+    if !states.is_empty() && !any_accepted && (any_refused || silent_long) {
+        let evidence: Vec<String> = states
+            .iter()
+            .map(|(p, state)| {
+                let parent = p.describe(&ns);
+                match state {
+                    ParentState::Accepted => format!("HTTPRoute {name}: parent {parent}: accepted"),
+                    ParentState::Refused(why) => format!("HTTPRoute {name}: parent {parent}: {why}"),
+                    ParentState::Unreported => {
+                        let minutes = age.unwrap_or(0) / 60;
+                        let missing = gateway_missing(index, p, &ns).map(|m| format!("; {m}")).unwrap_or_default();
+                        format!("HTTPRoute {name}: parent {parent}: no controller has reported on it {minutes} min after the route was created{missing}")
+                    }
+                }
+            })
+            .collect();
+        out.push(object_incident(
+            index,
+            ObjectFinding {
+                resource: resource.clone(),
+                category: Category::RouteNotAttached,
+                severity: Severity::High,
+                root_cause: format!(
+                    "HTTPRoute {name} is attached to no Gateway: no parent it names accepted it, so its rules for {hosts} route nothing."
+                ),
+                evidence,
+                guidance: format!(
+                    "Point spec.parentRefs of HTTPRoute {name} at a Gateway that exists and whose listeners allow routes from {ns} \
+                     (`kubectl get gateways -A`; a listener's allowedRoutes.namespaces and its hostname must match), and check \
+                     that the Gateway's GatewayClass has a running controller (`kubectl get gatewayclass`: ACCEPTED True)."
+                ),
+                confidence: if any_refused { 0.85 } else { 0.7 },
+            },
+        ));
+    }
+
+    let mut broken: Vec<String> =
+        route.spec.rules.iter().flat_map(|r| r.backend_refs.iter()).filter_map(|b| backend_missing(index, b, &ns)).collect();
+    broken.extend(statuses.iter().filter_map(|s| {
+        let c = condition(&s.conditions, "ResolvedRefs").filter(|c| c.status == "False")?;
+        Some(format!("{} reports ResolvedRefs False {}: {}", s.controller_name, c.reason, c.message))
+    }));
+    broken.sort();
+    broken.dedup();
+    if !broken.is_empty() {
+        out.push(object_incident(
+            index,
+            ObjectFinding {
+                resource,
+                category: Category::RouteBackendMissing,
+                severity: Severity::High,
+                root_cause: format!(
+                    "HTTPRoute {name} sends requests to a backend that does not resolve: {}; the Gateway answers 500 for what those rules match.",
+                    broken.join("; ")
+                ),
+                evidence: broken.iter().map(|b| format!("HTTPRoute {name}: {b}")).collect(),
+                guidance: format!(
+                    "Point the backendRefs of HTTPRoute {name} at a Service and port that exist (`kubectl get svc -n {ns}`); a backend in \
+                     another namespace also needs a ReferenceGrant there that allows HTTPRoutes from {ns}."
+                ),
+                confidence: 0.8,
+            },
+        ));
+    }
+    out
+}
+
+/// "Gateway X not found", when the snapshot holds Gateways of the parent's namespace (a snapshot
+/// without any says nothing about whether it exists).
+fn gateway_missing(index: &Index<'_>, p: &ParentRef, route_ns: &str) -> Option<String> {
+    let ns = p.namespace.as_deref().unwrap_or(route_ns);
+    let held: Vec<&str> = index
+        .snapshot
+        .gateways
+        .iter()
+        .filter(|g| g.metadata.namespace.as_deref() == Some(ns))
+        .filter_map(|g| g.metadata.name.as_deref())
+        .collect();
+    (p.is_gateway() && !held.is_empty() && !held.contains(&p.name.as_str()))
+        .then(|| format!("no Gateway {} in {ns} (Gateways there: {})", p.name, held.join(", ")))
+}
+
+/// What is wrong with one backend in the route's own namespace: its Service missing, or without the
+/// port named. Other namespaces and other kinds are judged only by the parents' status.
+fn backend_missing(index: &Index<'_>, b: &BackendRef, route_ns: &str) -> Option<String> {
+    let service_kind = b.group.as_deref().is_none_or(str::is_empty) && b.kind.as_deref().is_none_or(|k| k == "Service");
+    if !service_kind || b.namespace.as_deref().is_some_and(|n| n != route_ns) {
+        return None;
+    }
+    let Some(svc) = index.services_in(route_ns).iter().find(|s| s.metadata.name.as_deref() == Some(b.name.as_str())) else {
+        return Some(format!("backend Service {} not found in {route_ns}", b.name));
+    };
+    let port = b.port?;
+    let ports: Vec<String> = svc.spec.iter().flat_map(|s| s.ports.iter().flatten()).map(|p| p.port.to_string()).collect();
+    (!ports.contains(&port.to_string())).then(|| format!("backend Service {} has no port {port} (ports: {})", b.name, ports.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Snapshot;
+
+    const CAPTURED: &str = "2026-11-30T12:00:00Z";
+
+    /// A List with Service `web` (port 80), Gateway `shop/public`, and `route` (YAML of one item).
+    fn snapshot(route: &str) -> Snapshot {
+        let text = format!(
+            r#"apiVersion: v1
+kind: List
+metadata: {{annotations: {{aegis.io/captured-at: "{CAPTURED}"}}}}
+items:
+- {{apiVersion: v1, kind: Service, metadata: {{name: web, namespace: shop}}, spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}}}
+- {{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, metadata: {{name: public, namespace: shop}}, spec: {{gatewayClassName: eg, listeners: [{{name: http, port: 80, protocol: HTTP}}]}}}}
+- {route}
+"#
+        );
+        Snapshot::from_text(&text).unwrap()
+    }
+
+    fn route(created: &str, parent: &str, backend: &str, status: &str) -> String {
+        format!(
+            "{{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: store, namespace: shop, creationTimestamp: \"{created}\"}}, \
+             spec: {{parentRefs: [{{name: {parent}}}], hostnames: [shop.example.com], rules: [{{matches: [{{path: {{type: PathPrefix, value: /}}}}], backendRefs: [{backend}]}}]}}{status}}}"
+        )
+    }
+
+    fn parent_status(parent: &str, accepted: &str, resolved: &str) -> String {
+        format!(
+            ", status: {{parents: [{{parentRef: {{group: gateway.networking.k8s.io, kind: Gateway, name: {parent}}}, controllerName: gateway.envoyproxy.io/gatewayclass-controller, conditions: [\
+             {{type: Accepted, status: \"{accepted}\", reason: {}, message: \"{}\", lastTransitionTime: \"{CAPTURED}\", observedGeneration: 1}}, \
+             {{type: ResolvedRefs, status: \"{resolved}\", reason: {}, message: \"{}\", lastTransitionTime: \"{CAPTURED}\", observedGeneration: 1}}]}}]}}",
+            if accepted == "True" { "Accepted" } else { "NotAllowedByListeners" },
+            if accepted == "True" { "Route is accepted" } else { "No listeners included by this parent ref allowed this attachment." },
+            if resolved == "True" { "ResolvedRefs" } else { "BackendNotFound" },
+            if resolved == "True" {
+                "Resolved all the Object references for the Route"
+            } else {
+                "Failed to process route rule 0 backendRef 0: service shop/gone not found."
+            },
+        )
+    }
+
+    fn found(s: &Snapshot) -> Vec<Incident> {
+        let index = Index::new(s);
+        s.http_routes.iter().flat_map(|r| route_problems(&index, r)).collect()
+    }
+
+    const BACKEND: &str = "{name: web, port: 80}";
+
+    #[test]
+    fn a_route_accepted_by_its_gateway_with_resolved_backends_raises_nothing() {
+        let s = snapshot(&route("2026-11-30T11:00:00Z", "public", BACKEND, &parent_status("public", "True", "True")));
+        assert!(found(&s).is_empty(), "{:?}", found(&s));
+    }
+
+    #[test]
+    fn a_route_its_gateway_refused_is_not_attached_with_the_controllers_reason() {
+        let s = snapshot(&route("2026-11-30T11:59:00Z", "public", BACKEND, &parent_status("public", "False", "True")));
+        let found = found(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::RouteNotAttached);
+        assert_eq!(found[0].resource.kind, "HTTPRoute");
+        assert!(found[0].evidence[0].contains("NotAllowedByListeners"), "{:?}", found[0].evidence);
+        assert!(found[0].root_cause.contains("shop.example.com"), "{}", found[0].root_cause);
+    }
+
+    #[test]
+    fn a_route_no_controller_reported_on_is_not_attached_only_after_the_grace() {
+        let young = snapshot(&route("2026-11-30T11:59:00Z", "missing", BACKEND, ""));
+        assert!(found(&young).is_empty(), "a minute without a controller's word is not yet silence");
+        let old = snapshot(&route("2026-11-30T11:00:00Z", "missing", BACKEND, ""));
+        let found = found(&old);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::RouteNotAttached);
+        assert!(found[0].evidence[0].contains("no Gateway missing in shop (Gateways there: public)"), "{:?}", found[0].evidence);
+    }
+
+    #[test]
+    fn a_backend_service_or_port_that_does_not_exist_is_reported() {
+        let accepted = parent_status("public", "True", "True");
+        for (backend, expect) in
+            [("{name: gone, port: 80}", "backend Service gone not found"), ("{name: web, port: 8080}", "has no port 8080")]
+        {
+            let s = snapshot(&route("2026-11-30T11:00:00Z", "public", backend, &accepted));
+            let found = found(&s);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].category, Category::RouteBackendMissing);
+            assert!(found[0].evidence[0].contains(expect), "{:?}", found[0].evidence);
+        }
+    }
+
+    #[test]
+    fn a_parent_reporting_unresolved_refs_is_a_missing_backend_even_across_namespaces() {
+        let backend = "{name: gone, namespace: other, port: 80}";
+        let s = snapshot(&route("2026-11-30T11:00:00Z", "public", backend, &parent_status("public", "True", "False")));
+        let found = found(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::RouteBackendMissing);
+        assert!(found[0].evidence[0].contains("BackendNotFound"), "{:?}", found[0].evidence);
+    }
+
+    #[test]
+    fn an_istio_gateway_is_not_read_as_a_gateway_api_gateway_and_a_route_round_trips() {
+        let s = Snapshot::from_text("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: shop}\n").unwrap();
+        assert!(s.gateways.is_empty());
+        assert_eq!(s.other_kinds.get("Gateway"), Some(&1));
+        let s = snapshot(&route("2026-11-30T11:00:00Z", "public", BACKEND, &parent_status("public", "True", "True")));
+        let again = Snapshot::from_text(&serde_json::to_string(&s.to_list()).unwrap()).unwrap();
+        assert_eq!(again.http_routes, s.http_routes, "fields not read (matches) survive a write");
+        assert!(serde_json::to_string(&again.http_routes[0]).unwrap().contains("PathPrefix"));
+    }
+}
