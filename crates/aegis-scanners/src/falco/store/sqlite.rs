@@ -21,8 +21,51 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AlertQuery, InsertOutcome, StoreConfig, StoreError, ns};
 
-/// 1: alerts. 2: refused requests (a v1 store is upgraded in place).
-const SCHEMA_VERSION: i64 = 2;
+/// 1: alerts. 2: refused requests. 3: deduplication by a unique index led by the alert's time (an
+/// older store is upgraded in place when opened for writing).
+const SCHEMA_VERSION: i64 = 3;
+
+/// The alerts table. No UNIQUE on `dedup` alone: its values are hashes, and an index of hashes puts
+/// every insert on a random page, so each commit wrote about one page per alert. The unique index on
+/// `(dedup_at, dedup)` appends instead. `dedup_at` is the time the key was made from, which a re-sent
+/// alert repeats: the alert's time, or 0 when its time could not be parsed (then `time_ns` is when it
+/// was received, which a retry does not repeat, and the key holds the time as sent).
+const ALERTS_TABLE: &str = "(
+    id INTEGER PRIMARY KEY,
+    dedup TEXT NOT NULL,
+    dedup_at INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    namespace TEXT,
+    pod TEXT,
+    internal INTEGER NOT NULL,
+    body TEXT NOT NULL
+)";
+
+/// Rebuild a schema-1 or -2 alerts table (dedup UNIQUE on the table, which SQLite cannot drop) in the
+/// current layout, in one transaction: a crash leaves the old store whole.
+fn upgrade_alerts_table(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    let table: Option<String> =
+        conn.query_row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'alerts'", [], |r| r.get(0)).optional()?;
+    if !table.is_some_and(|sql| sql.contains("UNIQUE")) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE alerts_upgraded {ALERTS_TABLE};
+         INSERT INTO alerts_upgraded
+           SELECT id, dedup, CASE WHEN json_extract(body, '$.time_unparsed') IS NULL THEN time_ns ELSE 0 END,
+                  time_ns, received_ns, priority, rule, namespace, pod, internal, body FROM alerts;
+         DROP TABLE alerts;
+         ALTER TABLE alerts_upgraded RENAME TO alerts;"
+    ))?;
+    tx.commit()?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "falco store upgraded to schema {SCHEMA_VERSION}");
+    Ok(())
+}
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -75,7 +118,7 @@ impl SqliteStore {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| StoreError::Open { path: config.dir.display().to_string(), message: e.to_string() })?;
         let path = config.dir.join("falco-alerts.sqlite3");
-        let writer_conn = open(&path, config.fsync)?;
+        let mut writer_conn = open(&path, config.fsync)?;
         let version: i64 = writer_conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Open {
@@ -83,19 +126,10 @@ impl SqliteStore {
                 message: format!("written by a newer AEGIS (schema {version}, this one reads {SCHEMA_VERSION})"),
             });
         }
-        writer_conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS alerts (
-                id INTEGER PRIMARY KEY,
-                dedup TEXT NOT NULL UNIQUE,
-                time_ns INTEGER NOT NULL,
-                received_ns INTEGER NOT NULL,
-                priority INTEGER NOT NULL,
-                rule TEXT NOT NULL,
-                namespace TEXT,
-                pod TEXT,
-                internal INTEGER NOT NULL,
-                body TEXT NOT NULL
-            );
+        upgrade_alerts_table(&mut writer_conn)?;
+        writer_conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS alerts {ALERTS_TABLE};
+            CREATE UNIQUE INDEX IF NOT EXISTS alerts_dedup ON alerts(dedup_at, dedup);
             CREATE INDEX IF NOT EXISTS alerts_ns_time ON alerts(namespace, time_ns);
             -- Listings are ordered most severe first: served by this index without a sort.
             CREATE INDEX IF NOT EXISTS alerts_ns_priority ON alerts(namespace, priority, time_ns);
@@ -108,8 +142,8 @@ impl SqliteStore {
                 reason TEXT NOT NULL
             );
             CREATE INDEX IF NOT EXISTS refused_received ON refused(received_ns);
-            PRAGMA user_version = 2;",
-        )?;
+            PRAGMA user_version = {SCHEMA_VERSION};"
+        ))?;
         let reader = open(&path, config.fsync)?;
         let (tx, rx) = mpsc::channel::<WriteRequest>(4096);
         std::thread::Builder::new()
@@ -301,8 +335,8 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO alerts (dedup, time_ns, received_ns, priority, rule, namespace, pod, internal, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR IGNORE INTO alerts (dedup, dedup_at, time_ns, received_ns, priority, rule, namespace, pod, internal, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut refused = tx.prepare_cached("INSERT INTO refused (received_ns, namespace, reason) VALUES (?1, ?2, ?3)")?;
         for req in batch {
@@ -318,8 +352,10 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
             };
             for a in alerts {
                 let body = serde_json::to_string(a).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let dedup_at = if a.time_unparsed.is_some() { 0 } else { ns(a.time) };
                 let changed = stmt.execute(params![
                     a.dedup_key(),
+                    dedup_at,
                     ns(a.time),
                     ns(req.received),
                     i64::from(a.priority.rank()),
@@ -389,6 +425,55 @@ mod tests {
         let mut nanos: Vec<i16> = kept.iter().map(|a| a.time.subsec_nanosecond() as i16).collect();
         nanos.sort();
         assert_eq!(nanos, vec![4, 5, 6]);
+    }
+
+    /// The schema-2 layout: deduplication by a UNIQUE constraint on the table.
+    const SCHEMA_2: &str = "CREATE TABLE alerts (id INTEGER PRIMARY KEY, dedup TEXT NOT NULL UNIQUE, time_ns INTEGER NOT NULL,
+            received_ns INTEGER NOT NULL, priority INTEGER NOT NULL, rule TEXT NOT NULL, namespace TEXT, pod TEXT,
+            internal INTEGER NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX alerts_ns_time ON alerts(namespace, time_ns);
+        CREATE INDEX alerts_ns_priority ON alerts(namespace, priority, time_ns);
+        CREATE INDEX alerts_time ON alerts(time_ns);
+        CREATE INDEX alerts_received ON alerts(received_ns);
+        CREATE TABLE refused (id INTEGER PRIMARY KEY, received_ns INTEGER NOT NULL, namespace TEXT, reason TEXT NOT NULL);
+        PRAGMA user_version = 2;";
+
+    /// Deduplication keys are hashes: a unique index on them alone puts each insert on a random page,
+    /// and every commit wrote a page per alert. Led by the alert's time, inserts append.
+    #[tokio::test]
+    async fn a_schema_2_store_is_upgraded_in_place_keeping_its_alerts_and_their_deduplication() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("falco-alerts.sqlite3");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_2).unwrap();
+        // One alert with a clock Falco got wrong: stored at the time received, keyed by the text sent.
+        let bad_clock = |received: Timestamp| {
+            let body = r#"{"rule":"r","priority":"Warning","time":"yesterday-ish","output":"x","output_fields":{"k8s.ns.name":"ns"}}"#;
+            parse_body(body.as_bytes(), received).unwrap().remove(0)
+        };
+        let first_received: Timestamp = "2026-11-30T10:00:00Z".parse().unwrap();
+        for a in [alert(1), bad_clock(first_received)] {
+            conn.execute(
+                "INSERT INTO alerts (dedup, time_ns, received_ns, priority, rule, namespace, pod, internal, body) VALUES (?1, ?2, ?2, ?3, ?4, ?5, NULL, 0, ?6)",
+                params![a.dedup_key(), ns(a.time), i64::from(a.priority.rank()), a.rule, a.namespace(), serde_json::to_string(&a).unwrap()],
+            )
+            .unwrap();
+        }
+        drop(conn);
+
+        let store = SqliteStore::open(StoreConfig::new(dir.path())).unwrap();
+        assert_eq!(store.count().unwrap(), 2, "the alerts survive the upgrade");
+        let resent = vec![alert(1), bad_clock(Timestamp::now()), alert(2)];
+        let again = store.insert(resent, Timestamp::now()).await.unwrap();
+        assert_eq!(again, InsertOutcome { stored: 1, duplicates: 2 }, "the stored alerts are still recognised when re-sent");
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let table: String = conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'alerts'", [], |r| r.get(0)).unwrap();
+        assert!(!table.contains("UNIQUE"), "{table}");
+        let first: String = conn.query_row("SELECT name FROM pragma_index_info('alerts_dedup') WHERE seqno = 0", [], |r| r.get(0)).unwrap();
+        assert_eq!(first, "dedup_at");
     }
 
     #[tokio::test]
