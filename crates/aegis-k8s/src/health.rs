@@ -61,9 +61,46 @@ pub struct HealthSummary {
 /// How often the watch looks (at what its watches delivered: no API call).
 const POLL: Duration = Duration::from_millis(500);
 
+/// The health window as it stands, for a person watching (`aegis analyze --verify` on a terminal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthProgress {
+    /// Pods of the newest revision, and how many of them are ready.
+    pub pods: usize,
+    pub ready: usize,
+    /// Whole seconds the workload has been healthy (rolled out, ready, routed); `None` while it is not.
+    pub healthy_for: Option<u64>,
+    pub window: Duration,
+}
+
+impl std::fmt::Display for HealthProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let window = self.window.as_secs();
+        match self.healthy_for {
+            None if self.pods == 0 => write!(f, "waiting for pods of the new revision"),
+            None => write!(f, "{}/{} pods ready", self.ready, self.pods),
+            Some(h) if h < window => write!(f, "{}/{} pods ready, healthy {h}s of {window}s ({}s left)", self.ready, self.pods, window - h),
+            Some(h) => {
+                write!(f, "{}/{} pods ready, healthy {h}s: window done, giving liveness probes their chance to fail", self.ready, self.pods)
+            }
+        }
+    }
+}
+
 /// Watch until healthy for `window`, a fatal signal, or `deadline`. The workload is read once for
 /// its selector; then watches of it, its revisions, pods and Services' EndpointSlices feed each look.
 pub async fn watch_health(client: &Client, target: &HealthTarget, window: Duration, deadline: Duration) -> Result<HealthSummary, K8sError> {
+    watch_health_with(client, target, window, deadline, |_| {}).await
+}
+
+/// [`watch_health`], telling `progress` each time what it sees changes (pods ready, seconds healthy).
+pub async fn watch_health_with(
+    client: &Client,
+    target: &HealthTarget,
+    window: Duration,
+    deadline: Duration,
+    mut progress: impl FnMut(HealthProgress),
+) -> Result<HealthSummary, K8sError> {
+    let mut last_progress = None;
     let start = Instant::now();
     let mut observations = Vec::new();
     let selector = Workload::get(client, &target.workload).await?.selector();
@@ -99,11 +136,13 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
         let now = Timestamp::now();
         let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
         let mut all_ready = !pods.is_empty();
+        let mut ready_pods = 0;
         let mut liveness_pending = 0;
         let mut unready_too_long = Vec::new();
         for pod in &pods {
             let signals = pod_signals(pod, now, target.unschedulable_grace);
             all_ready &= signals.ready;
+            ready_pods += usize::from(signals.ready);
             liveness_pending = liveness_pending.max(signals.liveness_pending);
             fatal.extend(signals.fatal);
             unready_too_long.extend(signals.unready_past_probe);
@@ -141,7 +180,18 @@ pub async fn watch_health(client: &Client, target: &HealthTarget, window: Durati
             observations.push(format!("after {:.1}s: healthy window restarted: {why}", elapsed.as_secs_f64()));
             healthy_since = None;
         }
-        if rollout.done && all_ready && unrouted.is_empty() && watch_failure.is_none() {
+        let healthy = rollout.done && all_ready && unrouted.is_empty() && watch_failure.is_none();
+        let now_progress = HealthProgress {
+            pods: pods.len(),
+            ready: ready_pods,
+            healthy_for: healthy.then(|| healthy_since.map_or(0, |s| s.elapsed().as_secs())),
+            window,
+        };
+        if last_progress != Some(now_progress) {
+            progress(now_progress);
+            last_progress = Some(now_progress);
+        }
+        if healthy {
             let since = *healthy_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= window && liveness_pending <= 0 {
                 let routed =
@@ -559,6 +609,15 @@ mod tests {
                 "pod api-1: container api restarted (OOMKilled, exit code 137)".to_owned()
             ]
         );
+    }
+
+    #[test]
+    fn the_health_progress_counts_the_window_down_once_every_pod_is_ready() {
+        let p = |pods, ready, healthy_for| HealthProgress { pods, ready, healthy_for, window: Duration::from_secs(30) };
+        assert_eq!(p(0, 0, None).to_string(), "waiting for pods of the new revision");
+        assert_eq!(p(2, 1, None).to_string(), "1/2 pods ready");
+        assert_eq!(p(2, 2, Some(12)).to_string(), "2/2 pods ready, healthy 12s of 30s (18s left)");
+        assert!(p(2, 2, Some(30)).to_string().contains("window done"));
     }
 
     #[test]

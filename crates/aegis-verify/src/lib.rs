@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use aegis_k8s::health::{Health, watch_health};
+use aegis_k8s::health::{Health, watch_health_with};
 use aegis_k8s::isolation::{Isolation, IsolationStatus, probe_isolation};
 use aegis_k8s::shadow::{self, Shadow, ShadowSpec};
 use aegis_model::{Digest, Fix, ResourceRef, SecurityReport, Verdict};
@@ -34,6 +34,9 @@ pub enum Stage {
     /// The fix applied in the shadow; its pods rolling out, the health window running, the baseline
     /// scans beside it.
     WatchingHealth,
+    /// The health window as it stands: pods ready, seconds healthy of the window (sent as it
+    /// changes, during `WatchingHealth`).
+    Health(aegis_k8s::health::HealthProgress),
     /// The shadow was healthy: the candidate scans and smoke checks.
     Scanning,
     /// Deleting the shadow.
@@ -47,6 +50,7 @@ impl std::fmt::Display for Stage {
             Stage::WatchingHealth => "fix applied in the shadow; pods starting, health window, baseline scans",
             Stage::Scanning => "shadow healthy; candidate scans and smoke checks",
             Stage::CleaningUp => "deleting the shadow",
+            Stage::Health(p) => return write!(f, "fix applied in the shadow; {p}; baseline scans beside it"),
         })
     }
 }
@@ -407,7 +411,8 @@ async fn run(
         opts.stage(Stage::WatchingHealth);
         let fixed_at = jiff::Timestamp::now();
         let t = Instant::now();
-        let health = watch_health(client, &shadow.health_target(), opts.window, health_deadline(opts.deadline, started.elapsed())).await?;
+        let deadline = health_deadline(opts.deadline, started.elapsed());
+        let health = watch_health_with(client, &shadow.health_target(), opts.window, deadline, |p| opts.stage(Stage::Health(p))).await?;
         Ok::<_, VerifyError>((health, applied_ms, t.elapsed().as_millis() as u64, fixed_at))
     };
     let ((baseline, baseline_ms), applied) = tokio::join!(baseline, apply_and_watch);

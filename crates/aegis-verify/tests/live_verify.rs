@@ -128,13 +128,21 @@ async fn the_right_fix_on_the_same_image_passes_health_the_gate_and_a_smoke_chec
     opts.progress = Some(stages_tx);
     let before = ns.api::<Deployment>().get("api").await.unwrap().spec.unwrap().template;
     let result = verify(&ns.client(), &source(&ns), &incident.fix, Some("t".into()), &opts).await.unwrap();
+    let window = opts.window.as_secs();
     drop(opts);
     let mut seen = Vec::new();
     while let Some(s) = stages.recv().await {
         seen.push(s);
     }
     use aegis_verify::Stage;
-    assert_eq!(seen, [Stage::CreatingShadow, Stage::WatchingHealth, Stage::Scanning, Stage::CleaningUp], "a watcher sees every stage");
+    let health: Vec<aegis_k8s::health::HealthProgress> =
+        seen.iter().filter_map(|s| if let Stage::Health(p) = s { Some(*p) } else { None }).collect();
+    let stages: Vec<Stage> = seen.into_iter().filter(|s| !matches!(s, Stage::Health(_))).collect();
+    assert_eq!(stages, [Stage::CreatingShadow, Stage::WatchingHealth, Stage::Scanning, Stage::CleaningUp], "a watcher sees every stage");
+    // The health window counts down while the shadow is healthy, and it ends with every pod ready.
+    let last = health.last().expect("health progress reported");
+    assert_eq!((last.ready, last.pods > 0), (last.pods, true), "{health:?}");
+    assert!(health.iter().filter_map(|p| p.healthy_for).max() >= Some(window), "{health:?}");
     assert!(result.health.healthy, "{:?}", result.health);
     assert_eq!(result.verdict, Verdict::Passed, "{:?}", result.reasons);
     bench_line("CrashLoopBackOff", &result);
@@ -343,6 +351,17 @@ async fn a_rollout_that_needs_a_missing_configmap_is_rolled_back_in_the_shadow_a
         json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "envFrom": [{"configMapRef": {"name": "api-settings"}}]}]}}}});
     let (ns, incident) = regressed("verify-config", missing, Category::CreateContainerConfigError).await;
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["CreateContainerConfigError"]).await;
+}
+
+/// A rollout that runs the pods as a ServiceAccount nobody created: the ReplicaSet cannot create them
+/// (`FailedCreate`, the Deployment's ReplicaFailure). The shadow copies only accounts that exist, so
+/// its copy fails the same way; the rollback passes there, and a restart is rejected with the
+/// controller's reason.
+#[tokio::test]
+async fn a_rollout_to_a_missing_service_account_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    let missing = json!({"spec": {"template": {"spec": {"serviceAccountName": "api-runner"}}}});
+    let (ns, incident) = regressed("verify-failed-create", missing, Category::FailedCreate).await;
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["FailedCreate", "api-runner"]).await;
 }
 
 /// A rollout to a tag that does not exist. The baseline image cannot be scanned (it does not exist),
