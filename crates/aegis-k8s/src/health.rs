@@ -119,7 +119,7 @@ pub async fn watch_health_with(
         let elapsed = start.elapsed();
         let workload =
             feeds.workload().ok_or_else(|| K8sError::Invalid(format!("{} was deleted while its health was watched", target.workload)))?;
-        let rollout = rollout_state(&workload, &target.workload);
+        let rollout = rollout_state(&workload);
         // Until the controller has observed the latest spec, its "newest" revision is the one before
         // the change: judging those pods would blame the fix for what it replaces.
         if !rollout.observed {
@@ -134,7 +134,10 @@ pub async fn watch_health_with(
         }
         let pods = newest_pods(&target.workload, &workload, &feeds);
         let now = Timestamp::now();
-        let mut fatal: Vec<String> = rollout.failure.iter().cloned().collect();
+        let mut fatal: Vec<String> = Vec::new();
+        if matches!(workload, Workload::Deployment(_)) {
+            fatal.extend(newest_replica_set(&target.workload, &feeds).and_then(|rs| replica_failure(&target.workload, &rs)));
+        }
         let mut all_ready = !pods.is_empty();
         let mut ready_pods = 0;
         let mut liveness_pending = 0;
@@ -335,12 +338,10 @@ fn probe_text(p: &Probe) -> String {
     "readinessProbe".into()
 }
 
-/// Whether the controller has seen the latest spec and rolled it out, a failure it reports, and a
-/// detail for humans.
+/// Whether the controller has seen the latest spec and rolled it out, and a detail for humans.
 struct Rollout {
     observed: bool,
     done: bool,
-    failure: Option<String>,
     detail: String,
 }
 
@@ -376,7 +377,7 @@ impl Workload {
     }
 }
 
-fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
+fn rollout_state(workload: &Workload) -> Rollout {
     let d = match workload {
         Workload::StatefulSet(s) => {
             let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -384,7 +385,7 @@ fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
             let observed = st.observed_generation >= s.metadata.generation;
             let done = observed && st.ready_replicas == Some(want) && st.updated_replicas == Some(want);
             let detail = format!("{}/{want} ready, {} updated", st.ready_replicas.unwrap_or(0), st.updated_replicas.unwrap_or(0));
-            return Rollout { observed, done, failure: None, detail };
+            return Rollout { observed, done, detail };
         }
         Workload::DaemonSet(d) => {
             let st = d.status.clone().unwrap_or_default();
@@ -393,7 +394,7 @@ fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
             let done = observed && st.updated_number_scheduled == Some(want) && st.number_available == Some(want);
             let detail =
                 format!("{}/{want} available, {} updated", st.number_available.unwrap_or(0), st.updated_number_scheduled.unwrap_or(0));
-            return Rollout { observed, done, failure: None, detail };
+            return Rollout { observed, done, detail };
         }
         Workload::Deployment(d) => d,
     };
@@ -401,18 +402,42 @@ fn rollout_state(workload: &Workload, w: &ResourceRef) -> Rollout {
     let st = d.status.clone().unwrap_or_default();
     let observed = st.observed_generation >= d.metadata.generation;
     let done = observed && st.updated_replicas == Some(want) && st.available_replicas == Some(want) && st.replicas == Some(want);
-    // ReplicaFailure: the ReplicaSet cannot create pods at all (exceeded quota, admission refused).
-    let failure =
-        st.conditions.iter().flatten().find(|c| c.type_ == "ReplicaFailure" && c.status == "True").map(|c| {
-            format!("{w}: {} ({})", c.reason.as_deref().unwrap_or("ReplicaFailure"), c.message.as_deref().unwrap_or("no message"))
-        });
+    // The Deployment's own ReplicaFailure condition is not read: it carries any of its ReplicaSets'
+    // failures, an older revision's included, which a rollback is replacing. The newest ReplicaSet's
+    // own condition is ([`replica_failure`]).
     let detail = format!(
         "{}/{want} available, {} updated, {} total",
         st.available_replicas.unwrap_or(0),
         st.updated_replicas.unwrap_or(0),
         st.replicas.unwrap_or(0)
     );
-    Rollout { observed, done, failure, detail }
+    Rollout { observed, done, detail }
+}
+
+/// The newest ReplicaSet cannot create pods at all (a quota exceeded, admission refused, its
+/// ServiceAccount missing): its ReplicaFailure condition, with the controller's message.
+fn replica_failure(w: &ResourceRef, newest: &ReplicaSet) -> Option<String> {
+    let c = newest.status.as_ref()?.conditions.iter().flatten().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    Some(format!(
+        "{w}: ReplicaSet {}: {} ({})",
+        newest.metadata.name.as_deref().unwrap_or_default(),
+        c.reason.as_deref().unwrap_or("ReplicaFailure"),
+        c.message.as_deref().unwrap_or("no message")
+    ))
+}
+
+/// The newest ReplicaSet a Deployment owns (by its revision annotation).
+fn newest_replica_set(w: &ResourceRef, feeds: &Feeds) -> Option<Arc<ReplicaSet>> {
+    let revision = |rs: &ReplicaSet| {
+        rs.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let owned = |rs: &&Arc<ReplicaSet>| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
+    feeds.replica_sets().iter().filter(owned).max_by_key(|rs| revision(rs)).cloned()
 }
 
 /// The workload's selector as a query; an empty one (selects everything) matches no pod here.
@@ -441,18 +466,7 @@ fn newest_pods(w: &ResourceRef, workload: &Workload, feeds: &Feeds) -> Vec<Pod> 
             (hash, None)
         }
         Workload::Deployment(_) => {
-            let rss = feeds.replica_sets();
-            let revision = |rs: &ReplicaSet| {
-                rs.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-                    .and_then(|r| r.parse::<i64>().ok())
-                    .unwrap_or(0)
-            };
-            let owned =
-                |rs: &&Arc<ReplicaSet>| rs.metadata.owner_references.iter().flatten().any(|o| o.kind == "Deployment" && o.name == w.name);
-            let Some(newest) = rss.iter().filter(owned).max_by_key(|rs| revision(rs)).and_then(|rs| rs.metadata.name.clone()) else {
+            let Some(newest) = newest_replica_set(w, feeds).and_then(|rs| rs.metadata.name.clone()) else {
                 return Vec::new();
             };
             (String::new(), Some(newest))
@@ -609,6 +623,31 @@ mod tests {
                 "pod api-1: container api restarted (OOMKilled, exit code 137)".to_owned()
             ]
         );
+    }
+
+    fn replica_failure_condition() -> serde_json::Value {
+        json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                "message": "pods \"api-7d9\" is forbidden: error looking up service account shop/api-runner: serviceaccount \"api-runner\" not found"}])
+    }
+
+    /// A rollback away from a revision whose pods could not be created: the Deployment still carries
+    /// the old ReplicaSet's ReplicaFailure for a moment, and blaming the rollback for it rejected the
+    /// right fix (seen live). Only the newest ReplicaSet's own condition counts.
+    #[test]
+    fn a_replica_failure_of_an_older_replica_set_is_not_blamed_on_the_newest_revision() {
+        let w = ResourceRef { kind: "Deployment".into(), namespace: "shop".into(), name: "api".into() };
+        let newest: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "api-5c8"}, "spec": {"selector": {}}})).unwrap();
+        assert_eq!(replica_failure(&w, &newest), None);
+    }
+
+    #[test]
+    fn the_newest_replica_sets_own_failure_to_create_pods_is_fatal_with_the_controllers_message() {
+        let w = ResourceRef { kind: "Deployment".into(), namespace: "shop".into(), name: "api".into() };
+        let newest: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "api-7d9"}, "spec": {"selector": {}},
+            "status": {"replicas": 0, "conditions": replica_failure_condition()}}))
+        .unwrap();
+        let why = replica_failure(&w, &newest).expect("fatal");
+        assert!(why.contains("FailedCreate") && why.contains("api-runner") && why.contains("ReplicaSet api-7d9"), "{why}");
     }
 
     #[test]
