@@ -145,22 +145,11 @@ impl SqliteStore {
             PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         let reader = open(&path, config.fsync)?;
-        // Checkpoints (copying the WAL into the database file, and its fsync) run on a thread of their
-        // own: inline, every thousandth page stalled the writer, and every request waiting on it, for
-        // as long as the copy took (p99 265 ms under load).
-        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = open(&path, config.fsync)?;
-        let (wrote, written) = std::sync::mpsc::sync_channel::<()>(1);
-        let spawn_err = |e: std::io::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
-        std::thread::Builder::new()
-            .name("falco-store-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, written))
-            .map_err(spawn_err)?;
         let (tx, rx) = mpsc::channel::<WriteRequest>(4096);
         std::thread::Builder::new()
             .name("falco-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, config, wrote))
-            .map_err(spawn_err)?;
+            .spawn(move || writer_loop(writer_conn, rx, config))
+            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
         Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: true }) })
     }
 
@@ -308,18 +297,7 @@ impl SqliteStore {
     }
 }
 
-/// Checkpoint after commits, at most every 100 ms, without blocking the writer (PASSIVE: it copies what
-/// no reader still needs and leaves the rest for the next round). Ends with the writer.
-fn checkpoint_loop(conn: Connection, written: std::sync::mpsc::Receiver<()>) {
-    while written.recv().is_ok() {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "falco store checkpoint failed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, config: StoreConfig, wrote: std::sync::mpsc::SyncSender<()>) {
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, config: StoreConfig) {
     let mut since_prune = 0u64;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
@@ -330,8 +308,6 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, confi
             }
         }
         let result = commit(&mut conn, &batch);
-        // Wake the checkpointer; if it is already due, this commit joins its next round.
-        let _ = wrote.try_send(());
         match result {
             Ok(outcomes) => {
                 for (req, outcome) in batch.into_iter().zip(outcomes) {
