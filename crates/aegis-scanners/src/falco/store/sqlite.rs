@@ -476,6 +476,25 @@ mod tests {
         assert_eq!(first, "dedup_at");
     }
 
+    /// SQLite checkpoints as the WAL grows (every thousand pages): a WAL that only grew would make
+    /// every read slower and the next start replay all of it. (A checkpointer thread of its own was
+    /// tried and dropped: under sustained load its passive checkpoints never caught up with the writer
+    /// and the WAL grew by 10 MB/s.)
+    #[tokio::test]
+    async fn the_write_ahead_log_is_checkpointed_into_the_database_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.fsync = false;
+        let store = SqliteStore::open(config).unwrap();
+        let db = dir.path().join("falco-alerts.sqlite3");
+        let initial = std::fs::metadata(&db).unwrap().len();
+        for batch in 0..40 {
+            store.insert((batch * 100..batch * 100 + 100).map(alert).collect(), Timestamp::now()).await.unwrap();
+        }
+        let grown = std::fs::metadata(&db).unwrap().len();
+        assert!(grown > initial + 1024 * 1024, "the database file stayed at {grown} bytes ({initial} at first): nothing was checkpointed");
+    }
+
     #[tokio::test]
     async fn a_store_written_by_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
