@@ -589,27 +589,6 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
-GATEWAY_API = "sigs.k8s.io/gateway-api@v1.6.3"
-_gateway_api_installed = False
-
-
-def gateway_api():
-    """Install the Gateway API's standard CRDs (from the Go module proxy: the module ships them) once.
-    No Gateway controller can run here (no Envoy or proxy image), so no controller writes route status:
-    what the real API server stores and defaults is real, and a status is written only where a scenario
-    says it stands in for a controller."""
-    global _gateway_api_installed
-    if _gateway_api_installed:
-        return
-    info = json.loads(subprocess.run(["go", "mod", "download", "-json", GATEWAY_API], capture_output=True, text=True, check=True,
-                                     cwd=os.environ.get("TMPDIR", "/tmp")).stdout)
-    crds = os.path.join(info["Dir"], "config", "crd", "standard")
-    for kind in ["gatewayclasses", "gateways", "httproutes", "referencegrants"]:
-        k("apply", "--server-side", "-f", os.path.join(crds, f"gateway.networking.k8s.io_{kind}.yaml"))
-    k("wait", "--for=condition=Established", "--timeout=60s", "crd/httproutes.gateway.networking.k8s.io", "crd/gateways.gateway.networking.k8s.io")
-    _gateway_api_installed = True
-
-
 def gateway(name):
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
             "spec": {"gatewayClassName": "corpus", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}
@@ -621,6 +600,9 @@ def http_route(name, parent, backend, port=80):
                      "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": [{"name": backend, "port": port}]}]}}
 
 
+# The harness installs the Gateway API's CRDs (scripts/harness/gateway-api.sh); no Gateway controller can
+# run here (no Envoy or proxy image), so no controller writes route status: a status is written only
+# where a scenario says it stands in for one.
 # A route waits this long for a controller's first word before silence means "attached to nothing"
 # (crates/aegis-analysis/src/gateway.rs), plus a margin.
 ROUTE_GRACE = 130
@@ -628,21 +610,18 @@ ROUTE_GRACE = 130
 
 @scenario("httproute-gateway-missing", "An HTTPRoute whose parentRef names Gateway public; the namespace has only Gateway internal, so no controller ever reports on the route.", wait=ROUTE_GRACE)
 def _(ns):
-    gateway_api()
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), gateway("internal"), http_route("shop", "public", "api"))
     rolled_out(ns, "deployment", "api")
 
 
 @scenario("httproute-backend-missing", "An HTTPRoute on an existing Gateway whose backendRef names Service api-v2, which does not exist (the Service is api).", wait=5)
 def _(ns):
-    gateway_api()
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), gateway("public"), http_route("shop", "public", "api-v2"))
     rolled_out(ns, "deployment", "api")
 
 
 @scenario("healthy-httproute", "An HTTPRoute on an existing Gateway to an existing Service port, accepted and resolved: nothing to report. Its status is written by the capture script in place of a Gateway controller (none can run here), in the shape Envoy Gateway writes.", wait=ROUTE_GRACE)
 def _(ns):
-    gateway_api()
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), gateway("public"), http_route("shop", "public", "api"))
     generation = json.loads(k("-n", ns, "get", "httproute", "shop", "-o", "json").stdout)["metadata"]["generation"]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

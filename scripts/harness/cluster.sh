@@ -2,8 +2,9 @@
 # A real, disposable Kubernetes control plane on 127.0.0.1 for AEGIS's tests: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler (built by build-k8s.sh) and kwok, started by kwokctl's binary
 # runtime with the local binaries, three fake nodes, kwok's default Stages plus AEGIS's fault Stages
-# (tests/fixtures/kwok/fault-stages.yaml), and one real node (scripts/harness/node.sh: containerd, runc,
-# kubelet, kube-proxy) for the workloads that tolerate aegis.io/real-node.
+# (tests/fixtures/kwok/fault-stages.yaml), the Gateway API's CRDs (scripts/harness/gateway-api.sh), and one
+# real node (scripts/harness/node.sh: containerd, runc, kubelet, kube-proxy) for the workloads that
+# tolerate aegis.io/real-node.
 #   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=…`
 #   cluster.sh down STATE_DIR   stop and delete everything
 set -euo pipefail
@@ -91,6 +92,14 @@ NODE
     "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Ready node --all --timeout=120s >&2
     # Pods can only be created once the default ServiceAccount exists.
     for _ in $(seq 120); do "$kubectl" --kubeconfig "$kubeconfig" -n default get serviceaccount default >/dev/null 2>&1 && break; sleep 0.5; done
+    # The Gateway API's CRDs, as many clusters have them (no Gateway controller runs here: routes get
+    # no status from one).
+    crds=$(bash scripts/harness/gateway-api.sh)
+    for kind in gatewayclasses gateways httproutes referencegrants; do
+      "$kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$crds/gateway.networking.k8s.io_$kind.yaml" >&2
+    done
+    "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established --timeout=60s \
+      crd/httproutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io >&2
     log "control plane and 3 kwok nodes ready in $(( $(date +%s) - start ))s"
   fi
   bash scripts/harness/node.sh up "$state" "$kubeconfig" "$KWOK_WORKDIR/clusters/$NAME/pki/ca.crt"

@@ -30,7 +30,9 @@ const UNREPORTED_GRACE_SECONDS: i64 = 120;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpRoute {
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub kind: String,
     pub metadata: ObjectMeta,
     #[serde(default)]
@@ -117,7 +119,9 @@ pub struct RouteParentStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gateway {
+    #[serde(default)]
     pub api_version: String,
+    #[serde(default)]
     pub kind: String,
     pub metadata: ObjectMeta,
     #[serde(flatten)]

@@ -99,6 +99,30 @@ where
     items
 }
 
+/// The Gateway API resource of `kind` (`plural`: its resource name).
+pub fn gateway_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", kind), plural)
+}
+
+/// Whether the Gateway API is served and its HTTPRoutes and Gateways can be listed in every target
+/// (`namespaces`; empty: cluster-wide): only then may the operator's caches wait for their watches.
+pub async fn gateway_api_readable(client: &Client, namespaces: &[String]) -> bool {
+    let targets: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+    for (kind, plural) in [("HTTPRoute", "httproutes"), ("Gateway", "gateways")] {
+        let resource = gateway_resource(kind, plural);
+        for ns in &targets {
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            if api.list_metadata(&ListParams::default().limit(1)).await.is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Gateway API objects of `kind` in scope, typed as the analysis reads them. The API is a CRD: where it
 /// is not installed (404) or RBAC refuses it, there are none to judge. An object that cannot be read is
 /// an error, never one route fewer.
@@ -108,8 +132,7 @@ async fn gateway_list<T: serde::de::DeserializeOwned>(
     kind: &str,
     plural: &str,
 ) -> Result<Vec<T>, K8sError> {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let resource = gateway_resource(kind, plural);
     let api: Api<DynamicObject> = match &scope.namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
@@ -244,6 +267,27 @@ pub fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
     };
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
 }
+
+/// The API resource of any kind an incident can be about, to read it by name (has it changed since
+/// detection?): what AEGIS patches, and the objects judged but never patched.
+pub fn readable_resource(kind: &str) -> Result<ApiResource, K8sError> {
+    let (group, version) = match kind {
+        "PodDisruptionBudget" => ("policy", "v1"),
+        "Ingress" | "NetworkPolicy" => ("networking.k8s.io", "v1"),
+        "HorizontalPodAutoscaler" => ("autoscaling", "v2"),
+        "HTTPRoute" | "Gateway" => (GATEWAY_GROUP, "v1"),
+        other => return api_resource(other).map_err(|_| K8sError::Invalid(format!("AEGIS does not read {other} objects by name"))),
+    };
+    Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
+}
+
+/// Read access to `target`'s kind in its namespace (see [`readable_resource`]).
+pub fn read_api(client: &Client, target: &aegis_model::ResourceRef) -> Result<Api<DynamicObject>, K8sError> {
+    Ok(Api::namespaced_with(client.clone(), &target.namespace, &readable_resource(&target.kind)?))
+}
+
+/// The Gateway API's group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
 
 /// The kinds of workload AEGIS copies into shadows, watches and verifies fixes on.
 pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];

@@ -97,6 +97,7 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "PodDisruptionBudget" => snapshot.pod_disruption_budgets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Ingress" => snapshot.ingresses.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "HTTPRoute" => snapshot.http_routes.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "HorizontalPodAutoscaler" => {
             snapshot.horizontal_pod_autoscalers.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation)
         }
@@ -172,7 +173,7 @@ pub async fn detect_in(
 }
 
 /// The kinds whose changes mark a namespace dirty (the others only keep the caches current).
-const TRIGGERS: [&str; 7] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service"];
+const TRIGGERS: [&str; 8] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "HTTPRoute"];
 
 /// Run detection until the future is dropped: the caches' changes mark namespaces dirty, a debounce
 /// batches them, a resync covers everything in scope. `changes` is the caches' stream: detection

@@ -277,7 +277,7 @@ impl Step<'_> {
 
     /// The current `metadata.generation` of a production object.
     async fn generation_of(&self, r: &ResourceRef) -> Result<Option<i64>, Error> {
-        let api = aegis_k8s::dynamic_api(&self.ctx.client, r)?;
+        let api = aegis_k8s::read_api(&self.ctx.client, r)?;
         Ok(api.get_opt(&r.name).await?.map(|o| crate::crd::change_marker(&r.kind, o.metadata.generation, o.data.pointer("/spec/selector"))))
     }
 

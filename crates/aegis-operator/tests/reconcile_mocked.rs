@@ -295,6 +295,25 @@ async fn without_a_ready_store_the_incidents_are_listed_rather_than_assumed_abse
     assert!(lists_incidents(&api.sent()), "{:#?}", api.sent());
 }
 
+/// Incidents about objects that are not workloads (an Ingress here) have manual fixes, but the
+/// machine still asks whether the object changed since detection: it must be able to read it.
+#[tokio::test]
+async fn an_incident_about_an_ingress_reads_the_ingress_to_see_whether_it_changed() {
+    const INGRESS: &str = "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/web";
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "shop",
+        "generation": 2, "resourceVersion": "9"}, "spec": {"defaultBackend": {"service": {"name": "gone", "port": {"number": 80}}}}});
+    let api = Api::serving(vec![(INGRESS.to_owned(), ingress)]);
+    let mut i = incident(Phase::Analyzing, &digest("current"), None);
+    i.spec.resource = aegis_model::ResourceRef { kind: "Ingress".into(), namespace: "shop".into(), name: "web".into() };
+    i.spec.category = Category::IngressBackendMissing;
+    i.spec.detected_generation = 1;
+    let outcome = reconcile(Arc::new(i), context(api.client.clone())).await;
+    let sent = api.sent();
+    assert!(sent.iter().any(|s| s.method == Method::GET && s.path == INGRESS), "{outcome:?} {sent:#?}");
+    let writes = status_writes(&sent);
+    assert_eq!(writes.first().map(|w| w.body["status"]["phase"].clone()), Some(json!("Superseded")), "{outcome:?} {sent:#?}");
+}
+
 #[tokio::test]
 async fn applying_records_the_inverse_before_sending_any_patch() {
     let api = Api::serving(vec![deployment(2)]);

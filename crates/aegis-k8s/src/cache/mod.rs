@@ -22,7 +22,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::Serialize;
@@ -57,6 +57,14 @@ struct Stores {
     horizontal_pod_autoscalers: CompactStore<HorizontalPodAutoscaler>,
     network_policies: CompactStore<NetworkPolicy>,
     config_maps: CompactStore<ConfigMap>,
+    /// The Gateway API's routes and Gateways; `None` where the API is not served or not readable
+    /// (a watch of it would never list, and the caches would never be ready).
+    gateway_api: Option<GatewayStores>,
+}
+
+struct GatewayStores {
+    http_routes: CompactStore<DynamicObject>,
+    gateways: CompactStore<DynamicObject>,
 }
 
 /// The caches; cheap to share behind an `Arc`.
@@ -130,7 +138,15 @@ impl Caches {
     /// Start watching `namespaces` (empty: every namespace), narrowing workloads and pods to
     /// `label_selector`. The caches fill as the returned stream is polled: poll it for as long as the
     /// caches are used (it also says what changed).
-    pub fn start(client: &Client, namespaces: &[String], label_selector: Option<&str>) -> (Caches, impl Stream<Item = Touched> + use<>) {
+    ///
+    /// `gateway_api`: the Gateway API is served and readable ([`crate::gateway_api_readable`]): its
+    /// HTTPRoutes and Gateways are watched too.
+    pub fn start(
+        client: &Client,
+        namespaces: &[String],
+        label_selector: Option<&str>,
+        gateway_api: bool,
+    ) -> (Caches, impl Stream<Item = Touched> + use<>) {
         let all = watcher::Config::default();
         let narrowed = match label_selector {
             Some(sel) => watcher::Config::default().labels(sel),
@@ -170,6 +186,19 @@ impl Caches {
                 horizontal_pod_autoscalers: kind!(HorizontalPodAutoscaler, "HorizontalPodAutoscaler", all),
                 network_policies: kind!(NetworkPolicy, "NetworkPolicy", all),
                 config_maps: kind!(ConfigMap, "ConfigMap", all, lean_config_map),
+                gateway_api: gateway_api.then(|| {
+                    let mut dynamic = |kind: &'static str, plural: &str| {
+                        let resource = crate::gateway_resource(kind, plural);
+                        let api = match ns {
+                            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                            None => Api::all_with(client.clone(), &resource),
+                        };
+                        let (store, stream) = watch::<DynamicObject>(api, all.clone(), kind, lean);
+                        changes.push(stream);
+                        store
+                    };
+                    GatewayStores { http_routes: dynamic("HTTPRoute", "httproutes"), gateways: dynamic("Gateway", "gateways") }
+                }),
             });
         }
         let (nodes, node_changes) = watch::<Node>(Api::all(client.clone()), all.clone(), "Node", lean);
@@ -216,6 +245,9 @@ impl Caches {
                 s.network_policies,
                 s.config_maps
             );
+            if let Some(g) = &s.gateway_api {
+                wait!(g.http_routes, g.gateways);
+            }
         }
         // Cluster-scoped kinds are read where RBAC allows, as a listed snapshot reads them: a watch that
         // cannot start within a while leaves its kind empty (what needs it then judges nothing) rather
@@ -281,10 +313,8 @@ impl Caches {
             network_policies: s.network_policies.namespace(namespace)?,
             validating_webhooks: self.validating_webhooks.namespace("")?,
             mutating_webhooks: self.mutating_webhooks.namespace("")?,
-            // Not watched: the Gateway API is a CRD that many clusters lack, and a watch of a missing
-            // API never lists (the caches would never be ready). `aegis analyze` judges routes.
-            http_routes: Vec::new(),
-            gateways: Vec::new(),
+            http_routes: s.gateway_api.as_ref().map(|g| g.http_routes.namespace_as(namespace)).transpose()?.unwrap_or_default(),
+            gateways: s.gateway_api.as_ref().map(|g| g.gateways.namespace_as(namespace)).transpose()?.unwrap_or_default(),
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),

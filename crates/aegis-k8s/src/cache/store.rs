@@ -132,6 +132,12 @@ where
 
     /// The objects of `namespace` (`""`: the cluster-scoped ones), decoded, sorted by name.
     pub fn namespace(&self, namespace: &str) -> Result<Vec<K>, DecodeError> {
+        self.namespace_as(namespace)
+    }
+
+    /// [`Self::namespace`], decoded as `T` (the analysis' own types of the Gateway API's kinds,
+    /// which are watched as dynamic objects).
+    pub fn namespace_as<T: DeserializeOwned>(&self, namespace: &str) -> Result<Vec<T>, DecodeError> {
         let Ok(state) = self.state.read() else { return Ok(Vec::new()) };
         let Some(names) = state.objects.get(namespace) else { return Ok(Vec::new()) };
         let mut sorted: Vec<(&String, &Box<[u8]>)> = names.iter().collect();
