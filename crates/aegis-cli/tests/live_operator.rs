@@ -949,3 +949,36 @@ async fn an_incident_aimed_at_another_namespace_is_refused_and_nothing_is_patche
     let shadows = aegis_k8s::shadow::list_shadows(&victim.client()).await.unwrap();
     assert!(!shadows.iter().any(|s| s.source.contains(victim.name())), "no shadow of the victim: {shadows:?}");
 }
+
+/// Where the Gateway API is served (the harness installs its CRDs), the operator watches routes: an
+/// HTTPRoute whose backend Service does not exist becomes an incident about the route, explained and
+/// left to a human (no automatic fix), and it does not stall on reading the route back.
+#[tokio::test]
+async fn a_route_to_a_missing_backend_is_explained_and_left_to_a_human() {
+    let ns = TestNamespace::create("op-route").await;
+    install_crd(&ns.client()).await;
+    for (kind, plural, object) in [
+        (
+            "Gateway",
+            "gateways",
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
+            "spec": {"gatewayClassName": "none", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        ),
+        (
+            "HTTPRoute",
+            "httproutes",
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "api-v2", "port": 80}]}]}}),
+        ),
+    ] {
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &aegis_k8s::gateway_resource(kind, plural));
+        api.create(&PostParams::default(), &serde_json::from_value(object).unwrap()).await.unwrap();
+    }
+    let _operator = Operator::start(ns.name(), &[], None);
+    let done = incident_in(&ns, Phase::Failed, WAIT).await;
+    assert_eq!(done.spec.category, aegis_model::Category::RouteBackendMissing);
+    assert_eq!((done.spec.resource.kind.as_str(), done.spec.resource.name.as_str()), ("HTTPRoute", "shop"));
+    let status = done.status.unwrap();
+    assert!(status.message.as_deref().unwrap_or_default().contains("no automatic fix"), "{:?}", status.message);
+    assert!(status.analysis.unwrap().evidence.iter().any(|e| e.contains("api-v2")), "the evidence names the missing Service");
+}
