@@ -957,23 +957,7 @@ async fn an_incident_aimed_at_another_namespace_is_refused_and_nothing_is_patche
 async fn a_route_to_a_missing_backend_is_explained_and_left_to_a_human() {
     let ns = TestNamespace::create("op-route").await;
     install_crd(&ns.client()).await;
-    for (kind, plural, object) in [
-        (
-            "Gateway",
-            "gateways",
-            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
-            "spec": {"gatewayClassName": "none", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
-        ),
-        (
-            "HTTPRoute",
-            "httproutes",
-            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
-            "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "api-v2", "port": 80}]}]}}),
-        ),
-    ] {
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &aegis_k8s::gateway_resource(kind, plural));
-        api.create(&PostParams::default(), &serde_json::from_value(object).unwrap()).await.unwrap();
-    }
+    aegis_testkit::cluster::route_to_missing_backend(&ns).await;
     let _operator = Operator::start(ns.name(), &[], None);
     let done = incident_in(&ns, Phase::Failed, WAIT).await;
     assert_eq!(done.spec.category, aegis_model::Category::RouteBackendMissing);

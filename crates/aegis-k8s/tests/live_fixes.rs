@@ -12,7 +12,7 @@ use aegis_testkit::cluster::{TestNamespace, database_url, deployment, eventually
 use aegis_testkit::harness_env;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -278,24 +278,7 @@ async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
         serde_json::from_value(json!({"metadata": {"name": "settings"}, "data": {"LOG_LEVEL": "debug", "REGION": "eu-west-1"}})).unwrap();
     ns.api::<k8s_openapi::api::core::v1::ConfigMap>().create(&PostParams::default(), &cm).await.unwrap();
     let client = ns.client();
-    for (kind, plural, object) in [
-        (
-            "Gateway",
-            "gateways",
-            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
-            "spec": {"gatewayClassName": "none", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
-        ),
-        (
-            "HTTPRoute",
-            "httproutes",
-            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
-            "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "api-v2", "port": 80}]}]}}),
-        ),
-    ] {
-        let api: Api<kube::api::DynamicObject> =
-            Api::namespaced_with(client.clone(), ns.name(), &aegis_k8s::gateway_resource(kind, plural));
-        api.create(&PostParams::default(), &serde_json::from_value(object).unwrap()).await.unwrap();
-    }
+    aegis_testkit::cluster::route_to_missing_backend(&ns).await;
     // The harness serves the Gateway API (its CRDs, no controller): routes are cached too.
     assert!(aegis_k8s::gateway_api_readable(&client, &[ns.name().to_owned()]).await, "the harness installs the Gateway API's CRDs");
     let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &[ns.name().to_owned()], None, true);

@@ -214,3 +214,32 @@ pub async fn oversized_requests(ns: &TestNamespace, image: &str) {
         .await
         .expect("the Deployment is created");
 }
+
+/// Gateway `public` (class `none`: no Gateway controller runs in the harness) and HTTPRoute `shop` on
+/// it, whose backend, Service `api-v2`, does not exist. Needs the Gateway API's CRDs, which the harness
+/// installs.
+pub async fn route_to_missing_backend(ns: &TestNamespace) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let objects = [
+        (
+            "Gateway",
+            "gateways",
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
+            "spec": {"gatewayClassName": "none", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        ),
+        (
+            "HTTPRoute",
+            "httproutes",
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "api-v2", "port": 80}]}]}}),
+        ),
+    ];
+    for (kind, plural, object) in objects {
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &resource);
+        let object: DynamicObject = serde_json::from_value(object).expect("a valid object");
+        api.create(&PostParams::default(), &object)
+            .await
+            .unwrap_or_else(|e| panic!("creating {kind}: {e} (are the Gateway API CRDs installed?)"));
+    }
+}
