@@ -158,9 +158,18 @@ async fn a_pod_missing_a_required_env_var_crashloops_and_adding_it_heals_the_dep
     let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
     assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     assert!(!cs.ready && !ready(&pod));
-    let name = pod.metadata.name.as_deref().unwrap();
-    let logs = ns.api::<Pod>().logs(name, &kube::api::LogParams { previous: true, ..Default::default() }).await.unwrap();
-    assert!(logs.contains("required setting DATABASE_URL is not set"), "the process says why: {logs}");
+    let name = pod.metadata.name.clone().unwrap();
+    // The previous container's log can be out of reach for a moment while the kubelet restarts the
+    // next one ("unable to retrieve container logs", seen on CI): the process's words are read once
+    // the kubelet serves them.
+    eventually("the process says why", WAIT, || {
+        let (pods, name) = (ns.api::<Pod>(), name.clone());
+        async move {
+            let logs = pods.logs(&name, &kube::api::LogParams { previous: true, ..Default::default() }).await.map_err(|e| e.to_string())?;
+            if logs.contains("required setting DATABASE_URL is not set") { Ok(()) } else { Err(format!("the log says: {logs}")) }
+        }
+    })
+    .await;
     has_event(&ns, "BackOff", "restarting failed container").await;
 
     patch(&ns, "api", json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "env": [database_url()]}]}}}})).await;
