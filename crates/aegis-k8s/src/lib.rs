@@ -99,23 +99,47 @@ where
     items
 }
 
-/// The Gateway API resource of `kind` (`plural`: its resource name).
-pub fn gateway_resource(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", kind), plural)
+/// The Gateway API kinds AEGIS reads (a CRD: read as dynamic objects, typed by the analysis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayKind {
+    HttpRoute,
+    Gateway,
+}
+
+impl GatewayKind {
+    pub const ALL: [GatewayKind; 2] = [GatewayKind::HttpRoute, GatewayKind::Gateway];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GatewayKind::HttpRoute => "HTTPRoute",
+            GatewayKind::Gateway => "Gateway",
+        }
+    }
+
+    pub fn resource(self) -> ApiResource {
+        let plural = match self {
+            GatewayKind::HttpRoute => "httproutes",
+            GatewayKind::Gateway => "gateways",
+        };
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", self.name()), plural)
+    }
+
+    /// This kind's API in `namespace` (`None`: every namespace).
+    pub fn api(self, client: &Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource()),
+            None => Api::all_with(client.clone(), &self.resource()),
+        }
+    }
 }
 
 /// Whether the Gateway API is served and its HTTPRoutes and Gateways can be listed in every target
 /// (`namespaces`; empty: cluster-wide): only then may the operator's caches wait for their watches.
 pub async fn gateway_api_readable(client: &Client, namespaces: &[String]) -> bool {
     let targets: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
-    for (kind, plural) in [("HTTPRoute", "httproutes"), ("Gateway", "gateways")] {
-        let resource = gateway_resource(kind, plural);
+    for kind in GatewayKind::ALL {
         for ns in &targets {
-            let api: Api<DynamicObject> = match ns {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-                None => Api::all_with(client.clone(), &resource),
-            };
-            if api.list_metadata(&ListParams::default().limit(1)).await.is_err() {
+            if kind.api(client, *ns).list_metadata(&ListParams::default().limit(1)).await.is_err() {
                 return false;
             }
         }
@@ -126,18 +150,8 @@ pub async fn gateway_api_readable(client: &Client, namespaces: &[String]) -> boo
 /// Gateway API objects of `kind` in scope, typed as the analysis reads them. The API is a CRD: where it
 /// is not installed (404) or RBAC refuses it, there are none to judge. An object that cannot be read is
 /// an error, never one route fewer.
-async fn gateway_list<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    scope: &Scope,
-    kind: &str,
-    plural: &str,
-) -> Result<Vec<T>, K8sError> {
-    let resource = gateway_resource(kind, plural);
-    let api: Api<DynamicObject> = match &scope.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let items = match api.list(&ListParams::default()).await {
+async fn gateway_list<T: serde::de::DeserializeOwned>(client: &Client, scope: &Scope, kind: GatewayKind) -> Result<Vec<T>, K8sError> {
+    let items = match kind.api(client, scope.namespace.as_deref()).list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
         Err(source) => return Err(K8sError::List { kind: "Gateway API object", scope: scope.describe(), source }),
@@ -146,11 +160,11 @@ async fn gateway_list<T: serde::de::DeserializeOwned>(
         .into_iter()
         .map(|mut o| {
             o.metadata.managed_fields = None;
-            o.types = Some(kube::core::TypeMeta { api_version: resource.api_version.clone(), kind: kind.to_owned() });
+            o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.name().to_owned() });
             let name = o.metadata.name.clone().unwrap_or_default();
             serde_json::to_value(o)
                 .and_then(serde_json::from_value)
-                .map_err(|e| K8sError::Invalid(format!("{kind} {name} cannot be read: {e}")))
+                .map_err(|e| K8sError::Invalid(format!("{} {name} cannot be read: {e}", kind.name())))
         })
         .collect()
 }
@@ -184,8 +198,8 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             list::<HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
             list::<NetworkPolicy>(client, scope, false, "NetworkPolicy"),
             list::<ConfigMap>(client, scope, false, "ConfigMap"),
-            gateway_list(client, scope, "HTTPRoute", "httproutes"),
-            gateway_list(client, scope, "Gateway", "gateways"),
+            gateway_list(client, scope, GatewayKind::HttpRoute),
+            gateway_list(client, scope, GatewayKind::Gateway),
         )
     };
     let cluster = async {
@@ -275,7 +289,8 @@ pub fn readable_resource(kind: &str) -> Result<ApiResource, K8sError> {
         "PodDisruptionBudget" => ("policy", "v1"),
         "Ingress" | "NetworkPolicy" => ("networking.k8s.io", "v1"),
         "HorizontalPodAutoscaler" => ("autoscaling", "v2"),
-        "HTTPRoute" | "Gateway" => (GATEWAY_GROUP, "v1"),
+        "HTTPRoute" => return Ok(GatewayKind::HttpRoute.resource()),
+        "Gateway" => return Ok(GatewayKind::Gateway.resource()),
         other => return api_resource(other).map_err(|_| K8sError::Invalid(format!("AEGIS does not read {other} objects by name"))),
     };
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))

@@ -187,17 +187,12 @@ impl Caches {
                 network_policies: kind!(NetworkPolicy, "NetworkPolicy", all),
                 config_maps: kind!(ConfigMap, "ConfigMap", all, lean_config_map),
                 gateway_api: gateway_api.then(|| {
-                    let mut dynamic = |kind: &'static str, plural: &str| {
-                        let resource = crate::gateway_resource(kind, plural);
-                        let api = match ns {
-                            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-                            None => Api::all_with(client.clone(), &resource),
-                        };
-                        let (store, stream) = watch::<DynamicObject>(api, all.clone(), kind, lean);
+                    let mut dynamic = |kind: crate::GatewayKind| {
+                        let (store, stream) = watch::<DynamicObject>(kind.api(client, ns), all.clone(), kind.name(), lean);
                         changes.push(stream);
                         store
                     };
-                    GatewayStores { http_routes: dynamic("HTTPRoute", "httproutes"), gateways: dynamic("Gateway", "gateways") }
+                    GatewayStores { http_routes: dynamic(crate::GatewayKind::HttpRoute), gateways: dynamic(crate::GatewayKind::Gateway) }
                 }),
             });
         }
