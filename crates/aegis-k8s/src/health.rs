@@ -132,12 +132,11 @@ pub async fn watch_health_with(
             tokio::time::sleep(POLL).await;
             continue;
         }
-        let pods = newest_pods(&target.workload, &workload, &feeds);
+        // A Deployment's newest ReplicaSet: its pods are the ones judged, its own failure to create them is fatal.
+        let newest_rs = matches!(workload, Workload::Deployment(_)).then(|| newest_replica_set(&target.workload, &feeds)).flatten();
+        let pods = newest_pods(&workload, newest_rs.as_deref(), &target.workload, &feeds);
         let now = Timestamp::now();
-        let mut fatal: Vec<String> = Vec::new();
-        if matches!(workload, Workload::Deployment(_)) {
-            fatal.extend(newest_replica_set(&target.workload, &feeds).and_then(|rs| replica_failure(&target.workload, &rs)));
-        }
+        let mut fatal: Vec<String> = newest_rs.iter().filter_map(|rs| replica_failure(&target.workload, rs)).collect();
         let mut all_ready = !pods.is_empty();
         let mut ready_pods = 0;
         let mut liveness_pending = 0;
@@ -445,10 +444,10 @@ fn selector_string(s: Option<&LabelSelector>) -> String {
     s.and_then(crate::selector_query).unwrap_or_else(|| "aegis.io/empty-selector-matches-nothing".into())
 }
 
-/// Pods of the workload's newest revision (the newest ReplicaSet the Deployment owns; a StatefulSet's
+/// Pods of the workload's newest revision (for a Deployment, `newest_rs`: [`newest_replica_set`]; a StatefulSet's
 /// pods on its update revision; a DaemonSet's on its newest ControllerRevision), as the watches of the
 /// workload's own selector delivered them.
-fn newest_pods(w: &ResourceRef, workload: &Workload, feeds: &Feeds) -> Vec<Pod> {
+fn newest_pods(workload: &Workload, newest_rs: Option<&ReplicaSet>, w: &ResourceRef, feeds: &Feeds) -> Vec<Pod> {
     // A StatefulSet's update revision (its pods' controller-revision-hash), or a Deployment's newest
     // ReplicaSet (its pods' owner).
     let (label_rev, owner_rs) = match workload {
@@ -466,7 +465,7 @@ fn newest_pods(w: &ResourceRef, workload: &Workload, feeds: &Feeds) -> Vec<Pod> 
             (hash, None)
         }
         Workload::Deployment(_) => {
-            let Some(newest) = newest_replica_set(w, feeds).and_then(|rs| rs.metadata.name.clone()) else {
+            let Some(newest) = newest_rs.and_then(|rs| rs.metadata.name.clone()) else {
                 return Vec::new();
             };
             (String::new(), Some(newest))

@@ -20,7 +20,6 @@ use std::time::Duration;
 use aegis_k8s::health::{Health, HealthSummary, HealthTarget, watch_health};
 use aegis_model::{ResourceRef, Severity};
 use aegis_verify::{VerificationResult, VerifyOptions};
-use futures::FutureExt as _;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, PostParams};
@@ -286,7 +285,7 @@ impl Step<'_> {
     async fn incidents_here(&self) -> Result<Vec<Arc<Incident>>, Error> {
         let ns = self.incident.namespace().unwrap_or_default();
         let stores = &self.ctx.incidents;
-        let listed = !stores.is_empty() && stores.iter().all(|s| s.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok()));
+        let listed = !stores.is_empty() && stores.iter().all(aegis_k8s::cache::has_listed);
         if listed {
             return Ok(stores.iter().flat_map(|s| s.state_filter(|i| i.metadata.namespace.as_deref() == Some(ns.as_str()))).collect());
         }

@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::Api;
@@ -357,7 +357,7 @@ async fn collect_shadows(client: Client, every: Duration) {
     let collect = async {
         loop {
             // Until the watch has listed once (it never may, without RBAC), a pass lists, as it always did.
-            let known = shadows.wait_until_ready().now_or_never().is_some();
+            let known = aegis_k8s::cache::has_listed(&shadows);
             if (!known || !shadows.is_empty())
                 && let Err(e) = collect_once(&client).await
             {

@@ -29,6 +29,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use store::{CompactStore, DecodeError};
 
+/// Whether a reflector store has had its first complete list (an unlisted store reads as "none",
+/// which is not evidence of none). Does not wait.
+pub fn has_listed<K>(store: &kube::runtime::reflector::Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    futures::FutureExt::now_or_never(store.wait_until_ready()).is_some_and(|r| r.is_ok())
+}
+
 /// A namespaced object changed (or was seen at a watch's start).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Touched {

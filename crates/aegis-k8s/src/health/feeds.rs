@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -97,12 +97,7 @@ impl Feeds {
     }
 
     fn all_listed(&self) -> bool {
-        fn listed<K: Resource + Clone + 'static>(s: &Store<K>) -> bool
-        where
-            K::DynamicType: Eq + std::hash::Hash + Clone,
-        {
-            s.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
-        }
+        use crate::cache::has_listed as listed;
         let workload = match &self.workload {
             WorkloadStore::Deployment(s) => listed(s),
             WorkloadStore::StatefulSet(s) => listed(s),

@@ -115,6 +115,12 @@ impl FalcoAlert {
         self.field("container.name")
     }
 
+    /// The time [`Self::dedup_key`] stands with: a re-sent alert repeats it, so a store may order its
+    /// keys by it. `None` when the alert's time could not be parsed (the key holds the text as sent).
+    pub fn dedup_at(&self) -> Option<Timestamp> {
+        self.time_unparsed.is_none().then_some(self.time)
+    }
+
     /// A stable identity for deduplicating re-sent alerts: falcosidekick's UUID, else the alert's content.
     pub fn dedup_key(&self) -> String {
         match &self.uuid {

@@ -352,7 +352,7 @@ fn commit(conn: &mut Connection, batch: &[WriteRequest]) -> Result<Vec<InsertOut
             };
             for a in alerts {
                 let body = serde_json::to_string(a).map_err(|e| StoreError::Backend(e.to_string()))?;
-                let dedup_at = if a.time_unparsed.is_some() { 0 } else { ns(a.time) };
+                let dedup_at = a.dedup_at().map_or(0, ns);
                 let changed = stmt.execute(params![
                     a.dedup_key(),
                     dedup_at,
