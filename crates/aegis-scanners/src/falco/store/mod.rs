@@ -111,6 +111,44 @@ fn ns(t: Timestamp) -> i64 {
     i64::try_from(t.as_nanosecond()).unwrap_or(i64::MAX)
 }
 
+/// One alert as both backends store it: the columns queries filter on, and the alert as JSON. Built
+/// by the request's own task (the deduplication hash and the JSON are most of an insert's CPU), so
+/// the embedded store's one writer only inserts.
+struct AlertRow {
+    dedup: String,
+    /// The time the dedup key stands with ([`FalcoAlert::dedup_at`]), 0 when there is none.
+    dedup_at: i64,
+    time: i64,
+    received: i64,
+    priority: i16,
+    rule: String,
+    namespace: Option<String>,
+    pod: Option<String>,
+    internal: bool,
+    body: String,
+}
+
+impl AlertRow {
+    fn new(alert: FalcoAlert, received: Timestamp) -> Result<AlertRow, StoreError> {
+        Ok(AlertRow {
+            dedup: alert.dedup_key(),
+            dedup_at: alert.dedup_at().map_or(0, ns),
+            time: ns(alert.time),
+            received: ns(received),
+            priority: i16::from(alert.priority.rank()),
+            namespace: alert.namespace().map(str::to_owned),
+            pod: alert.pod().map(str::to_owned),
+            internal: alert.is_internal(),
+            body: serde_json::to_string(&alert).map_err(|e| StoreError::Backend(format!("alert not serialisable: {e}")))?,
+            rule: alert.rule,
+        })
+    }
+
+    fn all(alerts: Vec<FalcoAlert>, received: Timestamp) -> Result<Vec<AlertRow>, StoreError> {
+        alerts.into_iter().map(|a| AlertRow::new(a, received)).collect()
+    }
+}
+
 /// A handle on the store, whichever backend holds it. Cheap to clone.
 #[derive(Clone)]
 pub enum FalcoStore {
