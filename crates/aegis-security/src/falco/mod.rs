@@ -56,9 +56,18 @@ pub struct BodyError {
 impl FalcoAlert {
     /// Read one alert. `received` stamps an alert whose `time` cannot be parsed.
     pub fn from_value(v: &Value, received: Timestamp) -> Result<FalcoAlert, AlertError> {
-        let obj = v.as_object().ok_or(AlertError::NotAnObject)?;
-        let text = |k: &'static str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-        let rule = text("rule").ok_or(AlertError::Missing("rule"))?.to_owned();
+        FalcoAlert::from_json(v.clone(), received)
+    }
+
+    /// Read one alert, taking its fields rather than copying them (the receiver's path: a request's
+    /// alerts are read once).
+    pub fn from_json(v: Value, received: Timestamp) -> Result<FalcoAlert, AlertError> {
+        let Value::Object(mut obj) = v else { return Err(AlertError::NotAnObject) };
+        let mut text = |k: &'static str| match obj.remove(k) {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        };
+        let rule = text("rule").ok_or(AlertError::Missing("rule"))?;
         let priority = text("priority")
             .ok_or(AlertError::Missing("priority"))?
             .parse::<FalcoPriority>()
@@ -66,29 +75,25 @@ impl FalcoAlert {
         let raw_time = text("time").ok_or(AlertError::Missing("time"))?;
         let (time, time_unparsed) = match raw_time.parse::<Timestamp>() {
             Ok(t) => (t, None),
-            Err(_) => (received, Some(raw_time.to_owned())),
+            Err(_) => (received, Some(raw_time)),
         };
-        let output_fields = match obj.get("output_fields") {
+        let (source, hostname, output, uuid) = (text("source"), text("hostname"), text("output").unwrap_or_default(), text("uuid"));
+        let output_fields = match obj.remove("output_fields") {
             None | Some(Value::Null) => BTreeMap::new(),
-            Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(Value::Object(m)) => m.into_iter().collect(),
             Some(_) => return Err(AlertError::Invalid { field: "output_fields", message: "not an object".into() }),
         };
-        let tags = match obj.get("tags") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        let tags = match obj.remove("tags") {
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .filter_map(|t| match t {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
             _ => Vec::new(),
         };
-        Ok(FalcoAlert {
-            time,
-            rule,
-            priority,
-            source: text("source").map(str::to_owned),
-            hostname: text("hostname").map(str::to_owned),
-            output: text("output").unwrap_or_default().to_owned(),
-            tags,
-            output_fields,
-            uuid: text("uuid").map(str::to_owned),
-            time_unparsed,
-        })
+        Ok(FalcoAlert { time, rule, priority, source, hostname, output, tags, output_fields, uuid, time_unparsed })
     }
 
     fn field(&self, key: &str) -> Option<&str> {
@@ -295,13 +300,13 @@ pub fn parse_body(bytes: &[u8], received: Timestamp) -> Result<Vec<FalcoAlert>, 
         let line = line_at;
         match value {
             Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.into_iter().enumerate() {
                     alerts.push(
-                        FalcoAlert::from_value(item, received).map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
+                        FalcoAlert::from_json(item, received).map_err(|e| BodyError { line, message: format!("array item {i}: {e}") })?,
                     );
                 }
             }
-            other => alerts.push(FalcoAlert::from_value(&other, received).map_err(|e| BodyError { line, message: e.to_string() })?),
+            other => alerts.push(FalcoAlert::from_json(other, received).map_err(|e| BodyError { line, message: e.to_string() })?),
         }
     }
     Ok(alerts)

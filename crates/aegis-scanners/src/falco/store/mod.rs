@@ -12,6 +12,7 @@
 
 mod postgres;
 mod sqlite;
+mod wal_sync;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,7 +4,9 @@
 //! Writes go through one writer thread that commits in groups: every request waiting while a commit
 //! runs joins the next transaction, and each is answered only after its transaction is durable. So a
 //! 200 from the receiver means "on disk", and throughput scales with concurrency instead of paying one
-//! fsync per alert. Reads use their own connection; WAL lets them run beside the writer.
+//! fsync per alert. The log is synced beside the writer ([`super::wal_sync`]), so the next group
+//! commits while the last one's sync runs. Reads use their own connection; WAL lets them run beside
+//! the writer.
 //!
 //! Alerts are deduplicated by falcosidekick's UUID or, without one, by content, so a sender's retry
 //! never stores an alert twice. Retention drops alerts older than `max_age` (by time received) and the
@@ -19,6 +21,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::wal_sync::WalSync;
 use super::{AlertQuery, AlertRow, InsertOutcome, StoreConfig, StoreError, ns};
 
 /// 1: alerts. 2: refused requests. 3: deduplication by a unique index led by the alert's time (an
@@ -119,6 +122,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Open { path: config.dir.display().to_string(), message: e.to_string() })?;
         let path = config.dir.join("falco-alerts.sqlite3");
         let mut writer_conn = open(&path, config.fsync)?;
+        // The writer never waits for the disk itself: with fsync, the log is synced beside it.
+        writer_conn.pragma_update(None, "synchronous", "NORMAL")?;
         let version: i64 = writer_conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Open {
@@ -145,11 +150,20 @@ impl SqliteStore {
             PRAGMA user_version = {SCHEMA_VERSION};"
         ))?;
         let reader = open(&path, config.fsync)?;
+        let io_error = |e: std::io::Error| StoreError::Open { path: path.display().to_string(), message: e.to_string() };
+        let wal_sync = match config.fsync {
+            // The log exists from the first write (the schema above) for as long as a connection is open.
+            true => {
+                let wal = std::fs::File::open(path.with_extension("sqlite3-wal")).map_err(io_error)?;
+                Some(WalSync::start(move || wal.sync_data()).map_err(io_error)?)
+            }
+            false => None,
+        };
         let (tx, rx) = mpsc::channel::<WriteRequest>(4096);
         std::thread::Builder::new()
             .name("falco-store-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, config))
-            .map_err(|e| StoreError::Open { path: path.display().to_string(), message: e.to_string() })?;
+            .spawn(move || writer_loop(writer_conn, rx, wal_sync, config))
+            .map_err(io_error)?;
         Ok(SqliteStore { inner: Arc::new(Inner { path, writer: tx, reader: Mutex::new(reader), has_refused: true }) })
     }
 
@@ -297,8 +311,9 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, config: StoreConfig) {
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, wal_sync: Option<WalSync>, config: StoreConfig) {
     let mut since_prune = 0u64;
+    let mut stats = WriterStats::default();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -307,12 +322,23 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, confi
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &batch);
+        let started = std::time::Instant::now();
+        let result = match wal_sync.as_ref().and_then(WalSync::failure) {
+            Some(failed) => Err(failed),
+            None => commit(&mut conn, &batch),
+        };
+        stats.commits += 1;
+        stats.requests += batch.len() as u64;
+        stats.busy += started.elapsed();
         match result {
             Ok(outcomes) => {
-                for (req, outcome) in batch.into_iter().zip(outcomes) {
-                    since_prune += outcome.stored;
-                    let _ = req.reply.send(Ok(outcome));
+                since_prune += outcomes.iter().map(|o| o.stored).sum::<u64>();
+                let answers = batch.into_iter().map(|req| req.reply).zip(outcomes);
+                match &wal_sync {
+                    Some(sync) => sync.answer_when_durable(answers.collect()),
+                    None => answers.for_each(|(reply, outcome)| {
+                        let _ = reply.send(Ok(outcome));
+                    }),
                 }
             }
             Err(e) => {
@@ -323,10 +349,37 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, confi
         }
         if since_prune >= 10_000 {
             since_prune = 0;
+            stats.log();
             if let Err(e) = prune(&conn, &config, Timestamp::now()) {
                 tracing::warn!(error = %e, "falco store retention failed");
             }
         }
+    }
+}
+
+/// What the writer did since it last said, for `--log-level debug`: how well requests group into
+/// commits, and how long a commit holds the writer.
+#[derive(Default)]
+struct WriterStats {
+    commits: u64,
+    requests: u64,
+    busy: Duration,
+    since: Option<std::time::Instant>,
+}
+
+impl WriterStats {
+    fn log(&mut self) {
+        let now = std::time::Instant::now();
+        let elapsed = self.since.map_or(Duration::ZERO, |s| now - s);
+        let commits = self.commits.max(1);
+        tracing::debug!(
+            commits = self.commits,
+            requests_per_commit = self.requests as f64 / commits as f64,
+            commit_us = self.busy.as_micros() as u64 / commits,
+            busy_percent = (self.busy.as_secs_f64() * 100.0 / elapsed.as_secs_f64().max(f64::EPSILON)).min(100.0) as u64,
+            "falco store writer"
+        );
+        *self = WriterStats { since: Some(now), ..WriterStats::default() };
     }
 }
 
