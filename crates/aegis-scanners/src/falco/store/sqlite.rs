@@ -200,7 +200,7 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Store alerts; resolves once they are committed.
+    /// Store alerts; resolves once they are committed (and, with fsync, the commit is on disk).
     pub async fn insert(&self, alerts: Vec<FalcoAlert>, received: Timestamp) -> Result<InsertOutcome, StoreError> {
         self.write(Write::Alerts(AlertRow::all(alerts, received)?), received).await
     }
@@ -313,7 +313,7 @@ impl SqliteStore {
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, wal_sync: Option<WalSync>, config: StoreConfig) {
     let mut since_prune = 0u64;
-    let mut stats = WriterStats::default();
+    let mut stats = WriterStats::new();
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -359,18 +359,20 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteRequest>, wal_s
 
 /// What the writer did since it last said, for `--log-level debug`: how well requests group into
 /// commits, and how long a commit holds the writer.
-#[derive(Default)]
 struct WriterStats {
     commits: u64,
     requests: u64,
     busy: Duration,
-    since: Option<std::time::Instant>,
+    since: std::time::Instant,
 }
 
 impl WriterStats {
+    fn new() -> WriterStats {
+        WriterStats { commits: 0, requests: 0, busy: Duration::ZERO, since: std::time::Instant::now() }
+    }
+
     fn log(&mut self) {
-        let now = std::time::Instant::now();
-        let elapsed = self.since.map_or(Duration::ZERO, |s| now - s);
+        let elapsed = self.since.elapsed();
         let commits = self.commits.max(1);
         tracing::debug!(
             commits = self.commits,
@@ -379,7 +381,7 @@ impl WriterStats {
             busy_percent = (self.busy.as_secs_f64() * 100.0 / elapsed.as_secs_f64().max(f64::EPSILON)).min(100.0) as u64,
             "falco store writer"
         );
-        *self = WriterStats { since: Some(now), ..WriterStats::default() };
+        *self = WriterStats::new();
     }
 }
 
