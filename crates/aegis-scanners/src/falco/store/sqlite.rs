@@ -121,9 +121,9 @@ impl SqliteStore {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| StoreError::Open { path: config.dir.display().to_string(), message: e.to_string() })?;
         let path = config.dir.join("falco-alerts.sqlite3");
-        let mut writer_conn = open(&path, config.fsync)?;
-        // The writer never waits for the disk itself: with fsync, the log is synced beside it.
-        writer_conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The writer never waits for the disk itself (`synchronous=NORMAL`): with fsync, the log is
+        // synced beside it (below).
+        let mut writer_conn = open(&path, false)?;
         let version: i64 = writer_conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Open {
