@@ -839,7 +839,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             )
         }
         // Budgets, Ingresses, autoscalers, webhooks, CronJobs and NetworkPolicies are analyzed in
-        // `objects`, routes in `gateway`; a workload finding never has these.
+        // `objects`, routes and Gateways in `gateway`; a workload finding never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing
         | Category::IngressClassMissing
@@ -851,7 +851,9 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
         | Category::ServiceBlockedByNetworkPolicy
         | Category::IngressTlsSecretMissing
         | Category::RouteNotAttached
-        | Category::RouteBackendMissing => manual(
+        | Category::RouteBackendMissing
+        | Category::GatewayNotReady
+        | Category::GatewayListenerInvalid => manual(
             format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
             format!("{} (reported on the object itself).", f.category),
             0.5,

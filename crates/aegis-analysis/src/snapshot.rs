@@ -62,9 +62,9 @@ pub struct Snapshot {
     /// Cluster-scoped admission webhooks; judged in their backend Service's namespace.
     pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
     pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
-    /// Gateway API routes and Gateways (`gateway.networking.k8s.io`); none where the API is not
-    /// installed.
-    pub http_routes: Vec<crate::gateway::HttpRoute>,
+    /// Gateway API routes (HTTPRoutes, GRPCRoutes, TLSRoutes) and Gateways
+    /// (`gateway.networking.k8s.io`); none where the API is not installed.
+    pub routes: Vec<crate::gateway::Route>,
     pub gateways: Vec<crate::gateway::Gateway>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
@@ -137,8 +137,10 @@ impl Snapshot {
                 "ValidatingWebhookConfiguration" => s.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
                 "MutatingWebhookConfiguration" => s.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
                 // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
-                "HTTPRoute" | "Gateway" if !is_gateway_api(&obj) => *s.other_kinds.entry(kind.clone()).or_default() += 1,
-                "HTTPRoute" => s.http_routes.push(serde_json::from_value(obj).map_err(err)?),
+                "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "Gateway" if !is_gateway_api(&obj) => {
+                    *s.other_kinds.entry(kind.clone()).or_default() += 1
+                }
+                "HTTPRoute" | "GRPCRoute" | "TLSRoute" => s.routes.push(serde_json::from_value(obj).map_err(err)?),
                 "Gateway" => s.gateways.push(serde_json::from_value(obj).map_err(err)?),
                 "ConfigMap" | "Secret" => {
                     let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -161,7 +163,7 @@ impl Snapshot {
 }
 
 fn is_gateway_api(obj: &Value) -> bool {
-    obj.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("gateway.networking.k8s.io/"))
+    obj.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.strip_prefix(crate::gateway::GROUP).is_some_and(|r| r.starts_with('/')))
 }
 
 impl Snapshot {
@@ -192,7 +194,7 @@ impl Snapshot {
         push(&mut items, &self.network_policies);
         push(&mut items, &self.validating_webhooks);
         push(&mut items, &self.mutating_webhooks);
-        push(&mut items, &self.http_routes);
+        push(&mut items, &self.routes);
         push(&mut items, &self.gateways);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {

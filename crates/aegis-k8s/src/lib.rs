@@ -13,6 +13,7 @@ pub mod shadow;
 pub use apply::{Applied, apply_fix};
 
 use aegis_analysis::Snapshot;
+use aegis_analysis::gateway::{Route, RouteKind};
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
@@ -99,26 +100,41 @@ where
     items
 }
 
-/// The Gateway API kinds AEGIS reads (a CRD: read as dynamic objects, typed by the analysis).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The Gateway API kinds AEGIS reads (CRDs: read as dynamic objects, typed by the analysis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GatewayKind {
-    HttpRoute,
+    Route(RouteKind),
     Gateway,
 }
 
 impl GatewayKind {
-    pub const ALL: [GatewayKind; 2] = [GatewayKind::HttpRoute, GatewayKind::Gateway];
+    pub const ALL: [GatewayKind; 4] = [
+        GatewayKind::Route(RouteKind::Http),
+        GatewayKind::Route(RouteKind::Grpc),
+        GatewayKind::Route(RouteKind::Tls),
+        GatewayKind::Gateway,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
-            GatewayKind::HttpRoute => "HTTPRoute",
+            GatewayKind::Route(r) => r.as_str(),
             GatewayKind::Gateway => "Gateway",
         }
     }
 
+    pub fn is_route(self) -> bool {
+        matches!(self, GatewayKind::Route(_))
+    }
+
+    pub fn from_name(kind: &str) -> Option<GatewayKind> {
+        GatewayKind::ALL.into_iter().find(|k| k.name() == kind)
+    }
+
     pub fn resource(self) -> ApiResource {
         let plural = match self {
-            GatewayKind::HttpRoute => "httproutes",
+            GatewayKind::Route(RouteKind::Http) => "httproutes",
+            GatewayKind::Route(RouteKind::Grpc) => "grpcroutes",
+            GatewayKind::Route(RouteKind::Tls) => "tlsroutes",
             GatewayKind::Gateway => "gateways",
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", self.name()), plural)
@@ -133,18 +149,23 @@ impl GatewayKind {
     }
 }
 
-/// Whether the Gateway API is served and its HTTPRoutes and Gateways can be listed in every target
-/// (`namespaces`; empty: cluster-wide): only then may the operator's caches wait for their watches.
-pub async fn gateway_api_readable(client: &Client, namespaces: &[String]) -> bool {
+/// The Gateway API kinds served at `v1` and listable in every target (`namespaces`; empty:
+/// cluster-wide): only those may the operator's caches wait for. Kinds come and go with the API's
+/// version (GRPCRoute reached v1 in Gateway API 1.1, TLSRoute in 1.5), so each is asked on its own:
+/// a cluster without TLSRoutes still has its HTTPRoutes judged.
+pub async fn readable_gateway_kinds(client: &Client, namespaces: &[String]) -> Vec<GatewayKind> {
     let targets: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+    let mut readable = Vec::new();
     for kind in GatewayKind::ALL {
+        let mut all = true;
         for ns in &targets {
-            if kind.api(client, *ns).list_metadata(&ListParams::default().limit(1)).await.is_err() {
-                return false;
-            }
+            all &= kind.api(client, *ns).list_metadata(&ListParams::default().limit(1)).await.is_ok();
+        }
+        if all {
+            readable.push(kind);
         }
     }
-    true
+    readable
 }
 
 /// Gateway API objects of `kind` in scope, typed as the analysis reads them. The API is a CRD: where it
@@ -154,19 +175,35 @@ async fn gateway_list<T: serde::de::DeserializeOwned>(client: &Client, scope: &S
     let items = match kind.api(client, scope.namespace.as_deref()).list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
-        Err(source) => return Err(K8sError::List { kind: "Gateway API object", scope: scope.describe(), source }),
+        Err(source) => return Err(K8sError::List { kind: kind.name(), scope: scope.describe(), source }),
     };
     items
         .into_iter()
         .map(|mut o| {
-            o.metadata.managed_fields = None;
-            o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.name().to_owned() });
+            lean_gateway_object(kind, &mut o);
             let name = o.metadata.name.clone().unwrap_or_default();
             serde_json::to_value(o)
                 .and_then(serde_json::from_value)
                 .map_err(|e| K8sError::Invalid(format!("{} {name} cannot be read: {e}", kind.name())))
         })
         .collect()
+}
+
+/// A Gateway API object as the analysis reads it: without `managedFields`, and with its kind named
+/// (the items of a list do not carry it, and a route's kind is part of its type).
+pub(crate) fn lean_gateway_object(kind: GatewayKind, o: &mut DynamicObject) {
+    o.metadata.managed_fields = None;
+    o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.name().to_owned() });
+}
+
+/// Every route kind's objects in scope.
+async fn gateway_routes(client: &Client, scope: &Scope) -> Result<Vec<Route>, K8sError> {
+    let (http, grpc, tls) = tokio::try_join!(
+        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Http)),
+        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Grpc)),
+        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Tls)),
+    )?;
+    Ok(http.into_iter().chain(grpc).chain(tls).collect())
 }
 
 /// Read a namespace (or all) into a snapshot: every list at once. ConfigMap values are dropped as they
@@ -198,7 +235,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             list::<HorizontalPodAutoscaler>(client, scope, false, "HorizontalPodAutoscaler"),
             list::<NetworkPolicy>(client, scope, false, "NetworkPolicy"),
             list::<ConfigMap>(client, scope, false, "ConfigMap"),
-            gateway_list(client, scope, GatewayKind::HttpRoute),
+            gateway_routes(client, scope),
             gateway_list(client, scope, GatewayKind::Gateway),
         )
     };
@@ -222,7 +259,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         horizontal_pod_autoscalers,
         network_policies,
         config_maps,
-        http_routes,
+        routes,
         gateways,
     ) = around?;
     without_own_events(&mut events);
@@ -248,7 +285,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         network_policies,
         validating_webhooks,
         mutating_webhooks,
-        http_routes,
+        routes,
         gateways,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
@@ -285,12 +322,13 @@ pub fn api_resource(kind: &str) -> Result<ApiResource, K8sError> {
 /// The API resource of any kind an incident can be about, to read it by name (has it changed since
 /// detection?): what AEGIS patches, and the objects judged but never patched.
 pub fn readable_resource(kind: &str) -> Result<ApiResource, K8sError> {
+    if let Some(gateway_api) = GatewayKind::from_name(kind) {
+        return Ok(gateway_api.resource());
+    }
     let (group, version) = match kind {
         "PodDisruptionBudget" => ("policy", "v1"),
         "Ingress" | "NetworkPolicy" => ("networking.k8s.io", "v1"),
         "HorizontalPodAutoscaler" => ("autoscaling", "v2"),
-        "HTTPRoute" => return Ok(GatewayKind::HttpRoute.resource()),
-        "Gateway" => return Ok(GatewayKind::Gateway.resource()),
         other => return api_resource(other).map_err(|_| K8sError::Invalid(format!("AEGIS does not read {other} objects by name"))),
     };
     Ok(ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)))
@@ -302,7 +340,7 @@ pub fn read_api(client: &Client, target: &aegis_model::ResourceRef) -> Result<Ap
 }
 
 /// The Gateway API's group.
-pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+pub const GATEWAY_GROUP: &str = aegis_analysis::gateway::GROUP;
 
 /// The kinds of workload AEGIS copies into shadows, watches and verifies fixes on.
 pub const WORKLOAD_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];

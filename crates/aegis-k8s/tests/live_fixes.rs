@@ -279,9 +279,11 @@ async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
     ns.api::<k8s_openapi::api::core::v1::ConfigMap>().create(&PostParams::default(), &cm).await.unwrap();
     let client = ns.client();
     aegis_testkit::cluster::route_to_missing_backend(&ns).await;
+    aegis_testkit::cluster::grpc_route_to_missing_backend(&ns).await;
     // The harness serves the Gateway API (its CRDs, no controller): routes are cached too.
-    assert!(aegis_k8s::gateway_api_readable(&client, &[ns.name().to_owned()]).await, "the harness installs the Gateway API's CRDs");
-    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &[ns.name().to_owned()], None, true);
+    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &[ns.name().to_owned()]).await;
+    assert_eq!(gateway_api, aegis_k8s::GatewayKind::ALL, "the harness installs the Gateway API's CRDs");
+    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &[ns.name().to_owned()], None, &gateway_api);
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();
     let pump = tokio::spawn(futures::StreamExt::for_each(changes, move |t| {
@@ -301,8 +303,15 @@ async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
     };
     assert_eq!(incidents(&cached), incidents(&listed), "the cached snapshot analyses as the listed one");
     assert!(incidents(&cached).iter().any(|(c, _, _)| *c == Category::ServiceSelectorMismatch));
-    assert_eq!(cached.http_routes.len(), 1, "the route is cached");
-    assert!(incidents(&cached).iter().any(|(c, _, _)| *c == Category::RouteBackendMissing), "{:?}", incidents(&cached));
+    let routes: Vec<(&str, Option<&str>)> = cached.routes.iter().map(|r| (r.kind.as_str(), r.metadata.name.as_deref())).collect();
+    assert_eq!(routes, [("HTTPRoute", Some("shop")), ("GRPCRoute", Some("orders"))], "the routes of every kind are cached");
+    let mut broken: Vec<String> = incidents(&cached)
+        .into_iter()
+        .filter(|(c, _, _)| *c == Category::RouteBackendMissing)
+        .map(|(_, r, _)| format!("{}/{}", r.kind, r.name))
+        .collect();
+    broken.sort();
+    assert_eq!(broken, ["GRPCRoute/orders", "HTTPRoute/shop"], "{:?}", incidents(&cached));
     let keys = |s: &aegis_analysis::Snapshot| s.config_maps.iter().find(|c| c.name == "settings").map(|c| c.keys.clone());
     assert_eq!(keys(&cached), Some(vec!["LOG_LEVEL".to_owned(), "REGION".to_owned()]));
     assert_eq!(keys(&cached), keys(&listed));

@@ -69,12 +69,21 @@ pub enum Category {
     /// An Ingress whose TLS section names a Secret that does not exist in its namespace: the
     /// controller serves its default (self-signed) certificate for those hosts, or none.
     IngressTlsSecretMissing,
-    /// A Gateway API HTTPRoute that no parent Gateway accepted (refused by its listeners, or a parent
-    /// no controller reports on: a Gateway that does not exist): its hosts and paths route nothing.
+    /// A Gateway API route (HTTPRoute, GRPCRoute, TLSRoute) that no parent Gateway accepted (refused
+    /// by its listeners, or a parent no controller reports on: a Gateway that does not exist): its
+    /// hosts route nothing.
     RouteNotAttached,
-    /// A Gateway API HTTPRoute whose backend Service, or the port it names, does not exist, or that
-    /// its Gateway cannot resolve (`ResolvedRefs: False`): the Gateway answers 500 for those rules.
+    /// A Gateway API route whose backend Service, or the port it names, does not exist, or that its
+    /// Gateway cannot resolve (`ResolvedRefs: False`): the Gateway answers 500 (HTTP), UNAVAILABLE
+    /// (gRPC) or rejects the connection (TLS) for those rules.
     RouteBackendMissing,
+    /// A Gateway its controller refused (`Accepted: False`) or cannot program (`Programmed: False`:
+    /// no address, no resources): every route on it reaches nothing.
+    GatewayNotReady,
+    /// A running Gateway with listeners that cannot serve: a certificate Secret missing or not
+    /// permitted, a hostname or protocol conflict on a port, a port or protocol the implementation
+    /// refuses. The routes on those listeners reach nothing or are served without their certificate.
+    GatewayListenerInvalid,
 }
 
 impl Category {
@@ -110,6 +119,8 @@ impl Category {
             Category::IngressTlsSecretMissing => "IngressTlsSecretMissing",
             Category::RouteNotAttached => "RouteNotAttached",
             Category::RouteBackendMissing => "RouteBackendMissing",
+            Category::GatewayNotReady => "GatewayNotReady",
+            Category::GatewayListenerInvalid => "GatewayListenerInvalid",
         }
     }
 }

@@ -97,7 +97,10 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "Job" => snapshot.jobs.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "PodDisruptionBudget" => snapshot.pod_disruption_budgets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Ingress" => snapshot.ingresses.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
-        "HTTPRoute" => snapshot.http_routes.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "Gateway" => snapshot.gateways.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        kind if aegis_analysis::gateway::RouteKind::from_kind(kind).is_some() => {
+            snapshot.routes.iter().find(|d| d.kind.as_str() == kind && pick(&d.metadata)).and_then(|d| d.metadata.generation)
+        }
         "HorizontalPodAutoscaler" => {
             snapshot.horizontal_pod_autoscalers.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation)
         }
@@ -173,7 +176,8 @@ pub async fn detect_in(
 }
 
 /// The kinds whose changes mark a namespace dirty (the others only keep the caches current).
-const TRIGGERS: [&str; 8] = ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "HTTPRoute"];
+const TRIGGERS: [&str; 11] =
+    ["Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Service", "HTTPRoute", "GRPCRoute", "TLSRoute", "Gateway"];
 
 /// Run detection until the future is dropped: the caches' changes mark namespaces dirty, a debounce
 /// batches them, a resync covers everything in scope. `changes` is the caches' stream: detection

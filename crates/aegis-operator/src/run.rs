@@ -288,10 +288,11 @@ async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
     // none).
     // The Gateway API is a CRD: its routes are watched where it is served and readable, once, at the
     // lead's start (installed later, it is judged from the next leader on).
-    let gateway_api = aegis_k8s::gateway_api_readable(&client, &config.scope.namespaces).await;
-    tracing::info!(gateway_api, "Gateway API routes {}", if gateway_api { "watched" } else { "not served or not readable: not judged" });
+    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &config.scope.namespaces).await;
+    let watched: Vec<&str> = gateway_api.iter().map(|k| k.name()).collect();
+    tracing::info!(kinds = ?watched, "Gateway API kinds watched (the others are not served or not readable: not judged)");
     let (caches, changes) =
-        aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref(), gateway_api);
+        aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref(), &gateway_api);
     let caches = Arc::new(caches);
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.

@@ -219,23 +219,36 @@ pub async fn oversized_requests(ns: &TestNamespace, image: &str) {
 /// it, whose backend, Service `api-v2`, does not exist. Needs the Gateway API's CRDs, which the harness
 /// installs.
 pub async fn route_to_missing_backend(ns: &TestNamespace) {
-    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-    let objects = [
-        (
-            "Gateway",
-            "gateways",
+    create_gateway_api(
+        ns,
+        [
             serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
             "spec": {"gatewayClassName": "none", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
-        ),
-        (
-            "HTTPRoute",
-            "httproutes",
             serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "shop"},
             "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "api-v2", "port": 80}]}]}}),
-        ),
-    ];
-    for (kind, plural, object) in objects {
-        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", kind), plural);
+        ],
+    )
+    .await;
+}
+
+/// GRPCRoute `orders` on Gateway `public` (see [`route_to_missing_backend`]), whose backend, Service
+/// `orders`, does not exist.
+pub async fn grpc_route_to_missing_backend(ns: &TestNamespace) {
+    create_gateway_api(
+        ns,
+        [serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": "orders"},
+        "spec": {"parentRefs": [{"name": "public"}], "rules": [{"backendRefs": [{"name": "orders", "port": 9090}]}]}})],
+    )
+    .await;
+}
+
+/// Create Gateway API objects in `ns` (the plural is the kind's, lowercased, with an `s`).
+async fn create_gateway_api(ns: &TestNamespace, objects: impl IntoIterator<Item = serde_json::Value>) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    for object in objects {
+        let kind = object["kind"].as_str().expect("a kind").to_owned();
+        let plural = format!("{}s", kind.to_ascii_lowercase());
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", &kind), &plural);
         let api: Api<DynamicObject> = Api::namespaced_with(ns.client(), ns.name(), &resource);
         let object: DynamicObject = serde_json::from_value(object).expect("a valid object");
         api.create(&PostParams::default(), &object)

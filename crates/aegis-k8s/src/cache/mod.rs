@@ -29,6 +29,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use store::{CompactStore, DecodeError};
 
+use crate::GatewayKind;
+
 /// Whether a reflector store has had its first complete list (an unlisted store reads as "none",
 /// which is not evidence of none). Does not wait.
 pub fn has_listed<K>(store: &kube::runtime::reflector::Store<K>) -> bool
@@ -67,14 +69,9 @@ struct Stores {
     horizontal_pod_autoscalers: CompactStore<HorizontalPodAutoscaler>,
     network_policies: CompactStore<NetworkPolicy>,
     config_maps: CompactStore<ConfigMap>,
-    /// The Gateway API's routes and Gateways; `None` where the API is not served or not readable
-    /// (a watch of it would never list, and the caches would never be ready).
-    gateway_api: Option<GatewayStores>,
-}
-
-struct GatewayStores {
-    http_routes: CompactStore<DynamicObject>,
-    gateways: CompactStore<DynamicObject>,
+    /// The Gateway API's kinds that are served and readable ([`crate::readable_gateway_kinds`]): a
+    /// watch of another would never list, and the caches would never be ready.
+    gateway_api: Vec<(GatewayKind, CompactStore<DynamicObject>)>,
 }
 
 /// The caches; cheap to share behind an `Arc`.
@@ -123,7 +120,12 @@ fn lean_event(e: &mut Event) {
 }
 
 /// One kind's store and its stream of changes.
-fn watch<K>(api: Api<K>, config: watcher::Config, kind: &'static str, strip: fn(&mut K)) -> (CompactStore<K>, Changes)
+fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    kind: &'static str,
+    strip: impl FnMut(&mut K) + Send + 'static,
+) -> (CompactStore<K>, Changes)
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -162,13 +164,13 @@ impl Caches {
     /// `label_selector`. The caches fill as the returned stream is polled: poll it for as long as the
     /// caches are used (it also says what changed).
     ///
-    /// `gateway_api`: the Gateway API is served and readable ([`crate::gateway_api_readable`]): its
-    /// HTTPRoutes and Gateways are watched too.
+    /// `gateway_api`: the Gateway API's kinds that are served and readable
+    /// ([`crate::readable_gateway_kinds`]), watched too.
     pub fn start(
         client: &Client,
         namespaces: &[String],
         label_selector: Option<&str>,
-        gateway_api: bool,
+        gateway_api: &[GatewayKind],
     ) -> (Caches, impl Stream<Item = Touched> + use<>) {
         let all = watcher::Config::default();
         let narrowed = match label_selector {
@@ -209,14 +211,15 @@ impl Caches {
                 horizontal_pod_autoscalers: kind!(HorizontalPodAutoscaler, "HorizontalPodAutoscaler", all),
                 network_policies: kind!(NetworkPolicy, "NetworkPolicy", all),
                 config_maps: kind!(ConfigMap, "ConfigMap", all, lean_config_map),
-                gateway_api: gateway_api.then(|| {
-                    let mut dynamic = |kind: crate::GatewayKind| {
-                        let (store, stream) = watch::<DynamicObject>(kind.api(client, ns), all.clone(), kind.name(), lean);
+                gateway_api: gateway_api
+                    .iter()
+                    .map(|&kind| {
+                        let strip = move |o: &mut DynamicObject| crate::lean_gateway_object(kind, o);
+                        let (store, stream) = watch::<DynamicObject>(kind.api(client, ns), all.clone(), kind.name(), strip);
                         changes.push(stream);
-                        store
-                    };
-                    GatewayStores { http_routes: dynamic(crate::GatewayKind::HttpRoute), gateways: dynamic(crate::GatewayKind::Gateway) }
-                }),
+                        (kind, store)
+                    })
+                    .collect(),
             });
         }
         let (nodes, node_changes) = watch::<Node>(Api::all(client.clone()), all.clone(), "Node", lean);
@@ -263,8 +266,8 @@ impl Caches {
                 s.network_policies,
                 s.config_maps
             );
-            if let Some(g) = &s.gateway_api {
-                wait!(g.http_routes, g.gateways);
+            for (_, store) in &s.gateway_api {
+                store.wait_until_ready().await;
             }
         }
         // Cluster-scoped kinds are read where RBAC allows, as a listed snapshot reads them: a watch that
@@ -307,6 +310,18 @@ impl Caches {
     }
 
     fn decode(&self, s: &Stores, namespace: &str) -> Result<Snapshot, DecodeError> {
+        // Every watched Gateway API kind `which` picks, decoded.
+        fn gateway_api<T: DeserializeOwned>(
+            stores: &[(GatewayKind, CompactStore<DynamicObject>)],
+            namespace: &str,
+            which: impl Fn(GatewayKind) -> bool,
+        ) -> Result<Vec<T>, DecodeError> {
+            let mut out = Vec::new();
+            for (_, store) in stores.iter().filter(|(k, _)| which(*k)) {
+                out.extend(store.namespace_as(namespace)?);
+            }
+            Ok(out)
+        }
         let mut events = s.events.namespace(namespace)?;
         crate::without_own_events(&mut events);
         let config_maps = s.config_maps.namespace(namespace)?.into_iter().map(crate::keys_only).collect();
@@ -331,8 +346,8 @@ impl Caches {
             network_policies: s.network_policies.namespace(namespace)?,
             validating_webhooks: self.validating_webhooks.namespace("")?,
             mutating_webhooks: self.mutating_webhooks.namespace("")?,
-            http_routes: s.gateway_api.as_ref().map(|g| g.http_routes.namespace_as(namespace)).transpose()?.unwrap_or_default(),
-            gateways: s.gateway_api.as_ref().map(|g| g.gateways.namespace_as(namespace)).transpose()?.unwrap_or_default(),
+            routes: gateway_api(&s.gateway_api, namespace, GatewayKind::is_route)?,
+            gateways: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::Gateway)?,
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),

@@ -1,161 +1,19 @@
-//! Gateway API routes (`gateway.networking.k8s.io/v1` HTTPRoute, and the Gateways they attach to):
-//! the fields the analysis reads, typed, and the two ways a route serves nothing.
-//!
-//! k8s-openapi has no Gateway API types (they are CRDs), so the few fields judged here are declared
-//! here; every field not named is kept as it came (`other`), so a snapshot written back out loses
-//! nothing.
+//! A route that serves nothing: attached to no Gateway, or sending to a backend that does not resolve.
 //!
 //! - **RouteNotAttached**: no parent accepted the route. A parent's controller says so in the route's
 //!   status (`Accepted: False`, with why); a parent no controller reports on for minutes (a Gateway
 //!   that does not exist, a GatewayClass nobody implements) is as good as refused: the route's hosts
-//!   and paths reach nothing.
+//!   reach nothing.
 //! - **RouteBackendMissing**: a backend Service, or the port the route names, does not exist, or a
 //!   parent reports `ResolvedRefs: False` (a backend not found, a cross-namespace reference without a
-//!   ReferenceGrant): the Gateway answers 500 for the requests that rule matches.
-
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+//!   ReferenceGrant): what the Gateway answers instead depends on the protocol
+//!   (`RouteKind::unresolved_answer`).
 
 use aegis_model::{Category, Incident, ResourceRef, Severity};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 
+use super::{BackendRef, GRACE_SECONDS, ParentRef, Route, condition};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
-
-/// How long a route may wait for a controller's first word before silence counts as "attached to
-/// nothing": controllers report within seconds.
-const UNREPORTED_GRACE_SECONDS: i64 = 120;
-
-/// A Gateway API `HTTPRoute`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpRoute {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: RouteSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<RouteStatus>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteSpec {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parent_refs: Vec<ParentRef>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hostnames: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<RouteRule>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-/// Where a route asks to attach: a Gateway (the default kind), optionally one listener of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParentRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub section_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<i32>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteRule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub backend_refs: Vec<BackendRef>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-/// A backend: a Service (the default kind) and its port.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BackendRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<i32>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteStatus {
-    #[serde(default)]
-    pub parents: Vec<RouteParentStatus>,
-}
-
-/// What one parent's controller says about the route.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RouteParentStatus {
-    pub parent_ref: ParentRef,
-    #[serde(default)]
-    pub controller_name: String,
-    #[serde(default)]
-    pub conditions: Vec<Condition>,
-}
-
-/// A Gateway API `Gateway`: read only to say whether a parent exists.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Gateway {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
-}
-
-impl ParentRef {
-    fn is_gateway(&self) -> bool {
-        self.group.as_deref().is_none_or(|g| g == "gateway.networking.k8s.io") && self.kind.as_deref().is_none_or(|k| k == "Gateway")
-    }
-
-    /// Whether a status entry's parentRef names this parent (the route's namespace standing in for
-    /// an unset one).
-    fn same(&self, other: &ParentRef, route_ns: &str) -> bool {
-        let ns = |p: &ParentRef| p.namespace.clone().unwrap_or_else(|| route_ns.to_owned());
-        self.name == other.name
-            && ns(self) == ns(other)
-            && self.section_name == other.section_name
-            && self.port == other.port
-            && self.is_gateway() == other.is_gateway()
-    }
-
-    fn describe(&self, route_ns: &str) -> String {
-        let kind = self.kind.as_deref().unwrap_or("Gateway");
-        let ns = self.namespace.as_deref().unwrap_or(route_ns);
-        let section = self.section_name.as_deref().map(|s| format!(" listener {s}")).unwrap_or_default();
-        let port = self.port.map(|p| format!(" port {p}")).unwrap_or_default();
-        format!("{kind} {ns}/{}{section}{port}", self.name)
-    }
-}
-
-fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
-}
 
 /// What one parent says about the route.
 enum ParentState {
@@ -166,12 +24,13 @@ enum ParentState {
 }
 
 /// The route's problems: not attached, and backends that do not resolve. One incident each.
-pub(crate) fn route_problems(index: &Index<'_>, route: &HttpRoute) -> Vec<Incident> {
+pub(crate) fn route_problems(index: &Index<'_>, route: &Route) -> Vec<Incident> {
+    let kind = route.kind;
     let ns = route.metadata.namespace.clone().unwrap_or_default();
     let name = route.metadata.name.clone().unwrap_or_default();
-    let resource = ResourceRef { kind: "HTTPRoute".into(), namespace: ns.clone(), name: name.clone() };
+    let resource = ResourceRef { kind: kind.as_str().into(), namespace: ns.clone(), name: name.clone() };
     let statuses = route.status.as_ref().map(|s| s.parents.as_slice()).unwrap_or_default();
-    let hosts = if route.spec.hostnames.is_empty() { "any host".to_owned() } else { route.spec.hostnames.join(", ") };
+    let matched = kind.matched(&route.spec.hostnames);
     let mut out = Vec::new();
 
     let states: Vec<(&ParentRef, ParentState)> = route
@@ -195,19 +54,19 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &HttpRoute) -> Vec<Incide
     let any_accepted = states.iter().any(|(_, s)| matches!(s, ParentState::Accepted));
     let any_refused = states.iter().any(|(_, s)| matches!(s, ParentState::Refused(_)));
     let age = route.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
-    let silent_long = age.is_some_and(|a| a >= UNREPORTED_GRACE_SECONDS);
+    let silent_long = age.is_some_and(|a| a >= GRACE_SECONDS);
     if !states.is_empty() && !any_accepted && (any_refused || silent_long) {
         let evidence: Vec<String> = states
             .iter()
             .map(|(p, state)| {
                 let parent = p.describe(&ns);
                 match state {
-                    ParentState::Accepted => format!("HTTPRoute {name}: parent {parent}: accepted"),
-                    ParentState::Refused(why) => format!("HTTPRoute {name}: parent {parent}: {why}"),
+                    ParentState::Accepted => format!("{kind} {name}: parent {parent}: accepted"),
+                    ParentState::Refused(why) => format!("{kind} {name}: parent {parent}: {why}"),
                     ParentState::Unreported => {
                         let minutes = age.unwrap_or(0) / 60;
                         let missing = gateway_missing(index, p, &ns).map(|m| format!("; {m}")).unwrap_or_default();
-                        format!("HTTPRoute {name}: parent {parent}: no controller has reported on it {minutes} min after the route was created{missing}")
+                        format!("{kind} {name}: parent {parent}: no controller has reported on it {minutes} min after the route was created{missing}")
                     }
                 }
             })
@@ -218,12 +77,10 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &HttpRoute) -> Vec<Incide
                 resource: resource.clone(),
                 category: Category::RouteNotAttached,
                 severity: Severity::High,
-                root_cause: format!(
-                    "HTTPRoute {name} is attached to no Gateway: no parent it names accepted it, so its rules for {hosts} route nothing."
-                ),
+                root_cause: format!("{kind} {name} is attached to no Gateway: no parent it names accepted it, so {matched} reach nothing."),
                 evidence,
                 guidance: format!(
-                    "Point spec.parentRefs of HTTPRoute {name} at a Gateway that exists and whose listeners allow routes from {ns} \
+                    "Point spec.parentRefs of {kind} {name} at a Gateway that exists and whose listeners allow routes from {ns} \
                      (`kubectl get gateways -A`; a listener's allowedRoutes.namespaces and its hostname must match), and check \
                      that the Gateway's GatewayClass has a running controller (`kubectl get gatewayclass`: ACCEPTED True)."
                 ),
@@ -248,13 +105,14 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &HttpRoute) -> Vec<Incide
                 category: Category::RouteBackendMissing,
                 severity: Severity::High,
                 root_cause: format!(
-                    "HTTPRoute {name} sends requests to a backend that does not resolve: {}; the Gateway answers 500 for what those rules match.",
-                    broken.join("; ")
+                    "{kind} {name} sends to a backend that does not resolve: {}; {}.",
+                    broken.join("; "),
+                    kind.unresolved_answer()
                 ),
-                evidence: broken.iter().map(|b| format!("HTTPRoute {name}: {b}")).collect(),
+                evidence: broken.iter().map(|b| format!("{kind} {name}: {b}")).collect(),
                 guidance: format!(
-                    "Point the backendRefs of HTTPRoute {name} at a Service and port that exist (`kubectl get svc -n {ns}`); a backend in \
-                     another namespace also needs a ReferenceGrant there that allows HTTPRoutes from {ns}."
+                    "Point the backendRefs of {kind} {name} at a Service and port that exist (`kubectl get svc -n {ns}`); a backend in \
+                     another namespace also needs a ReferenceGrant there that allows {kind}s from {ns}."
                 ),
                 confidence: 0.8,
             },
@@ -340,7 +198,7 @@ items:
 
     fn found(s: &Snapshot) -> Vec<Incident> {
         let index = Index::new(s);
-        s.http_routes.iter().flat_map(|r| route_problems(&index, r)).collect()
+        s.routes.iter().flat_map(|r| route_problems(&index, r)).collect()
     }
 
     const BACKEND: &str = "{name: web, port: 80}";
@@ -398,13 +256,35 @@ items:
     }
 
     #[test]
+    fn grpc_and_tls_routes_are_judged_as_http_routes_are_with_their_protocols_answer() {
+        for (kind, answer) in [("GRPCRoute", "gRPC status UNAVAILABLE"), ("TLSRoute", "rejects the connections")] {
+            let as_kind = |text: String| text.replace("kind: HTTPRoute", &format!("kind: {kind}"));
+            let accepted = parent_status("public", "True", "True");
+            let broken = snapshot(&as_kind(route("2026-11-30T11:00:00Z", "public", "{name: gone, port: 80}", &accepted)));
+            assert_eq!(broken.routes[0].kind.as_str(), kind);
+            let incidents = found(&broken);
+            assert_eq!(incidents.len(), 1, "{incidents:?}");
+            assert_eq!((incidents[0].category, incidents[0].resource.kind.as_str()), (Category::RouteBackendMissing, kind));
+            assert!(incidents[0].root_cause.contains(answer), "{}", incidents[0].root_cause);
+            assert!(incidents[0].evidence[0].starts_with(&format!("{kind} store: ")), "{:?}", incidents[0].evidence);
+
+            let orphan = found(&snapshot(&as_kind(route("2026-11-30T11:00:00Z", "missing", BACKEND, ""))));
+            assert_eq!(orphan.len(), 1, "{orphan:?}");
+            assert_eq!(orphan[0].category, Category::RouteNotAttached);
+
+            let healthy = found(&snapshot(&as_kind(route("2026-11-30T11:00:00Z", "public", BACKEND, &accepted))));
+            assert!(healthy.is_empty(), "a healthy {kind} raises nothing: {healthy:?}");
+        }
+    }
+
+    #[test]
     fn an_istio_gateway_is_not_read_as_a_gateway_api_gateway_and_a_route_round_trips() {
         let s = Snapshot::from_text("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: shop}\n").unwrap();
         assert!(s.gateways.is_empty());
         assert_eq!(s.other_kinds.get("Gateway"), Some(&1));
         let s = snapshot(&route("2026-11-30T11:00:00Z", "public", BACKEND, &parent_status("public", "True", "True")));
         let again = Snapshot::from_text(&serde_json::to_string(&s.to_list()).unwrap()).unwrap();
-        assert_eq!(again.http_routes, s.http_routes, "fields not read (matches) survive a write");
-        assert!(serde_json::to_string(&again.http_routes[0]).unwrap().contains("PathPrefix"));
+        assert_eq!(again.routes, s.routes, "fields not read (matches) survive a write");
+        assert!(serde_json::to_string(&again.routes[0]).unwrap().contains("PathPrefix"));
     }
 }

@@ -1,0 +1,314 @@
+//! A Gateway that serves nothing, or listeners of it that cannot serve, as its controller reports
+//! them in the Gateway's status.
+//!
+//! - **GatewayNotReady**: the controller refused the Gateway (`Accepted: False`: invalid parameters,
+//!   an address it cannot use, listeners none of which is valid) or cannot program it
+//!   (`Programmed: False`: no address assigned, no resources). Every route on it reaches nothing.
+//! - **GatewayListenerInvalid**: the Gateway runs, but listeners of it report `Accepted: False`,
+//!   `Programmed: False`, `ResolvedRefs: False` (a certificate Secret missing or not permitted,
+//!   route kinds it cannot serve) or `Conflicted: True` (two listeners on one port with the same
+//!   hostname, or protocols that cannot share it): the routes that attach there reach nothing, or
+//!   are served without their certificate.
+//!
+//! A condition counts once it has held for [`GRACE_SECONDS`]: controllers pass through `False`
+//! (`Pending`) while they converge. A Gateway no controller has reported on (the API server's
+//! default `Unknown`/`Pending`) is left to its routes' own `RouteNotAttached`: that is where the
+//! silence hurts.
+
+use aegis_model::{Category, Incident, ResourceRef, Severity};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::{GRACE_SECONDS, Gateway, Listener};
+use crate::objects::{ObjectFinding, object_incident};
+use crate::signals::Index;
+
+/// The Gateway's problems, as one incident: gateway-wide ones first, else its listeners'.
+pub(crate) fn gateway_problems(index: &Index<'_>, gw: &Gateway) -> Option<Incident> {
+    let status = gw.status.as_ref()?;
+    let ns = gw.metadata.namespace.clone().unwrap_or_default();
+    let name = gw.metadata.name.clone().unwrap_or_default();
+    let settled =
+        |c: &Condition| index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS);
+    let failing = |conditions: &[Condition], types: &[(&str, &str)]| -> Vec<Condition> {
+        conditions.iter().filter(|c| types.iter().any(|(t, bad)| c.type_ == *t && c.status == *bad) && settled(c)).cloned().collect()
+    };
+
+    let gateway_wide = failing(&status.conditions, &[("Accepted", "False"), ("Programmed", "False")]);
+    let mut listeners: Vec<(&str, Vec<Condition>, i32)> = status
+        .listeners
+        .iter()
+        .map(|l| {
+            let bad = failing(
+                &l.conditions,
+                &[("Accepted", "False"), ("Programmed", "False"), ("ResolvedRefs", "False"), ("Conflicted", "True")],
+            );
+            (l.name.as_str(), bad, l.attached_routes)
+        })
+        .filter(|(_, bad, _)| !bad.is_empty())
+        .collect();
+    listeners.sort_by(|a, b| a.0.cmp(b.0));
+    if gateway_wide.is_empty() && listeners.is_empty() {
+        return None;
+    }
+
+    let spec_of = |listener: &str| gw.spec.listeners.iter().find(|l| l.name == listener);
+    let mut evidence: Vec<String> =
+        gateway_wide.iter().map(|c| format!("Gateway {name}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
+    for (listener, bad, _) in &listeners {
+        let about = spec_of(listener).map(describe).unwrap_or_else(|| format!("listener {listener} (not in spec)"));
+        evidence.extend(bad.iter().map(|c| format!("Gateway {name}: {about}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)));
+    }
+    // The routes that pay for it: on the whole Gateway, or on a listener that cannot serve.
+    let bad_listener = |section: Option<&str>| section.is_none_or(|s| listeners.iter().any(|(l, _, _)| *l == s));
+    let hurt: Vec<String> = index
+        .snapshot
+        .routes
+        .iter()
+        .filter(|r| {
+            let route_ns = r.metadata.namespace.as_deref().unwrap_or_default();
+            r.spec
+                .parent_refs
+                .iter()
+                .any(|p| p.targets(route_ns, &ns, &name, None) && (!gateway_wide.is_empty() || bad_listener(p.section_name.as_deref())))
+        })
+        .map(|r| {
+            format!("{} {}/{}", r.kind, r.metadata.namespace.as_deref().unwrap_or_default(), r.metadata.name.as_deref().unwrap_or_default())
+        })
+        .collect();
+    if !hurt.is_empty() {
+        evidence.push(format!("Gateway {name}: routes attached to what cannot serve: {}", hurt.join(", ")));
+    }
+
+    let reasons: Vec<&str> =
+        dedup(gateway_wide.iter().chain(listeners.iter().flat_map(|(_, bad, _)| bad.iter())).map(|c| c.reason.as_str()).collect());
+    let bad_names: Vec<&str> = listeners.iter().map(|(l, _, _)| *l).collect();
+    let mut guidance: Vec<String> = Vec::new();
+    for g in reasons.iter().filter_map(|reason| advice(reason, gw, &ns, &bad_names)) {
+        if !guidance.contains(&g) {
+            guidance.push(g);
+        }
+    }
+    guidance.push(format!(
+        "`kubectl describe gateway {name} -n {ns}` shows every condition its controller reports; the controller's logs say more."
+    ));
+
+    let resource = ResourceRef { kind: "Gateway".into(), namespace: ns.clone(), name: name.clone() };
+    let finding = if gateway_wide.is_empty() {
+        let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
+        ObjectFinding {
+            resource,
+            category: Category::GatewayListenerInvalid,
+            severity: if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
+            root_cause: format!(
+                "Gateway {name} runs, but its listener{} {} cannot serve ({}): what attaches there reaches nothing or is served without its \
+                 certificate.",
+                if bad_names.len() == 1 { "" } else { "s" },
+                bad_names.join(", "),
+                reasons.join(", ")
+            ),
+            evidence,
+            guidance: guidance.join(" "),
+            confidence: 0.85,
+        }
+    } else {
+        ObjectFinding {
+            resource,
+            category: Category::GatewayNotReady,
+            severity: Severity::High,
+            root_cause: format!(
+                "Gateway {name} is not serving: its controller reports {} — every route on it reaches nothing.",
+                gateway_wide.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
+            ),
+            evidence,
+            guidance: guidance.join(" "),
+            confidence: 0.85,
+        }
+    };
+    Some(object_incident(index, finding))
+}
+
+fn dedup(mut v: Vec<&str>) -> Vec<&str> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|r| seen.insert(*r));
+    v
+}
+
+/// "listener https (HTTPS port 443, host shop.example.com)".
+fn describe(l: &Listener) -> String {
+    let host = l.hostname.as_deref().map(|h| format!(", host {h}")).unwrap_or_default();
+    format!("listener {} ({} port {}{host})", l.name, l.protocol, l.port)
+}
+
+/// What to change, for one reason the Gateway API defines (others get the generic pointer).
+fn advice(reason: &str, gw: &Gateway, ns: &str, listeners: &[&str]) -> Option<String> {
+    let name = gw.metadata.name.as_deref().unwrap_or_default();
+    let certificates: Vec<String> = gw
+        .spec
+        .listeners
+        .iter()
+        .filter(|l| listeners.contains(&l.name.as_str()))
+        .flat_map(|l| l.tls.iter().flat_map(|t| t.certificate_refs.iter()))
+        .map(|c| format!("{}/{}", c.namespace.as_deref().unwrap_or(ns), c.name))
+        .collect();
+    Some(match reason {
+        "InvalidCertificateRef" => format!(
+            "Create the TLS Secret{} the listener names ({}) — `kubectl create secret tls NAME --cert=… --key=… -n {ns}` — or point its \
+             tls.certificateRefs at one that exists and holds tls.crt and tls.key.",
+            if certificates.len() == 1 { "" } else { "s" },
+            if certificates.is_empty() { "see tls.certificateRefs".to_owned() } else { certificates.join(", ") }
+        ),
+        "RefNotPermitted" => format!(
+            "A reference to another namespace needs a ReferenceGrant in that namespace that allows Gateways from {ns} to refer to it."
+        ),
+        "InvalidRouteKinds" => {
+            "The listener's allowedRoutes.kinds names route kinds its controller does not serve: name only supported kinds.".to_owned()
+        }
+        "HostnameConflict" => format!(
+            "Listeners of Gateway {name} on one port share a hostname: give each its own hostname (or port), or merge them into one."
+        ),
+        "ProtocolConflict" => format!("Listeners of Gateway {name} on one port ask for protocols that cannot share it: move one to another port."),
+        "PortUnavailable" => "The listener's port is in use or not allowed by the implementation: choose another port.".to_owned(),
+        "UnsupportedProtocol" => {
+            "The controller does not implement the listener's protocol (its GatewayClass says which controller): use a protocol it supports."
+                .to_owned()
+        }
+        "InvalidParameters" => {
+            "The Gateway's infrastructure.parametersRef (or its GatewayClass's parametersRef) names something missing or invalid: fix or remove it."
+                .to_owned()
+        }
+        "UnsupportedAddress" | "AddressNotAssigned" | "AddressNotUsable" => format!(
+            "Gateway {name} cannot get the address it needs: remove or correct spec.addresses, or check that the cluster can provide one \
+             (a load balancer implementation for a LoadBalancer Service)."
+        ),
+        "NoResources" => "The implementation lacks the resources to run the Gateway (its data-plane pods or load balancer): see its controller.".to_owned(),
+        "ListenersNotValid" => "No listener is valid: the listener conditions in the evidence say why.".to_owned(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Snapshot;
+
+    const CAPTURED: &str = "2026-11-30T12:00:00Z";
+    const LONG_AGO: &str = "2026-11-30T11:00:00Z";
+
+    fn cond(type_: &str, status: &str, reason: &str, message: &str, since: &str) -> String {
+        format!(
+            "{{type: {type_}, status: \"{status}\", reason: {reason}, message: \"{message}\", lastTransitionTime: \"{since}\", observedGeneration: 1}}"
+        )
+    }
+
+    /// Gateway `public` in `shop` with listeners http (80) and https (443, Secret shop-tls), its
+    /// status (the Gateway's conditions `gateway`, listener https's `https`; listener http is
+    /// healthy), and HTTPRoute `store` on listener `section`.
+    fn snapshot(gateway: &[String], https: &[String], section: &str) -> Snapshot {
+        let mut http = healthy(&["Accepted", "Programmed", "ResolvedRefs"]);
+        http.push(cond("Conflicted", "False", "NoConflicts", "ok", LONG_AGO));
+        let text = format!(
+            r#"apiVersion: v1
+kind: List
+metadata: {{annotations: {{aegis.io/captured-at: "{CAPTURED}"}}}}
+items:
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: Gateway
+  metadata: {{name: public, namespace: shop, creationTimestamp: "{LONG_AGO}"}}
+  spec:
+    gatewayClassName: eg
+    listeners:
+    - {{name: http, port: 80, protocol: HTTP}}
+    - {{name: https, port: 443, protocol: HTTPS, hostname: shop.example.com, tls: {{mode: Terminate, certificateRefs: [{{name: shop-tls}}]}}}}
+  status:
+    conditions: [{}]
+    listeners:
+    - {{name: http, attachedRoutes: 0, supportedKinds: [{{kind: HTTPRoute}}], conditions: [{}]}}
+    - {{name: https, attachedRoutes: 1, supportedKinds: [{{kind: HTTPRoute}}], conditions: [{}]}}
+- {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: store, namespace: shop}}, spec: {{parentRefs: [{{name: public, sectionName: {section}}}]}}}}
+"#,
+            gateway.join(", "),
+            http.join(", "),
+            https.join(", ")
+        );
+        Snapshot::from_text(&text).unwrap()
+    }
+
+    /// Conditions of these types, each True.
+    fn healthy(types: &[&str]) -> Vec<String> {
+        types.iter().map(|t| cond(t, "True", t, "ok", LONG_AGO)).collect()
+    }
+
+    fn healthy_gateway() -> Vec<String> {
+        healthy(&["Accepted", "Programmed"])
+    }
+
+    fn healthy_https() -> Vec<String> {
+        healthy(&["Accepted", "Programmed", "ResolvedRefs"])
+    }
+
+    fn found(s: &Snapshot) -> Vec<Incident> {
+        let index = Index::new(s);
+        s.gateways.iter().filter_map(|g| gateway_problems(&index, g)).collect()
+    }
+
+    #[test]
+    fn a_gateway_accepted_and_programmed_with_valid_listeners_raises_nothing() {
+        let s = snapshot(&healthy_gateway(), &healthy_https(), "https");
+        assert!(found(&s).is_empty(), "{:?}", found(&s));
+    }
+
+    #[test]
+    fn a_listener_whose_certificate_secret_is_missing_names_the_secret_and_the_route_on_it() {
+        let mut https = healthy_https();
+        https[2] = cond("ResolvedRefs", "False", "InvalidCertificateRef", "Secret shop/shop-tls does not exist.", LONG_AGO);
+        https[1] = cond("Programmed", "False", "Invalid", "Listener is invalid, see other Conditions for details.", LONG_AGO);
+        let found = found(&snapshot(&healthy_gateway(), &https, "https"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let i = &found[0];
+        assert_eq!((i.category, i.resource.kind.as_str(), i.severity), (Category::GatewayListenerInvalid, "Gateway", Severity::High));
+        assert!(i.root_cause.contains("listener https"), "{}", i.root_cause);
+        let evidence = i.evidence.join("\n");
+        assert!(
+            evidence.contains("listener https (HTTPS port 443, host shop.example.com): ResolvedRefs False InvalidCertificateRef"),
+            "{evidence}"
+        );
+        assert!(evidence.contains("HTTPRoute shop/store"), "{evidence}");
+        let aegis_model::FixAction::Manual { guidance } = &i.fix.action else { panic!("{:?}", i.fix.action) };
+        assert!(guidance.contains("shop/shop-tls"), "{guidance}");
+    }
+
+    #[test]
+    fn a_listener_in_conflict_is_reported_and_a_route_on_another_listener_is_not_counted_as_hurt() {
+        let mut https = healthy_https();
+        https.push(cond("Conflicted", "True", "HostnameConflict", "Listener hostname conflicts with listener web.", LONG_AGO));
+        let found = found(&snapshot(&healthy_gateway(), &https, "http"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::GatewayListenerInvalid);
+        assert!(!found[0].evidence.join("\n").contains("HTTPRoute shop/store"), "{:?}", found[0].evidence);
+        assert_eq!(found[0].severity, Severity::High, "the listener still counts a route attached");
+    }
+
+    #[test]
+    fn a_gateway_its_controller_cannot_program_is_not_ready_and_every_route_on_it_is_hurt() {
+        let mut gateway = healthy_gateway();
+        gateway[1] = cond("Programmed", "False", "AddressNotAssigned", "No addresses have been assigned to the Gateway", LONG_AGO);
+        let found = found(&snapshot(&gateway, &healthy_https(), "http"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::GatewayNotReady);
+        assert!(found[0].root_cause.contains("Programmed False (AddressNotAssigned)"), "{}", found[0].root_cause);
+        assert!(found[0].evidence.join("\n").contains("HTTPRoute shop/store"), "{:?}", found[0].evidence);
+    }
+
+    #[test]
+    fn a_false_condition_younger_than_the_grace_and_a_gateway_no_controller_reported_on_raise_nothing() {
+        let mut fresh = healthy_gateway();
+        fresh[1] = cond("Programmed", "False", "Pending", "Waiting for an address", "2026-11-30T11:59:30Z");
+        assert!(found(&snapshot(&fresh, &healthy_https(), "http")).is_empty());
+        let pending: Vec<String> = ["Accepted", "Programmed"]
+            .iter()
+            .map(|t| cond(t, "Unknown", "Pending", "Waiting for controller", "1970-01-01T00:00:00Z"))
+            .collect();
+        let s = snapshot(&pending, &healthy_https(), "http");
+        assert!(found(&s).is_empty(), "silence is judged on the routes, not the Gateway: {:?}", found(&s));
+    }
+}

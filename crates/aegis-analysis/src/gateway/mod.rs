@@ -1,0 +1,307 @@
+//! The Gateway API (`gateway.networking.k8s.io/v1`): its routes (HTTPRoute, GRPCRoute, TLSRoute) and
+//! the Gateways they attach to — the fields the analysis reads, typed — and what makes them serve
+//! nothing.
+//!
+//! k8s-openapi has no Gateway API types (they are CRDs), so the few fields judged here are declared
+//! here; every field not named is kept as it came (`other`), so a snapshot written back out loses
+//! nothing.
+//!
+//! - [`routes`]: a route no parent accepted (`RouteNotAttached`), a route whose backends do not
+//!   resolve (`RouteBackendMissing`).
+//! - [`gateways`]: a Gateway its controller refused or cannot program (`GatewayNotReady`), and
+//!   listeners that cannot serve — a certificate Secret missing, a port or hostname in conflict, a
+//!   protocol not supported (`GatewayListenerInvalid`).
+//!
+//! Everything here is judged from what the objects and their controllers' status say; no Gateway
+//! controller is asked anything.
+
+mod gateways;
+mod routes;
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub(crate) use gateways::gateway_problems;
+pub(crate) use routes::route_problems;
+
+/// The Gateway API's API group.
+pub const GROUP: &str = "gateway.networking.k8s.io";
+
+/// How long a controller may take to say something before silence, or a `False` it may still
+/// correct, counts: controllers report within seconds.
+const GRACE_SECONDS: i64 = 120;
+
+/// The route kinds judged. Their specs share every field the analysis reads (parentRefs, hostnames,
+/// rules' backendRefs); what differs is what the Gateway does with a request it cannot route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RouteKind {
+    #[serde(rename = "HTTPRoute")]
+    Http,
+    #[serde(rename = "GRPCRoute")]
+    Grpc,
+    #[serde(rename = "TLSRoute")]
+    Tls,
+}
+
+impl RouteKind {
+    pub const ALL: [RouteKind; 3] = [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tls => "TLSRoute",
+        }
+    }
+
+    pub fn from_kind(kind: &str) -> Option<RouteKind> {
+        RouteKind::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    /// What clients get for the requests a rule with an unresolved backend matches (the Gateway
+    /// API's rule for each protocol).
+    fn unresolved_answer(self) -> &'static str {
+        match self {
+            RouteKind::Http => "the Gateway answers 500 for the requests those rules match",
+            RouteKind::Grpc => "the Gateway answers gRPC status UNAVAILABLE for the calls those rules match",
+            RouteKind::Tls => "the Gateway rejects the connections those rules match",
+        }
+    }
+
+    /// What a route of this kind matches, for a sentence: its hostnames (SNI names for TLS).
+    fn matched(self, hostnames: &[String]) -> String {
+        let hosts = if hostnames.is_empty() { "any host".to_owned() } else { hostnames.join(", ") };
+        match self {
+            RouteKind::Http => format!("its rules for {hosts}"),
+            RouteKind::Grpc => format!("its gRPC services for {hosts}"),
+            RouteKind::Tls => format!("its TLS connections for {hosts}"),
+        }
+    }
+}
+
+impl fmt::Display for RouteKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Gateway API route: an `HTTPRoute`, `GRPCRoute` or `TLSRoute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    #[serde(default)]
+    pub api_version: String,
+    pub kind: RouteKind,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: RouteSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RouteStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parent_refs: Vec<ParentRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RouteRule>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// Where a route asks to attach: a Gateway (the default kind), optionally one listener of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRule {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_refs: Vec<BackendRef>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A backend: a Service (the default kind) and its port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteStatus {
+    #[serde(default)]
+    pub parents: Vec<RouteParentStatus>,
+}
+
+/// What one parent's controller says about the route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParentStatus {
+    pub parent_ref: ParentRef,
+    #[serde(default)]
+    pub controller_name: String,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+}
+
+/// A Gateway API `Gateway`: its listeners and what its controller says about it and them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gateway {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GatewaySpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewaySpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway_class_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// One listener: a port, a protocol, optionally a hostname and the certificates it serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub name: String,
+    #[serde(default)]
+    pub port: i32,
+    #[serde(default)]
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_refs: Vec<SecretRef>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A certificate reference: a Secret (the default kind) in the Gateway's namespace unless named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// What the controller says about one listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub name: String,
+    #[serde(default)]
+    pub attached_routes: i32,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl ParentRef {
+    fn is_gateway(&self) -> bool {
+        self.group.as_deref().is_none_or(|g| g == GROUP) && self.kind.as_deref().is_none_or(|k| k == "Gateway")
+    }
+
+    /// Whether a status entry's parentRef names this parent (the route's namespace standing in for
+    /// an unset one).
+    fn same(&self, other: &ParentRef, route_ns: &str) -> bool {
+        self.name == other.name
+            && self.namespace_or(route_ns) == other.namespace_or(route_ns)
+            && self.section_name == other.section_name
+            && self.port == other.port
+            && self.is_gateway() == other.is_gateway()
+    }
+
+    fn namespace_or<'a>(&'a self, route_ns: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(route_ns)
+    }
+
+    /// Whether this parentRef names Gateway `ns/name`, and, when it names a listener, `listener`.
+    fn targets(&self, route_ns: &str, ns: &str, name: &str, listener: Option<&str>) -> bool {
+        self.is_gateway()
+            && self.name == name
+            && self.namespace_or(route_ns) == ns
+            && (listener.is_none() || self.section_name.is_none() || self.section_name.as_deref() == listener)
+    }
+
+    fn describe(&self, route_ns: &str) -> String {
+        let kind = self.kind.as_deref().unwrap_or("Gateway");
+        let section = self.section_name.as_deref().map(|s| format!(" listener {s}")).unwrap_or_default();
+        let port = self.port.map(|p| format!(" port {p}")).unwrap_or_default();
+        format!("{kind} {}/{}{section}{port}", self.namespace_or(route_ns), self.name)
+    }
+}
+
+fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
