@@ -118,15 +118,26 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
     g.unwrap_or(0)
 }
 
-/// Analyze `snapshot` (of `namespace`) and create the Incidents that do not exist yet. Which exist is
+/// What `snapshot` shows, each incident with the generation of its resource. Synchronous: the
+/// snapshot (megabytes at thousands of pods) is dropped before anything is sent.
+pub fn findings(snapshot: &Snapshot) -> Vec<(aegis_model::Incident, i64)> {
+    aegis_analysis::analyze(snapshot)
+        .into_iter()
+        .map(|i| {
+            let g = generation(snapshot, &i.resource);
+            (i, g)
+        })
+        .collect()
+}
+
+/// Create the Incidents of `found` ([`findings`] of `namespace`) that do not exist yet. Which exist is
 /// read from `known`, the controllers' watch-fed stores of Incidents.
 pub async fn detect_in(
     client: &Client,
     namespace: &str,
-    snapshot: &Snapshot,
+    found: Vec<(aegis_model::Incident, i64)>,
     known: &[Store<Incident>],
 ) -> Result<Detected, aegis_k8s::K8sError> {
-    let found = aegis_analysis::analyze(snapshot);
     let mut out = Detected::default();
     if found.is_empty() {
         return Ok(out);
@@ -140,8 +151,7 @@ pub async fn detect_in(
         .filter(|i| !i.status.as_ref().map(|s| s.phase).unwrap_or_default().is_terminal())
         .map(|i| i.spec.resource.clone())
         .collect();
-    for incident in found {
-        let detected_generation = generation(snapshot, &incident.resource);
+    for (incident, detected_generation) in found {
         let name = incident_name(&incident.resource, incident.category, detected_generation);
         if names.contains(&name) || open.contains(&incident.resource) {
             out.known += 1;
@@ -263,8 +273,8 @@ pub async fn run(
                 batch.retain(|ns| in_scope.contains(ns));
             }
             for ns in batch {
-                let Some(snapshot) = caches.snapshot(&ns) else { continue };
-                match detect_in(&client, &ns, &snapshot, &incidents).await {
+                let Some(found) = caches.snapshot(&ns).map(|snapshot| findings(&snapshot)) else { continue };
+                match detect_in(&client, &ns, found, &incidents).await {
                     Ok(d) if !d.created.is_empty() => tracing::debug!(namespace = %ns, created = ?d.created, "detected"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(namespace = %ns, error = %e, "detection failed; retried on the next event or resync"),

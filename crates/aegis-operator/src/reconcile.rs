@@ -320,15 +320,17 @@ impl Step<'_> {
             return self.commit(Phase::Superseded, why, EventType::Warning).await;
         }
         let r = self.resource().clone();
-        let cached = self.ctx.caches.as_ref().and_then(|c| c.snapshot(&r.namespace));
-        let snap = match cached {
-            Some(snap) => snap,
-            None => {
-                aegis_k8s::snapshot(&self.ctx.client, &aegis_k8s::Scope { namespace: Some(r.namespace.clone()), label_selector: None })
-                    .await?
-            }
+        // A decoded snapshot is megabytes at thousands of pods: it lives only while it is analysed,
+        // never across an await, so no more are alive at once than threads analyse (docs/benchmarks.md).
+        let cached = self.ctx.caches.as_ref().and_then(|c| c.snapshot(&r.namespace)).map(|snap| aegis_analysis::analyze(&snap));
+        let analysed = match cached {
+            Some(found) => found,
+            None => aegis_analysis::analyze(
+                &aegis_k8s::snapshot(&self.ctx.client, &aegis_k8s::Scope { namespace: Some(r.namespace.clone()), label_selector: None })
+                    .await?,
+            ),
         };
-        let found = aegis_analysis::analyze(&snap).into_iter().find(|i| i.resource == r && i.category == self.incident.spec.category);
+        let found = analysed.into_iter().find(|i| i.resource == r && i.category == self.incident.spec.category);
         let Some(found) = found else {
             let reason = format!("{r} no longer shows {}; nothing to do", self.incident.spec.category);
             return self.commit(Phase::Resolved, reason, EventType::Normal).await;
