@@ -604,7 +604,8 @@ def http_route(name, parent, backend, port=80):
 # run here (no Envoy or proxy image), so no controller writes route status: a status is written only
 # where a scenario says it stands in for one.
 # A route waits this long for a controller's first word before silence means "attached to nothing"
-# (crates/aegis-analysis/src/gateway.rs), plus a margin.
+# (crates/aegis-analysis/src/gateway/mod.rs, GRACE_SECONDS), plus a margin; a Gateway's or listener's
+# False condition counts after the same time.
 ROUTE_GRACE = 130
 
 
@@ -629,6 +630,89 @@ def _(ns):
                                                 "lastTransitionTime": now, "observedGeneration": generation}
     status = {"status": {"parents": [{
         "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"},
+        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+        "conditions": [condition("Accepted", "Accepted", "Route is accepted"),
+                       condition("ResolvedRefs", "ResolvedRefs", "Resolved all the Object references for the Route")]}]}}
+    k("-n", ns, "patch", "httproute", "shop", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    rolled_out(ns, "deployment", "api")
+
+
+def grpc_route(name, parent, backend, port=9090):
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute", "metadata": {"name": name},
+            "spec": {"parentRefs": [{"name": parent}], "hostnames": ["orders.example.com"],
+                     "rules": [{"matches": [{"method": {"service": "shop.Orders"}}], "backendRefs": [{"name": backend, "port": port}]}]}}
+
+
+@scenario("grpcroute-backend-missing", "A GRPCRoute on an existing Gateway whose backendRef names Service orders, which does not exist (the gRPC Service is api).", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), gateway("public"), grpc_route("orders", "public", "orders"))
+    rolled_out(ns, "deployment", "api")
+
+
+def https_gateway(name, secret):
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
+            "spec": {"gatewayClassName": "corpus", "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP"},
+                {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "shop.example.com",
+                 "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": secret}]}}]}}
+
+
+def write_gateway_status(ns, name, https_conditions):
+    """Write Gateway `name`'s status as Envoy Gateway does, in place of a controller (none can run
+    here): the Gateway and its http listener well, its https listener as `https_conditions` say
+    ((type, status, reason, message) each)."""
+    generation = json.loads(k("-n", ns, "get", "gateway", name, "-o", "json").stdout)["metadata"]["generation"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    condition = lambda type_, status, reason, message: {"type": type_, "status": status, "reason": reason, "message": message,
+                                                        "lastTransitionTime": now, "observedGeneration": generation}
+    kinds = [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}, {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute"}]
+    healthy_listener = [condition("Programmed", "True", "Programmed", "Sending translated listener configuration to the data plane"),
+                        condition("Accepted", "True", "Accepted", "Listener has been successfully translated"),
+                        condition("ResolvedRefs", "True", "ResolvedRefs", "Listener references have been resolved"),
+                        condition("Conflicted", "False", "NoConflicts", "No conflicts detected")]
+    status = {"status": {
+        "addresses": [{"type": "IPAddress", "value": "172.18.255.200"}],
+        "conditions": [condition("Accepted", "True", "Accepted", "The Gateway has been scheduled by Envoy Gateway"),
+                       condition("Programmed", "True", "Programmed", "Address assigned to the Gateway, 1/1 envoy replicas available")],
+        "listeners": [{"name": "http", "attachedRoutes": 0, "supportedKinds": kinds, "conditions": healthy_listener},
+                      {"name": "https", "attachedRoutes": 1, "supportedKinds": kinds,
+                       "conditions": [condition(*c) for c in https_conditions]}]}}
+    k("-n", ns, "patch", "gateway", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+
+
+def https_route(name, parent, backend):
+    route = http_route(name, parent, backend)
+    route["spec"]["parentRefs"] = [{"name": parent, "sectionName": "https"}]
+    return route
+
+
+@scenario("gateway-certificate-missing", "A Gateway whose https listener names TLS Secret shop-tls, which does not exist; an HTTPRoute attaches to that listener. Its status is written by the capture script in place of a Gateway controller (none can run here), as Envoy Gateway reports a missing certificate.", wait=ROUTE_GRACE)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
+    write_gateway_status(ns, "public", [
+        ("Programmed", "False", "Invalid", "Listener is invalid, see other Conditions for details."),
+        ("Accepted", "True", "Accepted", "Listener has been successfully translated"),
+        ("ResolvedRefs", "False", "InvalidCertificateRef", f"Secret {ns}/shop-tls does not exist."),
+        ("Conflicted", "False", "NoConflicts", "No conflicts detected")])
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-gateway-https", "A Gateway with an https listener whose TLS Secret exists, every listener programmed (Conflicted False among its conditions), and an HTTPRoute on it: nothing to report. Its status is written by the capture script in place of a Gateway controller (none can run here).", wait=ROUTE_GRACE)
+def _(ns):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-tls"}, "type": "kubernetes.io/tls",
+              "data": {"tls.crt": "LS0tLS1CRUdJTg==", "tls.key": "LS0tLS1CRUdJTg=="}}
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), secret, https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
+    write_gateway_status(ns, "public", [
+        ("Programmed", "True", "Programmed", "Sending translated listener configuration to the data plane"),
+        ("Accepted", "True", "Accepted", "Listener has been successfully translated"),
+        ("ResolvedRefs", "True", "ResolvedRefs", "Listener references have been resolved"),
+        ("Conflicted", "False", "NoConflicts", "No conflicts detected")])
+    generation = json.loads(k("-n", ns, "get", "httproute", "shop", "-o", "json").stdout)["metadata"]["generation"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    condition = lambda type_, reason, message: {"type": type_, "status": "True", "reason": reason, "message": message,
+                                                "lastTransitionTime": now, "observedGeneration": generation}
+    status = {"status": {"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "sectionName": "https"},
         "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
         "conditions": [condition("Accepted", "Accepted", "Route is accepted"),
                        condition("ResolvedRefs", "ResolvedRefs", "Resolved all the Object references for the Route")]}]}}

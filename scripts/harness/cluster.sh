@@ -5,7 +5,7 @@
 # (tests/fixtures/kwok/fault-stages.yaml), the Gateway API's CRDs (scripts/harness/gateway-api.sh), and one
 # real node (scripts/harness/node.sh: containerd, runc, kubelet, kube-proxy) for the workloads that
 # tolerate aegis.io/real-node.
-#   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=…`
+#   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=… AEGIS_GATEWAY_API_CRDS=…`
 #   cluster.sh down STATE_DIR   stop and delete everything
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -105,6 +105,8 @@ NODE
   fi
   bash scripts/harness/node.sh up "$state" "$kubeconfig" "$KWOK_WORKDIR/clusters/$NAME/pki/ca.crt"
   echo "export AEGIS_KUBECONFIG='$kubeconfig'"
+  # Where the Gateway API's CRDs are: a test removes one and installs it again under a running operator.
+  echo "export AEGIS_GATEWAY_API_CRDS='$(bash scripts/harness/gateway-api.sh)'"
   echo "export AEGIS_KUBECTL='$kubectl'"
   ;;
 down)

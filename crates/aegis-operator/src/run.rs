@@ -282,17 +282,72 @@ pub async fn run(client: Client, mut config: OperatorConfig, shutdown: impl Futu
     Ok(())
 }
 
-/// The leader's work: the controller, detection, the shadow collector and the incident gauge.
+/// The leader's work, started again whenever the Gateway API kinds it can read change (CRDs installed
+/// or removed while it leads): its caches watch a fixed set of kinds, and a kind installed later would
+/// otherwise be judged only from the next leader on. Starting again aborts the verifications in flight;
+/// they resume from their Incidents' status, as after a change of leader.
 async fn lead(client: Client, config: Arc<OperatorConfig>, metrics: Metrics) {
+    loop {
+        let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &config.scope.namespaces).await;
+        let watched: Vec<&str> = gateway_api.iter().map(|k| k.name()).collect();
+        tracing::info!(kinds = ?watched, "Gateway API kinds watched (the others are not served or not readable: not judged)");
+        tokio::select! {
+            () = lead_with(client.clone(), config.clone(), metrics.clone(), &gateway_api) => return,
+            () = gateway_api_changed(&client, &config.scope.namespaces, &gateway_api) => {
+                tracing::info!("the Gateway API kinds that can be read changed: watching them from now on (the caches fill again)");
+            }
+        }
+    }
+}
+
+/// Resolves once the Gateway API kinds that can be read differ from `watched`, as a metadata watch of
+/// the API's CRDs tells (no polling: at rest it is one idle connection). Without the right to watch
+/// CRDs it never resolves, and a kind installed later is judged from the next leader on.
+async fn gateway_api_changed(client: &Client, namespaces: &[String], watched: &[aegis_k8s::GatewayKind]) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds = Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone());
+    let suffix = format!(".{}", aegis_k8s::GATEWAY_GROUP);
+    let mut events = std::pin::pin!(watcher(crds, watcher::Config::default()).default_backoff());
+    let mut listed = false;
+    while let Some(event) = events.next().await {
+        let touched = match event {
+            Ok(watcher::Event::InitDone) => {
+                // A kind installed between the lead's first look and this list.
+                listed = true;
+                true
+            }
+            Ok(watcher::Event::Apply(crd) | watcher::Event::Delete(crd)) => crd.metadata.name.is_some_and(|n| n.ends_with(&suffix)),
+            Ok(_) => continue,
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(e))) if e.code == 403 => {
+                tracing::warn!(error = %e, "CRDs cannot be watched: a Gateway API installed later is judged from the next leader on");
+                return std::future::pending().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "CRD watch error; the watcher retries");
+                continue;
+            }
+        };
+        if !listed || !touched {
+            continue;
+        }
+        // A new CRD is served once it is Established, a second or so after it is created.
+        for _ in 0..10 {
+            if aegis_k8s::readable_gateway_kinds(client, namespaces).await != watched {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    std::future::pending().await
+}
+
+/// The leader's work with the caches watching `gateway_api`: the controller, detection, the shadow
+/// collector and the incident gauge.
+async fn lead_with(client: Client, config: Arc<OperatorConfig>, metrics: Metrics, gateway_api: &[aegis_k8s::GatewayKind]) {
     // Watch-fed caches of what detection and analysis read (dropped with the lead: a standby holds
     // none).
-    // The Gateway API is a CRD: its routes are watched where it is served and readable, once, at the
-    // lead's start (installed later, it is judged from the next leader on).
-    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &config.scope.namespaces).await;
-    let watched: Vec<&str> = gateway_api.iter().map(|k| k.name()).collect();
-    tracing::info!(kinds = ?watched, "Gateway API kinds watched (the others are not served or not readable: not judged)");
     let (caches, changes) =
-        aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref(), &gateway_api);
+        aegis_k8s::cache::Caches::start(&client, &config.scope.namespaces, config.scope.label_selector.as_deref(), gateway_api);
     let caches = Arc::new(caches);
     // One controller per watched namespace (least privilege: a namespaced Role suffices), or one for
     // the whole cluster, whose reconcile skips namespaces out of scope.
