@@ -680,13 +680,28 @@ def write_gateway_status(ns, name, https_conditions):
     k("-n", ns, "patch", "gateway", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
 
 
+def write_route_status(ns, name, parent, section):
+    """Write HTTPRoute `name`'s status as Envoy Gateway does for a route it accepted on listener
+    `section` of Gateway `parent` whose own references resolve, in place of a controller."""
+    generation = json.loads(k("-n", ns, "get", "httproute", name, "-o", "json").stdout)["metadata"]["generation"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    condition = lambda type_, reason, message: {"type": type_, "status": "True", "reason": reason, "message": message,
+                                                "lastTransitionTime": now, "observedGeneration": generation}
+    status = {"status": {"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": parent, "sectionName": section},
+        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+        "conditions": [condition("Accepted", "Accepted", "Route is accepted"),
+                       condition("ResolvedRefs", "ResolvedRefs", "Resolved all the Object references for the Route")]}]}}
+    k("-n", ns, "patch", "httproute", name, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+
+
 def https_route(name, parent, backend):
     route = http_route(name, parent, backend)
     route["spec"]["parentRefs"] = [{"name": parent, "sectionName": "https"}]
     return route
 
 
-@scenario("gateway-certificate-missing", "A Gateway whose https listener names TLS Secret shop-tls, which does not exist; an HTTPRoute attaches to that listener. Its status is written by the capture script in place of a Gateway controller (none can run here), as Envoy Gateway reports a missing certificate.", wait=ROUTE_GRACE)
+@scenario("gateway-certificate-missing", "A Gateway whose https listener names TLS Secret shop-tls, which does not exist; an HTTPRoute, accepted, attaches to that listener. Their status is written by the capture script in place of a Gateway controller (none can run here), as Envoy Gateway reports a missing certificate.", wait=ROUTE_GRACE)
 def _(ns):
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
     write_gateway_status(ns, "public", [
@@ -694,6 +709,8 @@ def _(ns):
         ("Accepted", "True", "Accepted", "Listener has been successfully translated"),
         ("ResolvedRefs", "False", "InvalidCertificateRef", f"Secret {ns}/shop-tls does not exist."),
         ("Conflicted", "False", "NoConflicts", "No conflicts detected")])
+    # The route itself is accepted and its backend resolves: the listener, not the route, is broken.
+    write_route_status(ns, "shop", "public", "https")
     rolled_out(ns, "deployment", "api")
 
 
@@ -707,16 +724,7 @@ def _(ns):
         ("Accepted", "True", "Accepted", "Listener has been successfully translated"),
         ("ResolvedRefs", "True", "ResolvedRefs", "Listener references have been resolved"),
         ("Conflicted", "False", "NoConflicts", "No conflicts detected")])
-    generation = json.loads(k("-n", ns, "get", "httproute", "shop", "-o", "json").stdout)["metadata"]["generation"]
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    condition = lambda type_, reason, message: {"type": type_, "status": "True", "reason": reason, "message": message,
-                                                "lastTransitionTime": now, "observedGeneration": generation}
-    status = {"status": {"parents": [{
-        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "sectionName": "https"},
-        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
-        "conditions": [condition("Accepted", "Accepted", "Route is accepted"),
-                       condition("ResolvedRefs", "ResolvedRefs", "Resolved all the Object references for the Route")]}]}}
-    k("-n", ns, "patch", "httproute", "shop", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    write_route_status(ns, "shop", "public", "https")
     rolled_out(ns, "deployment", "api")
 
 
