@@ -5,14 +5,15 @@
 # as one JSON List (what `kubectl get -A -o json` gives). One JSON line per size.
 # At about 12 KB of JSON per pod (the real node's pods), 40,000 pods are near the 512 MiB a snapshot
 # file may have (`aegis analyze` refuses more, with a message); 50,000 would be over it.
-#   bench/analysis-memory.sh [PODS...]        (default: 5000 20000 40000)
+#   bench/analysis-memory.sh [PODS...]        (default: 5000 20000 40000; AEGIS_BIN=path to measure a given build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("${@:-5000 20000 40000}")
 # shellcheck disable=SC2206
 sizes=(${sizes[*]})
-cargo build --release --locked -q -p aegis-cli
-aegis=${CARGO_TARGET_DIR:-target}/release/aegis
+# AEGIS_BIN: a binary built before (to compare two builds on the same Lists); else this tree, in release.
+if [ -z "${AEGIS_BIN:-}" ]; then cargo build --release --locked -q -p aegis-cli; fi
+aegis=${AEGIS_BIN:-${CARGO_TARGET_DIR:-target}/release/aegis}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 for pods in "${sizes[@]}"; do

@@ -4,12 +4,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-/// Read a whole file, refusing anything larger than `max_bytes` and anything that is not a regular
+/// Open a file to read, refusing anything larger than `max_bytes` and anything that is not a regular
 /// file: a device (`/dev/zero` never ends), a FIFO (blocks) or a socket would bypass the limit. The
-/// check is made on the opened file, and the read itself stops past the limit, so a file that grows
+/// check is made on the opened file, and the reader itself fails past the limit, so a file that grows
 /// after the check cannot slip through either.
-pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
+pub fn open_limited(path: &Path, max_bytes: u64) -> Result<Limited> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
         bail!("{} is a directory; pass the files inside it", path.display());
@@ -24,11 +23,45 @@ pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     if !file.metadata().with_context(|| format!("cannot read {}", path.display()))?.is_file() {
         bail!("{} is not a regular file (a device, FIFO or socket); AEGIS reads only regular files", path.display());
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max_bytes.saturating_add(1)).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() as u64 > max_bytes {
-        bail!("{} grew past the {}-byte limit while it was read", path.display(), max_bytes);
+    Ok(Limited { file, left: max_bytes, max_bytes, path: path.display().to_string(), len: meta.len() })
+}
+
+/// A file read through [`open_limited`]: an error once it yields more than its limit.
+pub struct Limited {
+    file: std::fs::File,
+    left: u64,
+    max_bytes: u64,
+    path: String,
+    /// Its size when opened.
+    len: u64,
+}
+
+impl Limited {
+    /// The file's size when it was opened.
+    pub fn size_when_opened(&self) -> u64 {
+        self.len
     }
+}
+
+impl std::io::Read for Limited {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // One byte past the limit is read, to tell "grew" from "exactly at the limit".
+        let want = buf.len().min(usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!("{} grew past the {}-byte limit while it was read", self.path, self.max_bytes)));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Read a whole file through [`open_limited`].
+pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_limited(path, max_bytes)?;
+    let mut bytes = Vec::with_capacity(file.size_when_opened() as usize);
+    file.read_to_end(&mut bytes).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(bytes)
 }
 
@@ -103,5 +136,20 @@ mod tests {
         assert_eq!(duration("7d", "x").unwrap().as_secs(), 604_800);
         assert!(duration("ten minutes", "--timeout").unwrap_err().to_string().contains("--timeout"));
         assert!(duration("5y", "x").is_err());
+    }
+
+    #[test]
+    fn a_file_at_its_limit_is_read_and_one_over_it_or_growing_past_it_is_refused() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.json");
+        std::fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_limited(&path, 10).unwrap(), b"0123456789");
+        assert!(read_limited(&path, 9).unwrap_err().to_string().contains("over the 9-byte limit"));
+        let mut reader = open_limited(&path, 10).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"more").unwrap();
+        let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("grew past the 10-byte limit"), "{err}");
+        assert!(read_limited(dir.path(), 10).unwrap_err().to_string().contains("is a directory"));
     }
 }

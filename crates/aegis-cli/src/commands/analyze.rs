@@ -46,12 +46,38 @@ pub(crate) async fn observed_client_for(
     Ok((aegis_k8s::client::build(config, observer).context("kubernetes client")?, ns))
 }
 
+/// A snapshot file: JSON is read as it streams in (a List of tens of thousands of pods is never held
+/// whole), YAML as text.
+fn read_snapshot(path: &std::path::Path) -> Result<Snapshot> {
+    use std::io::{BufRead, Read};
+    let context = || format!("snapshot {}", path.display());
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, crate::input::open_limited(path, crate::input::limits::SNAPSHOT)?);
+    // The first character that is not whitespace says which.
+    let json = loop {
+        let buf = reader.fill_buf().with_context(context)?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let json = matches!(buf[i], b'{' | b'[');
+                break json;
+            }
+            None if buf.is_empty() => break false,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    if json {
+        return Snapshot::from_json_reader(reader).with_context(context);
+    }
+    let mut text = String::new();
+    reader.read_to_string(&mut text).with_context(|| format!("{} is not UTF-8, or cannot be read", path.display()))?;
+    Snapshot::from_text(&text).with_context(context)
+}
+
 pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
     let snapshot = match &a.snapshot {
-        Some(path) => {
-            let text = crate::input::read_text(path, crate::input::limits::SNAPSHOT)?;
-            Snapshot::from_text(&text).with_context(|| format!("snapshot {}", path.display()))?
-        }
+        Some(path) => read_snapshot(path)?,
         None => {
             let (client, scope) = connect(&a.cluster).await?;
             aegis_k8s::snapshot(&client, &scope).await?

@@ -16,6 +16,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod stream;
+
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
@@ -80,86 +82,107 @@ pub struct Snapshot {
 pub const CAPTURED_AT: &str = "aegis.io/captured-at";
 
 impl Snapshot {
-    /// Read a kubectl `List` (or any stream of objects, YAML or JSON).
+    /// Read a kubectl `List` (or any stream of objects, YAML or JSON). JSON is read object by object
+    /// ([`stream`]); YAML is read whole first.
     pub fn from_text(text: &str) -> Result<Snapshot, SnapshotError> {
         let trimmed = text.trim_start();
         if trimmed.is_empty() {
             return Err(SnapshotError::Empty);
         }
-        let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            vec![serde_json::from_str(text).map_err(|e| SnapshotError::Invalid(e.to_string()))?]
-        } else {
-            serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(|e| match e {
-                serde_saphyr::Error::Budget { breach, .. } => SnapshotError::OverLimit(format!("{breach:?}")),
-                other => SnapshotError::Invalid(other.to_string()),
-            })?
-        };
-        let mut objects = Vec::new();
-        let mut captured_at = None;
-        for doc in docs {
-            if let Some(at) = doc.pointer(&format!("/metadata/annotations/{}", CAPTURED_AT.replace('/', "~1"))).and_then(Value::as_str) {
-                let at = at.parse().map_err(|e| SnapshotError::Invalid(format!("{CAPTURED_AT}: {at:?} is not an RFC 3339 time: {e}")))?;
-                captured_at = Some(at);
-            }
-            flatten(doc, &mut objects);
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            return stream::read(serde_json::de::StrRead::new(text));
         }
-        let mut snapshot = Snapshot::from_objects(objects)?;
-        snapshot.captured_at = captured_at;
+        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(|e| match e {
+            serde_saphyr::Error::Budget { breach, .. } => SnapshotError::OverLimit(format!("{breach:?}")),
+            other => SnapshotError::Invalid(other.to_string()),
+        })?;
+        let mut snapshot = Snapshot::default();
+        for doc in docs {
+            if let Some(at) = captured_at(&doc)? {
+                snapshot.captured_at = Some(at);
+            }
+            let mut objects = Vec::new();
+            flatten(doc, &mut objects);
+            for obj in objects {
+                snapshot.add(obj)?;
+            }
+        }
         Ok(snapshot)
+    }
+
+    /// Read a JSON snapshot from `reader` object by object: neither the whole text nor every object
+    /// as a JSON value is ever in memory, only the typed objects ([`stream`]). Buffer the reader.
+    pub fn from_json_reader<R: std::io::Read>(reader: R) -> Result<Snapshot, SnapshotError> {
+        stream::read(serde_json::de::IoRead::new(reader))
     }
 
     /// Build from individual objects (as a live cluster returns them).
     pub fn from_objects(objects: Vec<Value>) -> Result<Snapshot, SnapshotError> {
         let mut s = Snapshot::default();
         for obj in objects {
-            let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
-            let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
-            let err = |e: serde_json::Error| SnapshotError::Object { kind: kind.clone(), name: name.clone(), message: e.to_string() };
-            match kind.as_str() {
-                "Node" => s.nodes.push(serde_json::from_value(obj).map_err(err)?),
-                "Pod" => s.pods.push(serde_json::from_value(obj).map_err(err)?),
-                "Deployment" => s.deployments.push(serde_json::from_value(obj).map_err(err)?),
-                "ReplicaSet" => s.replica_sets.push(serde_json::from_value(obj).map_err(err)?),
-                "StatefulSet" => s.stateful_sets.push(serde_json::from_value(obj).map_err(err)?),
-                "DaemonSet" => s.daemon_sets.push(serde_json::from_value(obj).map_err(err)?),
-                "ControllerRevision" => s.controller_revisions.push(serde_json::from_value(obj).map_err(err)?),
-                "Job" => s.jobs.push(serde_json::from_value(obj).map_err(err)?),
-                "CronJob" => s.cron_jobs.push(serde_json::from_value(obj).map_err(err)?),
-                "Service" => s.services.push(serde_json::from_value(obj).map_err(err)?),
-                "Endpoints" => s.endpoints.push(serde_json::from_value(obj).map_err(err)?),
-                "Event" => s.events.push(serde_json::from_value(obj).map_err(err)?),
-                "PersistentVolumeClaim" => s.persistent_volume_claims.push(serde_json::from_value(obj).map_err(err)?),
-                "PodDisruptionBudget" => s.pod_disruption_budgets.push(serde_json::from_value(obj).map_err(err)?),
-                "Ingress" => s.ingresses.push(serde_json::from_value(obj).map_err(err)?),
-                "IngressClass" => s.ingress_classes.push(serde_json::from_value(obj).map_err(err)?),
-                "HorizontalPodAutoscaler" => s.horizontal_pod_autoscalers.push(serde_json::from_value(obj).map_err(err)?),
-                "NetworkPolicy" => s.network_policies.push(serde_json::from_value(obj).map_err(err)?),
-                "ValidatingWebhookConfiguration" => s.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
-                "MutatingWebhookConfiguration" => s.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
-                // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
-                "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "Gateway" if !is_gateway_api(&obj) => {
-                    *s.other_kinds.entry(kind.clone()).or_default() += 1
-                }
-                "HTTPRoute" | "GRPCRoute" | "TLSRoute" => s.routes.push(serde_json::from_value(obj).map_err(err)?),
-                "Gateway" => s.gateways.push(serde_json::from_value(obj).map_err(err)?),
-                "ConfigMap" | "Secret" => {
-                    let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
-                    let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
-                        .iter()
-                        .filter_map(|f| obj.get(*f).and_then(Value::as_object))
-                        .flat_map(|m| m.keys().cloned())
-                        .collect();
-                    keys.sort();
-                    keys.dedup();
-                    let entry = KeysOnly { namespace, name, keys };
-                    if kind == "Secret" { s.secrets.push(entry) } else { s.config_maps.push(entry) }
-                }
-                "" => return Err(SnapshotError::Object { kind: "?".into(), name, message: "no kind".into() }),
-                other => *s.other_kinds.entry(other.to_owned()).or_default() += 1,
-            }
+            s.add(obj)?;
         }
         Ok(s)
     }
+
+    /// Add one object, typed by its kind (a kind the analysis does not read is counted).
+    fn add(&mut self, obj: Value) -> Result<(), SnapshotError> {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("").to_owned();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
+        let err = |e: serde_json::Error| SnapshotError::Object { kind: kind.clone(), name: name.clone(), message: e.to_string() };
+        match kind.as_str() {
+            "Node" => self.nodes.push(serde_json::from_value(obj).map_err(err)?),
+            "Pod" => self.pods.push(serde_json::from_value(obj).map_err(err)?),
+            "Deployment" => self.deployments.push(serde_json::from_value(obj).map_err(err)?),
+            "ReplicaSet" => self.replica_sets.push(serde_json::from_value(obj).map_err(err)?),
+            "StatefulSet" => self.stateful_sets.push(serde_json::from_value(obj).map_err(err)?),
+            "DaemonSet" => self.daemon_sets.push(serde_json::from_value(obj).map_err(err)?),
+            "ControllerRevision" => self.controller_revisions.push(serde_json::from_value(obj).map_err(err)?),
+            "Job" => self.jobs.push(serde_json::from_value(obj).map_err(err)?),
+            "CronJob" => self.cron_jobs.push(serde_json::from_value(obj).map_err(err)?),
+            "Service" => self.services.push(serde_json::from_value(obj).map_err(err)?),
+            "Endpoints" => self.endpoints.push(serde_json::from_value(obj).map_err(err)?),
+            "Event" => self.events.push(serde_json::from_value(obj).map_err(err)?),
+            "PersistentVolumeClaim" => self.persistent_volume_claims.push(serde_json::from_value(obj).map_err(err)?),
+            "PodDisruptionBudget" => self.pod_disruption_budgets.push(serde_json::from_value(obj).map_err(err)?),
+            "Ingress" => self.ingresses.push(serde_json::from_value(obj).map_err(err)?),
+            "IngressClass" => self.ingress_classes.push(serde_json::from_value(obj).map_err(err)?),
+            "HorizontalPodAutoscaler" => self.horizontal_pod_autoscalers.push(serde_json::from_value(obj).map_err(err)?),
+            "NetworkPolicy" => self.network_policies.push(serde_json::from_value(obj).map_err(err)?),
+            "ValidatingWebhookConfiguration" => self.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
+            "MutatingWebhookConfiguration" => self.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
+            // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "Gateway" if !is_gateway_api(&obj) => {
+                *self.other_kinds.entry(kind.clone()).or_default() += 1
+            }
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" => self.routes.push(serde_json::from_value(obj).map_err(err)?),
+            "Gateway" => self.gateways.push(serde_json::from_value(obj).map_err(err)?),
+            "ConfigMap" | "Secret" => {
+                let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
+                let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
+                    .iter()
+                    .filter_map(|f| obj.get(*f).and_then(Value::as_object))
+                    .flat_map(|m| m.keys().cloned())
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                let entry = KeysOnly { namespace, name, keys };
+                if kind == "Secret" { self.secrets.push(entry) } else { self.config_maps.push(entry) }
+            }
+            "" => return Err(SnapshotError::Object { kind: "?".into(), name, message: "no kind".into() }),
+            other => *self.other_kinds.entry(other.to_owned()).or_default() += 1,
+        }
+
+        Ok(())
+    }
+}
+
+/// The capture time a document's [`CAPTURED_AT`] annotation records, if any.
+fn captured_at(doc: &Value) -> Result<Option<jiff::Timestamp>, SnapshotError> {
+    let Some(at) = doc.pointer(&format!("/metadata/annotations/{}", CAPTURED_AT.replace('/', "~1"))).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    at.parse().map(Some).map_err(|e| SnapshotError::Invalid(format!("{CAPTURED_AT}: {at:?} is not an RFC 3339 time: {e}")))
 }
 
 fn is_gateway_api(obj: &Value) -> bool {
