@@ -115,26 +115,6 @@ impl<'de> Visitor<'de> for Document<'_> {
             (false, false) => self.0.add(fields),
         }
     }
-
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom("a snapshot is a List, an object or an array, not a scalar"))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom("a snapshot is a List, an object or an array, not a scalar"))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom("a snapshot is a List, an object or an array, not a scalar"))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom("a snapshot is a List, an object or an array, not a scalar"))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom("a snapshot is a List, an object or an array, not a scalar"))
-    }
 }
 
 /// A List's items (or a top-level array), added one at a time.
@@ -214,7 +194,8 @@ mod tests {
         assert!(matches!(Snapshot::from_json_reader(trailing.as_bytes()), Err(SnapshotError::Invalid(_))), "one document only");
         let not_a_list = r#"{"kind":"Pod","items":[]}"#;
         assert!(matches!(Snapshot::from_json_reader(not_a_list.as_bytes()), Err(SnapshotError::Invalid(m)) if m.contains("not a List")));
-        assert!(matches!(Snapshot::from_json_reader(&b"42"[..]), Err(SnapshotError::Invalid(_))));
+        let scalar = Snapshot::from_json_reader(&b"42"[..]).unwrap_err().to_string();
+        assert!(scalar.contains("expected a Kubernetes List, an object, or an array of objects"), "{scalar}");
         let bad_time = r#"{"kind":"List","metadata":{"annotations":{"aegis.io/captured-at":"yesterday"}},"items":[]}"#;
         assert!(matches!(Snapshot::from_json_reader(bad_time.as_bytes()), Err(SnapshotError::Invalid(m)) if m.contains("RFC 3339")));
     }
