@@ -327,15 +327,9 @@ async fn gateway_api_changed(client: &Client, namespaces: &[String], watched: &[
                 continue;
             }
         };
-        if !listed || !touched {
-            continue;
-        }
-        // A new CRD is served once it is Established, a second or so after it is created.
-        for _ in 0..10 {
-            if aegis_k8s::readable_gateway_kinds(client, namespaces).await != watched {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        // A new CRD is served once it is Established: that status change is an event of its own.
+        if listed && touched && aegis_k8s::readable_gateway_kinds(client, namespaces).await != watched {
+            return;
         }
     }
     std::future::pending().await
