@@ -69,7 +69,7 @@ pub(crate) fn gateway_problems(index: &Index<'_>, gw: &Gateway) -> Option<Incide
             r.spec
                 .parent_refs
                 .iter()
-                .any(|p| p.targets(route_ns, &ns, &name, None) && (!gateway_wide.is_empty() || bad_listener(p.section_name.as_deref())))
+                .any(|p| p.targets(route_ns, &ns, &name) && (!gateway_wide.is_empty() || bad_listener(p.section_name.as_deref())))
         })
         .map(|r| {
             format!("{} {}/{}", r.kind, r.metadata.namespace.as_deref().unwrap_or_default(), r.metadata.name.as_deref().unwrap_or_default())

@@ -286,12 +286,9 @@ impl ParentRef {
         self.namespace.as_deref().unwrap_or(route_ns)
     }
 
-    /// Whether this parentRef names Gateway `ns/name`, and, when it names a listener, `listener`.
-    fn targets(&self, route_ns: &str, ns: &str, name: &str, listener: Option<&str>) -> bool {
-        self.is_gateway()
-            && self.name == name
-            && self.namespace_or(route_ns) == ns
-            && (listener.is_none() || self.section_name.is_none() || self.section_name.as_deref() == listener)
+    /// Whether this parentRef (of a route in `route_ns`) names Gateway `ns/name`.
+    fn targets(&self, route_ns: &str, ns: &str, name: &str) -> bool {
+        self.is_gateway() && self.name == name && self.namespace_or(route_ns) == ns
     }
 
     fn describe(&self, route_ns: &str) -> String {
