@@ -249,6 +249,7 @@ pub async fn run(
         // The namespaces of the resync pass in progress, analysed one per turn: a change is never queued
         // behind a whole pass (at 10,000 pods a pass takes about a second).
         let mut resyncing: VecDeque<String> = VecDeque::new();
+        let mut last_trim = Instant::now();
         loop {
             if resyncing.is_empty() && last_resync.is_some() {
                 let wait = until_resync(last_resync, resync);
@@ -272,6 +273,10 @@ pub async fn run(
             if scope.opt_in {
                 batch.retain(|ns| in_scope.contains(ns));
             }
+            if !batch.is_empty() && last_trim.elapsed() >= TRIM_EVERY {
+                release_freed_memory();
+                last_trim = Instant::now();
+            }
             for ns in batch {
                 let Some(found) = caches.snapshot(&ns).map(|snapshot| findings(&snapshot)) else { continue };
                 match detect_in(&client, &ns, found, &incidents).await {
@@ -283,6 +288,21 @@ pub async fn run(
         }
     };
     tokio::join!(mark, namespaces, detect);
+}
+
+/// How often the memory of the snapshots analyses decoded and dropped is given back (at most).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Give the pages of the snapshots that passes decoded and dropped back to the system. glibc keeps
+/// freed memory in its heap, between the long-lived cache entries, so RSS after churn stayed near the
+/// peak of the passes (docs/benchmarks.md, "The operator at scale"); `malloc_trim` releases free
+/// pages inside the heap as well as at its top. Other allocators (musl) give memory back themselves.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages back to the kernel; no live allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// How long until the next resync: at once when there has been none.
