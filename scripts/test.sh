@@ -22,8 +22,19 @@ eval "$(bash scripts/tools.sh)"
 bash scripts/lint.sh
 t1=$(date +%s)
 
+# Build every test before any harness starts: the build is what fills the disk, and the real node's
+# kubelet must see the free space the tests will have, not the space before the build.
+echo "test.sh: cargo test --no-run (workspace, all targets)" >&2
+cargo test --workspace --all-targets --locked --no-run "$@"
+t1b=$(date +%s)
+
 state=$(mktemp -d "${TMPDIR:-/tmp}/aegis-harness.XXXXXX")
 cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ -f "$state/cluster/kubeconfig" ]; then
+    echo "test.sh: failed (exit $rc); the real node as it was:" >&2
+    bash scripts/harness/cluster.sh diagnose "$state/cluster" || true
+  fi
   bash scripts/harness/postgres.sh down "$state/postgres" || true
   bash scripts/harness/scanners.sh down "$state/scanners" || true
   bash scripts/harness/cluster.sh down "$state/cluster" || true
@@ -41,4 +52,4 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 echo "test.sh: cargo test (workspace, all targets)" >&2
 cargo test --workspace --all-targets --locked "$@"
 t3=$(date +%s)
-echo "test.sh: all tests passed — tools and lint $((t1 - t0))s, harnesses up $((t2 - t1))s, build+tests $((t3 - t2))s" >&2
+echo "test.sh: all tests passed — tools and lint $((t1 - t0))s, build $((t1b - t1))s, harnesses up $((t2 - t1b))s, tests $((t3 - t2))s" >&2

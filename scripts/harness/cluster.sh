@@ -7,6 +7,7 @@
 # tolerate aegis.io/real-node.
 #   cluster.sh up STATE_DIR     start (idempotent); prints `export AEGIS_KUBECONFIG=… AEGIS_KUBECTL=… AEGIS_GATEWAY_API_CRDS=…`
 #   cluster.sh down STATE_DIR   stop and delete everything
+#   cluster.sh diagnose STATE_DIR   print the real node's state and last errors (test.sh does, when a test fails)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cmd=${1:?up|down}; state=${2:?state dir}
@@ -109,9 +110,12 @@ NODE
   echo "export AEGIS_GATEWAY_API_CRDS='$(bash scripts/harness/gateway-api.sh)'"
   echo "export AEGIS_KUBECTL='$kubectl'"
   ;;
+diagnose)
+  bash scripts/harness/node.sh diagnose "$state" "$kubeconfig" || true
+  ;;
 down)
   bash scripts/harness/node.sh down "$state" "$kubeconfig" || true
   "$bin/kwokctl" delete cluster --name "$NAME" >&2 2>&1 || true
   ;;
-*) echo "usage: cluster.sh up|down STATE_DIR" >&2; exit 64 ;;
+*) echo "usage: cluster.sh up|down|diagnose STATE_DIR" >&2; exit 64 ;;
 esac

@@ -6,6 +6,7 @@
 #
 #   node.sh up STATE_DIR KUBECONFIG CA_CERT    start (idempotent); the node registers as $NODE_NAME
 #   node.sh down STATE_DIR KUBECONFIG          stop it and give the host back what it changed
+#   node.sh diagnose STATE_DIR KUBECONFIG      print its conditions, taints, free disk and last errors (after a failure)
 #
 # kube-router's firewall (and nothing else of it) enforces NetworkPolicies on the node.
 #
@@ -33,6 +34,8 @@ SERVICE_CIDR=10.0.0.0/24   # kube-apiserver's default --service-cluster-ip-range
 API_SERVICE_IP=10.0.0.1    # the `kubernetes` Service: the range's first address
 BRIDGE=aegis0
 SANDBOX_IMAGE=aegis.local/pause:3.10
+EVICTION_FREE=512Mi        # kubelet evicts below this much free disk (nodefs and imagefs)
+MIN_FREE_MB=2048           # `up` refuses to start with less free disk than this under STATE_DIR
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys
          kernel.keys.root_maxbytes net.ipv4.ip_forward net.ipv4.conf.all.route_localnet
          net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables)
@@ -89,6 +92,13 @@ up() {
     exit 1
   fi
   mkdir -p "$node"/{cni/net.d,cni/ipam,containerd/certs.d,kubelet,logs}
+  local free_mb
+  free_mb=$(df -Pm "$node" | awk 'NR == 2 {print $4}')
+  if [ "${free_mb:-0}" -lt "$MIN_FREE_MB" ]; then
+    log "only ${free_mb} MB free on $(df -P "$node" | awk 'NR == 2 {print $6}') (the node's state, images and pods' logs):"
+    log "at least $MIN_FREE_MB MB are needed, or the kubelet reports DiskPressure and no pod runs; free some space (cargo clean?)"
+    exit 1
+  fi
   # What the host had before, once: `down` puts it back.
   if [ ! -f "$node/host.saved" ]; then
     for k in "${SYSCTLS[@]}"; do v=$(sysctl -n "$k" 2>/dev/null) && printf '%s=%s\n' "$k" "$v"; done > "$node/sysctl.saved"
@@ -173,7 +183,10 @@ clusterDomain: cluster.local
 clusterDNS: [$dns]
 registerWithTaints:
 - {key: aegis.io/real-node, value: "true", effect: NoSchedule}
-evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
+# Absolute thresholds: this node shares a large disk with everything else on the machine, and 2 % of
+# it (kubelet's style of default) can be more than the whole free space a build leaves: the node then
+# reports DiskPressure, is tainted, and no pod is scheduled on it (CI saw every real-node test time out).
+evictionHard: {memory.available: 100Mi, nodefs.available: $EVICTION_FREE, imagefs.available: $EVICTION_FREE, nodefs.inodesFree: 2%}
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 serializeImagePulls: false
@@ -231,7 +244,10 @@ YAML
     for _ in $(seq 100); do curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 && break; running kube-router || break; sleep 0.2; done
     curl -sf http://127.0.0.1:20244/healthz >/dev/null 2>&1 || { log "kube-router did not become healthy:"; tail -n 20 "$node/kube-router.log" >&2; exit 1; }
   fi
-  log "real node $NODE_NAME ($node_ip) Ready after $(( $(date +%s) - t0 ))s, NetworkPolicies enforced by kube-router"
+  local pressure
+  pressure=$(kubectl get node "$NODE_NAME" -o 'jsonpath={range .status.conditions[?(@.status=="True")]}{.type} {end}' | tr ' ' '\n' | grep Pressure || true)
+  [ -z "$pressure" ] || { log "node $NODE_NAME reports $(echo $pressure): no pod would be scheduled on it"; exit 1; }
+  log "real node $NODE_NAME ($node_ip) Ready after $(( $(date +%s) - t0 ))s, ${free_mb} MB free, NetworkPolicies enforced by kube-router"
 }
 
 down() {
@@ -279,8 +295,21 @@ down() {
   rm -rf "$node"
 }
 
+diagnose() {  # what a person needs when the node's pods did not run: pressure, taints, disk, the kubelet's errors
+  [ -d "$node" ] || { log "no node state under $state"; return 0; }
+  log "conditions: $(kubectl get node "$NODE_NAME" -o 'jsonpath={range .status.conditions[*]}{.type}={.status} {end}' 2>&1)"
+  log "taints: $(kubectl get node "$NODE_NAME" -o 'jsonpath={.spec.taints}' 2>&1)"
+  log "disk: $(df -Ph "$node" | awk 'NR == 2 {print $4 " free of " $2 " on " $6}')"
+  for p in containerd kubelet kube-proxy kube-router; do running "$p" || log "$p is not running"; done
+  log "the kubelet's last errors:"
+  grep -E '^E[0-9]{4}' "$node/kubelet.log" 2>/dev/null | tail -n 15 >&2 || true
+  log "containerd's last errors:"
+  grep -E 'level=error' "$node/containerd.log" 2>/dev/null | tail -n 10 >&2 || true
+}
+
 case "$cmd" in
 up) up ;;
 down) down ;;
-*) echo "usage: node.sh up STATE_DIR KUBECONFIG CA_CERT | down STATE_DIR KUBECONFIG" >&2; exit 64 ;;
+diagnose) diagnose ;;
+*) echo "usage: node.sh up STATE_DIR KUBECONFIG CA_CERT | down STATE_DIR KUBECONFIG | diagnose STATE_DIR KUBECONFIG" >&2; exit 64 ;;
 esac

@@ -161,6 +161,7 @@ pub fn probed_app(image: &str) -> serde_json::Value {
 pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str, limit: Duration) {
     eventually(&format!("deployment {name} available"), limit, || {
         let api = api.clone();
+        let client = api.clone().into_client();
         async move {
             let d = api.get(name).await.map_err(|e| e.to_string())?;
             let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -173,16 +174,82 @@ pub async fn wait_available(api: &Api<k8s_openapi::api::apps::v1::Deployment>, n
                 && st.replicas == Some(want)
                 && available;
             if done {
-                Ok(())
-            } else {
-                Err(format!(
-                    "generation {generation}, observed {:?}, updated {:?}, available {:?}, total {:?} of {want}",
-                    st.observed_generation, st.updated_replicas, st.available_replicas, st.replicas
-                ))
+                return Ok(());
             }
+            let selector = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref())
+                .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
+            let pods = match (d.metadata.namespace.as_deref(), selector) {
+                (Some(ns), Some(selector)) => pods_report(&client, ns, &selector).await,
+                _ => "(no namespace or selector to find its pods by)".to_owned(),
+            };
+            Err(format!(
+                "generation {generation}, observed {:?}, updated {:?}, available {:?}, total {:?} of {want}; {pods}",
+                st.observed_generation, st.updated_replicas, st.available_replicas, st.replicas
+            ))
         }
     })
     .await
+}
+
+/// What the pods matching `selector` in `ns` are waiting for, in one line: phase, node, the scheduler's
+/// reason when a pod is not placed (a node under disk pressure says so there), each container's waiting
+/// or last terminated reason, and the last Warning Events. A rollout that times out says why, not only
+/// that it did.
+pub async fn pods_report(client: &Client, ns: &str, selector: &str) -> String {
+    use k8s_openapi::api::core::v1::{Event, Pod};
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let listed = match pods.list(&kube::api::ListParams::default().labels(selector)).await {
+        Ok(l) => l.items,
+        Err(e) => return format!("pods not listed: {e}"),
+    };
+    let mut parts: Vec<String> = listed.iter().map(pod_line).collect();
+    if parts.is_empty() {
+        parts.push(format!("no pod matches {selector}"));
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    if let Ok(list) = events.list(&kube::api::ListParams::default().fields("type=Warning")).await {
+        let mut warnings: Vec<&Event> = list.items.iter().collect();
+        warnings.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+        for e in warnings.iter().rev().take(5) {
+            parts.push(format!(
+                "event {} {}: {}",
+                e.involved_object.name.as_deref().unwrap_or("?"),
+                e.reason.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("").trim()
+            ));
+        }
+    }
+    parts.join("; ")
+}
+
+fn pod_line(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let spec_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("unscheduled");
+    let Some(st) = pod.status.as_ref() else { return format!("pod {name}: no status") };
+    let mut line = format!("pod {name} {} on {spec_node}", st.phase.as_deref().unwrap_or("?"));
+    for c in st.conditions.iter().flatten().filter(|c| c.status != "True") {
+        line.push_str(&format!(", {} {} {}: {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or("")));
+    }
+    for c in st.init_container_statuses.iter().flatten().chain(st.container_statuses.iter().flatten()) {
+        let state = c.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            line.push_str(&format!(
+                ", container {} waiting {}: {}",
+                c.name,
+                w.reason.as_deref().unwrap_or("?"),
+                w.message.as_deref().unwrap_or("")
+            ));
+        } else if !c.ready {
+            line.push_str(&format!(", container {} not ready (restarts {})", c.name, c.restart_count));
+        }
+        if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            line.push_str(&format!(", {} last exited {} ({})", c.name, t.exit_code, t.reason.as_deref().unwrap_or("?")));
+        }
+    }
+    line
 }
 
 /// The selector-typo scenario: Deployment `api` (the [`probed_app`] on `image`, two replicas, Available)
