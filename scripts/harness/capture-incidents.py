@@ -135,11 +135,16 @@ def sidecar():
 
 
 SCENARIOS = {}
+# Scenarios that change the real node itself (a taint): captured one at a time, after the others, so
+# no other scenario's pods meet the change.
+EXCLUSIVE = set()
 
 
-def scenario(name, description, wait=20):
+def scenario(name, description, wait=20, exclusive=False):
     def register(setup):
         SCENARIOS[name] = (description, setup, wait)
+        if exclusive:
+            EXCLUSIVE.add(name)
         return setup
 
     return register
@@ -746,6 +751,40 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+def taint_the_real_node_after_its_daemon_runs(ns, tolerate):
+    """A DaemonSet on the real node, Ready; then the node is tainted dedicated=capture:NoSchedule, as an
+    operator dedicating a node would. The pod keeps running; the controller (1.35) does not recount the
+    DaemonSet for a new NoSchedule taint, so its status still says 0 misscheduled. The taint is removed
+    after the capture."""
+    spec = pod_spec(app("agent"))
+    if tolerate:
+        spec["tolerations"] = spec["tolerations"] + [{"key": "dedicated", "operator": "Equal", "value": "capture", "effect": "NoSchedule"}]
+    apply(ns, daemon_set("agent", spec))
+    rolled_out(ns, "daemonset", "agent")
+    k("taint", "node", "aegis-node", "dedicated=capture:NoSchedule", "--overwrite")
+    return lambda: k("taint", "node", "aegis-node", "dedicated:NoSchedule-", check=False)
+
+
+@scenario(
+    "daemonset-misscheduled",
+    "The real node is tainted dedicated=capture:NoSchedule after a DaemonSet's pod started there: it keeps running, misscheduled.",
+    wait=2,
+    exclusive=True,
+)
+def _(ns):
+    return taint_the_real_node_after_its_daemon_runs(ns, tolerate=False)
+
+
+@scenario(
+    "healthy-daemonset-tolerates-taint",
+    "Look-alike: the node is tainted the same way, and the DaemonSet tolerates the taint: nothing is misscheduled.",
+    wait=2,
+    exclusive=True,
+)
+def _(ns):
+    return taint_the_real_node_after_its_daemon_runs(ns, tolerate=True)
+
+
 def capture(name):
     description, setup, wait = SCENARIOS[name]
     ns = f"corpus-{name}"[:63].rstrip("-")
@@ -786,8 +825,10 @@ def main():
     # Four at a time: the node runs them side by side in a few minutes, and no scenario's pods are
     # starved enough to fail for reasons of their own.
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        for done in pool.map(capture, names):
+        for done in pool.map(capture, [n for n in names if n not in EXCLUSIVE]):
             print(f"captured examples/incidents/{done}.yaml", file=sys.stderr)
+    for done in map(capture, [n for n in names if n in EXCLUSIVE]):
+        print(f"captured examples/incidents/{done}.yaml", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -513,7 +513,7 @@ pub(crate) fn eligible_nodes<'a>(snapshot: &'a Snapshot, template: Option<&PodTe
 }
 
 /// Whether a toleration matches a taint, as the scheduler decides it.
-fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
+pub(crate) fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
     let effect_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
     let exists = tol.operator.as_deref() == Some("Exists");
     let key_ok = match tol.key.as_deref() {
@@ -839,7 +839,8 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             )
         }
         // Budgets, Ingresses, autoscalers, webhooks, CronJobs and NetworkPolicies are analyzed in
-        // `objects`, routes and Gateways in `gateway`; a workload finding never has these.
+        // `objects`, routes and Gateways in `gateway`, misscheduled daemons in `daemonsets`; a
+        // workload finding never has these.
         Category::DisruptionBlocked
         | Category::IngressBackendMissing
         | Category::IngressClassMissing
@@ -853,7 +854,8 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
         | Category::RouteNotAttached
         | Category::RouteBackendMissing
         | Category::GatewayNotReady
-        | Category::GatewayListenerInvalid => manual(
+        | Category::GatewayListenerInvalid
+        | Category::DaemonSetMisscheduled => manual(
             format!("See the {} incident about the object in {ns} that names {}.", f.category, w.resource.name),
             format!("{} (reported on the object itself).", f.category),
             0.5,

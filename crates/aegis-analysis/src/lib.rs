@@ -5,6 +5,7 @@
 //! the caller's job (kube-rs lists objects; [`Snapshot::from_objects`] takes them).
 
 pub mod analyze;
+mod daemonsets;
 pub mod diff;
 pub mod external;
 pub mod gateway;

@@ -62,6 +62,7 @@ pub(crate) fn analyze_objects(index: &Index<'_>) -> Vec<Incident> {
     out.extend(webhook_problems(index));
     out.extend(s.cron_jobs.iter().filter_map(|c| cron_job_not_starting(index, c)));
     out.extend(s.services.iter().filter_map(|svc| service_blocked_by_network_policy(index, svc)));
+    out.extend(s.daemon_sets.iter().filter_map(|d| crate::daemonsets::misscheduled(index, d)));
     out
 }
 

@@ -84,6 +84,10 @@ pub enum Category {
     /// permitted, a hostname or protocol conflict on a port, a port or protocol the implementation
     /// refuses. The routes on those listeners reach nothing or are served without their certificate.
     GatewayListenerInvalid,
+    /// A DaemonSet's pods run on nodes that no longer admit them (a `NoSchedule` taint it does not
+    /// tolerate, added after they started): they stay until they restart or are evicted, then none
+    /// takes their place.
+    DaemonSetMisscheduled,
 }
 
 impl Category {
@@ -121,6 +125,7 @@ impl Category {
             Category::RouteBackendMissing => "RouteBackendMissing",
             Category::GatewayNotReady => "GatewayNotReady",
             Category::GatewayListenerInvalid => "GatewayListenerInvalid",
+            Category::DaemonSetMisscheduled => "DaemonSetMisscheduled",
         }
     }
 }
