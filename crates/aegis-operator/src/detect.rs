@@ -249,13 +249,18 @@ pub async fn run(
         // The namespaces of the resync pass in progress, analysed one per turn: a change is never queued
         // behind a whole pass (at 10,000 pods a pass takes about a second).
         let mut resyncing: VecDeque<String> = VecDeque::new();
-        let mut last_trim = Instant::now();
+        let mut trim = Trim::default();
         loop {
             if resyncing.is_empty() && last_resync.is_some() {
                 let wait = until_resync(last_resync, resync);
                 tokio::select! {
                     _ = wake.notified() => tokio::time::sleep(debounce).await,
                     _ = tokio::time::sleep(wait) => {}
+                    // Quiet for a moment after analyses: what they dropped goes back now, not at the next change.
+                    _ = tokio::time::sleep(TRIM_WHEN_QUIET), if trim.pending() => {
+                        trim.now(release_freed_memory);
+                        continue;
+                    }
                 }
             }
             let in_scope: BTreeSet<String> = scope.namespaces(known.as_ref()).into_iter().collect();
@@ -273,9 +278,8 @@ pub async fn run(
             if scope.opt_in {
                 batch.retain(|ns| in_scope.contains(ns));
             }
-            if !batch.is_empty() && last_trim.elapsed() >= TRIM_EVERY {
-                release_freed_memory();
-                last_trim = Instant::now();
+            if !batch.is_empty() {
+                trim.before_analyses(release_freed_memory);
             }
             for ns in batch {
                 let Some(found) = caches.snapshot(&ns).map(|snapshot| findings(&snapshot)) else { continue };
@@ -290,8 +294,47 @@ pub async fn run(
     tokio::join!(mark, namespaces, detect);
 }
 
-/// How often the memory of the snapshots analyses decoded and dropped is given back (at most).
+/// How often the memory of the snapshots analyses decoded and dropped is given back while they go on
+/// (at most).
 const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// How long detection is idle after analyses before their memory is given back at once.
+const TRIM_WHEN_QUIET: Duration = Duration::from_secs(2);
+
+/// When detection gives freed memory back: at most every [`TRIM_EVERY`] while analyses follow each
+/// other, and once when they stop, so memory at rest does not keep the garbage of the last passes
+/// until the next change comes.
+#[derive(Debug)]
+struct Trim {
+    last: Instant,
+    /// Analyses ran since the last trim.
+    pending: bool,
+}
+
+impl Default for Trim {
+    fn default() -> Self {
+        Trim { last: Instant::now(), pending: false }
+    }
+}
+
+impl Trim {
+    fn pending(&self) -> bool {
+        self.pending
+    }
+
+    /// Before a batch of analyses: trim what earlier ones freed if the last trim is old enough.
+    fn before_analyses(&mut self, release: impl FnOnce()) {
+        if self.last.elapsed() >= TRIM_EVERY {
+            self.now(release);
+        }
+        self.pending = true;
+    }
+
+    fn now(&mut self, release: impl FnOnce()) {
+        release();
+        self.last = Instant::now();
+        self.pending = false;
+    }
+}
 
 /// Give the pages of the snapshots that passes decoded and dropped back to the system. glibc keeps
 /// freed memory in its heap, between the long-lived cache entries, so RSS after churn stayed near the
@@ -313,6 +356,23 @@ fn until_resync(last: Option<Instant>, resync: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freed_memory_goes_back_at_most_every_ten_seconds_during_analyses_and_once_when_they_stop() {
+        let mut trim = Trim::default();
+        let mut released = 0;
+        assert!(!trim.pending(), "nothing analysed, nothing to give back when idle");
+        trim.before_analyses(|| released += 1);
+        trim.before_analyses(|| released += 1);
+        assert_eq!(released, 0, "a trim a moment ago is recent enough");
+        assert!(trim.pending(), "analyses ran: idle detection trims once");
+        trim.now(|| released += 1);
+        assert_eq!(released, 1);
+        assert!(!trim.pending(), "and only once");
+        trim.last -= TRIM_EVERY;
+        trim.before_analyses(|| released += 1);
+        assert_eq!(released, 2, "during a long run of analyses, every ten seconds");
+    }
 
     #[test]
     fn a_resync_longer_than_the_hosts_uptime_is_due_at_once_without_overflow() {
