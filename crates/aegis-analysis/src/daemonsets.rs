@@ -1,20 +1,21 @@
 //! DaemonSets whose pods run on nodes they should no longer run on (misscheduled).
 //!
 //! A daemon pod keeps running when its node gains a `NoSchedule` taint the DaemonSet does not
-//! tolerate: the controller leaves it there (an untolerated `NoExecute` taint evicts it, and a node
-//! that loses a nodeSelector label has it deleted, so only the `NoSchedule` case lasts). The pod works today; once it
-//! restarts, is evicted or the node is drained, no new one is placed there, and whatever the daemon
-//! does on that node (logs, metrics, networking, storage) stops without a signal.
+//! tolerate: the controller leaves it there. (An untolerated `NoExecute` taint evicts it, and a node
+//! that loses a nodeSelector label has it deleted, so only the `NoSchedule` case lasts.) The pod works
+//! today; once it restarts, is evicted or the node is drained, no new one is placed there, and whatever
+//! the daemon does on that node (logs, metrics, networking, storage) stops without a signal.
 //!
 //! Judged from the pods and their nodes, not only from `status.numberMisscheduled`: the controller
 //! (1.35) does not look at a DaemonSet again when a node gains a `NoSchedule` taint, so the count stays
-//! 0 until the DaemonSet or one of its pods changes (seen on the harness's real node). The DaemonSet's other counts (pods not scheduled, unavailable) show through its pods and
-//! their own categories (Unschedulable, CrashLoopBackOff, FailedCreate…).
+//! 0 until the DaemonSet or one of its pods changes (seen on the harness's real node). The DaemonSet's
+//! other counts (pods not scheduled, unavailable) show through its pods and their own categories
+//! (Unschedulable, CrashLoopBackOff, FailedCreate…).
 
 use std::collections::BTreeMap;
 
 use aegis_model::{Category, ResourceRef, Severity};
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, PodSpec, Taint, Toleration};
 
 use crate::analyze::tolerates;
@@ -37,7 +38,8 @@ const ADDED_BY_THE_CONTROLLER: &[&str] = &[
 /// each named with its node and taint; or, where the snapshot lacks the nodes, the controller's own
 /// count of misscheduled pods (when its status is current).
 pub(crate) fn misscheduled(index: &Index<'_>, ds: &DaemonSet) -> Option<aegis_model::Incident> {
-    let status = ds.status.clone().unwrap_or_default();
+    let unreported = DaemonSetStatus::default();
+    let status = ds.status.as_ref().unwrap_or(&unreported);
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let name = ds.metadata.name.clone().unwrap_or_default();
     let spec = ds.spec.as_ref().and_then(|s| s.template.spec.as_ref());
