@@ -82,8 +82,8 @@ pub struct Snapshot {
 pub const CAPTURED_AT: &str = "aegis.io/captured-at";
 
 impl Snapshot {
-    /// Read a kubectl `List` (or any stream of objects, YAML or JSON). JSON is read object by object
-    /// ([`stream`]); YAML is read whole first.
+    /// Read a kubectl `List` (or any stream of objects, YAML or JSON). JSON and a single YAML document
+    /// are read object by object ([`stream`]); a YAML stream of several documents is read whole first.
     pub fn from_text(text: &str) -> Result<Snapshot, SnapshotError> {
         let trimmed = text.trim_start();
         if trimmed.is_empty() {
@@ -92,10 +92,10 @@ impl Snapshot {
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             return stream::read(serde_json::de::StrRead::new(text));
         }
-        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(|e| match e {
-            serde_saphyr::Error::Budget { breach, .. } => SnapshotError::OverLimit(format!("{breach:?}")),
-            other => SnapshotError::Invalid(other.to_string()),
-        })?;
+        if let Some(snapshot) = stream::read_yaml(text, yaml_options(text.len()))? {
+            return Ok(snapshot);
+        }
+        let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(stream::yaml_error)?;
         let mut snapshot = Snapshot::default();
         for doc in docs {
             if let Some(at) = captured_at(&doc)? {
@@ -332,5 +332,47 @@ mod tests {
         let err =
             Snapshot::from_text(r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":"nope"}}"#).unwrap_err();
         assert!(err.to_string().contains("Pod \"p\""), "{err}");
+    }
+
+    /// One YAML document is streamed item by item (as JSON is); a stream of several documents is
+    /// still read, whole; either way a bad object is named and broken YAML is invalid, not empty.
+    #[test]
+    fn one_yaml_document_and_a_stream_of_several_read_alike_and_a_bad_object_is_named() {
+        let svc = |name: &str| format!("{{apiVersion: v1, kind: Service, metadata: {{name: {name}, namespace: shop}}}}");
+        let one = format!(
+            "apiVersion: v1\nkind: List\nmetadata: {{annotations: {{aegis.io/captured-at: \"2026-11-30T12:00:00Z\"}}}}\nitems:\n- {}\n- {}\n",
+            svc("a"),
+            svc("b")
+        );
+        let several = format!("{one}---\n{}\n", svc("c"));
+        let names = |s: &Snapshot| s.services.iter().filter_map(|x| x.metadata.name.clone()).collect::<Vec<_>>();
+        let streamed = Snapshot::from_text(&one).unwrap();
+        assert_eq!(names(&streamed), ["a", "b"]);
+        assert_eq!(streamed.captured_at, Some("2026-11-30T12:00:00Z".parse().unwrap()));
+        let whole = Snapshot::from_text(&several).unwrap();
+        assert_eq!(names(&whole), ["a", "b", "c"]);
+        assert_eq!(whole.captured_at, streamed.captured_at);
+
+        let bad = "kind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: nope}}\n";
+        let err = Snapshot::from_text(bad).unwrap_err();
+        assert!(matches!(&err, SnapshotError::Object { kind, name, .. } if kind == "Pod" && name == "p"), "{err:?}");
+        assert!(matches!(Snapshot::from_text("kind: List\nitems: [\n"), Err(SnapshotError::Invalid(_))));
+        assert!(matches!(Snapshot::from_text("kind: Pod\nitems: []\n"), Err(SnapshotError::Invalid(m)) if m.contains("not a List")));
+    }
+
+    /// A YAML bomb (aliases of aliases) is refused as over the reader's limits, in one document or
+    /// in several.
+    #[test]
+    fn a_yaml_bomb_is_over_the_readers_limits() {
+        let mut bomb = String::from("kind: List\nmetadata:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("  a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", ")));
+        }
+        bomb.push_str("items: []\n");
+        for text in [bomb.clone(), format!("{bomb}---\nkind: List\nitems: []\n")] {
+            let err = Snapshot::from_text(&text).unwrap_err();
+            assert!(matches!(err, SnapshotError::OverLimit(_)), "{err:?}");
+        }
     }
 }

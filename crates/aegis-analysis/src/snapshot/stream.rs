@@ -1,7 +1,9 @@
-//! A JSON snapshot read object by object: each item of a List is decoded to a JSON value, typed and
+//! A snapshot read object by object: each item of a List is decoded to a JSON value, typed and
 //! added to the snapshot before the next one is read, so the items never all exist as
 //! `serde_json::Value`s at once. Read whole, they cost about eleven times the JSON
-//! (docs/benchmarks.md, "Large snapshots"); from a reader, not even the text is held.
+//! (docs/benchmarks.md, "Large snapshots"); from a reader, not even the text is held. JSON and a
+//! single YAML document (what `kubectl get -o yaml` prints) go through the same visitor; only a YAML
+//! stream of several documents is read whole.
 
 use std::fmt;
 
@@ -23,6 +25,42 @@ pub(super) fn read<'de, R: serde_json::de::Read<'de>>(input: R) -> Result<Snapsh
         Ok(()) => Ok(state.snapshot),
         Err(e) if e.is_eof() && !state.began => Err(SnapshotError::Empty),
         Err(e) => Err(SnapshotError::Invalid(e.to_string())),
+    }
+}
+
+/// Read one YAML document the same way; `None` when the text holds several documents (the caller
+/// reads those whole).
+pub(super) fn read_yaml(text: &str, options: serde_saphyr::Options) -> Result<Option<Snapshot>, SnapshotError> {
+    let mut state = State::default();
+    let outcome = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| Document(&mut state).deserialize(de));
+    if let Some(e) = state.failed {
+        return Err(e);
+    }
+    let Err(e) = outcome else {
+        return if state.began { Ok(Some(state.snapshot)) } else { Err(SnapshotError::Empty) };
+    };
+    match root(&e) {
+        serde_saphyr::Error::MultipleDocuments { .. } => Ok(None),
+        _ => Err(yaml_error(e)),
+    }
+}
+
+/// A YAML reader's error as the snapshot's: a breach of the reader's budget (a YAML bomb, or a List
+/// past the limits) says so, whatever the parser wrapped it in.
+pub(super) fn yaml_error(e: serde_saphyr::Error) -> SnapshotError {
+    match root(&e) {
+        serde_saphyr::Error::Budget { breach, .. } => SnapshotError::OverLimit(format!("{breach:?}")),
+        _ => SnapshotError::Invalid(e.to_string()),
+    }
+}
+
+/// The error under the parser's wrappings (the source snippet, the alias an error came through).
+fn root(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        e = match e {
+            serde_saphyr::Error::WithSnippet { error, .. } | serde_saphyr::Error::AliasError { error, .. } => error,
+            other => return other,
+        }
     }
 }
 
