@@ -733,6 +733,67 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+def tcp_gateway(name, allow_listener_sets=False):
+    gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
+          "spec": {"gatewayClassName": "corpus", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"},
+                                                               {"name": "db", "port": 5432, "protocol": "TCP"}]}}
+    if allow_listener_sets:
+        gw["spec"]["allowedListeners"] = {"namespaces": {"from": "Same"}}
+    return gw
+
+
+def tcp_route(name, parent, backend, port, parent_kind="Gateway", section="db"):
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TCPRoute", "metadata": {"name": name},
+            "spec": {"parentRefs": [{"kind": parent_kind, "name": parent, "sectionName": section}],
+                     "rules": [{"backendRefs": [{"name": backend, "port": port}]}]}}
+
+
+def listener_set(name, parent):
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet", "metadata": {"name": name},
+            "spec": {"parentRef": {"name": parent}, "listeners": [{"name": "cache", "port": 6379, "protocol": "TCP"}]}}
+
+
+@scenario("tcproute-backend-port-missing", "A TCPRoute on a Gateway's TCP listener whose backendRef names port 5432 of Service api, which serves only 80.", wait=5)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tcp_gateway("public"), tcp_route("postgres", "public", "api", 5432))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("listenerset-not-allowed", "A ListenerSet adds a TCP listener to Gateway public, which does not allow ListenerSets (no allowedListeners: None); a TCPRoute attaches to the ListenerSet. No controller runs here, so none reports on either.", wait=ROUTE_GRACE)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tcp_gateway("public"), listener_set("extra", "public"),
+          tcp_route("cache", "extra", "api", 80, parent_kind="ListenerSet", section="cache"))
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("healthy-listenerset", "A ListenerSet on a Gateway that allows ListenerSets from its own namespace, accepted and programmed, with a TCPRoute on it to an existing Service port: nothing to report. Their status is written by the capture script in place of a Gateway controller (none can run here), in the Gateway API's shape.", wait=ROUTE_GRACE)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tcp_gateway("public", allow_listener_sets=True),
+          listener_set("extra", "public"), tcp_route("cache", "extra", "api", 80, parent_kind="ListenerSet", section="cache"))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    generation = lambda kind, name: json.loads(k("-n", ns, "get", kind, name, "-o", "json").stdout)["metadata"]["generation"]
+    condition = lambda type_, reason, message, gen: {"type": type_, "status": "True", "reason": reason, "message": message,
+                                                     "lastTransitionTime": now, "observedGeneration": gen}
+    ls_gen = generation("listenerset", "extra")
+    ls_status = {"status": {
+        "conditions": [condition("Accepted", "Accepted", "ListenerSet is accepted", ls_gen),
+                       condition("Programmed", "Programmed", "ListenerSet is programmed", ls_gen)],
+        "listeners": [{"name": "cache", "attachedRoutes": 1,
+                       "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "TCPRoute"}],
+                       "conditions": [condition("Accepted", "Accepted", "Listener is accepted", ls_gen),
+                                      condition("Programmed", "Programmed", "Listener is programmed", ls_gen),
+                                      condition("ResolvedRefs", "ResolvedRefs", "Listener references have been resolved", ls_gen)]}]}}
+    k("-n", ns, "patch", "listenerset", "extra", "--subresource=status", "--type=merge", "-p", json.dumps(ls_status))
+    route_gen = generation("tcproute", "cache")
+    route_status = {"status": {"parents": [{
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "name": "extra", "sectionName": "cache"},
+        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+        "conditions": [condition("Accepted", "Accepted", "Route is accepted", route_gen),
+                       condition("ResolvedRefs", "ResolvedRefs", "Resolved all the Object references for the Route", route_gen)]}]}}
+    k("-n", ns, "patch", "tcproute", "cache", "--subresource=status", "--type=merge", "-p", json.dumps(route_status))
+    rolled_out(ns, "deployment", "api")
+
+
 def autoscaler(target):
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "api"},
             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}, "minReplicas": 2, "maxReplicas": 5,

@@ -96,12 +96,13 @@ NODE
     # The Gateway API's CRDs, as many clusters have them (no Gateway controller runs here: routes get
     # no status from one).
     crds=$(bash scripts/harness/gateway-api.sh)
-    for kind in gatewayclasses gateways httproutes grpcroutes tlsroutes referencegrants; do
+    for kind in gatewayclasses gateways listenersets httproutes grpcroutes tlsroutes tcproutes udproutes referencegrants; do
       "$kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$crds/gateway.networking.k8s.io_$kind.yaml" >&2
     done
     "$kubectl" --kubeconfig "$kubeconfig" wait --for=condition=Established --timeout=60s \
       crd/httproutes.gateway.networking.k8s.io crd/grpcroutes.gateway.networking.k8s.io \
-      crd/tlsroutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io >&2
+      crd/tlsroutes.gateway.networking.k8s.io crd/tcproutes.gateway.networking.k8s.io crd/udproutes.gateway.networking.k8s.io \
+      crd/gateways.gateway.networking.k8s.io crd/listenersets.gateway.networking.k8s.io >&2
     log "control plane and 3 kwok nodes ready in $(( $(date +%s) - start ))s"
   fi
   bash scripts/harness/node.sh up "$state" "$kubeconfig" "$KWOK_WORKDIR/clusters/$NAME/pki/ca.crt"

@@ -105,20 +105,25 @@ where
 pub enum GatewayKind {
     Route(RouteKind),
     Gateway,
+    ListenerSet,
 }
 
 impl GatewayKind {
-    pub const ALL: [GatewayKind; 4] = [
+    pub const ALL: [GatewayKind; 7] = [
         GatewayKind::Route(RouteKind::Http),
         GatewayKind::Route(RouteKind::Grpc),
         GatewayKind::Route(RouteKind::Tls),
+        GatewayKind::Route(RouteKind::Tcp),
+        GatewayKind::Route(RouteKind::Udp),
         GatewayKind::Gateway,
+        GatewayKind::ListenerSet,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
             GatewayKind::Route(r) => r.as_str(),
             GatewayKind::Gateway => "Gateway",
+            GatewayKind::ListenerSet => "ListenerSet",
         }
     }
 
@@ -135,7 +140,10 @@ impl GatewayKind {
             GatewayKind::Route(RouteKind::Http) => "httproutes",
             GatewayKind::Route(RouteKind::Grpc) => "grpcroutes",
             GatewayKind::Route(RouteKind::Tls) => "tlsroutes",
+            GatewayKind::Route(RouteKind::Tcp) => "tcproutes",
+            GatewayKind::Route(RouteKind::Udp) => "udproutes",
             GatewayKind::Gateway => "gateways",
+            GatewayKind::ListenerSet => "listenersets",
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", self.name()), plural)
     }
@@ -151,8 +159,9 @@ impl GatewayKind {
 
 /// The Gateway API kinds served at `v1` and listable in every target (`namespaces`; empty:
 /// cluster-wide): only those may the operator's caches wait for. Kinds come and go with the API's
-/// version (GRPCRoute reached v1 in Gateway API 1.1, TLSRoute in 1.5), so each is asked on its own:
-/// a cluster without TLSRoutes still has its HTTPRoutes judged.
+/// version (GRPCRoute reached v1 in Gateway API 1.1, TLSRoute in 1.5; TCPRoute, UDPRoute and
+/// ListenerSet are served at v1 by 1.6's CRDs), so each is asked on its own: a cluster without
+/// TLSRoutes still has its HTTPRoutes judged.
 pub async fn readable_gateway_kinds(client: &Client, namespaces: &[String]) -> Vec<GatewayKind> {
     let targets: Vec<Option<&str>> = if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
     let mut readable = Vec::new();
@@ -198,12 +207,8 @@ pub(crate) fn lean_gateway_object(kind: GatewayKind, o: &mut DynamicObject) {
 
 /// Every route kind's objects in scope.
 async fn gateway_routes(client: &Client, scope: &Scope) -> Result<Vec<Route>, K8sError> {
-    let (http, grpc, tls) = tokio::try_join!(
-        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Http)),
-        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Grpc)),
-        gateway_list::<Route>(client, scope, GatewayKind::Route(RouteKind::Tls)),
-    )?;
-    Ok(http.into_iter().chain(grpc).chain(tls).collect())
+    let lists = futures::future::try_join_all(RouteKind::ALL.map(|k| gateway_list::<Route>(client, scope, GatewayKind::Route(k)))).await?;
+    Ok(lists.into_iter().flatten().collect())
 }
 
 /// Read a namespace (or all) into a snapshot: every list at once. ConfigMap values are dropped as they
@@ -237,6 +242,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             list::<ConfigMap>(client, scope, false, "ConfigMap"),
             gateway_routes(client, scope),
             gateway_list(client, scope, GatewayKind::Gateway),
+            gateway_list(client, scope, GatewayKind::ListenerSet),
         )
     };
     let cluster = async {
@@ -261,6 +267,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         config_maps,
         routes,
         gateways,
+        listener_sets,
     ) = around?;
     without_own_events(&mut events);
     let config_maps = config_maps.into_iter().map(keys_only).collect();
@@ -287,6 +294,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         mutating_webhooks,
         routes,
         gateways,
+        listener_sets,
         config_maps,
         // Secrets are never listed: no analyzer reads them, and an operator that may list every
         // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).

@@ -280,6 +280,7 @@ async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
     let client = ns.client();
     aegis_testkit::cluster::route_to_missing_backend(&ns).await;
     aegis_testkit::cluster::grpc_route_to_missing_backend(&ns).await;
+    aegis_testkit::cluster::tcp_route_on_listener_set(&ns).await;
     // The harness serves the Gateway API (its CRDs, no controller): routes are cached too.
     let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &[ns.name().to_owned()]).await;
     assert_eq!(gateway_api, aegis_k8s::GatewayKind::ALL, "the harness installs the Gateway API's CRDs");
@@ -304,14 +305,21 @@ async fn the_watch_fed_caches_give_the_analysis_what_a_list_gives() {
     assert_eq!(incidents(&cached), incidents(&listed), "the cached snapshot analyses as the listed one");
     assert!(incidents(&cached).iter().any(|(c, _, _)| *c == Category::ServiceSelectorMismatch));
     let routes: Vec<(&str, Option<&str>)> = cached.routes.iter().map(|r| (r.kind.as_str(), r.metadata.name.as_deref())).collect();
-    assert_eq!(routes, [("HTTPRoute", Some("shop")), ("GRPCRoute", Some("orders"))], "the routes of every kind are cached");
+    assert_eq!(
+        routes,
+        [("HTTPRoute", Some("shop")), ("GRPCRoute", Some("orders")), ("TCPRoute", Some("db"))],
+        "the routes of every kind are cached"
+    );
+    let listener_sets = |s: &aegis_analysis::Snapshot| s.listener_sets.iter().map(|l| l.metadata.name.clone()).collect::<Vec<_>>();
+    assert_eq!(listener_sets(&cached), [Some("extra".to_owned())], "ListenerSets are cached");
+    assert_eq!(listener_sets(&cached), listener_sets(&listed));
     let mut broken: Vec<String> = incidents(&cached)
         .into_iter()
         .filter(|(c, _, _)| *c == Category::RouteBackendMissing)
         .map(|(_, r, _)| format!("{}/{}", r.kind, r.name))
         .collect();
     broken.sort();
-    assert_eq!(broken, ["GRPCRoute/orders", "HTTPRoute/shop"], "{:?}", incidents(&cached));
+    assert_eq!(broken, ["GRPCRoute/orders", "HTTPRoute/shop", "TCPRoute/db"], "{:?}", incidents(&cached));
     let keys = |s: &aegis_analysis::Snapshot| s.config_maps.iter().find(|c| c.name == "settings").map(|c| c.keys.clone());
     assert_eq!(keys(&cached), Some(vec!["LOG_LEVEL".to_owned(), "REGION".to_owned()]));
     assert_eq!(keys(&cached), keys(&listed));

@@ -98,6 +98,7 @@ fn generation(snapshot: &Snapshot, r: &ResourceRef) -> i64 {
         "PodDisruptionBudget" => snapshot.pod_disruption_budgets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Ingress" => snapshot.ingresses.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         "Gateway" => snapshot.gateways.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
+        "ListenerSet" => snapshot.listener_sets.iter().find(|d| pick(&d.metadata)).and_then(|d| d.metadata.generation),
         kind if aegis_analysis::gateway::RouteKind::from_kind(kind).is_some() => {
             snapshot.routes.iter().find(|d| d.kind.as_str() == kind && pick(&d.metadata)).and_then(|d| d.metadata.generation)
         }

@@ -309,6 +309,22 @@ pub async fn grpc_route_to_missing_backend(ns: &TestNamespace) {
     .await;
 }
 
+/// ListenerSet `extra` (a TCP listener) on Gateway `public` (see [`route_to_missing_backend`]), and
+/// TCPRoute `db` on that ListenerSet, whose backend, Service `postgres`, does not exist.
+pub async fn tcp_route_on_listener_set(ns: &TestNamespace) {
+    create_gateway_api(
+        ns,
+        [
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet", "metadata": {"name": "extra"},
+            "spec": {"parentRef": {"name": "public"}, "listeners": [{"name": "db", "port": 5432, "protocol": "TCP"}]}}),
+            serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TCPRoute", "metadata": {"name": "db"},
+            "spec": {"parentRefs": [{"kind": "ListenerSet", "name": "extra", "sectionName": "db"}],
+                     "rules": [{"backendRefs": [{"name": "postgres", "port": 5432}]}]}}),
+        ],
+    )
+    .await;
+}
+
 /// Create Gateway API objects in `ns` (the plural is the kind's, lowercased, with an `s`).
 async fn create_gateway_api(ns: &TestNamespace, objects: impl IntoIterator<Item = serde_json::Value>) {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};

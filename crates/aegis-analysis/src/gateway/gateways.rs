@@ -1,5 +1,6 @@
 //! A Gateway that serves nothing, or listeners of it that cannot serve, as its controller reports
-//! them in the Gateway's status.
+//! them in the Gateway's status — and the same for a ListenerSet, whose status has the Gateway's
+//! shape.
 //!
 //! - **GatewayNotReady**: the controller refused the Gateway (`Accepted: False`: invalid parameters,
 //!   an address it cannot use, listeners none of which is valid) or cannot program it
@@ -8,7 +9,8 @@
 //!   `Programmed: False`, `ResolvedRefs: False` (a certificate Secret missing or not permitted,
 //!   route kinds it cannot serve) or `Conflicted: True` (two listeners on one port with the same
 //!   hostname, or protocols that cannot share it): the routes that attach there reach nothing, or
-//!   are served without their certificate.
+//!   are served without their certificate. A ListenerSet refused or not programmed as a whole is
+//!   this category too: its listeners are what is lost, the Gateway itself still serves.
 //!
 //! A condition counts once it has held for [`GRACE_SECONDS`]: controllers pass through `False`
 //! (`Pending`) while they converge. A Gateway no controller has reported on (the API server's
@@ -18,22 +20,24 @@
 use aegis_model::{Category, Incident, ResourceRef, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{GRACE_SECONDS, Gateway, Listener};
+use super::{GRACE_SECONDS, Listener, ListenerOwner};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
 
-/// The Gateway's problems, as one incident: gateway-wide ones first, else its listeners'.
-pub(crate) fn gateway_problems(index: &Index<'_>, gw: &Gateway) -> Option<Incident> {
-    let status = gw.status.as_ref()?;
-    let ns = gw.metadata.namespace.clone().unwrap_or_default();
-    let name = gw.metadata.name.clone().unwrap_or_default();
+/// The problems of a Gateway or ListenerSet, as one incident: those of the whole object first, else
+/// its listeners'.
+pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> Option<Incident> {
+    let status = owner.status?;
+    let kind = owner.kind;
+    let ns = owner.metadata.namespace.clone().unwrap_or_default();
+    let name = owner.metadata.name.clone().unwrap_or_default();
     let settled =
         |c: &Condition| index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS);
     let failing = |conditions: &[Condition], types: &[(&str, &str)]| -> Vec<Condition> {
         conditions.iter().filter(|c| types.iter().any(|(t, bad)| c.type_ == *t && c.status == *bad) && settled(c)).cloned().collect()
     };
 
-    let gateway_wide = failing(&status.conditions, &[("Accepted", "False"), ("Programmed", "False")]);
+    let whole = failing(&status.conditions, &[("Accepted", "False"), ("Programmed", "False")]);
     let mut listeners: Vec<(&str, Vec<Condition>, i32)> = status
         .listeners
         .iter()
@@ -47,18 +51,18 @@ pub(crate) fn gateway_problems(index: &Index<'_>, gw: &Gateway) -> Option<Incide
         .filter(|(_, bad, _)| !bad.is_empty())
         .collect();
     listeners.sort_by(|a, b| a.0.cmp(b.0));
-    if gateway_wide.is_empty() && listeners.is_empty() {
+    if whole.is_empty() && listeners.is_empty() {
         return None;
     }
 
-    let spec_of = |listener: &str| gw.spec.listeners.iter().find(|l| l.name == listener);
+    let spec_of = |listener: &str| owner.listeners.iter().find(|l| l.name == listener);
     let mut evidence: Vec<String> =
-        gateway_wide.iter().map(|c| format!("Gateway {name}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
+        whole.iter().map(|c| format!("{kind} {name}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)).collect();
     for (listener, bad, _) in &listeners {
         let about = spec_of(listener).map(describe).unwrap_or_else(|| format!("listener {listener} (not in spec)"));
-        evidence.extend(bad.iter().map(|c| format!("Gateway {name}: {about}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)));
+        evidence.extend(bad.iter().map(|c| format!("{kind} {name}: {about}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)));
     }
-    // The routes that pay for it: on the whole Gateway, or on a listener that cannot serve.
+    // The routes that pay for it: on the whole object, or on a listener that cannot serve.
     let bad_listener = |section: Option<&str>| section.is_none_or(|s| listeners.iter().any(|(l, _, _)| *l == s));
     let hurt: Vec<String> = index
         .snapshot
@@ -69,55 +73,69 @@ pub(crate) fn gateway_problems(index: &Index<'_>, gw: &Gateway) -> Option<Incide
             r.spec
                 .parent_refs
                 .iter()
-                .any(|p| p.targets(route_ns, &ns, &name) && (!gateway_wide.is_empty() || bad_listener(p.section_name.as_deref())))
+                .any(|p| p.targets(kind, route_ns, &ns, &name) && (!whole.is_empty() || bad_listener(p.section_name.as_deref())))
         })
         .map(|r| {
             format!("{} {}/{}", r.kind, r.metadata.namespace.as_deref().unwrap_or_default(), r.metadata.name.as_deref().unwrap_or_default())
         })
         .collect();
     if !hurt.is_empty() {
-        evidence.push(format!("Gateway {name}: routes attached to what cannot serve: {}", hurt.join(", ")));
+        evidence.push(format!("{kind} {name}: routes attached to what cannot serve: {}", hurt.join(", ")));
     }
 
     let reasons: Vec<&str> =
-        dedup(gateway_wide.iter().chain(listeners.iter().flat_map(|(_, bad, _)| bad.iter())).map(|c| c.reason.as_str()).collect());
+        dedup(whole.iter().chain(listeners.iter().flat_map(|(_, bad, _)| bad.iter())).map(|c| c.reason.as_str()).collect());
     let bad_names: Vec<&str> = listeners.iter().map(|(l, _, _)| *l).collect();
     let mut guidance: Vec<String> = Vec::new();
-    for g in reasons.iter().filter_map(|reason| advice(reason, gw, &ns, &bad_names)) {
+    for g in reasons.iter().filter_map(|reason| advice(reason, owner, &ns, &bad_names)) {
         if !guidance.contains(&g) {
             guidance.push(g);
         }
     }
     guidance.push(format!(
-        "`kubectl describe gateway {name} -n {ns}` shows every condition its controller reports; the controller's logs say more."
+        "`kubectl describe {} {name} -n {ns}` shows every condition its controller reports; the controller's logs say more.",
+        kind.to_lowercase()
     ));
 
-    let resource = ResourceRef { kind: "Gateway".into(), namespace: ns.clone(), name: name.clone() };
-    let finding = if gateway_wide.is_empty() {
-        let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
-        ObjectFinding {
-            resource,
-            category: Category::GatewayListenerInvalid,
-            severity: if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
-            root_cause: format!(
-                "Gateway {name} runs, but its listener{} {} cannot serve ({}): what attaches there reaches nothing or is served without its \
-                 certificate.",
-                if bad_names.len() == 1 { "" } else { "s" },
-                bad_names.join(", "),
-                reasons.join(", ")
-            ),
-            evidence,
-            guidance: guidance.join(" "),
-            confidence: 0.85,
-        }
-    } else {
+    let resource = ResourceRef { kind: kind.into(), namespace: ns.clone(), name: name.clone() };
+    let finding = if !whole.is_empty() && kind == "Gateway" {
         ObjectFinding {
             resource,
             category: Category::GatewayNotReady,
             severity: Severity::High,
             root_cause: format!(
                 "Gateway {name} is not serving: its controller reports {} — every route on it reaches nothing.",
-                gateway_wide.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
+                whole.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
+            ),
+            evidence,
+            guidance: guidance.join(" "),
+            confidence: 0.85,
+        }
+    } else if !whole.is_empty() {
+        ObjectFinding {
+            resource,
+            category: Category::GatewayListenerInvalid,
+            severity: if hurt.is_empty() { Severity::Medium } else { Severity::High },
+            root_cause: format!(
+                "{kind} {name} adds no listener to its Gateway: its controller reports {} — every route on it reaches nothing.",
+                whole.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
+            ),
+            evidence,
+            guidance: guidance.join(" "),
+            confidence: 0.85,
+        }
+    } else {
+        let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
+        ObjectFinding {
+            resource,
+            category: Category::GatewayListenerInvalid,
+            severity: if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
+            root_cause: format!(
+                "{kind} {name} runs, but its listener{} {} cannot serve ({}): what attaches there reaches nothing or is served without its \
+                 certificate.",
+                if bad_names.len() == 1 { "" } else { "s" },
+                bad_names.join(", "),
+                reasons.join(", ")
             ),
             evidence,
             guidance: guidance.join(" "),
@@ -140,10 +158,10 @@ fn describe(l: &Listener) -> String {
 }
 
 /// What to change, for one reason the Gateway API defines (others get the generic pointer).
-fn advice(reason: &str, gw: &Gateway, ns: &str, listeners: &[&str]) -> Option<String> {
-    let name = gw.metadata.name.as_deref().unwrap_or_default();
-    let certificates: Vec<String> = gw
-        .spec
+fn advice(reason: &str, owner: ListenerOwner<'_>, ns: &str, listeners: &[&str]) -> Option<String> {
+    let name = owner.metadata.name.as_deref().unwrap_or_default();
+    let kind = owner.kind;
+    let certificates: Vec<String> = owner
         .listeners
         .iter()
         .filter(|l| listeners.contains(&l.name.as_str()))
@@ -164,9 +182,9 @@ fn advice(reason: &str, gw: &Gateway, ns: &str, listeners: &[&str]) -> Option<St
             "The listener's allowedRoutes.kinds names route kinds its controller does not serve: name only supported kinds.".to_owned()
         }
         "HostnameConflict" => format!(
-            "Listeners of Gateway {name} on one port share a hostname: give each its own hostname (or port), or merge them into one."
+            "Listeners of {kind} {name} on one port share a hostname: give each its own hostname (or port), or merge them into one."
         ),
-        "ProtocolConflict" => format!("Listeners of Gateway {name} on one port ask for protocols that cannot share it: move one to another port."),
+        "ProtocolConflict" => format!("Listeners of {kind} {name} on one port ask for protocols that cannot share it: move one to another port."),
         "PortUnavailable" => "The listener's port is in use or not allowed by the implementation: choose another port.".to_owned(),
         "UnsupportedProtocol" => {
             "The controller does not implement the listener's protocol (its GatewayClass says which controller): use a protocol it supports."
@@ -182,6 +200,13 @@ fn advice(reason: &str, gw: &Gateway, ns: &str, listeners: &[&str]) -> Option<St
         ),
         "NoResources" => "The implementation lacks the resources to run the Gateway (its data-plane pods or load balancer): see its controller.".to_owned(),
         "ListenersNotValid" => "No listener is valid: the listener conditions in the evidence say why.".to_owned(),
+        "NotAllowed" => format!(
+            "The parent Gateway does not allow {kind} {name}: set its spec.allowedListeners.namespaces.from to Same (a ListenerSet in the \
+             Gateway's namespace), All, or Selector with a selector that matches {ns}; the default is None."
+        ),
+        "ParentNotAccepted" => {
+            format!("The parent Gateway of {kind} {name} is itself not accepted: fix the Gateway first (`kubectl describe gateway`).")
+        }
         _ => return None,
     })
 }
@@ -248,7 +273,7 @@ items:
 
     fn found(s: &Snapshot) -> Vec<Incident> {
         let index = Index::new(s);
-        s.gateways.iter().filter_map(|g| gateway_problems(&index, g)).collect()
+        s.gateways.iter().filter_map(|g| gateway_problems(&index, g.into())).collect()
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The Gateway API (`gateway.networking.k8s.io/v1`): its routes (HTTPRoute, GRPCRoute, TLSRoute) and
-//! the Gateways they attach to — the fields the analysis reads, typed — and what makes them serve
-//! nothing.
+//! The Gateway API (`gateway.networking.k8s.io/v1`): its routes (HTTPRoute, GRPCRoute, TLSRoute,
+//! TCPRoute, UDPRoute), the Gateways they attach to and the ListenerSets that add listeners to a
+//! Gateway — the fields the analysis reads, typed — and what makes them serve nothing.
 //!
 //! k8s-openapi has no Gateway API types (they are CRDs), so the few fields judged here are declared
 //! here; every field not named is kept as it came (`other`), so a snapshot written back out loses
@@ -10,12 +10,15 @@
 //!   resolve (`RouteBackendMissing`).
 //! - [`gateways`]: a Gateway its controller refused or cannot program (`GatewayNotReady`), and
 //!   listeners that cannot serve — a certificate Secret missing, a port or hostname in conflict, a
-//!   protocol not supported (`GatewayListenerInvalid`).
+//!   protocol not supported (`GatewayListenerInvalid`), on a Gateway or on a ListenerSet.
+//! - [`listener_sets`]: a ListenerSet its Gateway does not take — refused by the controller, or
+//!   pointed at a Gateway that is missing or does not allow ListenerSets (`GatewayListenerInvalid`).
 //!
 //! Everything here is judged from what the objects and their controllers' status say; no Gateway
 //! controller is asked anything.
 
 mod gateways;
+mod listener_sets;
 mod routes;
 
 use std::fmt;
@@ -25,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub(crate) use gateways::gateway_problems;
+pub(crate) use listener_sets::listener_set_problems;
 pub(crate) use routes::route_problems;
 
 /// The Gateway API's API group.
@@ -44,16 +48,22 @@ pub enum RouteKind {
     Grpc,
     #[serde(rename = "TLSRoute")]
     Tls,
+    #[serde(rename = "TCPRoute")]
+    Tcp,
+    #[serde(rename = "UDPRoute")]
+    Udp,
 }
 
 impl RouteKind {
-    pub const ALL: [RouteKind; 3] = [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls];
+    pub const ALL: [RouteKind; 5] = [RouteKind::Http, RouteKind::Grpc, RouteKind::Tls, RouteKind::Tcp, RouteKind::Udp];
 
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Http => "HTTPRoute",
             RouteKind::Grpc => "GRPCRoute",
             RouteKind::Tls => "TLSRoute",
+            RouteKind::Tcp => "TCPRoute",
+            RouteKind::Udp => "UDPRoute",
         }
     }
 
@@ -68,16 +78,21 @@ impl RouteKind {
             RouteKind::Http => "the Gateway answers 500 for the requests those rules match",
             RouteKind::Grpc => "the Gateway answers gRPC status UNAVAILABLE for the calls those rules match",
             RouteKind::Tls => "the Gateway rejects the connections those rules match",
+            RouteKind::Tcp => "the Gateway rejects the TCP connections those rules would carry",
+            RouteKind::Udp => "the Gateway drops the datagrams those rules would carry",
         }
     }
 
-    /// What a route of this kind matches, for a sentence: its hostnames (SNI names for TLS).
+    /// What a route of this kind matches, for a sentence: its hostnames (SNI names for TLS; TCP and
+    /// UDP routes have none and take what their listener's port receives).
     fn matched(self, hostnames: &[String]) -> String {
         let hosts = if hostnames.is_empty() { "any host".to_owned() } else { hostnames.join(", ") };
         match self {
             RouteKind::Http => format!("its rules for {hosts}"),
             RouteKind::Grpc => format!("its gRPC services for {hosts}"),
             RouteKind::Tls => format!("its TLS connections for {hosts}"),
+            RouteKind::Tcp => "the TCP connections it carries".to_owned(),
+            RouteKind::Udp => "the UDP traffic it carries".to_owned(),
         }
     }
 }
@@ -88,7 +103,7 @@ impl fmt::Display for RouteKind {
     }
 }
 
-/// A Gateway API route: an `HTTPRoute`, `GRPCRoute` or `TLSRoute`.
+/// A Gateway API route: an `HTTPRoute`, `GRPCRoute`, `TLSRoute`, `TCPRoute` or `UDPRoute`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
@@ -200,8 +215,81 @@ pub struct GatewaySpec {
     pub gateway_class_name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<Listener>,
+    /// Which ListenerSets may attach (the API's default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_listeners: Option<AllowedListeners>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// A Gateway's `spec.allowedListeners`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedListeners {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<ListenerNamespaces>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// Where ListenerSets may come from: `from` is `Same`, `Selector`, `All` or `None` (the default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerNamespaces {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// A Gateway API `ListenerSet`: listeners added to a Gateway (its `parentRef`) that allows it.
+/// Its status has the Gateway's shape (conditions, and each listener's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSet {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ListenerSetSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayStatus>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSetSpec {
+    #[serde(default)]
+    pub parent_ref: ParentRef,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// What owns listeners and reports on them: a Gateway or a ListenerSet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListenerOwner<'a> {
+    pub kind: &'static str,
+    pub metadata: &'a ObjectMeta,
+    pub listeners: &'a [Listener],
+    pub status: Option<&'a GatewayStatus>,
+}
+
+impl<'a> From<&'a Gateway> for ListenerOwner<'a> {
+    fn from(g: &'a Gateway) -> Self {
+        ListenerOwner { kind: "Gateway", metadata: &g.metadata, listeners: &g.spec.listeners, status: g.status.as_ref() }
+    }
+}
+
+impl<'a> From<&'a ListenerSet> for ListenerOwner<'a> {
+    fn from(l: &'a ListenerSet) -> Self {
+        ListenerOwner { kind: "ListenerSet", metadata: &l.metadata, listeners: &l.spec.listeners, status: l.status.as_ref() }
+    }
 }
 
 /// One listener: a port, a protocol, optionally a hostname and the certificates it serves.
@@ -269,7 +357,12 @@ pub struct ListenerStatus {
 
 impl ParentRef {
     fn is_gateway(&self) -> bool {
-        self.group.as_deref().is_none_or(|g| g == GROUP) && self.kind.as_deref().is_none_or(|k| k == "Gateway")
+        self.is_kind("Gateway")
+    }
+
+    /// Whether this names an object of the Gateway API's `kind` (Gateway when the kind is unset).
+    fn is_kind(&self, kind: &str) -> bool {
+        self.group.as_deref().is_none_or(|g| g == GROUP) && self.kind.as_deref().unwrap_or("Gateway") == kind
     }
 
     /// Whether a status entry's parentRef names this parent (the route's namespace standing in for
@@ -279,16 +372,17 @@ impl ParentRef {
             && self.namespace_or(route_ns) == other.namespace_or(route_ns)
             && self.section_name == other.section_name
             && self.port == other.port
-            && self.is_gateway() == other.is_gateway()
+            && self.kind.as_deref().unwrap_or("Gateway") == other.kind.as_deref().unwrap_or("Gateway")
     }
 
     fn namespace_or<'a>(&'a self, route_ns: &'a str) -> &'a str {
         self.namespace.as_deref().unwrap_or(route_ns)
     }
 
-    /// Whether this parentRef (of a route in `route_ns`) names Gateway `ns/name`.
-    fn targets(&self, route_ns: &str, ns: &str, name: &str) -> bool {
-        self.is_gateway() && self.name == name && self.namespace_or(route_ns) == ns
+    /// Whether this parentRef (of a route in `route_ns`) names the `kind` (Gateway, ListenerSet)
+    /// `ns/name`.
+    fn targets(&self, kind: &str, route_ns: &str, ns: &str, name: &str) -> bool {
+        self.is_kind(kind) && self.name == name && self.namespace_or(route_ns) == ns
     }
 
     fn describe(&self, route_ns: &str) -> String {

@@ -256,8 +256,13 @@ items:
     }
 
     #[test]
-    fn grpc_and_tls_routes_are_judged_as_http_routes_are_with_their_protocols_answer() {
-        for (kind, answer) in [("GRPCRoute", "gRPC status UNAVAILABLE"), ("TLSRoute", "rejects the connections")] {
+    fn grpc_tls_tcp_and_udp_routes_are_judged_as_http_routes_are_with_their_protocols_answer() {
+        for (kind, answer) in [
+            ("GRPCRoute", "gRPC status UNAVAILABLE"),
+            ("TLSRoute", "rejects the connections"),
+            ("TCPRoute", "rejects the TCP connections"),
+            ("UDPRoute", "drops the datagrams"),
+        ] {
             let as_kind = |text: String| text.replace("kind: HTTPRoute", &format!("kind: {kind}"));
             let accepted = parent_status("public", "True", "True");
             let broken = snapshot(&as_kind(route("2026-11-30T11:00:00Z", "public", "{name: gone, port: 80}", &accepted)));
@@ -286,5 +291,23 @@ items:
         let again = Snapshot::from_text(&serde_json::to_string(&s.to_list()).unwrap()).unwrap();
         assert_eq!(again.routes, s.routes, "fields not read (matches) survive a write");
         assert!(serde_json::to_string(&again.routes[0]).unwrap().contains("PathPrefix"));
+    }
+
+    #[test]
+    fn a_listener_set_round_trips_and_a_route_on_it_is_not_judged_against_the_namespaces_gateways() {
+        let on_set = route("2026-11-30T11:00:00Z", "extra", BACKEND, "")
+            .replace("parentRefs: [{name: extra}]", "parentRefs: [{kind: ListenerSet, name: extra}]");
+        let ls = "{apiVersion: gateway.networking.k8s.io/v1, kind: ListenerSet, metadata: {name: extra, namespace: shop}, spec: {parentRef: {name: public}, listeners: [{name: tcp, port: 9000, protocol: TCP}]}}";
+        let s = snapshot(&format!("{on_set}\n- {ls}"));
+        assert_eq!(s.listener_sets.len(), 1);
+        let again = Snapshot::from_text(&serde_json::to_string(&s.to_list()).unwrap()).unwrap();
+        assert_eq!(again.listener_sets, s.listener_sets);
+        let incidents = found(&s);
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        assert!(
+            !incidents[0].evidence.join("\n").contains("no Gateway extra"),
+            "a ListenerSet is not a missing Gateway: {:?}",
+            incidents[0].evidence
+        );
     }
 }

@@ -64,10 +64,12 @@ pub struct Snapshot {
     /// Cluster-scoped admission webhooks; judged in their backend Service's namespace.
     pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
     pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
-    /// Gateway API routes (HTTPRoutes, GRPCRoutes, TLSRoutes) and Gateways
+    /// Gateway API routes (HTTPRoutes, GRPCRoutes, TLSRoutes, TCPRoutes, UDPRoutes), Gateways and
+    /// ListenerSets
     /// (`gateway.networking.k8s.io`); none where the API is not installed.
     pub routes: Vec<crate::gateway::Route>,
     pub gateways: Vec<crate::gateway::Gateway>,
+    pub listener_sets: Vec<crate::gateway::ListenerSet>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -152,11 +154,12 @@ impl Snapshot {
             "ValidatingWebhookConfiguration" => self.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
             "MutatingWebhookConfiguration" => self.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
             // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
-            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "Gateway" if !is_gateway_api(&obj) => {
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" | "Gateway" | "ListenerSet" if !is_gateway_api(&obj) => {
                 *self.other_kinds.entry(kind.clone()).or_default() += 1
             }
-            "HTTPRoute" | "GRPCRoute" | "TLSRoute" => self.routes.push(serde_json::from_value(obj).map_err(err)?),
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" => self.routes.push(serde_json::from_value(obj).map_err(err)?),
             "Gateway" => self.gateways.push(serde_json::from_value(obj).map_err(err)?),
+            "ListenerSet" => self.listener_sets.push(serde_json::from_value(obj).map_err(err)?),
             "ConfigMap" | "Secret" => {
                 let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                 let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -219,6 +222,7 @@ impl Snapshot {
         push(&mut items, &self.mutating_webhooks);
         push(&mut items, &self.routes);
         push(&mut items, &self.gateways);
+        push(&mut items, &self.listener_sets);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

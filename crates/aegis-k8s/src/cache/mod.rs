@@ -348,6 +348,7 @@ impl Caches {
             mutating_webhooks: self.mutating_webhooks.namespace("")?,
             routes: gateway_api(&s.gateway_api, namespace, GatewayKind::is_route)?,
             gateways: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::Gateway)?,
+            listener_sets: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::ListenerSet)?,
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),
