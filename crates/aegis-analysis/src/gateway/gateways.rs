@@ -75,9 +75,7 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
                 .iter()
                 .any(|p| p.targets(kind, route_ns, &ns, &name) && (!whole.is_empty() || bad_listener(p.section_name.as_deref())))
         })
-        .map(|r| {
-            format!("{} {}/{}", r.kind, r.metadata.namespace.as_deref().unwrap_or_default(), r.metadata.name.as_deref().unwrap_or_default())
-        })
+        .map(super::Route::describe)
         .collect();
     if !hurt.is_empty() {
         evidence.push(format!("{kind} {name}: routes attached to what cannot serve: {}", hurt.join(", ")));

@@ -49,9 +49,7 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
         .filter(|r| {
             r.spec.parent_refs.iter().any(|p| p.targets("ListenerSet", r.metadata.namespace.as_deref().unwrap_or_default(), ns, name))
         })
-        .map(|r| {
-            format!("{} {}/{}", r.kind, r.metadata.namespace.as_deref().unwrap_or_default(), r.metadata.name.as_deref().unwrap_or_default())
-        })
+        .map(super::Route::describe)
         .collect();
     let minutes = age.unwrap_or(0) / 60;
     let mut evidence = vec![format!(

@@ -393,6 +393,18 @@ impl ParentRef {
     }
 }
 
+impl Route {
+    /// "TCPRoute shop/db", for evidence.
+    fn describe(&self) -> String {
+        format!(
+            "{} {}/{}",
+            self.kind,
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+}
+
 fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
 }
