@@ -82,7 +82,15 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &Route) -> Vec<Incident> 
                 guidance: format!(
                     "Point spec.parentRefs of {kind} {name} at a Gateway that exists and whose listeners allow routes from {ns} \
                      (`kubectl get gateways -A`; a listener's allowedRoutes.namespaces and its hostname must match), and check \
-                     that the Gateway's GatewayClass has a running controller (`kubectl get gatewayclass`: ACCEPTED True)."
+                     that the Gateway's GatewayClass has a running controller (`kubectl get gatewayclass`: ACCEPTED True).{}",
+                    if route.spec.parent_refs.iter().any(|p| p.is_kind("ListenerSet")) {
+                        format!(
+                            " A ListenerSet takes routes only once its Gateway allows it (`kubectl get listenersets -n {ns}`: ACCEPTED \
+                             True; the Gateway's spec.allowedListeners)."
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
                 confidence: if any_refused { 0.85 } else { 0.7 },
             },
@@ -309,5 +317,7 @@ items:
             "a ListenerSet is not a missing Gateway: {:?}",
             incidents[0].evidence
         );
+        let aegis_model::FixAction::Manual { guidance } = &incidents[0].fix.action else { panic!("{:?}", incidents[0].fix.action) };
+        assert!(guidance.contains("kubectl get listenersets -n shop"), "{guidance}");
     }
 }
