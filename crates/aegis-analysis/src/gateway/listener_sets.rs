@@ -206,6 +206,22 @@ items:
     }
 
     #[test]
+    fn a_listener_set_on_a_gateway_that_does_not_exist_names_the_gateways_there() {
+        let mut s = snapshot(", allowedListeners: {namespaces: {from: All}}", "team", LONG_AGO, PENDING);
+        s.listener_sets[0].spec.parent_ref.name = "gone".into();
+        let incidents = found(&s);
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        assert!(incidents[0].root_cause.contains("its parent Gateway infra/gone does not exist"), "{}", incidents[0].root_cause);
+        assert!(
+            incidents[0].evidence.join("\n").contains("no Gateway gone in infra (Gateways there: public)"),
+            "{:?}",
+            incidents[0].evidence
+        );
+        s.gateways.clear();
+        assert!(found(&s).is_empty(), "a snapshot without the namespace's Gateways says nothing about them");
+    }
+
+    #[test]
     fn a_controllers_not_allowed_is_reported_with_its_reason() {
         let refused = format!(
             r#"status: {{conditions: [{{type: Accepted, status: "False", reason: NotAllowed, message: "ListenerSet not allowed by Gateway", lastTransitionTime: "{LONG_AGO}"}}]}}"#
