@@ -20,7 +20,7 @@
 use aegis_model::{Category, Incident, ResourceRef, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{GRACE_SECONDS, Listener, ListenerOwner};
+use super::{GRACE_SECONDS, Listener, ListenerOwner, OwnerKind};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
 
@@ -73,7 +73,7 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
             r.spec
                 .parent_refs
                 .iter()
-                .any(|p| p.targets(kind, route_ns, &ns, &name) && (!whole.is_empty() || bad_listener(p.section_name.as_deref())))
+                .any(|p| p.targets(kind.as_str(), route_ns, &ns, &name) && (!whole.is_empty() || bad_listener(p.section_name.as_deref())))
         })
         .map(super::Route::describe)
         .collect();
@@ -92,53 +92,47 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
     }
     guidance.push(format!(
         "`kubectl describe {} {name} -n {ns}` shows every condition its controller reports; the controller's logs say more.",
-        kind.to_lowercase()
+        kind.as_str().to_lowercase()
     ));
 
-    let resource = ResourceRef { kind: kind.into(), namespace: ns.clone(), name: name.clone() };
-    let finding = if !whole.is_empty() && kind == "Gateway" {
-        ObjectFinding {
-            resource,
-            category: Category::GatewayNotReady,
-            severity: Severity::High,
-            root_cause: format!(
-                "Gateway {name} is not serving: its controller reports {} — every route on it reaches nothing.",
-                whole.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
+    let reported = whole.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ");
+    let (category, severity, root_cause) = match (whole.is_empty(), kind) {
+        (false, OwnerKind::Gateway) => (
+            Category::GatewayNotReady,
+            Severity::High,
+            format!("Gateway {name} is not serving: its controller reports {reported} — every route on it reaches nothing."),
+        ),
+        // A ListenerSet refused as a whole: its listeners are lost, the Gateway still serves.
+        (false, OwnerKind::ListenerSet) => (
+            Category::GatewayListenerInvalid,
+            if hurt.is_empty() { Severity::Medium } else { Severity::High },
+            format!(
+                "{kind} {name} adds no listener to its Gateway: its controller reports {reported} — every route on it reaches nothing."
             ),
-            evidence,
-            guidance: guidance.join(" "),
-            confidence: 0.85,
+        ),
+        (true, _) => {
+            let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
+            (
+                Category::GatewayListenerInvalid,
+                if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
+                format!(
+                    "{kind} {name} runs, but its listener{} {} cannot serve ({}): what attaches there reaches nothing or is served without \
+                     its certificate.",
+                    if bad_names.len() == 1 { "" } else { "s" },
+                    bad_names.join(", "),
+                    reasons.join(", ")
+                ),
+            )
         }
-    } else if !whole.is_empty() {
-        ObjectFinding {
-            resource,
-            category: Category::GatewayListenerInvalid,
-            severity: if hurt.is_empty() { Severity::Medium } else { Severity::High },
-            root_cause: format!(
-                "{kind} {name} adds no listener to its Gateway: its controller reports {} — every route on it reaches nothing.",
-                whole.iter().map(|c| format!("{} {} ({})", c.type_, c.status, c.reason)).collect::<Vec<_>>().join(" and ")
-            ),
-            evidence,
-            guidance: guidance.join(" "),
-            confidence: 0.85,
-        }
-    } else {
-        let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
-        ObjectFinding {
-            resource,
-            category: Category::GatewayListenerInvalid,
-            severity: if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
-            root_cause: format!(
-                "{kind} {name} runs, but its listener{} {} cannot serve ({}): what attaches there reaches nothing or is served without its \
-                 certificate.",
-                if bad_names.len() == 1 { "" } else { "s" },
-                bad_names.join(", "),
-                reasons.join(", ")
-            ),
-            evidence,
-            guidance: guidance.join(" "),
-            confidence: 0.85,
-        }
+    };
+    let finding = ObjectFinding {
+        resource: ResourceRef { kind: kind.to_string(), namespace: ns.clone(), name: name.clone() },
+        category,
+        severity,
+        root_cause,
+        evidence,
+        guidance: guidance.join(" "),
+        confidence: 0.85,
     };
     Some(object_incident(index, finding))
 }

@@ -15,7 +15,7 @@
 
 use aegis_model::{Category, Incident, ResourceRef, Severity};
 
-use super::{GRACE_SECONDS, Gateway, ListenerSet, condition, gateway_problems};
+use super::{GRACE_SECONDS, Gateway, ListenerSet, OwnerKind, condition, gateway_problems};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
 
@@ -47,7 +47,10 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
         .routes
         .iter()
         .filter(|r| {
-            r.spec.parent_refs.iter().any(|p| p.targets("ListenerSet", r.metadata.namespace.as_deref().unwrap_or_default(), ns, name))
+            r.spec
+                .parent_refs
+                .iter()
+                .any(|p| p.targets(OwnerKind::ListenerSet.as_str(), r.metadata.namespace.as_deref().unwrap_or_default(), ns, name))
         })
         .map(super::Route::describe)
         .collect();
@@ -96,7 +99,7 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
     Some(object_incident(
         index,
         ObjectFinding {
-            resource: ResourceRef { kind: "ListenerSet".into(), namespace: ns.into(), name: name.into() },
+            resource: ResourceRef { kind: OwnerKind::ListenerSet.to_string(), namespace: ns.into(), name: name.into() },
             category: Category::GatewayListenerInvalid,
             severity: if hurt.is_empty() { Severity::Medium } else { Severity::High },
             root_cause: format!(

@@ -271,10 +271,32 @@ pub struct ListenerSetSpec {
     pub other: Map<String, Value>,
 }
 
+/// The kinds that own listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerKind {
+    Gateway,
+    ListenerSet,
+}
+
+impl OwnerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerKind::Gateway => "Gateway",
+            OwnerKind::ListenerSet => "ListenerSet",
+        }
+    }
+}
+
+impl fmt::Display for OwnerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What owns listeners and reports on them: a Gateway or a ListenerSet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ListenerOwner<'a> {
-    pub kind: &'static str,
+    pub kind: OwnerKind,
     pub metadata: &'a ObjectMeta,
     pub listeners: &'a [Listener],
     pub status: Option<&'a GatewayStatus>,
@@ -282,13 +304,13 @@ pub(crate) struct ListenerOwner<'a> {
 
 impl<'a> From<&'a Gateway> for ListenerOwner<'a> {
     fn from(g: &'a Gateway) -> Self {
-        ListenerOwner { kind: "Gateway", metadata: &g.metadata, listeners: &g.spec.listeners, status: g.status.as_ref() }
+        ListenerOwner { kind: OwnerKind::Gateway, metadata: &g.metadata, listeners: &g.spec.listeners, status: g.status.as_ref() }
     }
 }
 
 impl<'a> From<&'a ListenerSet> for ListenerOwner<'a> {
     fn from(l: &'a ListenerSet) -> Self {
-        ListenerOwner { kind: "ListenerSet", metadata: &l.metadata, listeners: &l.spec.listeners, status: l.status.as_ref() }
+        ListenerOwner { kind: OwnerKind::ListenerSet, metadata: &l.metadata, listeners: &l.spec.listeners, status: l.status.as_ref() }
     }
 }
 

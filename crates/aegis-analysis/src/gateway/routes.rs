@@ -83,7 +83,7 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &Route) -> Vec<Incident> 
                     "Point spec.parentRefs of {kind} {name} at a Gateway that exists and whose listeners allow routes from {ns} \
                      (`kubectl get gateways -A`; a listener's allowedRoutes.namespaces and its hostname must match), and check \
                      that the Gateway's GatewayClass has a running controller (`kubectl get gatewayclass`: ACCEPTED True).{}",
-                    if route.spec.parent_refs.iter().any(|p| p.is_kind("ListenerSet")) {
+                    if route.spec.parent_refs.iter().any(|p| p.is_kind(super::OwnerKind::ListenerSet.as_str())) {
                         format!(
                             " A ListenerSet takes routes only once its Gateway allows it (`kubectl get listenersets -n {ns}`: ACCEPTED \
                              True; the Gateway's spec.allowedListeners)."
