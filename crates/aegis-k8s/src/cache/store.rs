@@ -59,6 +59,21 @@ fn pack(json: &[u8]) -> Box<[u8]> {
     lz4_flex::compress_prepend_size(json).into_boxed_slice()
 }
 
+/// The object [`pack`] kept, decoded as `T`.
+fn unpack<T: DeserializeOwned>(packed: &[u8]) -> Result<T, Undecodable> {
+    let json = lz4_flex::decompress_size_prepended(packed)?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+/// Why a kept object could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum Undecodable {
+    #[error("its compressed bytes are corrupt: {0}")]
+    Compression(#[from] lz4_flex::block::DecompressError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// A stored object could not be decoded again (it was encoded by this process, so this is a bug or a
 /// type mismatch; the snapshot that needed it cannot be judged).
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +83,7 @@ pub struct DecodeError {
     pub namespace: String,
     pub name: String,
     #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
+    pub source: Undecodable,
 }
 
 fn key<K: Resource>(o: &K) -> (String, String) {
@@ -153,14 +168,12 @@ where
         sorted
             .into_iter()
             .map(|(name, packed)| {
-                let error = |source: Box<dyn std::error::Error + Send + Sync>| DecodeError {
+                unpack(packed).map_err(|source| DecodeError {
                     kind: self.kind_name,
                     namespace: namespace.to_owned(),
                     name: name.clone(),
                     source,
-                };
-                let json = lz4_flex::decompress_size_prepended(packed).map_err(|e| error(Box::new(e)))?;
-                serde_json::from_slice(&json).map_err(|e| error(Box::new(e)))
+                })
             })
             .collect()
     }
