@@ -29,7 +29,8 @@ pub(super) fn read<'de, R: serde_json::de::Read<'de>>(input: R) -> Result<Snapsh
 }
 
 /// Read one YAML document the same way; `None` when the text holds several documents (the caller
-/// reads those whole).
+/// reads those whole, so the first document of such a stream is parsed twice: a cost paid only by
+/// multi-document files, since kubectl prints one).
 pub(super) fn read_yaml(text: &str, options: serde_saphyr::Options) -> Result<Option<Snapshot>, SnapshotError> {
     let mut state = State::default();
     let outcome = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| Document(&mut state).deserialize(de));
