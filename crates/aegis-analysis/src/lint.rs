@@ -122,7 +122,7 @@ fn managed_secret(name: &str, keys: &[String]) -> bool {
     name.starts_with("sh.helm.release.v1.") || ["token", "ca.crt", "namespace"].iter().all(|k| keys.iter().any(|have| have == k))
 }
 
-/// Secrets no pod, pod template or Ingress references (judged only on a snapshot that holds Secrets:
+/// Secrets no pod, pod template, Ingress or Gateway listener references (judged only on a snapshot that holds Secrets:
 /// a file; a live snapshot never lists them). What reads a Secret from outside a pod (a
 /// ServiceAccount's imagePullSecrets, a controller) is not in the snapshot, so the message says so.
 /// `used`: the Secrets the pod templates reference, by namespace.
@@ -132,6 +132,9 @@ fn unused_secrets(snapshot: &Snapshot, mut used: BTreeSet<(String, String)>) -> 
         let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten()).filter_map(|t| t.secret_name.clone());
         used.extend(tls.map(|s| (ns.clone(), s)));
     }
+    for owner in crate::gateway::listener_owners(snapshot) {
+        used.extend(owner.certificate_secrets().map(|(_, ns, name)| (ns.to_owned(), name.to_owned())));
+    }
     snapshot
         .secrets
         .iter()
@@ -140,7 +143,7 @@ fn unused_secrets(snapshot: &Snapshot, mut used: BTreeSet<(String, String)>) -> 
             resource: ResourceRef { kind: "Secret".into(), namespace: s.namespace.clone(), name: s.name.clone() },
             rule: "secret-unused",
             message: format!(
-                "Secret {} is referenced by no pod, pod template or Ingress in {} (a ServiceAccount's imagePullSecrets or a controller may still read it: check before deleting)",
+                "Secret {} is referenced by no pod, pod template, Ingress or Gateway listener in {} (a ServiceAccount's imagePullSecrets or a controller may still read it: check before deleting)",
                 s.name, s.namespace
             ),
         })
@@ -207,6 +210,30 @@ mod tests {
                     "containers": [{"name": "api", "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}]}}}},
                 {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "shop"},
                  "spec": {"tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
+        assert_eq!(found, [("stale".to_owned(), "secret-unused")]);
+    }
+
+    #[test]
+    fn a_secret_a_gateway_or_listener_set_serves_as_its_certificate_is_in_use() {
+        let secret = |name: &str, ns: &str| {
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+                "data": {"tls.crt": "", "tls.key": ""}})
+        };
+        let listener = |cert: serde_json::Value| serde_json::json!({"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"mode": "Terminate", "certificateRefs": [cert]}});
+        let s = Snapshot::from_text(
+            &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+                secret("gateway-tls", "shop"), secret("set-tls", "shop"), secret("shared-tls", "certs"), secret("stale", "shop"),
+                {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public", "namespace": "shop"},
+                 "spec": {"gatewayClassName": "eg", "listeners": [
+                    listener(serde_json::json!({"name": "gateway-tls"})),
+                    listener(serde_json::json!({"kind": "Secret", "group": "", "namespace": "certs", "name": "shared-tls"}))]}},
+                {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet", "metadata": {"name": "team", "namespace": "shop"},
+                 "spec": {"parentRef": {"name": "public"}, "listeners": [listener(serde_json::json!({"name": "set-tls"}))]}}
             ]})
             .to_string(),
         )

@@ -314,6 +314,30 @@ impl<'a> From<&'a ListenerSet> for ListenerOwner<'a> {
     }
 }
 
+impl<'a> ListenerOwner<'a> {
+    pub fn namespace(&self) -> &'a str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    /// The Secrets its listeners serve as certificates, as (listener, namespace, name). A reference
+    /// of another kind (an implementation's own resource) is not a Secret and is left out.
+    pub fn certificate_secrets(&self) -> impl Iterator<Item = (&'a Listener, &'a str, &'a str)> + 'a {
+        let ns = self.namespace();
+        self.listeners.iter().flat_map(move |l| {
+            l.tls
+                .iter()
+                .flat_map(|t| t.certificate_refs.iter())
+                .filter(|c| c.is_secret())
+                .map(move |c| (l, c.namespace.as_deref().unwrap_or(ns), c.name.as_str()))
+        })
+    }
+}
+
+/// Every Gateway and ListenerSet of a snapshot, as what owns listeners.
+pub(crate) fn listener_owners(s: &crate::Snapshot) -> impl Iterator<Item = ListenerOwner<'_>> {
+    s.gateways.iter().map(ListenerOwner::from).chain(s.listener_sets.iter().map(ListenerOwner::from))
+}
+
 /// One listener: a port, a protocol, optionally a hostname and the certificates it serves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -351,6 +375,13 @@ pub struct SecretRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub name: String,
+}
+
+impl SecretRef {
+    /// The API's defaults: group "" (core) and kind Secret.
+    pub fn is_secret(&self) -> bool {
+        self.group.as_deref().is_none_or(str::is_empty) && self.kind.as_deref().is_none_or(|k| k == "Secret")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
