@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Produce AEGIS's incident scenarios on the harness's real node and capture each namespace with
-`aegis snapshot -n NS` (a kubectl List, Secret values stripped) into examples/incidents/<scenario>.yaml.
+`aegis snapshot -n NS` (a kubectl List; with `--include-secrets` for the scenarios that judge Secrets,
+their names and keys only) into examples/incidents/<scenario>.yaml.
 
 Every pod runs on the real node (containerd + runc): a crash loop is the demo app exiting 1 because
 DATABASE_URL is missing, an OOM is the kernel's memory cgroup killing it (ALLOCATE_MIB over its
@@ -140,11 +141,18 @@ SCENARIOS = {}
 EXCLUSIVE = set()
 
 
-def scenario(name, description, wait=20, exclusive=False):
+# Scenarios captured with `aegis snapshot --include-secrets` (names and keys, never values): those
+# whose judgement needs the namespace's Secrets.
+WITH_SECRETS = set()
+
+
+def scenario(name, description, wait=20, exclusive=False, secrets=False):
     def register(setup):
         SCENARIOS[name] = (description, setup, wait)
         if exclusive:
             EXCLUSIVE.add(name)
+        if secrets:
+            WITH_SECRETS.add(name)
         return setup
 
     return register
@@ -566,10 +574,35 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
-@scenario("healthy-ingress", "An Ingress of an existing class routing to an existing Service port: nothing to report.", wait=5)
+@scenario("healthy-ingress", "An Ingress of an existing class routing to an existing Service port, terminating TLS with a Secret that exists: nothing to report.", wait=5, secrets=True)
 def _(ns):
     k("apply", "-f", "-", stdin=json.dumps(INGRESS_CLASS))
-    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), ingress("api", "api", 80))
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tls_secret("api-tls"), with_tls(ingress("api", "api", 80), "api-tls"))
+    rolled_out(ns, "deployment", "api")
+
+
+def tls_secret(name):
+    """A kubernetes.io/tls Secret (its values never leave the cluster: the snapshot keeps its keys)."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "LS0tLS1CRUdJTg==", "tls.key": "LS0tLS1CRUdJTg=="}}
+
+
+def with_tls(ing, secret):
+    ing["spec"]["tls"] = [{"hosts": [rule["host"] for rule in ing["spec"]["rules"]], "secretName": secret}]
+    return ing
+
+
+def db_secret_app():
+    """The demo app with DATABASE_URL from Secret db, and that Secret: a namespace that holds a Secret."""
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"url": DB["value"]}}
+    env = [{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}, LOG]
+    return secret, deployment("api", pod_spec(app(env=env)))
+
+
+@scenario("ingress-tls-secret-missing", "An Ingress terminates TLS with Secret api-tls, which does not exist (the namespace holds Secret db, which the app reads); captured with its Secrets' names.", wait=5, secrets=True)
+def _(ns):
+    k("apply", "-f", "-", stdin=json.dumps(INGRESS_CLASS))
+    apply(ns, *db_secret_app(), service("api", {"app": "api"}), with_tls(ingress("api", "api", 80), "api-tls"))
     rolled_out(ns, "deployment", "api")
 
 
@@ -719,17 +752,21 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
-@scenario("healthy-gateway-https", "A Gateway with an https listener whose TLS Secret exists, every listener programmed (Conflicted False among its conditions), and an HTTPRoute on it: nothing to report. Its status is written by the capture script in place of a Gateway controller (none can run here).", wait=ROUTE_GRACE)
+@scenario("healthy-gateway-https", "A Gateway with an https listener whose TLS Secret exists, every listener programmed (Conflicted False among its conditions), and an HTTPRoute on it: nothing to report. Its status is written by the capture script in place of a Gateway controller (none can run here); captured with its Secrets' names.", wait=ROUTE_GRACE, secrets=True)
 def _(ns):
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "shop-tls"}, "type": "kubernetes.io/tls",
-              "data": {"tls.crt": "LS0tLS1CRUdJTg==", "tls.key": "LS0tLS1CRUdJTg=="}}
-    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), secret, https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tls_secret("shop-tls"), https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
     write_gateway_status(ns, "public", [
         ("Programmed", "True", "Programmed", "Sending translated listener configuration to the data plane"),
         ("Accepted", "True", "Accepted", "Listener has been successfully translated"),
         ("ResolvedRefs", "True", "ResolvedRefs", "Listener references have been resolved"),
         ("Conflicted", "False", "NoConflicts", "No conflicts detected")])
     write_route_status(ns, "shop", "public", "https")
+    rolled_out(ns, "deployment", "api")
+
+
+@scenario("gateway-certificate-secret-missing", "A Gateway whose https listener names TLS Secret shop-tls, which does not exist, with an HTTPRoute on it; no Gateway controller runs (none can here), so only the objects say so: captured with the namespace's Secrets' names (Secret db, which the app reads).", wait=ROUTE_GRACE, secrets=True)
+def _(ns):
+    apply(ns, *db_secret_app(), service("api", {"app": "api"}), https_gateway("public", "shop-tls"), https_route("shop", "public", "api"))
     rolled_out(ns, "deployment", "api")
 
 
@@ -859,8 +896,9 @@ def capture(name):
     try:
         cleanup = setup(ns)
         time.sleep(wait)
+        extra = ["--include-secrets"] if name in WITH_SECRETS else []
         snap = subprocess.run(
-            [AEGIS, "snapshot", "-n", ns, "--kubeconfig", KUBECONFIG], capture_output=True, text=True, check=True
+            [AEGIS, "snapshot", "-n", ns, "--kubeconfig", KUBECONFIG, *extra], capture_output=True, text=True, check=True
         ).stdout
     except subprocess.CalledProcessError as e:
         raise SystemExit(f"{name}: {' '.join(e.cmd[:6])}: {e.stderr.strip()}")
@@ -871,7 +909,7 @@ def capture(name):
     header = (
         f"# {description}\n"
         "# Captured on the harness's real node (containerd + runc) by scripts/harness/capture-incidents.py\n"
-        f"# with `aegis snapshot -n {ns}`; expected outcome: examples/incidents/expected.yaml.\n"
+        f"# with `aegis snapshot -n {ns}{' --include-secrets' if name in WITH_SECRETS else ''}`; expected outcome: examples/incidents/expected.yaml.\n"
     )
     with open(os.path.join(OUT, f"{name}.yaml"), "w") as f:
         f.write(header + snap)

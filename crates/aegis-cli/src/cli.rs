@@ -351,6 +351,11 @@ pub struct AnalyzeArgs {
     /// nothing to fix, never acted on by the operator.
     #[arg(long, conflicts_with_all = ["verify", "llm_endpoint"])]
     pub lint: bool,
+    /// On a live cluster, also read the Secrets' names and keys, never their values (needs `list` on
+    /// secrets): an Ingress's or Gateway listener's TLS Secret that does not exist, and unused
+    /// Secrets, are then judged.
+    #[arg(long, conflicts_with = "snapshot")]
+    pub include_secrets: bool,
     #[command(flatten)]
     pub verification: VerifyArgs,
 }
@@ -421,6 +426,10 @@ pub struct LlmArgs {
 pub struct SnapshotArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Also read the Secrets' names and keys, never their values (needs `list` on secrets): an
+    /// Ingress's or Gateway listener's TLS Secret that does not exist, and unused Secrets, are then judged.
+    #[arg(long)]
+    pub include_secrets: bool,
     /// yaml or json.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub format: DataFormat,

@@ -86,6 +86,41 @@ async fn live_analysis_matches_the_captured_file_and_aegis_snapshot_round_trips(
 }
 
 #[tokio::test]
+async fn secrets_enter_a_snapshot_as_names_and_keys_only_when_asked_and_their_values_never() {
+    use k8s_openapi::api::core::v1::{Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    let ns = TestNamespace::create("cli-secrets").await;
+    let value = "a-value-that-must-never-leave-the-cluster";
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "db"}, "stringData": {"password": value}})).unwrap();
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await.unwrap();
+    let service: Service =
+        serde_json::from_value(json!({"metadata": {"name": "api"}, "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}))
+            .unwrap();
+    ns.api::<Service>().create(&PostParams::default(), &service).await.unwrap();
+    let ingress: Ingress = serde_json::from_value(json!({"metadata": {"name": "shop"}, "spec": {
+        "defaultBackend": {"service": {"name": "api", "port": {"number": 80}}},
+        "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]}}))
+    .unwrap();
+    ns.api::<Ingress>().create(&PostParams::default(), &ingress).await.unwrap();
+
+    let (code, without) = aegis(&["snapshot", "-n", ns.name()]);
+    assert_eq!(code, Some(0));
+    assert!(without.contains("kind: Ingress") && !without.contains("kind: Secret"), "Secrets are read only when asked:\n{without}");
+    let (code, with) = aegis(&["snapshot", "-n", ns.name(), "--include-secrets", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let list: Value = serde_json::from_str(&with).unwrap();
+    let secrets: Vec<&Value> = list["items"].as_array().unwrap().iter().filter(|i| i["kind"] == "Secret").collect();
+    assert_eq!(secrets.len(), 1, "{secrets:?}");
+    assert_eq!((&secrets[0]["metadata"]["name"], &secrets[0]["data"]), (&json!("db"), &json!({"password": ""})));
+    let encoded = "YS12YWx1ZS10aGF0LW11c3QtbmV2ZXItbGVhdmUtdGhlLWNsdXN0ZXI="; // base64 of `value`, as the API server stores it
+    assert!(!with.contains(value) && !with.contains(encoded), "a Secret's value entered the snapshot");
+
+    let tls_missing = |args: &[&str]| summary(&aegis(args).1).iter().any(|(c, n, _)| c == "IngressTlsSecretMissing" && n == "shop");
+    assert!(!tls_missing(&["analyze", "-n", ns.name(), "-o", "json"]), "without Secrets, their absence says nothing");
+    assert!(tls_missing(&["analyze", "-n", ns.name(), "--include-secrets", "-o", "json"]));
+}
+
+#[tokio::test]
 async fn analyze_verify_proves_the_fix_in_a_shadow_and_fails_closed_without_the_plans_scanners() {
     use k8s_openapi::api::apps::v1::Deployment as D;
     use kube::api::{Patch, PatchParams};

@@ -20,7 +20,7 @@ use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Node, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, ListParams, PatchParams};
@@ -212,7 +212,7 @@ async fn gateway_routes(client: &Client, scope: &Scope) -> Result<Vec<Route>, K8
 }
 
 /// Read a namespace (or all) into a snapshot: every list at once. ConfigMap values are dropped as they
-/// arrive (only names and keys are kept); Secrets are not read at all. Nodes and IngressClasses are read
+/// arrive (only names and keys are kept); Secrets are not read here ([`secret_keys`] adds them). Nodes and IngressClasses are read
 /// where RBAC allows; a refusal leaves them out.
 pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sError> {
     // Workloads and their history (a StatefulSet's or DaemonSet's revisions carry the pod template's
@@ -296,12 +296,38 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         gateways,
         listener_sets,
         config_maps,
-        // Secrets are never listed: no analyzer reads them, and an operator that may list every
-        // Secret in the cluster holds more than it needs (its ClusterRole has no `list` on them).
+        // Secrets are listed only when asked ([`secret_keys`]): the operator never reads them (its
+        // ClusterRole has no `list` on them), and an SRE's snapshot holds them only by choice.
         secrets: Vec::new(),
         other_kinds: Default::default(),
         captured_at: Some(jiff::Timestamp::now()),
     })
+}
+
+/// The Secrets in scope, as names and keys: what `aegis snapshot --include-secrets` adds, for the
+/// analyzers that judge Secrets (an Ingress's or a Gateway listener's TLS Secret that does not exist,
+/// Secrets nothing uses). Read a page of 100 at a time and stripped on arrival, so no more than a
+/// page of values is ever held (Helm keeps whole releases in Secrets). A refusal is an error: the
+/// caller asked for Secrets, and a snapshot silently without them would judge nothing.
+pub async fn secret_keys(client: &Client, scope: &Scope) -> Result<Vec<KeysOnly>, K8sError> {
+    let api: Api<Secret> = match &scope.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(100);
+    loop {
+        let page = api.list(&lp).await.map_err(|source| K8sError::List { kind: "Secret", scope: scope.describe(), source })?;
+        out.extend(page.items.into_iter().map(|s| {
+            let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
+            keys.sort();
+            KeysOnly { namespace: s.metadata.namespace.unwrap_or_default(), name: s.metadata.name.unwrap_or_default(), keys }
+        }));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// AEGIS's own Events (the operator's transitions) are not evidence about the workload.

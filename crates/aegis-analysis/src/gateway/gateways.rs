@@ -27,7 +27,7 @@ use crate::signals::Index;
 /// The problems of a Gateway or ListenerSet, as one incident: those of the whole object first, else
 /// its listeners'.
 pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> Option<Incident> {
-    let status = owner.status?;
+    let status = owner.status;
     let kind = owner.kind;
     let ns = owner.metadata.namespace.clone().unwrap_or_default();
     let name = owner.metadata.name.clone().unwrap_or_default();
@@ -37,10 +37,10 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
         conditions.iter().filter(|c| types.iter().any(|(t, bad)| c.type_ == *t && c.status == *bad) && settled(c)).cloned().collect()
     };
 
-    let whole = failing(&status.conditions, &[("Accepted", "False"), ("Programmed", "False")]);
+    let whole = status.map(|s| failing(&s.conditions, &[("Accepted", "False"), ("Programmed", "False")])).unwrap_or_default();
     let mut listeners: Vec<(&str, Vec<Condition>, i32)> = status
-        .listeners
         .iter()
+        .flat_map(|s| s.listeners.iter())
         .map(|l| {
             let bad = failing(
                 &l.conditions,
@@ -50,6 +50,14 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
         })
         .filter(|(_, bad, _)| !bad.is_empty())
         .collect();
+    let reported_listeners = !listeners.is_empty();
+    let missing = missing_certificates(index, owner);
+    for (listener, _) in &missing {
+        if !listeners.iter().any(|(l, _, _)| l == listener) {
+            let attached = status.iter().flat_map(|s| s.listeners.iter()).find(|l| l.name == *listener).map_or(0, |l| l.attached_routes);
+            listeners.push((listener, Vec::new(), attached));
+        }
+    }
     listeners.sort_by(|a, b| a.0.cmp(b.0));
     if whole.is_empty() && listeners.is_empty() {
         return None;
@@ -61,6 +69,22 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
     for (listener, bad, _) in &listeners {
         let about = spec_of(listener).map(describe).unwrap_or_else(|| format!("listener {listener} (not in spec)"));
         evidence.extend(bad.iter().map(|c| format!("{kind} {name}: {about}: {} {} {}: {}", c.type_, c.status, c.reason, c.message)));
+        for (_, secret) in missing.iter().filter(|(l, _)| l == listener) {
+            let secret_ns = secret.split('/').next().unwrap_or_default();
+            evidence.push(format!("{kind} {name}: {about}: tls.certificateRefs {secret}: no such Secret in {secret_ns}"));
+            let resolved = status
+                .iter()
+                .flat_map(|s| s.listeners.iter())
+                .find(|l| l.name == *listener)
+                .and_then(|l| super::condition(&l.conditions, "ResolvedRefs"))
+                .is_some_and(|c| c.status == "True");
+            if resolved {
+                evidence.push(format!(
+                    "{kind} {name}: {about}: its controller still reports ResolvedRefs True: it serves the certificate it loaded until it \
+                     next reconciles or restarts"
+                ));
+            }
+        }
     }
     // The routes that pay for it: on the whole object, or on a listener that cannot serve.
     let bad_listener = |section: Option<&str>| section.is_none_or(|s| listeners.iter().any(|(l, _, _)| *l == s));
@@ -81,8 +105,14 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
         evidence.push(format!("{kind} {name}: routes attached to what cannot serve: {}", hurt.join(", ")));
     }
 
-    let reasons: Vec<&str> =
-        dedup(whole.iter().chain(listeners.iter().flat_map(|(_, bad, _)| bad.iter())).map(|c| c.reason.as_str()).collect());
+    let reasons: Vec<&str> = dedup(
+        whole
+            .iter()
+            .chain(listeners.iter().flat_map(|(_, bad, _)| bad.iter()))
+            .map(|c| c.reason.as_str())
+            .chain((!missing.is_empty()).then_some(MISSING_CERTIFICATE))
+            .collect(),
+    );
     let bad_names: Vec<&str> = listeners.iter().map(|(l, _, _)| *l).collect();
     let mut guidance: Vec<String> = Vec::new();
     for g in reasons.iter().filter_map(|reason| advice(reason, owner, &ns, &bad_names)) {
@@ -110,6 +140,25 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
                 "{kind} {name} adds no listener to its Gateway: its controller reports {reported} — every route on it reaches nothing."
             ),
         ),
+        (true, _) if !reported_listeners => {
+            let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
+            let secrets: Vec<&str> = dedup(missing.iter().map(|(_, s)| s.as_str()).collect());
+            (
+                Category::GatewayListenerInvalid,
+                if hurt.is_empty() && attached == 0 { Severity::Medium } else { Severity::High },
+                format!(
+                    "{kind} {name}'s listener{} {} serve{} certificate Secret{} {} that do{} not exist: TLS clients of {} are refused a \
+                     certificate (or get the controller's default one) and drop the connection.",
+                    if bad_names.len() == 1 { "" } else { "s" },
+                    bad_names.join(", "),
+                    if bad_names.len() == 1 { "s" } else { "" },
+                    if secrets.len() == 1 { "" } else { "s" },
+                    secrets.join(", "),
+                    if secrets.len() == 1 { "es" } else { "" },
+                    hosts(owner, &bad_names),
+                ),
+            )
+        }
         (true, _) => {
             let attached: i32 = listeners.iter().map(|(_, _, n)| *n).sum();
             (
@@ -135,6 +184,39 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
         confidence: 0.85,
     };
     Some(object_incident(index, finding))
+}
+
+/// The reason the Gateway API gives a listener whose certificate Secret does not exist: what a
+/// controller would report, so the advice is the same whether it did or the snapshot shows it.
+const MISSING_CERTIFICATE: &str = "InvalidCertificateRef";
+
+/// Certificate Secrets the owner's listeners name that the snapshot shows do not exist, as
+/// (listener, "namespace/name"). Judged only in namespaces whose Secrets the snapshot holds (a file
+/// with them: the operator and a live snapshot never read Secrets, and absent from a snapshot
+/// without any says nothing), and only once the owner has existed for the grace (a cert-manager
+/// Certificate writes its Secret a little after the Gateway that asks for it).
+fn missing_certificates<'a>(index: &Index<'_>, owner: ListenerOwner<'a>) -> Vec<(&'a str, String)> {
+    let age = owner.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
+    if age.is_some_and(|a| a < GRACE_SECONDS) {
+        return Vec::new();
+    }
+    let secrets = &index.snapshot.secrets;
+    owner
+        .certificate_secrets()
+        .filter(|(_, ns, _)| secrets.iter().any(|s| s.namespace == *ns))
+        .filter(|(_, ns, name)| !secrets.iter().any(|s| s.namespace == *ns && s.name == *name))
+        .map(|(l, ns, name)| (l.name.as_str(), format!("{ns}/{name}")))
+        .collect()
+}
+
+/// The hostnames of these listeners, or "every host" when one has none.
+fn hosts(owner: ListenerOwner<'_>, listeners: &[&str]) -> String {
+    let of: Vec<Option<&str>> =
+        owner.listeners.iter().filter(|l| listeners.contains(&l.name.as_str())).map(|l| l.hostname.as_deref()).collect();
+    match of.iter().all(Option::is_some) {
+        true => of.into_iter().flatten().collect::<Vec<_>>().join(", "),
+        false => "every host".to_owned(),
+    }
 }
 
 fn dedup(mut v: Vec<&str>) -> Vec<&str> {
@@ -221,6 +303,19 @@ mod tests {
     /// status (the Gateway's conditions `gateway`, listener https's `https`; listener http is
     /// healthy), and HTTPRoute `store` on listener `section`.
     fn snapshot(gateway: &[String], https: &[String], section: &str) -> Snapshot {
+        snapshot_with(gateway, https, section, &[], LONG_AGO)
+    }
+
+    /// The same, with Secrets of these names in `shop` and the Gateway created at `created`.
+    fn snapshot_with(gateway: &[String], https: &[String], section: &str, secrets: &[&str], created: &str) -> Snapshot {
+        let secrets: String = secrets
+            .iter()
+            .map(|n| {
+                format!(
+                    "- {{apiVersion: v1, kind: Secret, metadata: {{name: {n}, namespace: shop}}, data: {{tls.crt: \"\", tls.key: \"\"}}}}\n"
+                )
+            })
+            .collect();
         let mut http = healthy(&["Accepted", "Programmed", "ResolvedRefs"]);
         http.push(cond("Conflicted", "False", "NoConflicts", "ok", LONG_AGO));
         let text = format!(
@@ -230,7 +325,7 @@ metadata: {{annotations: {{aegis.io/captured-at: "{CAPTURED}"}}}}
 items:
 - apiVersion: gateway.networking.k8s.io/v1
   kind: Gateway
-  metadata: {{name: public, namespace: shop, creationTimestamp: "{LONG_AGO}"}}
+  metadata: {{name: public, namespace: shop, creationTimestamp: "{created}"}}
   spec:
     gatewayClassName: eg
     listeners:
@@ -242,7 +337,7 @@ items:
     - {{name: http, attachedRoutes: 0, supportedKinds: [{{kind: HTTPRoute}}], conditions: [{}]}}
     - {{name: https, attachedRoutes: 1, supportedKinds: [{{kind: HTTPRoute}}], conditions: [{}]}}
 - {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: store, namespace: shop}}, spec: {{parentRefs: [{{name: public, sectionName: {section}}}]}}}}
-"#,
+{secrets}"#,
             gateway.join(", "),
             http.join(", "),
             https.join(", ")
@@ -327,5 +422,57 @@ items:
             .collect();
         let s = snapshot(&pending, &healthy_https(), "http");
         assert!(found(&s).is_empty(), "silence is judged on the routes, not the Gateway: {:?}", found(&s));
+    }
+
+    #[test]
+    fn a_certificate_secret_absent_from_a_snapshot_that_holds_the_namespaces_secrets_is_reported_though_the_controller_says_resolved() {
+        let s = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &["db-password"], LONG_AGO);
+        let found = found(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let i = &found[0];
+        assert_eq!((i.category, i.severity), (Category::GatewayListenerInvalid, Severity::High));
+        assert!(i.root_cause.contains("listener https serves certificate Secret shop/shop-tls that does not exist"), "{}", i.root_cause);
+        assert!(i.root_cause.contains("shop.example.com"), "{}", i.root_cause);
+        let evidence = i.evidence.join("\n");
+        assert!(evidence.contains("tls.certificateRefs shop/shop-tls: no such Secret in shop"), "{evidence}");
+        assert!(evidence.contains("still reports ResolvedRefs True"), "{evidence}");
+        assert!(evidence.contains("HTTPRoute shop/store"), "{evidence}");
+        let aegis_model::FixAction::Manual { guidance } = &i.fix.action else { panic!("{:?}", i.fix.action) };
+        assert!(guidance.contains("kubectl create secret tls") && guidance.contains("shop/shop-tls"), "{guidance}");
+    }
+
+    #[test]
+    fn a_missing_certificate_is_reported_on_a_gateway_no_controller_has_reported_on() {
+        let mut s = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &["db-password"], LONG_AGO);
+        s.gateways[0].status = None;
+        let found = found(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].evidence.join("\n").contains("ResolvedRefs"), "no controller spoke: {:?}", found[0].evidence);
+        assert_eq!(found[0].severity, Severity::High, "a route attaches to the listener");
+    }
+
+    #[test]
+    fn a_missing_certificate_the_controller_also_reports_is_one_incident_in_the_controllers_words() {
+        let mut https = healthy_https();
+        https[2] = cond("ResolvedRefs", "False", "InvalidCertificateRef", "Secret shop/shop-tls does not exist.", LONG_AGO);
+        let found = found(&snapshot_with(&healthy_gateway(), &https, "https", &["db-password"], LONG_AGO));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].root_cause.contains("runs, but its listener https cannot serve (InvalidCertificateRef)"),
+            "{}",
+            found[0].root_cause
+        );
+        let evidence = found[0].evidence.join("\n");
+        assert!(evidence.contains("ResolvedRefs False InvalidCertificateRef") && evidence.contains("no such Secret in shop"), "{evidence}");
+    }
+
+    #[test]
+    fn a_certificate_is_not_judged_missing_when_it_exists_when_no_secret_is_held_or_while_the_gateway_is_new() {
+        let exists = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &["db-password", "shop-tls"], LONG_AGO);
+        assert!(found(&exists).is_empty(), "{:?}", found(&exists));
+        let none_held = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &[], LONG_AGO);
+        assert!(found(&none_held).is_empty(), "a snapshot without Secrets says nothing about them");
+        let new = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &["db-password"], "2026-11-30T11:59:30Z");
+        assert!(found(&new).is_empty(), "cert-manager writes the Secret shortly after the Gateway: {:?}", found(&new));
     }
 }

@@ -78,10 +78,7 @@ fn read_snapshot(path: &std::path::Path) -> Result<Snapshot> {
 pub async fn run(a: &AnalyzeArgs) -> Result<u8> {
     let snapshot = match &a.snapshot {
         Some(path) => read_snapshot(path)?,
-        None => {
-            let (client, scope) = connect(&a.cluster).await?;
-            aegis_k8s::snapshot(&client, &scope).await?
-        }
+        None => live_snapshot(&a.cluster, a.include_secrets).await?,
     };
     if a.lint {
         return print_lint(&snapshot, a);
@@ -442,9 +439,20 @@ fn print_lint(snapshot: &Snapshot, a: &AnalyzeArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// The cluster in scope as a snapshot, with its Secrets' names and keys when asked.
+async fn live_snapshot(cluster: &ClusterArgs, include_secrets: bool) -> Result<Snapshot> {
+    let (client, scope) = connect(cluster).await?;
+    let (snap, secrets) = tokio::try_join!(aegis_k8s::snapshot(&client, &scope), async {
+        match include_secrets {
+            true => aegis_k8s::secret_keys(&client, &scope).await,
+            false => Ok(Vec::new()),
+        }
+    })?;
+    Ok(Snapshot { secrets, ..snap })
+}
+
 pub async fn snapshot(a: &SnapshotArgs) -> Result<u8> {
-    let (client, scope) = connect(&a.cluster).await?;
-    let snap = aegis_k8s::snapshot(&client, &scope).await?;
+    let snap = live_snapshot(&a.cluster, a.include_secrets).await?;
     let list = snap.to_list();
     match a.format {
         DataFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),
