@@ -262,6 +262,18 @@ def _(ns):
     rollout(ns, daemon_set("agent", pod_spec(app("agent"))), daemon_set("agent", pod_spec(app("agent", env=(LOG,)))), kind="daemonset", name="agent")
 
 
+@scenario("daemonset-unschedulable", "A DaemonSet whose memory requests (64Gi) no node can hold: its pod for the node stays Pending, never scheduled.", wait=8)
+def _(ns):
+    c = app("agent")
+    c["resources"] = {"requests": {"cpu": "20m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}}
+    apply(ns, daemon_set("agent", pod_spec(c)))
+
+
+@scenario("daemonset-schedules-nowhere", "A DaemonSet whose nodeSelector (disktype=ssd) no node carries: its controller places it nowhere, which may be meant. Hygiene (`aegis analyze --lint`), never an incident.", wait=5)
+def _(ns):
+    apply(ns, daemon_set("agent", pod_spec(app("agent"), nodeSelector={"disktype": "ssd"})))
+
+
 @scenario("daemonset-image-pull", "A DaemonSet rolls out to a tag the registry does not have.")
 def _(ns):
     rollout(ns, daemon_set("agent", pod_spec(app("agent"))), daemon_set("agent", pod_spec(app("agent", image=IMAGE + ".9-missing"))), kind="daemonset", name="agent")

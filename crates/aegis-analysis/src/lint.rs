@@ -1,6 +1,6 @@
 //! Hygiene findings that are not incidents: nothing is broken, nothing is fixed, the operator never
 //! acts on them (`aegis analyze --lint`). What k8sgpt reports for ConfigMaps, Secrets, NetworkPolicies
-//! and CronJobs, with the evidence.
+//! and CronJobs, and DaemonSets that run nowhere, with the evidence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +16,7 @@ use crate::workload::template_references;
 pub struct LintFinding {
     pub resource: ResourceRef,
     /// A stable rule name: `configmap-unused`, `configmap-empty`, `secret-unused`,
-    /// `networkpolicy-selects-nothing`, `cronjob-suspended`.
+    /// `networkpolicy-selects-nothing`, `cronjob-suspended`, `daemonset-schedules-nowhere`.
     pub rule: &'static str,
     pub message: String,
 }
@@ -75,6 +75,7 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
             });
         }
     }
+    out.extend(snapshot.daemon_sets.iter().filter_map(|ds| schedules_nowhere(snapshot, ds)));
     // Suspended on purpose, often — and forgotten as often: no run starts while it is.
     for cj in snapshot.cron_jobs.iter().filter(|c| c.spec.as_ref().and_then(|s| s.suspend) == Some(true)) {
         let ns = cj.metadata.namespace.clone().unwrap_or_default();
@@ -93,6 +94,47 @@ pub fn lint(snapshot: &Snapshot) -> Vec<LintFinding> {
     }
     out.sort_by(|a, b| a.resource.cmp(&b.resource).then(a.rule.cmp(b.rule)));
     out
+}
+
+/// A DaemonSet its controller places on no node (`desiredNumberScheduled` 0, for its current
+/// generation): a nodeSelector no node carries (a typo, labels not applied yet), taints it does not
+/// tolerate, an affinity nothing meets. Often meant — a daemon for GPU nodes a cluster has none of
+/// today — so hygiene, not an incident; the message says which, when the snapshot holds the nodes.
+fn schedules_nowhere(snapshot: &Snapshot, ds: &k8s_openapi::api::apps::v1::DaemonSet) -> Option<LintFinding> {
+    let status = ds.status.as_ref()?;
+    if status.desired_number_scheduled != 0 || status.observed_generation.is_none() || status.observed_generation != ds.metadata.generation
+    {
+        return None;
+    }
+    let ns = ds.metadata.namespace.clone().unwrap_or_default();
+    let name = ds.metadata.name.clone().unwrap_or_default();
+    let template = ds.spec.as_ref().map(|s| &s.template);
+    let node_selector = template.and_then(|t| t.spec.as_ref()).and_then(|s| s.node_selector.clone()).unwrap_or_default();
+    let selector = node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let nodes = snapshot.nodes.len();
+    let why = if nodes == 0 {
+        match selector.is_empty() {
+            true => "its affinity or the nodes' taints leave it none".to_owned(),
+            false => format!("its nodeSelector {selector}, affinity or the nodes' taints leave it none"),
+        }
+    } else {
+        let labelled = snapshot
+            .nodes
+            .iter()
+            .filter(|n| node_selector.iter().all(|(k, v)| n.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)))
+            .count();
+        let eligible = crate::analyze::eligible_nodes(snapshot, template).len();
+        match (labelled, eligible) {
+            (0, _) => format!("none of the {nodes} nodes carries its nodeSelector {selector}"),
+            (_, 0) => format!("the {labelled} node(s) its nodeSelector admits are cordoned or have taints it does not tolerate"),
+            _ => format!("{eligible} node(s) admit its nodeSelector and tolerations, so its node affinity leaves it none"),
+        }
+    };
+    Some(LintFinding {
+        resource: ResourceRef { kind: "DaemonSet".into(), namespace: ns, name: name.clone() },
+        rule: "daemonset-schedules-nowhere",
+        message: format!("DaemonSet {name} runs on no node (desiredNumberScheduled 0): {why}"),
+    })
 }
 
 /// Every pod template of the snapshot with its namespace: the workloads', CronJobs' jobTemplates (a
@@ -286,5 +328,37 @@ mod tests {
         .unwrap();
         let found: Vec<(String, &str)> = lint(&s).into_iter().map(|f| (f.resource.name, f.rule)).collect();
         assert_eq!(found, [("no-gpu".to_owned(), "networkpolicy-selects-nothing"), ("typo".to_owned(), "networkpolicy-selects-nothing")]);
+    }
+
+    #[test]
+    fn a_daemonset_no_node_takes_is_reported_with_the_reason_and_one_that_runs_or_is_not_yet_observed_is_not() {
+        let ds = |name: &str, desired: i32, observed: i64| {
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": "ops", "generation": 2},
+                "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"nodeSelector": {"disktype": "ssd"}, "containers": [{"name": "agent", "image": "agent:1"}]}}},
+                "status": {"observedGeneration": observed, "desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                    "numberMisscheduled": 0, "numberReady": desired}})
+        };
+        let node = |labels: serde_json::Value, taints: serde_json::Value| serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": labels}, "spec": {"taints": taints}});
+        let lint_of = |items: Vec<serde_json::Value>| {
+            let s = Snapshot::from_text(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()).unwrap();
+            lint(&s).into_iter().map(|f| (f.resource.name, f.rule, f.message)).collect::<Vec<_>>()
+        };
+        let found = lint_of(vec![
+            ds("nowhere", 0, 2),
+            ds("running", 1, 2),
+            ds("not-yet-observed", 0, 1),
+            node(serde_json::json!({}), serde_json::json!([])),
+        ]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0.as_str(), found[0].1), ("nowhere", "daemonset-schedules-nowhere"));
+        assert!(found[0].2.contains("none of the 1 nodes carries its nodeSelector disktype=ssd"), "{}", found[0].2);
+        let tainted = lint_of(vec![
+            ds("nowhere", 0, 2),
+            node(serde_json::json!({"disktype": "ssd"}), serde_json::json!([{"key": "gpu", "effect": "NoSchedule"}])),
+        ]);
+        assert!(tainted[0].2.contains("the 1 node(s) its nodeSelector admits are cordoned or have taints"), "{}", tainted[0].2);
+        let no_nodes = lint_of(vec![ds("nowhere", 0, 2)]);
+        assert!(no_nodes[0].2.contains("its nodeSelector disktype=ssd, affinity or the nodes' taints leave it none"), "{}", no_nodes[0].2);
     }
 }
