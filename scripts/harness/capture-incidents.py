@@ -815,6 +815,20 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+@scenario("listenerset-gateway-in-another-namespace", "A ListenerSet names Gateway public of the namespace beside it (<namespace>-infra), which allows ListenerSets from its own namespace only (Same); a TCPRoute attaches to the ListenerSet. `aegis snapshot -n` reads the parent's Gateways with the namespace's own. No controller runs here.", wait=ROUTE_GRACE)
+def _(ns):
+    infra = f"{ns}-infra"
+    k("delete", "namespace", infra, "--ignore-not-found", "--wait=true")
+    k("create", "namespace", infra)
+    apply(infra, tcp_gateway("public", allow_listener_sets=True))
+    ls = listener_set("extra", "public")
+    ls["spec"]["parentRef"]["namespace"] = infra
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), ls,
+          tcp_route("cache", "extra", "api", 80, parent_kind="ListenerSet", section="cache"))
+    rolled_out(ns, "deployment", "api")
+    return lambda: k("delete", "namespace", infra, "--ignore-not-found", "--wait=false", check=False)
+
+
 @scenario("healthy-listenerset", "A ListenerSet on a Gateway that allows ListenerSets from its own namespace, accepted and programmed, with a TCPRoute on it to an existing Service port: nothing to report. Their status is written by the capture script in place of a Gateway controller (none can run here), in the Gateway API's shape.", wait=ROUTE_GRACE)
 def _(ns):
     apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), tcp_gateway("public", allow_listener_sets=True),

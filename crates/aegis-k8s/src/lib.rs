@@ -13,7 +13,7 @@ pub mod shadow;
 pub use apply::{Applied, apply_fix};
 
 use aegis_analysis::Snapshot;
-use aegis_analysis::gateway::{Route, RouteKind};
+use aegis_analysis::gateway::{Gateway, Route, RouteKind};
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
@@ -271,7 +271,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
     ) = around?;
     without_own_events(&mut events);
     let config_maps = config_maps.into_iter().map(keys_only).collect();
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         nodes,
         pods,
         deployments,
@@ -295,13 +295,30 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         routes,
         gateways,
         listener_sets,
+        parent_gateways: Vec::new(),
         config_maps,
         // Secrets are listed only when asked ([`secret_keys`]): the operator never reads them (its
         // ClusterRole has no `list` on them), and an SRE's snapshot holds them only by choice.
         secrets: Vec::new(),
         other_kinds: Default::default(),
         captured_at: Some(jiff::Timestamp::now()),
-    })
+    };
+    if let Some(own) = &scope.namespace {
+        snapshot.parent_gateways = parent_gateways(client, &snapshot.parent_gateway_namespaces(own)).await?;
+    }
+    Ok(snapshot)
+}
+
+/// Every Gateway of these namespaces (those a namespace's routes and ListenerSets name as parents),
+/// at once. A namespace AEGIS may not read gives none: its Gateways are then judged by their
+/// controller's status only.
+async fn parent_gateways(client: &Client, namespaces: &std::collections::BTreeSet<String>) -> Result<Vec<Gateway>, K8sError> {
+    let lists = futures::future::try_join_all(namespaces.iter().map(|ns| {
+        let scope = Scope { namespace: Some(ns.clone()), label_selector: None };
+        async move { gateway_list::<Gateway>(client, &scope, GatewayKind::Gateway).await }
+    }))
+    .await?;
+    Ok(lists.into_iter().flatten().collect())
 }
 
 /// The Secrets in scope, as names and keys: what `aegis snapshot --include-secrets` adds, for the

@@ -266,6 +266,45 @@ async fn oom_in_a_stateful_set_is_healed(prefix: &str, guarded: bool) {
     .await;
 }
 
+/// A namespace's snapshot holds the Gateways of the other namespaces its ListenerSets (and routes)
+/// name as parents — listed, and from the operator's caches alike — and judges them not.
+#[tokio::test]
+async fn a_namespaces_snapshot_reads_its_parent_gateways_from_another_namespace_cached_as_listed() {
+    let team = TestNamespace::create("team").await;
+    let infra = TestNamespace::create("infra").await;
+    aegis_testkit::cluster::listener_set_on_another_namespaces_gateway(&team, &infra).await;
+    let client = team.client();
+    let watched = [team.name().to_owned(), infra.name().to_owned()];
+    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &watched).await;
+    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &watched, None, &gateway_api);
+    let pump = tokio::spawn(futures::StreamExt::for_each(changes, |_| async {}));
+    caches.ready().await;
+
+    let listed = snapshot(&client, &Scope { namespace: Some(team.name().to_owned()), label_selector: None }).await.unwrap();
+    let cached = caches.snapshot(team.name()).expect("a watched namespace");
+    let parents = |s: &aegis_analysis::Snapshot| {
+        s.parent_gateways
+            .iter()
+            .map(|g| format!("{}/{}", g.metadata.namespace.clone().unwrap_or_default(), g.metadata.name.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(parents(&listed), [format!("{}/public", infra.name())], "the listed snapshot reads the parent's namespace");
+    assert_eq!(parents(&cached), parents(&listed), "the cached snapshot holds the same parents");
+    assert!(listed.gateways.is_empty() && cached.gateways.is_empty(), "a parent is not one of the namespace's own Gateways");
+    assert_eq!(
+        cached.parent_gateways[0].spec.allowed_listeners, listed.parent_gateways[0].spec.allowed_listeners,
+        "what decides whether the ListenerSet is taken is read in both"
+    );
+    let incidents = |s: &aegis_analysis::Snapshot| {
+        aegis_analysis::analyze(s).into_iter().map(|i| (i.category, i.resource, i.fix.summary)).collect::<Vec<_>>()
+    };
+    assert_eq!(incidents(&cached), incidents(&listed));
+    let infra_only = caches.snapshot(infra.name()).expect("watched");
+    assert!(infra_only.parent_gateways.is_empty(), "the Gateway's own namespace holds it as its own");
+    assert_eq!(infra_only.gateways.len(), 1);
+    pump.abort();
+}
+
 /// The operator's watch-fed caches see what a LIST sees: on the real node, a Service whose selector
 /// has a typo and a ConfigMap — the analysis of the cached snapshot equals the analysis of the listed
 /// one, the ConfigMap's keys are cached without their values, and a change arrives through the watch

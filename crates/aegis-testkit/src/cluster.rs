@@ -325,6 +325,26 @@ pub async fn tcp_route_on_listener_set(ns: &TestNamespace) {
     .await;
 }
 
+/// Gateway `public` in `infra`, which allows ListenerSets from its own namespace only, and
+/// ListenerSet `extra` in `team` whose parentRef names it: the layout where Gateways live in an
+/// infrastructure namespace and the apps' listeners beside the apps.
+pub async fn listener_set_on_another_namespaces_gateway(team: &TestNamespace, infra: &TestNamespace) {
+    create_gateway_api(
+        infra,
+        [serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "public"},
+        "spec": {"gatewayClassName": "none", "allowedListeners": {"namespaces": {"from": "Same"}},
+                 "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})],
+    )
+    .await;
+    create_gateway_api(
+        team,
+        [serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet", "metadata": {"name": "extra"},
+        "spec": {"parentRef": {"name": "public", "namespace": infra.name()},
+                 "listeners": [{"name": "db", "port": 5432, "protocol": "TCP"}]}})],
+    )
+    .await;
+}
+
 /// Create Gateway API objects in `ns` (the plural is the kind's, lowercased, with an `s`).
 async fn create_gateway_api(ns: &TestNamespace, objects: impl IntoIterator<Item = serde_json::Value>) {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};

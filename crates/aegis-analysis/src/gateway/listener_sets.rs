@@ -116,7 +116,7 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
 /// snapshot without Gateways in `gw_ns` says nothing, nor does a `Selector` (namespace labels are not
 /// in it).
 fn refusal<'a>(index: &Index<'a>, ns: &str, gw_ns: &str, gw_name: &str) -> Option<Refusal<'a>> {
-    let held: Vec<&Gateway> = index.snapshot.gateways.iter().filter(|g| g.metadata.namespace.as_deref() == Some(gw_ns)).collect();
+    let held: Vec<&Gateway> = index.snapshot.gateways_in(gw_ns).collect();
     if held.is_empty() {
         return None;
     }
@@ -234,5 +234,28 @@ items:
         assert_eq!(found[0].category, Category::GatewayListenerInvalid);
         assert!(found[0].root_cause.contains("Accepted False (NotAllowed)"), "{}", found[0].root_cause);
         assert!(found[0].evidence.join("\n").contains("TCPRoute team/postgres"), "{:?}", found[0].evidence);
+    }
+
+    #[test]
+    fn a_gateway_of_another_namespace_held_as_a_parent_is_read_for_its_listener_sets_never_judged_and_round_trips() {
+        let mut s = snapshot("", "team", LONG_AGO, PENDING);
+        // As the snapshot of namespace `team` holds it: its parent's, not one of its own.
+        let mut gateway = s.gateways.remove(0);
+        gateway.status = Some(
+            serde_json::from_value(serde_json::json!({"conditions": [{"type": "Programmed", "status": "False",
+                "reason": "AddressNotAssigned", "message": "No addresses", "lastTransitionTime": LONG_AGO}]}))
+            .unwrap(),
+        );
+        s.parent_gateways.push(gateway);
+        assert_eq!(s.parent_gateway_namespaces("team").into_iter().collect::<Vec<_>>(), ["infra"]);
+        let found = found(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].root_cause.contains("does not allow ListenerSets from team"), "{}", found[0].root_cause);
+        let all = crate::analyze(&s);
+        assert!(!all.iter().any(|i| i.resource.kind == "Gateway"), "a parent is judged in its own namespace: {all:?}");
+
+        let again = Snapshot::from_text(&serde_json::to_string(&s.to_list()).unwrap()).unwrap();
+        assert!(again.gateways.is_empty());
+        assert_eq!(again.parent_gateways, s.parent_gateways, "a parent stays a parent in a snapshot file");
     }
 }

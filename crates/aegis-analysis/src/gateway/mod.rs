@@ -409,7 +409,7 @@ pub struct ListenerStatus {
 }
 
 impl ParentRef {
-    fn is_gateway(&self) -> bool {
+    pub(crate) fn is_gateway(&self) -> bool {
         self.is_kind("Gateway")
     }
 
@@ -428,7 +428,7 @@ impl ParentRef {
             && self.kind.as_deref().unwrap_or("Gateway") == other.kind.as_deref().unwrap_or("Gateway")
     }
 
-    fn namespace_or<'a>(&'a self, route_ns: &'a str) -> &'a str {
+    pub(crate) fn namespace_or<'a>(&'a self, route_ns: &'a str) -> &'a str {
         self.namespace.as_deref().unwrap_or(route_ns)
     }
 

@@ -133,13 +133,7 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &Route) -> Vec<Incident> 
 /// without any says nothing about whether it exists).
 fn gateway_missing(index: &Index<'_>, p: &ParentRef, route_ns: &str) -> Option<String> {
     let ns = p.namespace.as_deref().unwrap_or(route_ns);
-    let held: Vec<&str> = index
-        .snapshot
-        .gateways
-        .iter()
-        .filter(|g| g.metadata.namespace.as_deref() == Some(ns))
-        .filter_map(|g| g.metadata.name.as_deref())
-        .collect();
+    let held: Vec<&str> = index.snapshot.gateways_in(ns).filter_map(|g| g.metadata.name.as_deref()).collect();
     (p.is_gateway() && !held.is_empty() && !held.contains(&p.name.as_str()))
         .then(|| format!("no Gateway {} in {ns} (Gateways there: {})", p.name, held.join(", ")))
 }

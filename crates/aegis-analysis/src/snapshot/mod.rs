@@ -4,7 +4,7 @@
 //! prints (a v1 `List`), so anyone can analyze what they captured. Secret *values* never enter a
 //! snapshot: only Secret and ConfigMap names and keys are kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -70,6 +70,11 @@ pub struct Snapshot {
     pub routes: Vec<crate::gateway::Route>,
     pub gateways: Vec<crate::gateway::Gateway>,
     pub listener_sets: Vec<crate::gateway::ListenerSet>,
+    /// Every Gateway of the other namespaces that this snapshot's routes and ListenerSets name as
+    /// parents (Gateways often live in an infrastructure namespace, their routes beside the apps):
+    /// read for their listeners and `allowedListeners`, never judged here — their own namespace's
+    /// analysis does that. A snapshot file marks them with [`PARENT_GATEWAY`].
+    pub parent_gateways: Vec<crate::gateway::Gateway>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -82,6 +87,10 @@ pub struct Snapshot {
 
 /// The List annotation that records when `aegis snapshot` captured it.
 pub const CAPTURED_AT: &str = "aegis.io/captured-at";
+
+/// The annotation that marks a Gateway of another namespace, in a snapshot for its routes' and
+/// ListenerSets' sake ([`Snapshot::parent_gateways`]).
+pub const PARENT_GATEWAY: &str = "aegis.io/parent-gateway";
 
 impl Snapshot {
     /// Read a kubectl `List` (or any stream of objects, YAML or JSON). JSON and a single YAML document
@@ -158,6 +167,16 @@ impl Snapshot {
                 *self.other_kinds.entry(kind.clone()).or_default() += 1
             }
             "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" => self.routes.push(serde_json::from_value(obj).map_err(err)?),
+            "Gateway" if obj.pointer(&format!("/metadata/annotations/{}", PARENT_GATEWAY.replace('/', "~1"))).is_some() => {
+                let mut gateway: crate::gateway::Gateway = serde_json::from_value(obj).map_err(err)?;
+                if let Some(a) = gateway.metadata.annotations.as_mut() {
+                    a.remove(PARENT_GATEWAY);
+                }
+                if gateway.metadata.annotations.as_ref().is_some_and(BTreeMap::is_empty) {
+                    gateway.metadata.annotations = None;
+                }
+                self.parent_gateways.push(gateway)
+            }
             "Gateway" => self.gateways.push(serde_json::from_value(obj).map_err(err)?),
             "ListenerSet" => self.listener_sets.push(serde_json::from_value(obj).map_err(err)?),
             "ConfigMap" | "Secret" => {
@@ -193,6 +212,25 @@ fn is_gateway_api(obj: &Value) -> bool {
 }
 
 impl Snapshot {
+    /// The namespaces other than `own` whose Gateways this snapshot's routes and ListenerSets name as
+    /// parents: where a namespace's snapshot reads [`Snapshot::parent_gateways`] from.
+    pub fn parent_gateway_namespaces(&self, own: &str) -> BTreeSet<String> {
+        let from_routes = self.routes.iter().flat_map(|r| {
+            let route_ns = r.metadata.namespace.as_deref().unwrap_or(own);
+            r.spec.parent_refs.iter().filter(|p| p.is_gateway()).map(move |p| p.namespace_or(route_ns).to_owned())
+        });
+        let from_sets = self.listener_sets.iter().filter(|l| l.spec.parent_ref.is_gateway()).map(|l| {
+            let ns = l.metadata.namespace.as_deref().unwrap_or(own);
+            l.spec.parent_ref.namespace_or(ns).to_owned()
+        });
+        from_routes.chain(from_sets).filter(|ns| ns != own).collect()
+    }
+
+    /// The Gateways of `namespace` the snapshot holds, its own or as parents.
+    pub(crate) fn gateways_in<'a, 'n>(&'a self, namespace: &'n str) -> impl Iterator<Item = &'a crate::gateway::Gateway> + use<'a, 'n> {
+        self.gateways.iter().chain(&self.parent_gateways).filter(move |g| g.metadata.namespace.as_deref() == Some(namespace))
+    }
+
     /// The snapshot as a kubectl-style `v1 List`, readable by [`Snapshot::from_text`] and by kubectl.
     /// ConfigMaps and Secrets carry their keys with empty values, annotated `aegis.io/values-stripped`.
     pub fn to_list(&self) -> Value {
@@ -222,6 +260,11 @@ impl Snapshot {
         push(&mut items, &self.mutating_webhooks);
         push(&mut items, &self.routes);
         push(&mut items, &self.gateways);
+        for g in &self.parent_gateways {
+            let mut g = g.clone();
+            g.metadata.annotations.get_or_insert_default().insert(PARENT_GATEWAY.to_owned(), "true".to_owned());
+            push(&mut items, &[g]);
+        }
         push(&mut items, &self.listener_sets);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {

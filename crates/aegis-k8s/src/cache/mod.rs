@@ -300,7 +300,7 @@ impl Caches {
             return None;
         }
         let s = self.sets.iter().find(|s| s.namespace.as_deref().is_none_or(|n| n == namespace))?;
-        match self.decode(s, namespace) {
+        match self.decode(s, namespace).and_then(|snapshot| self.with_parent_gateways(snapshot, namespace)) {
             Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 tracing::error!(namespace, error = %e, "the cached snapshot cannot be read; this namespace is not judged from the cache");
@@ -309,19 +309,19 @@ impl Caches {
         }
     }
 
-    fn decode(&self, s: &Stores, namespace: &str) -> Result<Snapshot, DecodeError> {
-        // Every watched Gateway API kind `which` picks, decoded.
-        fn gateway_api<T: DeserializeOwned>(
-            stores: &[(GatewayKind, CompactStore<DynamicObject>)],
-            namespace: &str,
-            which: impl Fn(GatewayKind) -> bool,
-        ) -> Result<Vec<T>, DecodeError> {
-            let mut out = Vec::new();
-            for (_, store) in stores.iter().filter(|(k, _)| which(*k)) {
-                out.extend(store.namespace_as(namespace)?);
+    /// The Gateways of the other namespaces that `namespace`'s routes and ListenerSets name as
+    /// parents, from the caches that watch those namespaces (none from a namespace not watched), as
+    /// [`crate::snapshot`] lists them.
+    fn with_parent_gateways(&self, mut snapshot: Snapshot, namespace: &str) -> Result<Snapshot, DecodeError> {
+        for other in snapshot.parent_gateway_namespaces(namespace) {
+            if let Some(s) = self.sets.iter().find(|s| s.namespace.as_deref().is_none_or(|n| n == other)) {
+                snapshot.parent_gateways.extend(gateway_api(&s.gateway_api, &other, |k| k == GatewayKind::Gateway)?);
             }
-            Ok(out)
         }
+        Ok(snapshot)
+    }
+
+    fn decode(&self, s: &Stores, namespace: &str) -> Result<Snapshot, DecodeError> {
         let mut events = s.events.namespace(namespace)?;
         crate::without_own_events(&mut events);
         let config_maps = s.config_maps.namespace(namespace)?.into_iter().map(crate::keys_only).collect();
@@ -349,12 +349,26 @@ impl Caches {
             routes: gateway_api(&s.gateway_api, namespace, GatewayKind::is_route)?,
             gateways: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::Gateway)?,
             listener_sets: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::ListenerSet)?,
+            parent_gateways: Vec::new(),
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),
             captured_at: Some(jiff::Timestamp::now()),
         })
     }
+}
+
+/// Every watched Gateway API kind `which` picks, decoded, in `namespace`.
+fn gateway_api<T: DeserializeOwned>(
+    stores: &[(GatewayKind, CompactStore<DynamicObject>)],
+    namespace: &str,
+    which: impl Fn(GatewayKind) -> bool,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::new();
+    for (_, store) in stores.iter().filter(|(k, _)| which(*k)) {
+        out.extend(store.namespace_as(namespace)?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
