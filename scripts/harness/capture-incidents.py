@@ -544,6 +544,22 @@ def _(ns):
     apply(ns, pvc, deployment("api", spec, 1))
 
 
+@scenario("volume-claim-no-storage-class", "A Deployment mounts a PersistentVolumeClaim that names no StorageClass, in a cluster with no default class and no PersistentVolume: the claim stays Pending, so does the pod.", wait=10)
+def _(ns):
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    spec = pod_spec(app(volumeMounts=[{"name": "data", "mountPath": "/data"}]), volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    apply(ns, pvc, deployment("api", spec, 1))
+
+
+@scenario("statefulset-volume-claim-unbound", "A StatefulSet whose volumeClaimTemplate asks for StorageClass fast-ssd, which does not exist: its first claim stays Pending, so does its first pod, and OrderedReady creates no other.", wait=10)
+def _(ns):
+    sts = stateful_set("db", pod_spec(app("db", volumeMounts=[{"name": "data", "mountPath": "/data"}])), replicas=2)
+    sts["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd", "resources": {"requests": {"storage": "1Gi"}}}}]
+    apply(ns, service("db", {"app": "db"}, headless=True), sts)
+
+
 @scenario("pdb-blocks-every-disruption", "A PodDisruptionBudget with minAvailable equal to the replicas: healthy, yet no pod may ever be evicted (drains hang).", wait=8)
 def _(ns):
     pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "api"},

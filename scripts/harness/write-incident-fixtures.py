@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Write the incident scenarios the harness's real node cannot produce, or that predate it
-(CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady, a node under memory pressure) as kubectl `List` files in examples/incidents/, in exactly the shape
+(CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady, a node under memory pressure,
+a volume another node still holds) as kubectl `List` files in examples/incidents/, in exactly the shape
 and wording a real cluster and kubelet print (status fields, reasons, event messages). Hand-written by the
 project; each file says so in its first line. Run: python3 scripts/harness/write-incident-fixtures.py
 """
@@ -224,4 +225,41 @@ for i, node_name in enumerate(("worker-1", "worker-1", "worker-2")):
     items.append(pod(ns, f"api-8d7c6b5f9-p{i}m3n", "api-8d7c6b5f9", spec, running_ready(tpl["spec"]["containers"][0]["image"]),
                      {"app": "api", "pod-template-hash": "8d7c6b5f9"}))
 write("node-memory-pressure", "A node under memory pressure, before it evicts anything: one of the three pods runs there.", items)
-print("wrote 7 scenarios")
+
+# FailedAttachVolume: a rolling update of a Deployment whose pod mounts a ReadWriteOnce volume. The
+# new pod lands on another node; the attach/detach controller refuses to attach the volume there while
+# the old pod's node still holds it (Multi-Attach error), and the kubelet times out waiting. (Attaching
+# needs a CSI driver with an attacher, which the harness does not run.)
+ns = "shop-multi-attach"
+volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+mounts = [{"name": "data", "mountPath": "/data"}]
+old_tpl = template({"app": "api"}, container(volumeMounts=mounts), volumes)
+new_tpl = template({"app": "api"}, container(image="127.0.0.1:5000/demo-api:v3", volumeMounts=mounts), volumes)
+pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+       "metadata": meta("data", ns, "pvc-data", annotations={"pv.kubernetes.io/bind-completed": "yes",
+                                                            "volume.kubernetes.io/storage-provisioner": "ebs.csi.aws.com"}),
+       "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "volumeMode": "Filesystem",
+                "volumeName": "pvc-6a1e2f3c-4b5d-4e6f-8a9b-0c1d2e3f4a5b", "resources": {"requests": {"storage": "10Gi"}}},
+       "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"}}}
+items = [deployment(ns, "api", new_tpl, 1, 1, [
+             cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+             cond("Progressing", "True", "ReplicaSetUpdated", "ReplicaSet \"api-7b6c5d4e3\" is progressing.")], 2),
+         replicaset(ns, "api", "5f7d8c9b6", old_tpl, 1, 1, 1),
+         replicaset(ns, "api", "7b6c5d4e3", new_tpl, 2, 1, 0),
+         pvc]
+old_pod = "api-5f7d8c9b6-k2m4p"
+items.append(pod(ns, old_pod, "api-5f7d8c9b6", dict(old_tpl["spec"], nodeName="worker-1"), running_ready(old_tpl["spec"]["containers"][0]["image"]),
+                 {"app": "api", "pod-template-hash": "5f7d8c9b6"}))
+new_pod = "api-7b6c5d4e3-w8x9z"
+items.append(pod(ns, new_pod, "api-7b6c5d4e3", dict(new_tpl["spec"], nodeName="worker-2"), {"phase": "Pending",
+    "conditions": [cond("Ready", "False", "ContainersNotReady", "containers with unready status: [api]"), cond("PodScheduled", "True")],
+    "containerStatuses": [{"name": "api", "image": new_tpl["spec"]["containers"][0]["image"], "imageID": "", "ready": False, "restartCount": 0,
+                           "started": False, "state": {"waiting": {"reason": "ContainerCreating"}}}]}, {"app": "api", "pod-template-hash": "7b6c5d4e3"}))
+items.append(event(ns, "Pod", new_pod, "FailedAttachVolume",
+                   f"Multi-Attach error for volume \"pvc-6a1e2f3c-4b5d-4e6f-8a9b-0c1d2e3f4a5b\" Volume is already used by pod(s) {old_pod}",
+                   count=1, component="attachdetach-controller"))
+items.append(event(ns, "Pod", new_pod, "FailedMount",
+                   "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to process volumes=[]: timed out waiting for the condition",
+                   count=3))
+write("volume-multi-attach", "A rolling update whose new pod, on another node, cannot attach the ReadWriteOnce volume the old pod still holds (Multi-Attach error).", items)
+print("wrote 8 scenarios")

@@ -56,6 +56,10 @@ struct Finding {
     evidence: Vec<String>,
 }
 
+/// The events that say a pod's volume cannot be set up: not attached to the node (the attach/detach
+/// controller), a block volume not mapped, a volume not mounted (the kubelet).
+const VOLUME_EVENTS: [&str; 3] = ["FailedAttachVolume", "FailedMapVolume", "FailedMount"];
+
 fn has_event(s: &PodSignals, reason: &str, prefix: &str) -> bool {
     s.events.iter().any(|(r, m)| r == reason && m.starts_with(prefix))
 }
@@ -215,8 +219,12 @@ fn detect(index: &Index<'_>, w: &Workload<'_>, sigs: &[PodSignals], observed_at:
                 format!("pod {}: held by scheduling gates {} for {held} min", s.name, gates.join(", ")),
             );
         }
-        for (_, m) in s.events.iter().filter(|(r, _)| r == "FailedMount").take(1) {
-            add(&mut by, Category::FailedMount, None, &s.name, format!("pod {}: FailedMount: {m}", s.name));
+        // The attach/detach controller's word first (a volume not attached to the node: the kubelet's
+        // FailedMount that follows only says it timed out waiting), then the kubelet's.
+        for reason in VOLUME_EVENTS {
+            for (_, m) in s.events.iter().filter(|(r, _)| r == reason).take(1) {
+                add(&mut by, Category::FailedMount, None, &s.name, format!("pod {}: {reason}: {m}", s.name));
+            }
         }
     }
     if let Some(job) = (w.resource.kind == "Job")
@@ -333,7 +341,7 @@ fn pending_claims(index: &Index<'_>, pod: &k8s_openapi::api::core::v1::Pod) -> V
             if phase.as_deref() == Some("Bound") {
                 return None;
             }
-            let class = pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()).unwrap_or_else(|| "the default".into());
+            let class = pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()).unwrap_or_else(|| "(none named: the cluster's default)".into());
             let said =
                 index.events("PersistentVolumeClaim", ns, &c.claim_name).last().map(|(r, m)| format!("; {r}: {m}")).unwrap_or_default();
             Some(match pvc {
@@ -531,6 +539,115 @@ pub(crate) fn largest_node(snapshot: &Snapshot, resource: &str, template: Option
         .into_iter()
         .filter_map(|n| schedulable_amount(resource, &n.status.as_ref()?.allocatable.as_ref()?.get(resource)?.0))
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+}
+
+/// Pods waiting for claims that do not bind: why they do not (the provisioner's or binder's event in
+/// the evidence), and — for a StatefulSet's claims, which come from volumeClaimTemplates that cannot
+/// change in place — how to replace the template.
+fn claim_decision(w: &Workload<'_>, f: &Finding) -> Decision {
+    let ns = &w.resource.namespace;
+    let claims: Vec<&str> = f
+        .evidence
+        .iter()
+        .filter_map(|e| e.strip_prefix("PersistentVolumeClaim ")?.split(':').next())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let evidence = f.evidence.join("\n");
+    let unknown_class = evidence
+        .split("storageclass.storage.k8s.io \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .filter(|_| evidence.contains("\" not found"));
+    let named = if claims.is_empty() { "a PersistentVolumeClaim".to_owned() } else { format!("claim(s) {}", claims.join(", ")) };
+    let root_cause = match unknown_class {
+        Some(class) => {
+            format!("The pods wait for {named}, which ask for StorageClass {class}: it does not exist, so nothing provisions them.")
+        }
+        None if evidence.contains("no storage class is set") => format!(
+            "The pods wait for {named}, which name no StorageClass while the cluster has no default one: nothing provisions them, and no \
+             PersistentVolume matches."
+        ),
+        None if evidence.contains("waiting for a volume to be created") => {
+            format!("The pods wait for {named}: their StorageClass's provisioner has not created the volume (is it running?).")
+        }
+        None => format!("The pods wait for {named}, which is not bound."),
+    };
+    let statefulset = match w.controller {
+        Some(crate::workload::Controller::StatefulSet(s)) => {
+            s.spec.as_ref().and_then(|s| s.volume_claim_templates.as_ref()).is_some_and(|t| !t.is_empty())
+        }
+        _ => false,
+    };
+    let name = &w.resource.name;
+    let guidance = if statefulset {
+        format!(
+            "The claims come from StatefulSet {name}'s volumeClaimTemplates, which cannot be changed in place: `kubectl delete \
+             statefulset {name} -n {ns} --cascade=orphan`, create it again with a storageClassName that exists (`kubectl get \
+             storageclass`), then `kubectl delete pvc {} -n {ns}` (Pending: they hold no data) so that its controller creates them \
+             from the new template.",
+            if claims.is_empty() { "…".to_owned() } else { claims.join(" ") }
+        )
+    } else {
+        format!(
+            "Bind the claim: `kubectl describe pvc -n {ns}` names why it waits. An unknown StorageClass needs an existing one \
+             (`kubectl get storageclass`; a claim's class cannot change, so recreate the claim); no provisioner needs one installed \
+             or a PersistentVolume that fits."
+        )
+    };
+    manual(guidance, root_cause, 0.7)
+}
+
+/// A volume that cannot be set up, without a rollout to blame: what the events say, and what to do
+/// about it.
+fn volume_decision(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, pod: &str) -> Decision {
+    let ns = &w.resource.namespace;
+    let evidence = f.evidence.join("\n");
+    if evidence.contains("Multi-Attach error") {
+        // A ReadWriteOnce volume follows its pod from node to node only once the old node lets it go.
+        let rolling = (w.resource.kind == "Deployment")
+            .then(|| {
+                snapshot
+                    .deployments
+                    .iter()
+                    .find(|d| d.metadata.name.as_deref() == Some(&w.resource.name) && d.metadata.namespace.as_deref() == Some(ns.as_str()))
+            })
+            .flatten()
+            .and_then(|d| d.spec.as_ref())
+            .is_some_and(|s| s.strategy.as_ref().and_then(|st| st.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate");
+        let name = &w.resource.name;
+        let how = if rolling {
+            format!(
+                "Deployment {name} rolls out with RollingUpdate, which starts the new pod before the old one lets its ReadWriteOnce \
+                 volume go: switch to Recreate (`kubectl patch deployment {name} -n {ns} --type merge -p \
+                 '{{\"spec\":{{\"strategy\":{{\"type\":\"Recreate\",\"rollingUpdate\":null}}}}}}'`), or use a ReadWriteMany volume. "
+            )
+        } else {
+            String::new()
+        };
+        return manual(
+            format!(
+                "{how}If the node that holds the volume is gone, the attach/detach controller force-detaches it after 6 minutes; \
+                 `kubectl get volumeattachments` shows which node holds it."
+            ),
+            "A ReadWriteOnce volume is still attached to another node (Multi-Attach error): the pod cannot start until that node \
+             releases it."
+                .into(),
+            0.7,
+        );
+    }
+    if evidence.contains("FailedAttachVolume") {
+        return manual(
+            format!(
+                "The volume's driver cannot attach it to the node (the event says why: a zone the node is not in, a volume limit \
+                 per node, a driver down): `kubectl describe pod -n {ns} {pod}`, `kubectl get volumeattachments`, the CSI driver's \
+                 controller logs."
+            ),
+            "A volume cannot be attached to the pod's node.".into(),
+            0.6,
+        );
+    }
+    manual(format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."), "A volume cannot be mounted.".into(), 0.6)
 }
 
 fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals], rollout: &Option<(i64, i64, Vec<Change>)>) -> Decision {
@@ -743,11 +860,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 Some((good, cur, changes)) => {
                     rollback(f.category, format!("revision {cur} mounts a volume the kubelet cannot set up"), *good, *cur, changes, 0.8)
                 }
-                None => manual(
-                    format!("A volume cannot be mounted: `kubectl describe pod -n {ns} {pod}`."),
-                    "A volume cannot be mounted.".into(),
-                    0.6,
-                ),
+                None => volume_decision(snapshot, w, f, &pod),
             }
         }
         Category::Evicted => manual(
@@ -809,13 +922,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 None => manual(refusal_guidance(&said, ns), format!("The controller cannot create the pods: {said}"), 0.6),
             }
         }
-        Category::VolumeClaimPending => manual(
-            format!(
-                "Bind the claim: `kubectl describe pvc -n {ns}` names why it waits. An unknown StorageClass needs an existing one (`kubectl get storageclass`; a claim's class cannot change, so recreate the claim); no provisioner needs one installed or a PersistentVolume that fits."
-            ),
-            "The pods wait for a PersistentVolumeClaim that is not bound.".into(),
-            0.7,
-        ),
+        Category::VolumeClaimPending => claim_decision(w, f),
         Category::NodeNotReady => {
             let nodes = nodes_of(w, &f.pods);
             manual(
