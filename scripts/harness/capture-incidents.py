@@ -891,6 +891,12 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+@scenario("hpa-target-without-requests", "A HorizontalPodAutoscaler on CPU utilization of a Deployment whose container requests no CPU: utilization is a share of the request, so there is nothing to compute (here the missing metrics API fails first).", wait=25)
+def _(ns):
+    apply(ns, deployment("api", pod_spec(app(limit=None))), autoscaler("api"))
+    rolled_out(ns, "deployment", "api")
+
+
 def taint_the_real_node_after_its_daemon_runs(ns, tolerate):
     """A DaemonSet on the real node, Ready; then the node is tainted dedicated=capture:NoSchedule, as an
     operator dedicating a node would. The pod keeps running; the controller (1.35) does not recount the

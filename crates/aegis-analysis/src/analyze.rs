@@ -341,7 +341,9 @@ fn pending_claims(index: &Index<'_>, pod: &k8s_openapi::api::core::v1::Pod) -> V
             if phase.as_deref() == Some("Bound") {
                 return None;
             }
-            let class = pvc.and_then(|p| p.spec.as_ref()?.storage_class_name.clone()).unwrap_or_else(|| "(none named: the cluster's default)".into());
+            let class = pvc
+                .and_then(|p| p.spec.as_ref()?.storage_class_name.clone())
+                .unwrap_or_else(|| "(none named: the cluster's default)".into());
             let said =
                 index.events("PersistentVolumeClaim", ns, &c.claim_name).last().map(|(r, m)| format!("; {r}: {m}")).unwrap_or_default();
             Some(match pvc {

@@ -605,6 +605,43 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
             },
         ));
     }
+    let unrequested = unrequested_utilization(index, hpa);
+    if !unrequested.is_empty() {
+        // A utilization target is a share of each container's request: without one there is nothing to
+        // compute, whether or not the metrics API answers (here it fails before the controller says so).
+        let resources: Vec<&str> =
+            unrequested.iter().map(|(r, _)| r.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let containers: Vec<&str> =
+            unrequested.iter().map(|(_, c)| c.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut evidence: Vec<String> = unrequested
+            .iter()
+            .map(|(r, c)| format!("HorizontalPodAutoscaler {name}: targets {r} utilization; {target_text}: container {c} requests no {r}"))
+            .collect();
+        evidence.extend(condition("ScalingActive", "False").map(|c| format!("HorizontalPodAutoscaler {name}: {}", said(&c))));
+        let set = resources.iter().map(|r| format!("{r}=…")).collect::<Vec<_>>().join(",");
+        return Some(object_incident(
+            index,
+            ObjectFinding {
+                resource,
+                category: Category::AutoscalerMetricsUnavailable,
+                severity: Severity::Medium,
+                root_cause: format!(
+                    "HorizontalPodAutoscaler {name} scales {target_text} on {} utilization, a share of each container's request, but container(s) {} request none: it cannot compute a replica count.",
+                    resources.join(" and "),
+                    containers.join(", ")
+                ),
+                evidence,
+                guidance: format!(
+                    "Give container(s) {} of {target_text} a request for {} near their usual use: `kubectl set resources {} -n {ns} -c {} --requests={set}`; or target an averageValue instead of a utilization.",
+                    containers.join(", "),
+                    resources.join(" and "),
+                    target_text.to_lowercase(),
+                    containers.join(","),
+                ),
+                confidence: 0.85,
+            },
+        ));
+    }
     if let Some(c) = condition("ScalingActive", "False") {
         let mut evidence = vec![format!("HorizontalPodAutoscaler {name}: {}", said(&c))];
         evidence
@@ -663,6 +700,46 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
     None
 }
 
+/// The (resource, container) pairs of an autoscaler's utilization targets whose container in the
+/// target's pod template requests none of that resource. Only targets the spec lists are judged (the API
+/// server writes its default, CPU at 80 %, into every autoscaler it admits).
+fn unrequested_utilization(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<(String, String)> {
+    let Some(spec) = hpa.spec.as_ref() else { return Vec::new() };
+    let ns = hpa.metadata.namespace.as_deref();
+    let target = &spec.scale_target_ref;
+    let s = index.snapshot;
+    let named = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.namespace.as_deref() == ns && m.name.as_deref() == Some(target.name.as_str())
+    };
+    let template = match target.kind.as_str() {
+        "Deployment" => s.deployments.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).map(|s| &s.template),
+        "StatefulSet" => s.stateful_sets.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).map(|s| &s.template),
+        "ReplicaSet" => s.replica_sets.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).and_then(|s| s.template.as_ref()),
+        _ => None,
+    };
+    let Some(containers) = template.and_then(|t| t.spec.as_ref()).map(|s| &s.containers) else { return Vec::new() };
+    let requests = |c: &k8s_openapi::api::core::v1::Container, r: &str| {
+        c.resources.as_ref().and_then(|x| x.requests.as_ref()).is_some_and(|q| q.contains_key(r))
+    };
+    let mut out = Vec::new();
+    for m in spec.metrics.iter().flatten() {
+        // A Resource target counts every container; a ContainerResource one, the container it names.
+        let (resource, only) = match (&m.resource, &m.container_resource) {
+            (Some(r), _) if m.type_ == "Resource" && r.target.type_ == "Utilization" => (r.name.as_str(), None),
+            (_, Some(r)) if m.type_ == "ContainerResource" && r.target.type_ == "Utilization" => {
+                (r.name.as_str(), Some(r.container.as_str()))
+            }
+            _ => continue,
+        };
+        for c in containers.iter().filter(|c| only.is_none_or(|o| o == c.name)) {
+            if !requests(c, resource) {
+                out.push((resource.to_owned(), c.name.clone()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -701,6 +778,28 @@ mod tests {
     fn an_autoscaler_pinned_at_max_replicas_that_would_scale_further_is_reported_and_one_within_range_is_not() {
         assert_eq!(found(json!([deployment(), hpa(5, "True")])), [(Category::AutoscalerAtMaxReplicas, "api".to_owned())]);
         assert!(found(json!([deployment(), hpa(3, "False")])).is_empty());
+    }
+
+    #[test]
+    fn an_autoscaler_on_cpu_utilization_of_containers_without_a_cpu_request_names_them_and_one_with_requests_is_quiet() {
+        let mut hpa = hpa(2, "False");
+        hpa["spec"]["metrics"] =
+            json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]);
+        let found = incidents(json!([deployment(), hpa.clone()]));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::AutoscalerMetricsUnavailable);
+        assert!(
+            found[0].root_cause.contains("on cpu utilization") && found[0].root_cause.contains("container(s) api request none"),
+            "{}",
+            found[0].root_cause
+        );
+        let aegis_model::FixAction::Manual { guidance } = &found[0].fix.action else { panic!("{:?}", found[0].fix.action) };
+        assert!(guidance.contains("kubectl set resources deployment/api -n shop -c api --requests=cpu=…"), "{guidance}");
+        let mut requested = deployment();
+        requested["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "100m"}});
+        assert!(incidents(json!([requested, hpa.clone()])).is_empty());
+        hpa["spec"]["metrics"][0]["resource"]["target"] = json!({"type": "AverageValue", "averageValue": "200m"});
+        assert!(incidents(json!([deployment(), hpa])).is_empty(), "an average value needs no request");
     }
 
     /// A snapshot without IngressClasses (an operator without the RBAC to read them, a file captured
