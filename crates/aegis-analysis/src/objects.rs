@@ -605,44 +605,38 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
             },
         ));
     }
+    // Why it cannot read its metrics: a utilization target is a share of each container's request, so
+    // without one there is nothing to compute whether or not the metrics API answers (here it fails
+    // before the controller says so); else what the controller reports.
     let unrequested = unrequested_utilization(index, hpa);
-    if !unrequested.is_empty() {
-        // A utilization target is a share of each container's request: without one there is nothing to
-        // compute, whether or not the metrics API answers (here it fails before the controller says so).
-        let resources: Vec<&str> =
-            unrequested.iter().map(|(r, _)| r.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let containers: Vec<&str> =
-            unrequested.iter().map(|(_, c)| c.as_str()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let unreadable = if !unrequested.is_empty() {
+        let distinct = |pick: fn(&(String, String)) -> &str| -> Vec<&str> {
+            unrequested.iter().map(pick).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+        };
+        let (resources, containers) = (distinct(|(r, _)| r), distinct(|(_, c)| c));
         let mut evidence: Vec<String> = unrequested
             .iter()
             .map(|(r, c)| format!("HorizontalPodAutoscaler {name}: targets {r} utilization; {target_text}: container {c} requests no {r}"))
             .collect();
         evidence.extend(condition("ScalingActive", "False").map(|c| format!("HorizontalPodAutoscaler {name}: {}", said(&c))));
         let set = resources.iter().map(|r| format!("{r}=…")).collect::<Vec<_>>().join(",");
-        return Some(object_incident(
-            index,
-            ObjectFinding {
-                resource,
-                category: Category::AutoscalerMetricsUnavailable,
-                severity: Severity::Medium,
-                root_cause: format!(
-                    "HorizontalPodAutoscaler {name} scales {target_text} on {} utilization, a share of each container's request, but container(s) {} request none: it cannot compute a replica count.",
-                    resources.join(" and "),
-                    containers.join(", ")
-                ),
-                evidence,
-                guidance: format!(
-                    "Give container(s) {} of {target_text} a request for {} near their usual use: `kubectl set resources {} -n {ns} -c {} --requests={set}`; or target an averageValue instead of a utilization.",
-                    containers.join(", "),
-                    resources.join(" and "),
-                    target_text.to_lowercase(),
-                    containers.join(","),
-                ),
-                confidence: 0.85,
-            },
-        ));
-    }
-    if let Some(c) = condition("ScalingActive", "False") {
+        Some((
+            format!(
+                "HorizontalPodAutoscaler {name} scales {target_text} on {} utilization, a share of each container's request, but container(s) {} request none: it cannot compute a replica count.",
+                resources.join(" and "),
+                containers.join(", ")
+            ),
+            evidence,
+            format!(
+                "Give container(s) {} of {target_text} a request for {} near their usual use: `kubectl set resources {} -n {ns} -c {} --requests={set}`; or target an averageValue instead of a utilization.",
+                containers.join(", "),
+                resources.join(" and "),
+                target_text.to_lowercase(),
+                containers.join(","),
+            ),
+            0.85,
+        ))
+    } else if let Some(c) = condition("ScalingActive", "False") {
         let mut evidence = vec![format!("HorizontalPodAutoscaler {name}: {}", said(&c))];
         evidence
             .extend(index.events("HorizontalPodAutoscaler", &ns, &name).into_iter().rev().take(2).map(|(r, m)| format!("event {r}: {m}")));
@@ -655,18 +649,23 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
             "Check that the metrics API serves the autoscaler (`kubectl get apiservices | grep metrics`; metrics-server or an adapter)."
                 .into()
         };
+        let root_cause =
+            format!("HorizontalPodAutoscaler {name} cannot compute a replica count for {target_text}: it cannot read its metrics.");
+        Some((root_cause, evidence, guidance, 0.8))
+    } else {
+        None
+    };
+    if let Some((root_cause, evidence, guidance, confidence)) = unreadable {
         return Some(object_incident(
             index,
             ObjectFinding {
                 resource,
                 category: Category::AutoscalerMetricsUnavailable,
                 severity: Severity::Medium,
-                root_cause: format!(
-                    "HorizontalPodAutoscaler {name} cannot compute a replica count for {target_text}: it cannot read its metrics."
-                ),
+                root_cause,
                 evidence,
                 guidance,
-                confidence: 0.8,
+                confidence,
             },
         ));
     }
