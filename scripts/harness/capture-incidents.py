@@ -798,6 +798,18 @@ def _(ns):
     rolled_out(ns, "deployment", "api")
 
 
+@scenario("gateway-class-missing", "A Gateway asks for GatewayClass nginx; the cluster's only GatewayClass is corpus (created for the capture, removed after it; no controller implements it here): nothing programs the Gateway, and the HTTPRoute on it attaches to nothing.", wait=ROUTE_GRACE)
+def _(ns):
+    k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "corpus"},
+                                            "spec": {"controllerName": "example.com/corpus-gateway"}}))
+    gw = gateway("public")
+    gw["spec"]["gatewayClassName"] = "nginx"
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), gw, http_route("shop", "public", "api"))
+    rolled_out(ns, "deployment", "api")
+    # Cluster-wide: the tests' Gateways name class "none", which a class of another name would make missing.
+    return lambda: k("delete", "gatewayclass", "corpus", "--ignore-not-found", check=False)
+
+
 def tcp_gateway(name, allow_listener_sets=False):
     gw = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name},
           "spec": {"gatewayClassName": "corpus", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"},

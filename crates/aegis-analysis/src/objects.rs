@@ -57,7 +57,12 @@ pub(crate) fn analyze_objects(index: &Index<'_>) -> Vec<Incident> {
     let mut out: Vec<Incident> = s.pod_disruption_budgets.iter().filter_map(|p| disruption_blocked(index, p)).collect();
     out.extend(s.ingresses.iter().flat_map(|i| ingress_problems(index, i)));
     out.extend(s.routes.iter().flat_map(|r| crate::gateway::route_problems(index, r)));
-    out.extend(s.gateways.iter().filter_map(|g| crate::gateway::gateway_problems(index, g.into())));
+    // A Gateway's class comes first: without an accepted class nothing programs it, whatever its listeners say.
+    out.extend(
+        s.gateways
+            .iter()
+            .filter_map(|g| crate::gateway::class_problem(index, g).or_else(|| crate::gateway::gateway_problems(index, g.into()))),
+    );
     out.extend(s.listener_sets.iter().filter_map(|l| crate::gateway::listener_set_problems(index, l)));
     out.extend(s.horizontal_pod_autoscalers.iter().filter_map(|h| autoscaler_problem(index, h)));
     out.extend(webhook_problems(index));

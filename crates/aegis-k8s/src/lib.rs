@@ -13,7 +13,7 @@ pub mod shadow;
 pub use apply::{Applied, apply_fix};
 
 use aegis_analysis::Snapshot;
-use aegis_analysis::gateway::{Gateway, Route, RouteKind};
+use aegis_analysis::gateway::{Gateway, GatewayClass, Route, RouteKind};
 use aegis_analysis::snapshot::KeysOnly;
 use aegis_model::{Patch, PatchType};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
@@ -205,6 +205,38 @@ pub(crate) fn lean_gateway_object(kind: GatewayKind, o: &mut DynamicObject) {
     o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.name().to_owned() });
 }
 
+/// The API resource of GatewayClasses (cluster-scoped; not a [`GatewayKind`], which are namespaced).
+pub fn gateway_class_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", "GatewayClass"), "gatewayclasses")
+}
+
+/// A GatewayClass as the analysis reads it: without `managedFields`, its kind named.
+pub(crate) fn lean_gateway_class(o: &mut DynamicObject) {
+    o.metadata.managed_fields = None;
+    o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: "GatewayClass".to_owned() });
+}
+
+/// The cluster's GatewayClasses, where the API serves them and RBAC allows (none otherwise: then no
+/// Gateway's class is judged missing). One that cannot be read is an error, never one class fewer.
+async fn gateway_classes(client: &Client) -> Result<Vec<GatewayClass>, K8sError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &gateway_class_resource());
+    let items = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
+        Err(source) => return Err(K8sError::List { kind: "GatewayClass", scope: "the cluster".into(), source }),
+    };
+    items
+        .into_iter()
+        .map(|mut o| {
+            lean_gateway_class(&mut o);
+            let name = o.metadata.name.clone().unwrap_or_default();
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value)
+                .map_err(|e| K8sError::Invalid(format!("GatewayClass {name} cannot be read: {e}")))
+        })
+        .collect()
+}
+
 /// Every route kind's objects in scope.
 async fn gateway_routes(client: &Client, scope: &Scope) -> Result<Vec<Route>, K8sError> {
     let lists = futures::future::try_join_all(RouteKind::ALL.map(|k| gateway_list::<Route>(client, scope, GatewayKind::Route(k)))).await?;
@@ -250,10 +282,12 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
             cluster_list::<Node>(client),
             cluster_list::<IngressClass>(client),
             cluster_list::<ValidatingWebhookConfiguration>(client),
-            cluster_list::<MutatingWebhookConfiguration>(client)
+            cluster_list::<MutatingWebhookConfiguration>(client),
+            gateway_classes(client)
         )
     };
-    let (workloads, around, (nodes, ingress_classes, validating_webhooks, mutating_webhooks)) = tokio::join!(workloads, around, cluster);
+    let (workloads, around, (nodes, ingress_classes, validating_webhooks, mutating_webhooks, gateway_classes)) =
+        tokio::join!(workloads, around, cluster);
     let (pods, deployments, replica_sets, stateful_sets, controller_revisions, daemon_sets, jobs, cron_jobs) = workloads?;
     let (
         services,
@@ -296,6 +330,7 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> Result<Snapshot, K8sErr
         gateways,
         listener_sets,
         parent_gateways: Vec::new(),
+        gateway_classes: gateway_classes?,
         config_maps,
         // Secrets are listed only when asked ([`secret_keys`]): the operator never reads them (its
         // ClusterRole has no `list` on them), and an SRE's snapshot holds them only by choice.

@@ -305,6 +305,38 @@ async fn a_namespaces_snapshot_reads_its_parent_gateways_from_another_namespace_
     pump.abort();
 }
 
+/// A Gateway of a class the cluster does not have is found alike from a listed snapshot and from the
+/// operator's caches, which watch the cluster's GatewayClasses.
+#[tokio::test]
+async fn a_gateway_of_a_class_the_cluster_lacks_is_found_from_the_cached_classes_as_from_the_listed_ones() {
+    let ns = TestNamespace::create("gwclass").await;
+    aegis_testkit::cluster::gateway_of_a_missing_class(&ns).await;
+    let client = ns.client();
+    let watched = [ns.name().to_owned()];
+    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &watched).await;
+    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &watched, None, &gateway_api);
+    let pump = tokio::spawn(futures::StreamExt::for_each(changes, |_| async {}));
+    caches.ready().await;
+    let listed = snapshot(&client, &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
+    let cached = caches.snapshot(ns.name()).expect("a watched namespace");
+    let classes = |s: &aegis_analysis::Snapshot| s.gateway_classes.iter().filter_map(|c| c.metadata.name.clone()).collect::<Vec<_>>();
+    assert!(classes(&listed).contains(&"none".to_owned()), "{:?}", classes(&listed));
+    assert_eq!(classes(&cached), classes(&listed), "the cached classes are the listed ones");
+    let not_ready = |s: &aegis_analysis::Snapshot| {
+        aegis_analysis::analyze(s)
+            .into_iter()
+            .filter(|i| i.category == Category::GatewayNotReady)
+            .map(|i| (i.resource.name, i.root_cause))
+            .collect::<Vec<_>>()
+    };
+    let found = not_ready(&listed);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "orphan");
+    assert!(found[0].1.contains("GatewayClass no-such-class, which does not exist"), "{}", found[0].1);
+    assert_eq!(not_ready(&cached), found);
+    pump.abort();
+}
+
 /// The operator's watch-fed caches see what a LIST sees: on the real node, a Service whose selector
 /// has a typo and a ConfigMap — the analysis of the cached snapshot equals the analysis of the listed
 /// one, the ConfigMap's keys are cached without their values, and a change arrives through the watch

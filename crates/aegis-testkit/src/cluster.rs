@@ -345,6 +345,30 @@ pub async fn listener_set_on_another_namespaces_gateway(team: &TestNamespace, in
     .await;
 }
 
+/// GatewayClass `none` (cluster-scoped: the class the other Gateways of these tests name, so that it
+/// exists for them too; no controller implements it), and Gateway `orphan` in `ns`, whose class
+/// `no-such-class` does not exist. The class is left: it changes nothing for the other tests' Gateways.
+pub async fn gateway_of_a_missing_class(ns: &TestNamespace) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GatewayClass"), "gatewayclasses");
+    let classes: Api<DynamicObject> = Api::all_with(ns.client(), &resource);
+    let class: DynamicObject = serde_json::from_value(serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass", "metadata": {"name": "none"}, "spec": {"controllerName": "example.com/none"}}))
+    .expect("a valid object");
+    match classes.create(&PostParams::default(), &class).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating GatewayClass none: {e}"),
+    }
+    create_gateway_api(
+        ns,
+        [serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "orphan"},
+        "spec": {"gatewayClassName": "no-such-class", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})],
+    )
+    .await;
+}
+
 /// Create Gateway API objects in `ns` (the plural is the kind's, lowercased, with an `s`).
 async fn create_gateway_api(ns: &TestNamespace, objects: impl IntoIterator<Item = serde_json::Value>) {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};

@@ -20,7 +20,7 @@
 use aegis_model::{Category, Incident, ResourceRef, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{GRACE_SECONDS, Listener, ListenerOwner, OwnerKind};
+use super::{GRACE_SECONDS, Gateway, Listener, ListenerOwner, OwnerKind};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
 
@@ -181,6 +181,75 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
         root_cause,
         evidence,
         guidance: guidance.join(" "),
+        confidence: 0.85,
+    };
+    Some(object_incident(index, finding))
+}
+
+/// A Gateway whose GatewayClass does not exist (judged only where the snapshot holds GatewayClasses:
+/// one that could not read them says nothing) or was refused by its controller (`Accepted: False`
+/// for [`GRACE_SECONDS`]): nothing programs the Gateway, so every route on it reaches nothing. A class
+/// no controller has spoken for yet is left to the routes' own `RouteNotAttached`.
+pub(crate) fn class_problem(index: &Index<'_>, gateway: &Gateway) -> Option<Incident> {
+    let classes = &index.snapshot.gateway_classes;
+    if classes.is_empty() {
+        return None;
+    }
+    let ns = gateway.metadata.namespace.clone().unwrap_or_default();
+    let name = gateway.metadata.name.clone().unwrap_or_default();
+    let class = gateway.spec.gateway_class_name.as_str();
+    let known = classes.iter().filter_map(|c| c.metadata.name.as_deref()).collect::<Vec<_>>().join(", ");
+    let (root_cause, mut evidence, guidance) = match classes.iter().find(|c| c.metadata.name.as_deref() == Some(class)) {
+        None => (
+            format!(
+                "Gateway {name} asks for GatewayClass {class}, which does not exist: no controller programs it, so every route on it reaches nothing."
+            ),
+            vec![format!("Gateway {name}: gatewayClassName {class}; GatewayClasses in the cluster: {known}")],
+            format!(
+                "Set spec.gatewayClassName of Gateway {name} to a class the cluster has ({known}; `kubectl get gatewayclass`: ACCEPTED True), or install the implementation that provides {class}."
+            ),
+        ),
+        Some(c) => {
+            let refused = c.status.iter().flat_map(|s| s.conditions.iter()).find(|c| {
+                c.type_ == "Accepted"
+                    && c.status == "False"
+                    && index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS)
+            })?;
+            (
+                format!(
+                    "Gateway {name}'s GatewayClass {class} is refused by its controller ({}): nothing programs the Gateway, so every route on it reaches nothing.",
+                    refused.reason
+                ),
+                vec![format!(
+                    "GatewayClass {class} (controller {}): Accepted False {}: {}",
+                    c.spec.controller_name, refused.reason, refused.message
+                )],
+                format!(
+                    "Fix GatewayClass {class} as its controller asks (`kubectl describe gatewayclass {class}`: a parametersRef that does not resolve, a Gateway API version the controller does not support), or point Gateway {name} at a class that is accepted ({known})."
+                ),
+            )
+        }
+    };
+    let hurt: Vec<String> = index
+        .snapshot
+        .routes
+        .iter()
+        .filter(|r| {
+            let route_ns = r.metadata.namespace.as_deref().unwrap_or_default();
+            r.spec.parent_refs.iter().any(|p| p.targets(OwnerKind::Gateway.as_str(), route_ns, &ns, &name))
+        })
+        .map(super::Route::describe)
+        .collect();
+    if !hurt.is_empty() {
+        evidence.push(format!("Gateway {name}: routes attached to it: {}", hurt.join(", ")));
+    }
+    let finding = ObjectFinding {
+        resource: ResourceRef { kind: OwnerKind::Gateway.to_string(), namespace: ns, name },
+        category: Category::GatewayNotReady,
+        severity: Severity::High,
+        root_cause,
+        evidence,
+        guidance,
         confidence: 0.85,
     };
     Some(object_incident(index, finding))
@@ -474,5 +543,53 @@ items:
         assert!(found(&none_held).is_empty(), "a snapshot without Secrets says nothing about them");
         let new = snapshot_with(&healthy_gateway(), &healthy_https(), "https", &["db-password"], "2026-11-30T11:59:30Z");
         assert!(found(&new).is_empty(), "cert-manager writes the Secret shortly after the Gateway: {:?}", found(&new));
+    }
+
+    fn class(name: &str, accepted: &str, reason: &str) -> crate::gateway::GatewayClass {
+        serde_json::from_value(serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": name}, "spec": {"controllerName": "example.com/gateway"},
+            "status": {"conditions": [{"type": "Accepted", "status": accepted, "reason": reason, "message": "see the controller",
+                "lastTransitionTime": LONG_AGO}]}}))
+        .unwrap()
+    }
+
+    fn judged(s: &Snapshot) -> Vec<Incident> {
+        let index = Index::new(s);
+        s.gateways.iter().filter_map(|g| class_problem(&index, g).or_else(|| gateway_problems(&index, g.into()))).collect()
+    }
+
+    #[test]
+    fn a_gateway_of_a_class_the_cluster_does_not_have_is_not_ready_and_names_the_classes_there() {
+        let mut s = snapshot(&healthy_gateway(), &healthy_https(), "https");
+        s.gateway_classes = vec![class("envoy", "True", "Accepted")];
+        let found = judged(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].category, found[0].severity), (Category::GatewayNotReady, Severity::High));
+        assert!(found[0].root_cause.contains("asks for GatewayClass eg, which does not exist"), "{}", found[0].root_cause);
+        let evidence = found[0].evidence.join("\n");
+        assert!(evidence.contains("GatewayClasses in the cluster: envoy") && evidence.contains("HTTPRoute shop/store"), "{evidence}");
+    }
+
+    #[test]
+    fn a_gateway_whose_class_its_controller_refused_is_not_ready_with_the_controllers_reason() {
+        let mut s = snapshot(&healthy_gateway(), &healthy_https(), "https");
+        s.gateway_classes = vec![class("eg", "False", "InvalidParameters")];
+        let found = judged(&s);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].category, Category::GatewayNotReady);
+        assert!(
+            found[0].root_cause.contains("GatewayClass eg is refused by its controller (InvalidParameters)"),
+            "{}",
+            found[0].root_cause
+        );
+    }
+
+    #[test]
+    fn an_accepted_or_pending_class_and_a_snapshot_without_classes_raise_nothing_for_a_healthy_gateway() {
+        for classes in [vec![class("eg", "True", "Accepted")], vec![class("eg", "Unknown", "Pending")], vec![]] {
+            let mut s = snapshot(&healthy_gateway(), &healthy_https(), "https");
+            s.gateway_classes = classes;
+            assert!(judged(&s).is_empty(), "{:?}", judged(&s));
+        }
     }
 }

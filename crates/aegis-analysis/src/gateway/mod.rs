@@ -8,7 +8,8 @@
 //!
 //! - [`routes`]: a route no parent accepted (`RouteNotAttached`), a route whose backends do not
 //!   resolve (`RouteBackendMissing`).
-//! - [`gateways`]: a Gateway its controller refused or cannot program (`GatewayNotReady`), and
+//! - [`gateways`]: a Gateway its controller refused or cannot program, or whose GatewayClass does not
+//!   exist or was refused by its controller (`GatewayNotReady`), and
 //!   listeners that cannot serve — a certificate Secret missing, a port or hostname in conflict, a
 //!   protocol not supported (`GatewayListenerInvalid`), on a Gateway or on a ListenerSet.
 //! - [`listener_sets`]: a ListenerSet its Gateway does not take — refused by the controller, or
@@ -27,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub(crate) use gateways::gateway_problems;
+pub(crate) use gateways::{class_problem, gateway_problems};
 pub(crate) use listener_sets::listener_set_problems;
 pub(crate) use routes::route_problems;
 
@@ -189,6 +190,42 @@ pub struct RouteParentStatus {
     pub controller_name: String,
     #[serde(default)]
     pub conditions: Vec<Condition>,
+}
+
+/// A Gateway API `GatewayClass` (cluster-scoped): the controller that implements it, and whether
+/// that controller accepted it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClass {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GatewayClassSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayClassStatus>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub controller_name: String,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayClassStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// A Gateway API `Gateway`: its listeners and what its controller says about it and them.

@@ -75,6 +75,8 @@ pub struct Snapshot {
     /// read for their listeners and `allowedListeners`, never judged here — their own namespace's
     /// analysis does that. A snapshot file marks them with [`PARENT_GATEWAY`].
     pub parent_gateways: Vec<crate::gateway::Gateway>,
+    /// Cluster-scoped; none in a snapshot that could not read them (then no class is judged missing).
+    pub gateway_classes: Vec<crate::gateway::GatewayClass>,
     pub config_maps: Vec<KeysOnly>,
     pub secrets: Vec<KeysOnly>,
     /// Objects of kinds the analysis does not read, counted by kind.
@@ -163,7 +165,9 @@ impl Snapshot {
             "ValidatingWebhookConfiguration" => self.validating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
             "MutatingWebhookConfiguration" => self.mutating_webhooks.push(serde_json::from_value(obj).map_err(err)?),
             // Istio, among others, has a `Gateway` of its own: only the Gateway API's are read.
-            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" | "Gateway" | "ListenerSet" if !is_gateway_api(&obj) => {
+            "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" | "Gateway" | "GatewayClass" | "ListenerSet"
+                if !is_gateway_api(&obj) =>
+            {
                 *self.other_kinds.entry(kind.clone()).or_default() += 1
             }
             "HTTPRoute" | "GRPCRoute" | "TLSRoute" | "TCPRoute" | "UDPRoute" => self.routes.push(serde_json::from_value(obj).map_err(err)?),
@@ -179,6 +183,7 @@ impl Snapshot {
             }
             "Gateway" => self.gateways.push(serde_json::from_value(obj).map_err(err)?),
             "ListenerSet" => self.listener_sets.push(serde_json::from_value(obj).map_err(err)?),
+            "GatewayClass" => self.gateway_classes.push(serde_json::from_value(obj).map_err(err)?),
             "ConfigMap" | "Secret" => {
                 let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned();
                 let mut keys: Vec<String> = ["data", "stringData", "binaryData"]
@@ -266,6 +271,7 @@ impl Snapshot {
             push(&mut items, &[g]);
         }
         push(&mut items, &self.listener_sets);
+        push(&mut items, &self.gateway_classes);
         for (kind, list) in [("ConfigMap", &self.config_maps), ("Secret", &self.secrets)] {
             for k in list {
                 let data: serde_json::Map<String, Value> = k.keys.iter().map(|key| (key.clone(), Value::String(String::new()))).collect();

@@ -81,6 +81,8 @@ pub struct Caches {
     ingress_classes: CompactStore<IngressClass>,
     validating_webhooks: CompactStore<ValidatingWebhookConfiguration>,
     mutating_webhooks: CompactStore<MutatingWebhookConfiguration>,
+    /// Watched where the Gateway API serves Gateways (its GatewayClasses come in the same bundle).
+    gateway_classes: Option<CompactStore<DynamicObject>>,
     /// Set once every store had its first complete list: before that a snapshot would be missing
     /// objects, and "not in the snapshot" reads as "healthy".
     filled: std::sync::atomic::AtomicBool,
@@ -237,7 +239,13 @@ impl Caches {
             lean,
         );
         changes.extend([node_changes, class_changes, validating_changes, mutating_changes]);
-        let caches = Caches { sets, nodes, ingress_classes, validating_webhooks, mutating_webhooks, filled: false.into() };
+        let gateway_classes = gateway_api.contains(&GatewayKind::Gateway).then(|| {
+            let api = Api::all_with(client.clone(), &crate::gateway_class_resource());
+            let (store, stream) = watch::<DynamicObject>(api, watcher::Config::default(), "GatewayClass", crate::lean_gateway_class);
+            changes.push(stream);
+            store
+        });
+        let caches = Caches { sets, nodes, ingress_classes, validating_webhooks, mutating_webhooks, gateway_classes, filled: false.into() };
         (caches, futures::stream::select_all(changes))
     }
 
@@ -290,6 +298,9 @@ impl Caches {
             self.mutating_webhooks,
             "MutatingWebhookConfiguration"
         );
+        if let Some(classes) = &self.gateway_classes {
+            optional!(classes, "GatewayClass");
+        }
         self.filled.store(true, std::sync::atomic::Ordering::Release);
     }
 
@@ -350,6 +361,10 @@ impl Caches {
             gateways: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::Gateway)?,
             listener_sets: gateway_api(&s.gateway_api, namespace, |k| k == GatewayKind::ListenerSet)?,
             parent_gateways: Vec::new(),
+            gateway_classes: match &self.gateway_classes {
+                Some(classes) => classes.namespace_as("")?,
+                None => Vec::new(),
+            },
             config_maps,
             secrets: Vec::new(),
             other_kinds: Default::default(),
