@@ -88,19 +88,7 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
     }
     // The routes that pay for it: on the whole object, or on a listener that cannot serve.
     let bad_listener = |section: Option<&str>| section.is_none_or(|s| listeners.iter().any(|(l, _, _)| *l == s));
-    let hurt: Vec<String> = index
-        .snapshot
-        .routes
-        .iter()
-        .filter(|r| {
-            let route_ns = r.metadata.namespace.as_deref().unwrap_or_default();
-            r.spec
-                .parent_refs
-                .iter()
-                .any(|p| p.targets(kind.as_str(), route_ns, &ns, &name) && (!whole.is_empty() || bad_listener(p.section_name.as_deref())))
-        })
-        .map(super::Route::describe)
-        .collect();
+    let hurt = super::routes_on(index, kind, &ns, &name, |section| !whole.is_empty() || bad_listener(section));
     if !hurt.is_empty() {
         evidence.push(format!("{kind} {name}: routes attached to what cannot serve: {}", hurt.join(", ")));
     }
@@ -230,16 +218,7 @@ pub(crate) fn class_problem(index: &Index<'_>, gateway: &Gateway) -> Option<Inci
             )
         }
     };
-    let hurt: Vec<String> = index
-        .snapshot
-        .routes
-        .iter()
-        .filter(|r| {
-            let route_ns = r.metadata.namespace.as_deref().unwrap_or_default();
-            r.spec.parent_refs.iter().any(|p| p.targets(OwnerKind::Gateway.as_str(), route_ns, &ns, &name))
-        })
-        .map(super::Route::describe)
-        .collect();
+    let hurt = super::routes_on(index, OwnerKind::Gateway, &ns, &name, |_| true);
     if !hurt.is_empty() {
         evidence.push(format!("Gateway {name}: routes attached to it: {}", hurt.join(", ")));
     }

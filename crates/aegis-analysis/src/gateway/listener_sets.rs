@@ -42,18 +42,7 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
     let gw_ns = parent.namespace_or(ns);
     let refusal = refusal(index, ns, gw_ns, &parent.name)?;
 
-    let hurt: Vec<String> = index
-        .snapshot
-        .routes
-        .iter()
-        .filter(|r| {
-            r.spec
-                .parent_refs
-                .iter()
-                .any(|p| p.targets(OwnerKind::ListenerSet.as_str(), r.metadata.namespace.as_deref().unwrap_or_default(), ns, name))
-        })
-        .map(super::Route::describe)
-        .collect();
+    let hurt = super::routes_on(index, OwnerKind::ListenerSet, ns, name, |_| true);
     let minutes = age.unwrap_or(0) / 60;
     let mut evidence = vec![format!(
         "ListenerSet {name}: parentRef Gateway {gw_ns}/{}; no controller has accepted it {minutes} min after it was created",

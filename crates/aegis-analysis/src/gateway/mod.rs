@@ -370,6 +370,27 @@ impl<'a> ListenerOwner<'a> {
     }
 }
 
+/// The routes of the snapshot attached to `kind` `ns/name` on a listener `on` admits (its
+/// `sectionName`, `None` when the route names no listener), described ("HTTPRoute shop/store").
+pub(crate) fn routes_on(
+    index: &crate::signals::Index<'_>,
+    kind: OwnerKind,
+    ns: &str,
+    name: &str,
+    on: impl Fn(Option<&str>) -> bool,
+) -> Vec<String> {
+    index
+        .snapshot
+        .routes
+        .iter()
+        .filter(|r| {
+            let route_ns = r.metadata.namespace.as_deref().unwrap_or_default();
+            r.spec.parent_refs.iter().any(|p| p.targets(kind.as_str(), route_ns, ns, name) && on(p.section_name.as_deref()))
+        })
+        .map(Route::describe)
+        .collect()
+}
+
 /// Every Gateway and ListenerSet of a snapshot, as what owns listeners.
 pub(crate) fn listener_owners(s: &crate::Snapshot) -> impl Iterator<Item = ListenerOwner<'_>> {
     s.gateways.iter().map(ListenerOwner::from).chain(s.listener_sets.iter().map(ListenerOwner::from))
