@@ -508,10 +508,7 @@ pub(crate) fn eligible_nodes<'a>(snapshot: &'a Snapshot, template: Option<&PodTe
         .nodes
         .iter()
         .filter(|n| !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false))
-        .filter(|n| {
-            let labels = n.metadata.labels.as_ref();
-            selector.is_none_or(|sel| sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)))
-        })
+        .filter(|n| selector.is_none_or(|sel| carries_labels(n, sel)))
         .filter(|n| {
             let taints = n.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
             taints
@@ -520,6 +517,12 @@ pub(crate) fn eligible_nodes<'a>(snapshot: &'a Snapshot, template: Option<&PodTe
                 .all(|t| tolerations.iter().any(|tol| tolerates(tol, t)))
         })
         .collect()
+}
+
+/// Whether a node carries every label of a pod's nodeSelector.
+pub(crate) fn carries_labels(node: &Node, selector: &BTreeMap<String, String>) -> bool {
+    let labels = node.metadata.labels.as_ref();
+    selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// Whether a toleration matches a taint, as the scheduler decides it.
@@ -602,21 +605,18 @@ fn claim_decision(w: &Workload<'_>, f: &Finding) -> Decision {
 
 /// A volume that cannot be set up, without a rollout to blame: what the events say, and what to do
 /// about it.
-fn volume_decision(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, pod: &str) -> Decision {
+fn volume_decision(w: &Workload<'_>, f: &Finding, pod: &str) -> Decision {
     let ns = &w.resource.namespace;
     let evidence = f.evidence.join("\n");
     if evidence.contains("Multi-Attach error") {
         // A ReadWriteOnce volume follows its pod from node to node only once the old node lets it go.
-        let rolling = (w.resource.kind == "Deployment")
-            .then(|| {
-                snapshot
-                    .deployments
-                    .iter()
-                    .find(|d| d.metadata.name.as_deref() == Some(&w.resource.name) && d.metadata.namespace.as_deref() == Some(ns.as_str()))
-            })
-            .flatten()
-            .and_then(|d| d.spec.as_ref())
-            .is_some_and(|s| s.strategy.as_ref().and_then(|st| st.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate");
+        let rolling = match w.controller {
+            Some(crate::workload::Controller::Deployment(d)) => d
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.strategy.as_ref().and_then(|st| st.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate"),
+            _ => false,
+        };
         let name = &w.resource.name;
         let how = if rolling {
             format!(
@@ -862,7 +862,7 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                 Some((good, cur, changes)) => {
                     rollback(f.category, format!("revision {cur} mounts a volume the kubelet cannot set up"), *good, *cur, changes, 0.8)
                 }
-                None => volume_decision(snapshot, w, f, &pod),
+                None => volume_decision(w, f, &pod),
             }
         }
         Category::Evicted => manual(

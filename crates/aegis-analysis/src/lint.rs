@@ -118,11 +118,7 @@ fn schedules_nowhere(snapshot: &Snapshot, ds: &k8s_openapi::api::apps::v1::Daemo
             false => format!("its nodeSelector {selector}, affinity or the nodes' taints leave it none"),
         }
     } else {
-        let labelled = snapshot
-            .nodes
-            .iter()
-            .filter(|n| node_selector.iter().all(|(k, v)| n.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)))
-            .count();
+        let labelled = snapshot.nodes.iter().filter(|n| crate::analyze::carries_labels(n, &node_selector)).count();
         let eligible = crate::analyze::eligible_nodes(snapshot, template).len();
         match (labelled, eligible) {
             (0, _) => format!("none of the {nodes} nodes carries its nodeSelector {selector}"),

@@ -489,17 +489,14 @@ fn ingress_problems(index: &Index<'_>, ing: &Ingress) -> Vec<Incident> {
             },
         ));
     }
-    // Secrets are judged only where the snapshot holds some of the namespace's (a snapshot file with
-    // them; a live one never lists Secrets): absent from a snapshot without any says nothing.
-    let secrets_held = index.snapshot.secrets.iter().any(|s| s.namespace == ns);
+    // Secrets are judged only where the snapshot holds some of the namespace's (`--include-secrets`, or
+    // a file with them): absent from a snapshot without any says nothing.
     let missing: Vec<(String, Vec<String>)> = spec
         .iter()
         .flat_map(|s| s.tls.iter().flatten())
-        .filter(|_| secrets_held)
         .filter_map(|t| {
             let secret = t.secret_name.clone()?;
-            let exists = index.snapshot.secrets.iter().any(|s| s.namespace == ns && s.name == secret);
-            (!exists).then(|| (secret, t.hosts.clone().unwrap_or_default()))
+            (index.snapshot.secret_exists(&ns, &secret) == Some(false)).then(|| (secret, t.hosts.clone().unwrap_or_default()))
         })
         .collect();
     if !missing.is_empty() {
@@ -581,22 +578,14 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
     let spec = hpa.spec.as_ref()?;
     let target = &spec.scale_target_ref;
     let resource = ResourceRef { kind: "HorizontalPodAutoscaler".into(), namespace: ns.clone(), name: name.clone() };
-    let s = index.snapshot;
-    let exists = |n: Option<&String>| n.map(String::as_str) == Some(target.name.as_str());
-    let in_ns = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.as_deref() == Some(ns.as_str());
-    let found = match target.kind.as_str() {
-        "Deployment" => Some(s.deployments.iter().any(|d| in_ns(&d.metadata) && exists(d.metadata.name.as_ref()))),
-        "StatefulSet" => Some(s.stateful_sets.iter().any(|d| in_ns(&d.metadata) && exists(d.metadata.name.as_ref()))),
-        "ReplicaSet" => Some(s.replica_sets.iter().any(|d| in_ns(&d.metadata) && exists(d.metadata.name.as_ref()))),
-        _ => None,
-    };
+    let scaled = scale_target(index, hpa);
     let conditions: Vec<_> = hpa.status.iter().flat_map(|st| st.conditions.iter().flatten()).collect();
     let condition = |t: &str, status: &str| conditions.iter().find(|c| c.type_ == t && c.status == status);
     let said = |c: &&&k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerCondition| {
         format!("{}={} {}: {}", c.type_, c.status, c.reason.as_deref().unwrap_or(""), c.message.as_deref().unwrap_or(""))
     };
     let target_text = format!("{}/{}", target.kind, target.name);
-    if found == Some(false) {
+    if matches!(scaled, ScaleTarget::Missing) {
         return Some(object_incident(
             index,
             ObjectFinding {
@@ -613,7 +602,10 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
     // Why it cannot read its metrics: a utilization target is a share of each container's request, so
     // without one there is nothing to compute whether or not the metrics API answers (here it fails
     // before the controller says so); else what the controller reports.
-    let unrequested = unrequested_utilization(index, hpa);
+    let unrequested = match scaled {
+        ScaleTarget::Found(template) => unrequested_utilization(spec, template),
+        ScaleTarget::Missing | ScaleTarget::NotJudged => Vec::new(),
+    };
     let unreadable = if !unrequested.is_empty() {
         let distinct = |pick: fn(&(String, String)) -> &str| -> Vec<&str> {
             unrequested.iter().map(pick).collect::<std::collections::BTreeSet<_>>().into_iter().collect()
@@ -704,23 +696,39 @@ fn autoscaler_problem(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Optio
     None
 }
 
-/// The (resource, container) pairs of an autoscaler's utilization targets whose container in the
-/// target's pod template requests none of that resource. Only targets the spec lists are judged (the API
-/// server writes its default, CPU at 80 %, into every autoscaler it admits).
-fn unrequested_utilization(index: &Index<'_>, hpa: &HorizontalPodAutoscaler) -> Vec<(String, String)> {
-    let Some(spec) = hpa.spec.as_ref() else { return Vec::new() };
+/// What an autoscaler scales, as the snapshot holds it.
+enum ScaleTarget<'a> {
+    /// A kind not judged here (a custom resource with a scale subresource).
+    NotJudged,
+    /// A Deployment, StatefulSet or ReplicaSet that does not exist.
+    Missing,
+    /// It exists, with its pod template (none when its spec is absent).
+    Found(Option<&'a k8s_openapi::api::core::v1::PodTemplateSpec>),
+}
+
+fn scale_target<'a>(index: &Index<'a>, hpa: &HorizontalPodAutoscaler) -> ScaleTarget<'a> {
+    let Some(target) = hpa.spec.as_ref().map(|s| &s.scale_target_ref) else { return ScaleTarget::NotJudged };
     let ns = hpa.metadata.namespace.as_deref();
-    let target = &spec.scale_target_ref;
-    let s = index.snapshot;
     let named = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         m.namespace.as_deref() == ns && m.name.as_deref() == Some(target.name.as_str())
     };
-    let template = match target.kind.as_str() {
-        "Deployment" => s.deployments.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).map(|s| &s.template),
-        "StatefulSet" => s.stateful_sets.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).map(|s| &s.template),
-        "ReplicaSet" => s.replica_sets.iter().find(|d| named(&d.metadata)).and_then(|d| d.spec.as_ref()).and_then(|s| s.template.as_ref()),
-        _ => None,
+    let s = index.snapshot;
+    let found = match target.kind.as_str() {
+        "Deployment" => s.deployments.iter().find(|d| named(&d.metadata)).map(|d| d.spec.as_ref().map(|s| &s.template)),
+        "StatefulSet" => s.stateful_sets.iter().find(|d| named(&d.metadata)).map(|d| d.spec.as_ref().map(|s| &s.template)),
+        "ReplicaSet" => s.replica_sets.iter().find(|d| named(&d.metadata)).map(|d| d.spec.as_ref().and_then(|s| s.template.as_ref())),
+        _ => return ScaleTarget::NotJudged,
     };
+    found.map_or(ScaleTarget::Missing, ScaleTarget::Found)
+}
+
+/// The (resource, container) pairs of an autoscaler's utilization targets whose container in the
+/// target's pod template requests none of that resource. Only targets the spec lists are judged (the API
+/// server writes its default, CPU at 80 %, into every autoscaler it admits).
+fn unrequested_utilization(
+    spec: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerSpec,
+    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> Vec<(String, String)> {
     let Some(containers) = template.and_then(|t| t.spec.as_ref()).map(|s| &s.containers) else { return Vec::new() };
     let requests = |c: &k8s_openapi::api::core::v1::Container, r: &str| {
         c.resources.as_ref().and_then(|x| x.requests.as_ref()).is_some_and(|q| q.contains_key(r))

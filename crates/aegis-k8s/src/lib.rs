@@ -181,10 +181,19 @@ pub async fn readable_gateway_kinds(client: &Client, namespaces: &[String]) -> V
 /// is not installed (404) or RBAC refuses it, there are none to judge. An object that cannot be read is
 /// an error, never one route fewer.
 async fn gateway_list<T: serde::de::DeserializeOwned>(client: &Client, scope: &Scope, kind: GatewayKind) -> Result<Vec<T>, K8sError> {
-    let items = match kind.api(client, scope.namespace.as_deref()).list(&ListParams::default()).await {
+    dynamic_list(kind.api(client, scope.namespace.as_deref()), kind.name(), scope.describe()).await
+}
+
+/// Every object `api` lists, as `kind` of the Gateway API typed by the analysis (see [`gateway_list`]).
+async fn dynamic_list<T: serde::de::DeserializeOwned>(
+    api: Api<DynamicObject>,
+    kind: &'static str,
+    scope: String,
+) -> Result<Vec<T>, K8sError> {
+    let items = match api.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
-        Err(source) => return Err(K8sError::List { kind: kind.name(), scope: scope.describe(), source }),
+        Err(source) => return Err(K8sError::List { kind, scope, source }),
     };
     items
         .into_iter()
@@ -193,16 +202,16 @@ async fn gateway_list<T: serde::de::DeserializeOwned>(client: &Client, scope: &S
             let name = o.metadata.name.clone().unwrap_or_default();
             serde_json::to_value(o)
                 .and_then(serde_json::from_value)
-                .map_err(|e| K8sError::Invalid(format!("{} {name} cannot be read: {e}", kind.name())))
+                .map_err(|e| K8sError::Invalid(format!("{kind} {name} cannot be read: {e}")))
         })
         .collect()
 }
 
 /// A Gateway API object as the analysis reads it: without `managedFields`, and with its kind named
 /// (the items of a list do not carry it, and a route's kind is part of its type).
-pub(crate) fn lean_gateway_object(kind: GatewayKind, o: &mut DynamicObject) {
+pub(crate) fn lean_gateway_object(kind: &str, o: &mut DynamicObject) {
     o.metadata.managed_fields = None;
-    o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.name().to_owned() });
+    o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: kind.to_owned() });
 }
 
 /// The API resource of GatewayClasses (cluster-scoped; not a [`GatewayKind`], which are namespaced).
@@ -210,31 +219,10 @@ pub fn gateway_class_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GATEWAY_GROUP, "v1", "GatewayClass"), "gatewayclasses")
 }
 
-/// A GatewayClass as the analysis reads it: without `managedFields`, its kind named.
-pub(crate) fn lean_gateway_class(o: &mut DynamicObject) {
-    o.metadata.managed_fields = None;
-    o.types = Some(kube::core::TypeMeta { api_version: format!("{GATEWAY_GROUP}/v1"), kind: "GatewayClass".to_owned() });
-}
-
 /// The cluster's GatewayClasses, where the API serves them and RBAC allows (none otherwise: then no
 /// Gateway's class is judged missing). One that cannot be read is an error, never one class fewer.
 async fn gateway_classes(client: &Client) -> Result<Vec<GatewayClass>, K8sError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &gateway_class_resource());
-    let items = match api.list(&ListParams::default()).await {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => return Ok(Vec::new()),
-        Err(source) => return Err(K8sError::List { kind: "GatewayClass", scope: "the cluster".into(), source }),
-    };
-    items
-        .into_iter()
-        .map(|mut o| {
-            lean_gateway_class(&mut o);
-            let name = o.metadata.name.clone().unwrap_or_default();
-            serde_json::to_value(o)
-                .and_then(serde_json::from_value)
-                .map_err(|e| K8sError::Invalid(format!("GatewayClass {name} cannot be read: {e}")))
-        })
-        .collect()
+    dynamic_list(Api::all_with(client.clone(), &gateway_class_resource()), "GatewayClass", "the cluster".into()).await
 }
 
 /// Every route kind's objects in scope.
@@ -370,11 +358,7 @@ pub async fn secret_keys(client: &Client, scope: &Scope) -> Result<Vec<KeysOnly>
     let mut lp = ListParams::default().limit(100);
     loop {
         let page = api.list(&lp).await.map_err(|source| K8sError::List { kind: "Secret", scope: scope.describe(), source })?;
-        out.extend(page.items.into_iter().map(|s| {
-            let mut keys: Vec<String> = s.data.unwrap_or_default().into_keys().collect();
-            keys.sort();
-            KeysOnly { namespace: s.metadata.namespace.unwrap_or_default(), name: s.metadata.name.unwrap_or_default(), keys }
-        }));
+        out.extend(page.items.into_iter().map(|s| keys_of(s.metadata, s.data.unwrap_or_default().into_keys())));
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => lp = lp.continue_token(&token),
             None => return Ok(out),
@@ -389,9 +373,14 @@ pub(crate) fn without_own_events(events: &mut Vec<Event>) {
 
 /// A ConfigMap's name and keys, never its values.
 pub(crate) fn keys_only(c: ConfigMap) -> KeysOnly {
-    let mut keys: Vec<String> = c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()).collect();
+    keys_of(c.metadata, c.data.unwrap_or_default().into_keys().chain(c.binary_data.unwrap_or_default().into_keys()))
+}
+
+/// An object's name and these keys, sorted: what a snapshot keeps of a ConfigMap or a Secret.
+fn keys_of(meta: kube::api::ObjectMeta, keys: impl Iterator<Item = String>) -> KeysOnly {
+    let mut keys: Vec<String> = keys.collect();
     keys.sort();
-    KeysOnly { namespace: c.metadata.namespace.unwrap_or_default(), name: c.metadata.name.unwrap_or_default(), keys }
+    KeysOnly { namespace: meta.namespace.unwrap_or_default(), name: meta.name.unwrap_or_default(), keys }
 }
 
 /// The API resource of a kind AEGIS reads or patches by name (workloads, Services, Pods, ConfigMaps).

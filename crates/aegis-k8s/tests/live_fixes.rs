@@ -266,6 +266,16 @@ async fn oom_in_a_stateful_set_is_healed(prefix: &str, guarded: bool) {
     .await;
 }
 
+/// The operator's caches of `namespaces` (with the Gateway API kinds served there), filled; the task
+/// that feeds them runs until aborted.
+async fn filled_caches(client: &kube::Client, namespaces: &[String]) -> (aegis_k8s::cache::Caches, tokio::task::JoinHandle<()>) {
+    let gateway_api = aegis_k8s::readable_gateway_kinds(client, namespaces).await;
+    let (caches, changes) = aegis_k8s::cache::Caches::start(client, namespaces, None, &gateway_api);
+    let pump = tokio::spawn(futures::StreamExt::for_each(changes, |_| async {}));
+    caches.ready().await;
+    (caches, pump)
+}
+
 /// A namespace's snapshot holds the Gateways of the other namespaces its ListenerSets (and routes)
 /// name as parents — listed, and from the operator's caches alike — and judges them not.
 #[tokio::test]
@@ -274,11 +284,7 @@ async fn a_namespaces_snapshot_reads_its_parent_gateways_from_another_namespace_
     let infra = TestNamespace::create("infra").await;
     aegis_testkit::cluster::listener_set_on_another_namespaces_gateway(&team, &infra).await;
     let client = team.client();
-    let watched = [team.name().to_owned(), infra.name().to_owned()];
-    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &watched).await;
-    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &watched, None, &gateway_api);
-    let pump = tokio::spawn(futures::StreamExt::for_each(changes, |_| async {}));
-    caches.ready().await;
+    let (caches, pump) = filled_caches(&client, &[team.name().to_owned(), infra.name().to_owned()]).await;
 
     let listed = snapshot(&client, &Scope { namespace: Some(team.name().to_owned()), label_selector: None }).await.unwrap();
     let cached = caches.snapshot(team.name()).expect("a watched namespace");
@@ -312,11 +318,7 @@ async fn a_gateway_of_a_class_the_cluster_lacks_is_found_from_the_cached_classes
     let ns = TestNamespace::create("gwclass").await;
     aegis_testkit::cluster::gateway_of_a_missing_class(&ns).await;
     let client = ns.client();
-    let watched = [ns.name().to_owned()];
-    let gateway_api = aegis_k8s::readable_gateway_kinds(&client, &watched).await;
-    let (caches, changes) = aegis_k8s::cache::Caches::start(&client, &watched, None, &gateway_api);
-    let pump = tokio::spawn(futures::StreamExt::for_each(changes, |_| async {}));
-    caches.ready().await;
+    let (caches, pump) = filled_caches(&client, &[ns.name().to_owned()]).await;
     let listed = snapshot(&client, &Scope { namespace: Some(ns.name().to_owned()), label_selector: None }).await.unwrap();
     let cached = caches.snapshot(ns.name()).expect("a watched namespace");
     let classes = |s: &aegis_analysis::Snapshot| s.gateway_classes.iter().filter_map(|c| c.metadata.name.clone()).collect::<Vec<_>>();

@@ -20,7 +20,7 @@
 use aegis_model::{Category, Incident, ResourceRef, Severity};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use super::{GRACE_SECONDS, Gateway, Listener, ListenerOwner, OwnerKind};
+use super::{GRACE_SECONDS, Gateway, Listener, ListenerOwner, OwnerKind, age, settled};
 use crate::objects::{ObjectFinding, object_incident};
 use crate::signals::Index;
 
@@ -31,10 +31,8 @@ pub(crate) fn gateway_problems(index: &Index<'_>, owner: ListenerOwner<'_>) -> O
     let kind = owner.kind;
     let ns = owner.metadata.namespace.clone().unwrap_or_default();
     let name = owner.metadata.name.clone().unwrap_or_default();
-    let settled =
-        |c: &Condition| index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS);
     let failing = |conditions: &[Condition], types: &[(&str, &str)]| -> Vec<Condition> {
-        conditions.iter().filter(|c| types.iter().any(|(t, bad)| c.type_ == *t && c.status == *bad) && settled(c)).cloned().collect()
+        conditions.iter().filter(|c| types.iter().any(|(t, bad)| c.type_ == *t && c.status == *bad) && settled(index, c)).cloned().collect()
     };
 
     let whole = status.map(|s| failing(&s.conditions, &[("Accepted", "False"), ("Programmed", "False")])).unwrap_or_default();
@@ -198,11 +196,11 @@ pub(crate) fn class_problem(index: &Index<'_>, gateway: &Gateway) -> Option<Inci
             ),
         ),
         Some(c) => {
-            let refused = c.status.iter().flat_map(|s| s.conditions.iter()).find(|c| {
-                c.type_ == "Accepted"
-                    && c.status == "False"
-                    && index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS)
-            })?;
+            let refused = c
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter())
+                .find(|c| c.type_ == "Accepted" && c.status == "False" && settled(index, c))?;
             (
                 format!(
                     "Gateway {name}'s GatewayClass {class} is refused by its controller ({}): nothing programs the Gateway, so every route on it reaches nothing.",
@@ -244,15 +242,12 @@ const MISSING_CERTIFICATE: &str = "InvalidCertificateRef";
 /// without any says nothing), and only once the owner has existed for the grace (a cert-manager
 /// Certificate writes its Secret a little after the Gateway that asks for it).
 fn missing_certificates<'a>(index: &Index<'_>, owner: ListenerOwner<'a>) -> Vec<(&'a str, String)> {
-    let age = owner.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
-    if age.is_some_and(|a| a < GRACE_SECONDS) {
+    if age(index, owner.metadata).is_some_and(|a| a < GRACE_SECONDS) {
         return Vec::new();
     }
-    let secrets = &index.snapshot.secrets;
     owner
         .certificate_secrets()
-        .filter(|(_, ns, _)| secrets.iter().any(|s| s.namespace == *ns))
-        .filter(|(_, ns, name)| !secrets.iter().any(|s| s.namespace == *ns && s.name == *name))
+        .filter(|(_, ns, name)| index.snapshot.secret_exists(ns, name) == Some(false))
         .map(|(l, ns, name)| (l.name.as_str(), format!("{ns}/{name}")))
         .collect()
 }

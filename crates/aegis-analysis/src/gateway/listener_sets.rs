@@ -32,7 +32,7 @@ pub(crate) fn listener_set_problems(index: &Index<'_>, ls: &ListenerSet) -> Opti
         return Some(reported);
     }
     let accepted = ls.status.as_ref().and_then(|s| condition(&s.conditions, "Accepted")).is_some_and(|c| c.status == "True");
-    let age = ls.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
+    let age = super::age(index, &ls.metadata);
     let parent = &ls.spec.parent_ref;
     if accepted || age.is_none_or(|a| a < GRACE_SECONDS) || !parent.is_gateway() {
         return None;

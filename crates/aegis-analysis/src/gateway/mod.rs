@@ -39,6 +39,17 @@ pub const GROUP: &str = "gateway.networking.k8s.io";
 /// correct, counts: controllers report within seconds.
 const GRACE_SECONDS: i64 = 120;
 
+/// An object's age at the snapshot's "now", in seconds; `None` when either is unknown.
+fn age(index: &crate::signals::Index<'_>, meta: &ObjectMeta) -> Option<i64> {
+    meta.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second())
+}
+
+/// Whether a condition has held for [`GRACE_SECONDS`] at the snapshot's "now" (so when "now" is
+/// unknown: a snapshot without a time judges what it holds).
+fn settled(index: &crate::signals::Index<'_>, c: &Condition) -> bool {
+    index.observed_at().is_none_or(|now| now.as_second() - c.last_transition_time.0.as_second() >= GRACE_SECONDS)
+}
+
 /// The route kinds judged. Their specs share every field the analysis reads (parentRefs, hostnames,
 /// rules' backendRefs); what differs is what the Gateway does with a request it cannot route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -53,7 +53,7 @@ pub(crate) fn route_problems(index: &Index<'_>, route: &Route) -> Vec<Incident> 
         .collect();
     let any_accepted = states.iter().any(|(_, s)| matches!(s, ParentState::Accepted));
     let any_refused = states.iter().any(|(_, s)| matches!(s, ParentState::Refused(_)));
-    let age = route.metadata.creation_timestamp.as_ref().zip(index.observed_at()).map(|(c, now)| now.as_second() - c.0.as_second());
+    let age = super::age(index, &route.metadata);
     let silent_long = age.is_some_and(|a| a >= GRACE_SECONDS);
     if !states.is_empty() && !any_accepted && (any_refused || silent_long) {
         let evidence: Vec<String> = states

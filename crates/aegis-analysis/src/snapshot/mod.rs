@@ -231,6 +231,13 @@ impl Snapshot {
         from_routes.chain(from_sets).filter(|ns| ns != own).collect()
     }
 
+    /// Whether Secret `namespace/name` exists: `None` when the snapshot holds none of that namespace's
+    /// Secrets (a live snapshot without `--include-secrets`), which says nothing about them.
+    pub(crate) fn secret_exists(&self, namespace: &str, name: &str) -> Option<bool> {
+        let held: Vec<&KeysOnly> = self.secrets.iter().filter(|s| s.namespace == namespace).collect();
+        (!held.is_empty()).then(|| held.iter().any(|s| s.name == name))
+    }
+
     /// The Gateways of `namespace` the snapshot holds, its own or as parents.
     pub(crate) fn gateways_in<'a, 'n>(&'a self, namespace: &'n str) -> impl Iterator<Item = &'a crate::gateway::Gateway> + use<'a, 'n> {
         self.gateways.iter().chain(&self.parent_gateways).filter(move |g| g.metadata.namespace.as_deref() == Some(namespace))

@@ -216,7 +216,7 @@ impl Caches {
                 gateway_api: gateway_api
                     .iter()
                     .map(|&kind| {
-                        let strip = move |o: &mut DynamicObject| crate::lean_gateway_object(kind, o);
+                        let strip = move |o: &mut DynamicObject| crate::lean_gateway_object(kind.name(), o);
                         let (store, stream) = watch::<DynamicObject>(kind.api(client, ns), all.clone(), kind.name(), strip);
                         changes.push(stream);
                         (kind, store)
@@ -241,7 +241,9 @@ impl Caches {
         changes.extend([node_changes, class_changes, validating_changes, mutating_changes]);
         let gateway_classes = gateway_api.contains(&GatewayKind::Gateway).then(|| {
             let api = Api::all_with(client.clone(), &crate::gateway_class_resource());
-            let (store, stream) = watch::<DynamicObject>(api, watcher::Config::default(), "GatewayClass", crate::lean_gateway_class);
+            let (store, stream) = watch::<DynamicObject>(api, watcher::Config::default(), "GatewayClass", |o: &mut DynamicObject| {
+                crate::lean_gateway_object("GatewayClass", o)
+            });
             changes.push(stream);
             store
         });
