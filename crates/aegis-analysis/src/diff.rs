@@ -68,6 +68,15 @@ pub enum Change {
         from: Option<String>,
         to: Option<String>,
     },
+    /// Any other field of a container (`container` set) or of the pod: `args`, `securityContext`,
+    /// `hostNetwork`… Its values are shown only for fields that cannot hold a secret ([`SHOWN`]);
+    /// `None` in both for the others.
+    Setting {
+        container: Option<String>,
+        field: String,
+        from: Option<String>,
+        to: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Change {
@@ -89,6 +98,15 @@ impl std::fmt::Display for Change {
             Change::Volume { name, from, to } => write!(f, "volume {name}: {} -> {}", q(from), q(to)),
             Change::Placement { field, from, to } => write!(f, "{field} {} -> {}", q(from), q(to)),
             Change::ServiceAccount { from, to } => write!(f, "serviceAccountName {} -> {}", q(from), q(to)),
+            Change::Setting { container, field, from, to } => {
+                if let Some(c) = container {
+                    write!(f, "container {c}: ")?;
+                }
+                match SHOWN.contains(&field.as_str()) {
+                    true => write!(f, "{field} {} -> {}", q(from), q(to)),
+                    false => write!(f, "{field} changed"),
+                }
+            }
         }
     }
 }
@@ -213,7 +231,77 @@ pub fn diff(old: &PodTemplateSpec, new: &PodTemplateSpec) -> Vec<Change> {
             out.push(Change::Placement { field, from, to });
         }
     }
+    if let (Some(o), Some(n)) = (&old.spec, &new.spec) {
+        for (field, from, to) in other_fields(o, n, POD_MODELLED) {
+            out.push(Change::Setting { container: None, field, from, to });
+        }
+    }
     out
+}
+
+/// The container fields [`container_diff`] compares as changes of their own.
+const CONTAINER_MODELLED: &[&str] = &["name", "image", "env", "resources", "envFrom", "livenessProbe", "readinessProbe"];
+
+/// The pod fields [`diff`] compares as changes of their own (`serviceAccount` is the deprecated
+/// spelling of `serviceAccountName`).
+const POD_MODELLED: &[&str] = &[
+    "containers",
+    "initContainers",
+    "volumes",
+    "serviceAccountName",
+    "serviceAccount",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+    "schedulingGates",
+    "priorityClassName",
+    "runtimeClassName",
+];
+
+/// Fields whose values a [`Change::Setting`] shows: they describe how the pod runs and cannot hold a
+/// secret. Any other field (`args`, `command`, `lifecycle`, `startupProbe`, `hostAliases`…) is only
+/// named, as env values are.
+const SHOWN: &[&str] = &[
+    "securityContext",
+    "ports",
+    "volumeMounts",
+    "volumeDevices",
+    "imagePullPolicy",
+    "restartPolicy",
+    "terminationMessagePolicy",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "hostUsers",
+    "shareProcessNamespace",
+    "dnsPolicy",
+    "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds",
+    "automountServiceAccountToken",
+    "enableServiceLinks",
+    "preemptionPolicy",
+    "topologySpreadConstraints",
+    "readinessGates",
+    "os",
+];
+
+/// The fields of two objects (a container, a pod spec) that differ, but for `modelled`, with their
+/// values as compact JSON (unset, null or empty: `None`).
+fn other_fields<T: serde::Serialize>(old: &T, new: &T, modelled: &[&str]) -> Vec<(String, Option<String>, Option<String>)> {
+    let fields = |v: &T| -> BTreeMap<String, serde_json::Value> {
+        match serde_json::to_value(v) {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().filter(|(k, _)| !modelled.contains(&k.as_str())).collect(),
+            _ => BTreeMap::new(),
+        }
+    };
+    let (o, n) = (fields(old), fields(new));
+    let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (from, to) = (compact(o.get(k)), compact(n.get(k)));
+            (from != to).then(|| (k.clone(), from, to))
+        })
+        .collect()
 }
 
 /// Differences between two versions of one container.
@@ -281,6 +369,9 @@ fn container_diff(o: &Container, n: &Container, out: &mut Vec<Change>) {
             out.push(Change::Probe { container: name.clone(), probe, from, to });
         }
     }
+    for (field, from, to) in other_fields(o, n, CONTAINER_MODELLED) {
+        out.push(Change::Setting { container: Some(name.clone()), field, from, to });
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +409,42 @@ mod tests {
             serde_json::json!({"containers": [{"name": "api", "image": "x:1"}], "initContainers": [{"name": "migrate", "image": "x:2"}]}),
         );
         assert_eq!(diff(&new, &newer)[0].to_string(), "container migrate: image x:1 -> x:2");
+    }
+
+    /// What the diff does not model field by field still counts: a rollout that only changes a
+    /// container's args or its securityContext (a capability the namespace's Pod Security level
+    /// forbids) broke the pods as surely as a new image, and a rollback undoes it. Args are named, not
+    /// shown: like env values, they may carry secrets.
+    #[test]
+    fn a_rollout_that_changes_only_args_a_security_context_or_a_pod_field_is_a_change() {
+        let old = spec(serde_json::json!({"containers": [{"name": "api", "image": "x:1", "args": ["serve"]}]}));
+        let new = spec(serde_json::json!({
+            "containers": [{"name": "api", "image": "x:1", "args": ["serve", "--port=80"], "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}],
+            "hostNetwork": true
+        }));
+        let changes: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            changes,
+            [
+                "container api: args changed",
+                r#"container api: securityContext unset -> {"capabilities":{"add":["NET_ADMIN"]}}"#,
+                "hostNetwork unset -> true",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_modelled_on_its_own_is_not_reported_twice_and_a_restart_is_no_change() {
+        let old = spec(serde_json::json!({"containers": [{"name": "api", "image": "x:1"}]}));
+        let new = spec(serde_json::json!({"containers": [{"name": "api", "image": "x:2"}], "nodeSelector": {"disk": "ssd"}}));
+        let changes: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert_eq!(changes, ["container api: image x:1 -> x:2", r#"nodeSelector unset -> {"disk":"ssd"}"#]);
+        let mut restarted = old.clone();
+        restarted.metadata = Some(
+            serde_json::from_value(serde_json::json!({"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-12-01T10:00:00Z"}}))
+                .unwrap(),
+        );
+        assert_eq!(diff(&old, &restarted), [], "`kubectl rollout restart` changes no setting");
     }
 
     #[test]
