@@ -573,6 +573,10 @@ fn claim_decision(w: &Workload<'_>, f: &Finding) -> Decision {
             "The pods wait for {named}, which name no StorageClass while the cluster has no default one: nothing provisions them, and no \
              PersistentVolume matches."
         ),
+        None if evidence.contains("kubernetes.io/no-provisioner") => format!(
+            "The pods wait for {named}, whose StorageClass has no provisioner (kubernetes.io/no-provisioner: its volumes are \
+             made by hand) and no PersistentVolume of that class fits them (capacity, access modes, or already bound)."
+        ),
         None if evidence.contains("waiting for a volume to be created") => {
             format!("The pods wait for {named}: their StorageClass's provisioner has not created the volume (is it running?).")
         }
@@ -1300,6 +1304,27 @@ pub fn render_fix(snapshot: &Snapshot, resource: &ResourceRef, action: &FixActio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn job(conditions: serde_json::Value) -> Snapshot {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "shop"},
+             "spec": {"activeDeadlineSeconds": 10, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "migrate", "image": "x:1"}]}}},
+             "status": {"failed": 1, "conditions": conditions}}
+        ]});
+        Snapshot::from_text(&list.to_string()).unwrap()
+    }
+
+    /// The Job controller deletes a Job's running pods when its activeDeadlineSeconds passes: the
+    /// Job's Failed condition is then all there is, and it is enough.
+    #[test]
+    fn a_job_failed_by_its_deadline_is_found_after_its_pods_are_gone() {
+        let failed = job(serde_json::json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+            "message": "Job was active longer than specified deadline"}]));
+        let found: Vec<(Category, String)> = analyze(&failed).into_iter().map(|i| (i.category, i.resource.to_string())).collect();
+        assert_eq!(found, [(Category::JobFailed, "Job/migrate -n shop".to_owned())]);
+        let done = job(serde_json::json!([{"type": "Complete", "status": "True"}]));
+        assert!(analyze(&done).is_empty(), "a Job that completed and whose pods are gone is no incident");
+    }
 
     #[test]
     fn label_values_a_typo_apart_are_told_from_unrelated_ones() {

@@ -160,7 +160,8 @@ fn owner(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> O
         .map(|o| (o.kind.as_str(), o.name.as_str()))
 }
 
-/// Group every pod (and every Deployment, even one without pods) into workloads.
+/// Group every pod (and every Deployment, StatefulSet, DaemonSet and Job, even one without pods) into
+/// workloads.
 pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     let mut by_key: BTreeMap<ResourceRef, Workload<'_>> = BTreeMap::new();
     let ns_of = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| m.namespace.clone().unwrap_or_default();
@@ -174,6 +175,13 @@ pub fn workloads(s: &Snapshot) -> Vec<Workload<'_>> {
     for (kind, meta, controller) in controllers {
         let resource = ResourceRef { kind: kind.into(), namespace: ns_of(meta), name: meta.name.clone().unwrap_or_default() };
         by_key.insert(resource.clone(), Workload { resource, controller: Some(controller), revisions: Vec::new(), pods: Vec::new() });
+    }
+    // Every Job too: one failed by its activeDeadlineSeconds has its pods deleted, and one whose pods
+    // are refused never had any; its status and events are what is left to judge.
+    for job in &s.jobs {
+        let resource =
+            ResourceRef { kind: "Job".into(), namespace: ns_of(&job.metadata), name: job.metadata.name.clone().unwrap_or_default() };
+        by_key.insert(resource.clone(), Workload::empty(resource));
     }
     let rs_owner: BTreeMap<(String, String), ResourceRef> = s
         .replica_sets
