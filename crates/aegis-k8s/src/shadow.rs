@@ -172,25 +172,48 @@ pub fn shadow_namespace(id: &str) -> String {
     if id.starts_with(PREFIX) { id.to_owned() } else { format!("{PREFIX}{id}") }
 }
 
+/// The labels of production's namespace a shadow carries too: Pod Security admission's
+/// (`enforce`, `audit`, `warn` and their versions). Without them the API server would admit in the
+/// shadow pods that production refuses, and a fix that production cannot run (a capability the
+/// namespace's level forbids) would pass verification. Other labels are not copied: they name
+/// production (selectors of NetworkPolicies elsewhere, mesh injection, ownership) and a shadow must not
+/// be taken for it.
+const ADMISSION_LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
+
+/// The shadow's namespace object (without its name, which the caller sets): the shadow's markers, and
+/// production's Pod Security labels ([`ADMISSION_LABEL_PREFIX`]).
+fn shadow_namespace_object(production: &Namespace, id: &str, spec: &ShadowSpec, expires: jiff::Timestamp) -> Namespace {
+    let mut labels: BTreeMap<String, String> = production
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(ADMISSION_LABEL_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(SHADOW_LABEL.into(), id.into());
+    labels.insert("app.kubernetes.io/managed-by".into(), "aegis".into());
+    let annotations = BTreeMap::from([
+        (SOURCE_ANNOTATION.to_owned(), spec.source.to_string()),
+        (INCIDENT_ANNOTATION.to_owned(), spec.incident.clone().unwrap_or_default()),
+        (EXPIRES_ANNOTATION.to_owned(), expires.to_string()),
+    ]);
+    Namespace {
+        metadata: kube::api::ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() },
+        ..Default::default()
+    }
+}
+
 /// Create the shadow: namespace, isolation, copies. On any error the half-made shadow is deleted.
 pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timestamp) -> Result<Shadow, K8sError> {
     // Eight hex digits from the clock and the process: unique enough, and a collision fails the create (409).
     let id = format!("{:08x}", ((now.as_nanosecond() as u64) ^ ((std::process::id() as u64) << 16)) as u32);
     let namespace = shadow_namespace(&id);
     let expires = now.checked_add(jiff::SignedDuration::try_from(spec.ttl).unwrap_or(jiff::SignedDuration::from_secs(3600))).unwrap_or(now);
-    let ns_obj: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {
-            "name": namespace,
-            "labels": {SHADOW_LABEL: id, "app.kubernetes.io/managed-by": "aegis"},
-            "annotations": {
-                SOURCE_ANNOTATION: spec.source.to_string(),
-                INCIDENT_ANNOTATION: spec.incident.clone().unwrap_or_default(),
-                EXPIRES_ANNOTATION: expires.to_string()
-            }
-        }
-    }))
-    .map_err(|e| K8sError::Invalid(e.to_string()))?;
+    // Production's namespace is read first: the shadow is held to the same admission rules.
+    let production = Api::<Namespace>::all(client.clone()).get(&spec.source.namespace).await.map_err(|e| err(&spec.source.namespace, e))?;
+    let mut ns_obj = shadow_namespace_object(&production, &id, spec, expires);
+    ns_obj.metadata.name = Some(namespace.clone());
     let pp = PostParams { field_manager: Some(SHADOW_MANAGER.into()), ..Default::default() };
     Api::<Namespace>::all(client.clone()).create(&pp, &ns_obj).await.map_err(|e| err(&namespace, e))?;
     let shadow = Shadow {
@@ -704,6 +727,43 @@ mod tests {
 
     fn namespace(value: serde_json::Value) -> Namespace {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_shadow_namespace_is_held_to_productions_pod_security_level_and_takes_no_other_label() {
+        let production = namespace(json!({"metadata": {"name": "shop", "labels": {
+            "kubernetes.io/metadata.name": "shop",
+            "pod-security.kubernetes.io/enforce": "baseline",
+            "pod-security.kubernetes.io/enforce-version": "v1.35",
+            "pod-security.kubernetes.io/warn": "restricted",
+            "team": "payments",
+            "istio-injection": "enabled"
+        }}}));
+        let spec = ShadowSpec {
+            source: ResourceRef { kind: "Deployment".into(), namespace: "shop".into(), name: "api".into() },
+            incident: Some("shop/api-crashloop".into()),
+            ttl: Duration::from_secs(600),
+            aegis_namespace: "aegis-system".into(),
+            runtime_class: None,
+            fix: None,
+        };
+        let expires: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let shadow = shadow_namespace_object(&production, "1a2b3c4d", &spec, expires);
+        let labels = shadow.metadata.labels.unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("pod-security.kubernetes.io/enforce", "baseline"),
+            ("pod-security.kubernetes.io/enforce-version", "v1.35"),
+            ("pod-security.kubernetes.io/warn", "restricted"),
+            (SHADOW_LABEL, "1a2b3c4d"),
+            ("app.kubernetes.io/managed-by", "aegis"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(labels, expected);
+        let annotations = shadow.metadata.annotations.unwrap();
+        assert_eq!(annotations[EXPIRES_ANNOTATION], "2026-12-01T12:00:00Z");
+        assert_eq!(annotations[INCIDENT_ANNOTATION], "shop/api-crashloop");
     }
 
     #[test]

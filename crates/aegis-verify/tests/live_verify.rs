@@ -274,7 +274,11 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
 /// Production ran `probed_app` healthy (revision 1) until `regression` made revision 2; returns the
 /// namespace and the analysis' incident of `category`, which must be a rollback to revision 1.
 async fn regressed(prefix: &str, regression: Value, category: Category) -> (TestNamespace, Incident) {
-    let ns = TestNamespace::create(prefix).await;
+    regressed_in(TestNamespace::create(prefix).await, regression, category).await
+}
+
+/// [`regressed`], in a namespace the caller has prepared (labels, quotas).
+async fn regressed_in(ns: TestNamespace, regression: Value, category: Category) -> (TestNamespace, Incident) {
     let deployments = ns.api::<Deployment>();
     deployments.create(&PostParams::default(), &deployment("api", 2, probed_app(&image("v2")))).await.unwrap();
     wait_available(&deployments, "api", WAIT).await;
@@ -362,6 +366,23 @@ async fn a_rollout_to_a_missing_service_account_is_rolled_back_in_the_shadow_and
     let missing = json!({"spec": {"template": {"spec": {"serviceAccountName": "api-runner"}}}});
     let (ns, incident) = regressed("verify-failed-create", missing, Category::FailedCreate).await;
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["FailedCreate", "api-runner"]).await;
+}
+
+/// A rollout that adds a capability (NET_ADMIN) the namespace's Pod Security level (baseline) forbids:
+/// the API server refuses the new ReplicaSet's pods (`FailedCreate`, "violates PodSecurity"). The
+/// shadow's namespace carries production's Pod Security labels, so the refused template is refused
+/// there too: a restart is rejected with the API server's words, and the rollback passes. (Without
+/// the labels the shadow admitted the privileged pods and the restart passed: a verdict about a
+/// workload production cannot run.)
+#[tokio::test]
+async fn a_rollout_the_namespaces_pod_security_level_refuses_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-pod-security").await;
+    let level = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}});
+    Api::<Namespace>::all(ns.client()).patch(ns.name(), &PatchParams::default(), &Patch::Merge(level)).await.unwrap();
+    let capability = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}}});
+    let (ns, incident) = regressed_in(ns, capability, Category::FailedCreate).await;
+    assert!(incident.evidence.iter().any(|e| e.contains("violates PodSecurity")), "{:?}", incident.evidence);
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["PodSecurity"]).await;
 }
 
 /// A rollout to a tag that does not exist. The baseline image cannot be scanned (it does not exist),
