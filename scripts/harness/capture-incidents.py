@@ -505,6 +505,33 @@ def _(ns):
     return lambda: k("delete", "validatingwebhookconfiguration", f"{ns}-policy", "--ignore-not-found", check=False)
 
 
+@scenario("failed-create-pod-security", "A rollout adds the NET_ADMIN capability in a namespace that enforces Pod Security baseline: the API server refuses the new ReplicaSet's pods.", wait=10)
+def _(ns):
+    k("label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
+    privileged = app(securityContext={"capabilities": {"add": ["NET_ADMIN"]}})
+    rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(privileged)))
+
+
+@scenario("job-deadline-exceeded", "A Job whose activeDeadlineSeconds (10 s) passes while its pod still runs: the Job controller stops it and fails the Job (DeadlineExceeded).", wait=25)
+def _(ns):
+    migrate = job("migrate", pod_spec(app("migrate", probes=False)), backoff=2)
+    migrate["spec"]["activeDeadlineSeconds"] = 10
+    apply(ns, migrate)
+
+
+@scenario("hygiene-only", "A healthy Deployment beside a NetworkPolicy whose selector matches no pod (app: web-v2), a suspended CronJob and a ConfigMap nothing uses: hygiene findings, no incident.", wait=5)
+def _(ns):
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "web-ingress"},
+              "spec": {"podSelector": {"matchLabels": {"app": "web-v2"}}, "policyTypes": ["Ingress"],
+                       "ingress": [{"ports": [{"port": 8080}]}]}}
+    spec = {**pod_spec(app("report", probes=False)), "restartPolicy": "Never"}
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "report"},
+            "spec": {"schedule": "0 3 * * *", "suspend": True, "jobTemplate": {"spec": {"template": {"spec": spec}}}}}
+    stale = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "api-settings-old"}, "data": {"LOG_LEVEL": "debug"}}
+    apply(ns, deployment("api", pod_spec(app())), service("api", {"app": "api"}), policy, cron, stale)
+    rolled_out(ns, "deployment", "api")
+
+
 def webhook_configuration(ns, name, policy, port, selector):
     return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": f"{ns}-{name}"},
             "webhooks": [{"name": f"{name}.policy.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None", "failurePolicy": policy,
@@ -550,6 +577,28 @@ def _(ns):
            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
     spec = pod_spec(app(volumeMounts=[{"name": "data", "mountPath": "/data"}]), volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
     apply(ns, pvc, deployment("api", spec, 1))
+
+
+@scenario("volume-claim-larger-than-every-volume", "A Deployment mounts a 5Gi claim of a StorageClass without a provisioner (local volumes, bound as created) whose only PersistentVolume holds 1Gi: nothing fits, nothing provisions, the claim stays Pending.", wait=10)
+def _(ns):
+    cls = f"{ns}-local"
+    storage_class = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": cls},
+                     "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate"}
+    volume = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{ns}-disk-1"},
+              "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": cls,
+                       "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/{ns}-disk-1"}}}
+    k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [storage_class, volume]}))
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": cls, "resources": {"requests": {"storage": "5Gi"}}}}
+    spec = pod_spec(app(volumeMounts=[{"name": "data", "mountPath": "/data"}]), volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
+    apply(ns, pvc, deployment("api", spec, 1))
+
+    def cleanup():
+        # Cluster-scoped: deleted once the namespace is captured, whatever happens.
+        k("delete", "persistentvolume", f"{ns}-disk-1", "--ignore-not-found", check=False)
+        k("delete", "storageclass", cls, "--ignore-not-found", check=False)
+
+    return cleanup
 
 
 @scenario("statefulset-volume-claim-unbound", "A StatefulSet whose volumeClaimTemplate asks for StorageClass fast-ssd, which does not exist: its first claim stays Pending, so does its first pod, and OrderedReady creates no other.", wait=10)

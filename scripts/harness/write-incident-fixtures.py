@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the incident scenarios the harness's real node cannot produce, or that predate it
 (CreateContainerConfigError, Evicted, FailedMount, RolloutStuck, JobFailed, a node gone NotReady, a node under memory pressure,
-a volume another node still holds) as kubectl `List` files in examples/incidents/, in exactly the shape
+a volume another node still holds, an autoscaler at its maximum, a CronJob run missed) as kubectl `List` files in examples/incidents/, in exactly the shape
 and wording a real cluster and kubelet print (status fields, reasons, event messages). Hand-written by the
 project; each file says so in its first line. Run: python3 scripts/harness/write-incident-fixtures.py
 """
@@ -262,4 +262,46 @@ items.append(event(ns, "Pod", new_pod, "FailedMount",
                    "Unable to attach or mount volumes: unmounted volumes=[data], unattached volumes=[], failed to process volumes=[]: timed out waiting for the condition",
                    count=3))
 write("volume-multi-attach", "A rolling update whose new pod, on another node, cannot attach the ReadWriteOnce volume the old pod still holds (Multi-Attach error).", items)
-print("wrote 8 scenarios")
+
+# AutoscalerAtMaxReplicas: a HorizontalPodAutoscaler on CPU holds its Deployment at maxReplicas while
+# utilization is far over target, and says so (ScalingLimited: TooManyReplicas). The look-alike is at
+# maxReplicas too, but within target (DesiredWithinRange): nothing to report. (The harness runs no
+# metrics API, so no autoscaler there computes a replica count.)
+def autoscaled(ns, utilization, limited):
+    tpl = template({"app": "api"}, container())
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta("api", ns, "hpa-api"),
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}, "minReplicas": 2, "maxReplicas": 5,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+           "status": {"currentReplicas": 5, "desiredReplicas": 5, "lastScaleTime": T0,
+                      "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": utilization, "averageValue": f"{utilization}m"}}}],
+                      "conditions": [cond("AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size"),
+                                     cond("ScalingActive", "True", "ValidMetricFound", "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"),
+                                     cond("ScalingLimited", "True", "TooManyReplicas", "the desired replica count is more than the maximum replica count") if limited
+                                     else cond("ScalingLimited", "False", "DesiredWithinRange", "the desired count is within the acceptable range")]}}
+    items = [deployment(ns, "api", tpl, 5, 5, [cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")], 1),
+             replicaset(ns, "api", "6c8d9b7f5", tpl, 1, 5, 5), hpa]
+    for i in range(5):
+        items.append(pod(ns, f"api-6c8d9b7f5-a{i}t7r", "api-6c8d9b7f5", tpl["spec"], running_ready(tpl["spec"]["containers"][0]["image"]),
+                         {"app": "api", "pod-template-hash": "6c8d9b7f5"}))
+    return items
+
+
+write("hpa-at-max-replicas", "A HorizontalPodAutoscaler holds its Deployment at maxReplicas (5) with CPU at 182 % of requests against a 70 % target.",
+      autoscaled("shop-hpa-max", 182, True))
+write("healthy-hpa-at-max-replicas", "Look-alike: a HorizontalPodAutoscaler at maxReplicas (5) whose CPU is within target: nothing to report.",
+      autoscaled("shop-hpa-max-ok", 65, False))
+
+# CronJobNotStarting: the hourly run of 07:00 was not started within startingDeadlineSeconds (60 s):
+# the CronJob controller was not running then (kube-controller-manager restarted), and says so once it
+# is back (MissSchedule). (The harness's controller manager is shared by every scenario.)
+ns = "shop-cron-missed"
+jt = {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container(name="report", args=["report"])]}}}}
+cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta("report", ns, "cj-report"),
+        "spec": {"schedule": "0 * * * *", "startingDeadlineSeconds": 60, "concurrencyPolicy": "Allow", "suspend": False,
+                 "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1, "jobTemplate": jt},
+        "status": {"lastScheduleTime": "2026-11-26T06:00:00Z", "lastSuccessfulTime": "2026-11-26T06:00:41Z"}}
+missed = event(ns, "CronJob", "report", "MissSchedule", "Missed scheduled time to start a job: Thu, 26 Nov 2026 07:00:00 +0000",
+               count=1, component="cronjob-controller")
+missed["involvedObject"]["apiVersion"] = "batch/v1"
+write("cronjob-missed-schedule", "An hourly CronJob whose 07:00 run was not started within its startingDeadlineSeconds (60 s): MissSchedule.", [cron, missed])
+print("wrote 11 scenarios")

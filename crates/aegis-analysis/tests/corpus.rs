@@ -533,3 +533,33 @@ fn a_failing_cronjob_run_points_at_the_cronjobs_template() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Captured on the real node: the API server refused the new ReplicaSet's pods for a capability the
+/// namespace's Pod Security level forbids. The only change of the rollout is the container's
+/// securityContext, and it is named.
+#[test]
+fn a_rollout_refused_by_pod_security_is_rolled_back_naming_the_security_context_it_changed() {
+    let i = only("failed-create-pod-security.yaml");
+    assert_eq!(i.category, Category::FailedCreate);
+    assert_rollback_to_revision_1(&i);
+    assert!(i.evidence.iter().any(|e| e.contains("violates PodSecurity \"baseline:latest\"")), "{:?}", i.evidence);
+    assert!(i.root_cause.contains("securityContext") && i.root_cause.contains("NET_ADMIN"), "{}", i.root_cause);
+}
+
+/// Captured on the real node: the Job controller deleted the pod when activeDeadlineSeconds passed.
+#[test]
+fn a_job_past_its_deadline_is_job_failed_though_its_pods_are_gone() {
+    let i = only("job-deadline-exceeded.yaml");
+    assert_eq!(i.category, Category::JobFailed);
+    assert_eq!((i.resource.kind.as_str(), i.resource.name.as_str()), ("Job", "migrate"));
+    assert!(i.pods.is_empty());
+    assert!(i.evidence.iter().any(|e| e.contains("DeadlineExceeded")), "{:?}", i.evidence);
+}
+
+/// Captured on the real node: a StorageClass without a provisioner whose one volume is too small.
+#[test]
+fn a_claim_no_volume_fits_under_a_class_without_a_provisioner_says_so() {
+    let i = only("volume-claim-larger-than-every-volume.yaml");
+    assert_eq!(i.category, Category::VolumeClaimPending);
+    assert!(i.root_cause.contains("no provisioner") && i.root_cause.contains("PersistentVolume"), "{}", i.root_cause);
+}
