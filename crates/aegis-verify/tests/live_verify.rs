@@ -618,6 +618,40 @@ async fn a_daemonset_rollout_is_rolled_back_in_the_shadow_and_a_restart_is_rejec
     assert_eq!(daemon_sets.get("agent").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
 
+/// A DaemonSet whose memory requests (64Gi) no node can hold: its pod for the real node stays Pending
+/// and never runs. The analysis lowers the requests to what the node holds; the shadow's copy (on
+/// the node production's DaemonSet targets) schedules and passes, a restart stays Unschedulable with
+/// the scheduler's words, and production keeps its template.
+#[tokio::test]
+async fn a_daemonset_whose_requests_no_node_holds_is_lowered_in_the_shadow_and_a_restart_is_rejected() {
+    let ns = TestNamespace::create("verify-ds-pending").await;
+    let daemon_sets = ns.api::<DaemonSet>();
+    let mut container = probed_app(&image("v2"));
+    container["resources"] = json!({"requests": {"cpu": "20m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
+    let mut pod_spec = on_real_node();
+    pod_spec["containers"] = json!([container]);
+    let ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}}))
+    .unwrap();
+    daemon_sets.create(&PostParams::default(), &ds).await.unwrap();
+    let incident = found(&ns, Category::Unschedulable).await;
+    assert_eq!(incident.resource.kind, "DaemonSet");
+    assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);
+    let before = daemon_sets.get("agent").await.unwrap().spec.unwrap().template;
+    let (client, opts) = (ns.client(), options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN"))));
+
+    let right = verify(&client, &incident.resource, &incident.fix, Some("ds-pending".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert!(right.verdict.allows_production(), "{:?}: {:?}", right.verdict, right.reasons);
+    let wrong = verify(&client, &incident.resource, &restart(&incident), Some("ds-pending".into()), &opts).await.unwrap();
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    assert!(wrong.health.reasons.iter().any(|r| r.contains("Unschedulable")), "{:?}", wrong.health);
+    for r in [&right, &wrong] {
+        no_shadow_left(&client, &r.shadow_namespace).await;
+    }
+    assert_eq!(daemon_sets.get("agent").await.unwrap().spec.unwrap().template, before, "production untouched");
+}
+
 /// A new Deployment whose liveness probe asks for a path the app does not serve: no rollout to undo, so
 /// the analysis points the probe at the path its readiness probe finds served — an inference a human
 /// approves. The fix passes in the shadow; production keeps its template.
