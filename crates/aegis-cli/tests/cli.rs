@@ -358,6 +358,26 @@ fn analyze_reads_a_captured_list_and_prints_incidents_as_json_yaml_or_panels() {
     assert!(stdout(&yaml).starts_with("incidents:"));
 }
 
+/// A manual fix is never applied, so nothing is verified in a shadow (the operator marks such an
+/// incident Failed with the guidance; `--verify` skips it): the panel must not promise a watch.
+#[test]
+fn a_manual_fix_promises_no_shadow_verification_in_the_incident_panel() {
+    let file = testkit::repo_root().join("examples/incidents/hpa-at-max-replicas.yaml");
+    let text = stdout(&aegis().arg("analyze").arg("--snapshot").arg(&file).output().unwrap());
+    let plan = &text[text.find("Verification Plan").expect(&text)..];
+    assert!(!plan.contains("in a shadow") && !plan.contains('✓'), "{plan}");
+    assert!(plan.contains("nothing for AEGIS to apply or verify"), "{plan}");
+    let typed = stdout(
+        &aegis()
+            .arg("analyze")
+            .arg("--snapshot")
+            .arg(testkit::repo_root().join("examples/incidents/service-selector-typo.yaml"))
+            .output()
+            .unwrap(),
+    );
+    assert!(typed.contains("in a shadow"), "a typed fix keeps its plan: {typed}");
+}
+
 #[test]
 fn analyze_exits_0_without_incidents_and_3_on_an_unreadable_snapshot() {
     let healthy =

@@ -61,19 +61,28 @@ pub fn render(incidents: &[Incident], verifications: &[Option<aegis_verify::Veri
         }
         let p = &i.verification_plan;
         let _ = writeln!(out, "{}", bold("Verification Plan"));
-        let _ = writeln!(
-            out,
-            "  watch {}s in a shadow; approval {}",
-            p.duration_seconds,
-            if p.approval_required { "required" } else { "not required" }
-        );
-        for c in &p.health_criteria {
-            let _ = writeln!(out, "  ✓ {c}");
-        }
-        let checks: Vec<&str> = p.security_checks.iter().map(|s| s.tool_name()).collect();
-        let _ = writeln!(out, "  security: {}", checks.join(", "));
-        if !p.smoke_paths.is_empty() {
-            let _ = writeln!(out, "  smoke checks: GET {}", p.smoke_paths.join(", GET "));
+        if i.fix.patch.is_none() {
+            // A manual fix is never applied by AEGIS, so no shadow proves it (`--verify` skips it, the
+            // operator marks the incident Failed with the guidance).
+            let _ = writeln!(
+                out,
+                "  none: nothing for AEGIS to apply or verify; once the change is made, `aegis analyze` shows whether the incident is gone"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  watch {}s in a shadow; approval {}",
+                p.duration_seconds,
+                if p.approval_required { "required" } else { "not required" }
+            );
+            for c in &p.health_criteria {
+                let _ = writeln!(out, "  ✓ {c}");
+            }
+            let checks: Vec<&str> = p.security_checks.iter().map(|s| s.tool_name()).collect();
+            let _ = writeln!(out, "  security: {}", checks.join(", "));
+            if !p.smoke_paths.is_empty() {
+                let _ = writeln!(out, "  smoke checks: GET {}", p.smoke_paths.join(", GET "));
+            }
         }
         if let Some(Some(v)) = verifications.get(n) {
             let _ = writeln!(out, "{}", bold("Verification"));
