@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use crate::K8sError;
 use crate::health::HealthTarget;
 
+mod admission;
+
 pub const SHADOW_LABEL: &str = "aegis.io/shadow";
 /// The field manager that creates shadow namespaces: recorded by the API server in managedFields, it
 /// names AEGIS as the namespace's creator.
@@ -172,25 +174,16 @@ pub fn shadow_namespace(id: &str) -> String {
     if id.starts_with(PREFIX) { id.to_owned() } else { format!("{PREFIX}{id}") }
 }
 
-/// The labels of production's namespace a shadow carries too: Pod Security admission's
-/// (`enforce`, `audit`, `warn` and their versions). Without them the API server would admit in the
-/// shadow pods that production refuses, and a fix that production cannot run (a capability the
-/// namespace's level forbids) would pass verification. Other labels are not copied: they name
-/// production (selectors of NetworkPolicies elsewhere, mesh injection, ownership) and a shadow must not
-/// be taken for it.
-const ADMISSION_LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
-
 /// The shadow's namespace object (without its name, which the caller sets): the shadow's markers, and
-/// production's Pod Security labels ([`ADMISSION_LABEL_PREFIX`]).
-fn shadow_namespace_object(production: &Namespace, id: &str, spec: &ShadowSpec, expires: jiff::Timestamp) -> Namespace {
-    let mut labels: BTreeMap<String, String> = production
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| k.starts_with(ADMISSION_LABEL_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+/// the labels of production's namespace its admission rules read ([`admission::labels_to_copy`]).
+fn shadow_namespace_object(
+    production: &Namespace,
+    admission_keys: &BTreeSet<String>,
+    id: &str,
+    spec: &ShadowSpec,
+    expires: jiff::Timestamp,
+) -> Namespace {
+    let mut labels = admission::labels_to_copy(production, admission_keys);
     labels.insert(SHADOW_LABEL.into(), id.into());
     labels.insert("app.kubernetes.io/managed-by".into(), "aegis".into());
     let annotations = BTreeMap::from([
@@ -210,9 +203,11 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
     let id = format!("{:08x}", ((now.as_nanosecond() as u64) ^ ((std::process::id() as u64) << 16)) as u32);
     let namespace = shadow_namespace(&id);
     let expires = now.checked_add(jiff::SignedDuration::try_from(spec.ttl).unwrap_or(jiff::SignedDuration::from_secs(3600))).unwrap_or(now);
-    // Production's namespace is read first: the shadow is held to the same admission rules.
+    // Production's namespace and the cluster's admission rules are read first: the shadow is held to
+    // the rules production is held to.
     let production = Api::<Namespace>::all(client.clone()).get(&spec.source.namespace).await.map_err(|e| err(&spec.source.namespace, e))?;
-    let mut ns_obj = shadow_namespace_object(&production, &id, spec, expires);
+    let admission_keys = admission::selector_keys(client).await?;
+    let mut ns_obj = shadow_namespace_object(&production, &admission_keys, &id, spec, expires);
     ns_obj.metadata.name = Some(namespace.clone());
     let pp = PostParams { field_manager: Some(SHADOW_MANAGER.into()), ..Default::default() };
     Api::<Namespace>::all(client.clone()).create(&pp, &ns_obj).await.map_err(|e| err(&namespace, e))?;
@@ -730,7 +725,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shadow_namespace_is_held_to_productions_pod_security_level_and_takes_no_other_label() {
+    fn the_shadow_namespace_is_held_to_productions_admission_labels_and_takes_no_other() {
         let production = namespace(json!({"metadata": {"name": "shop", "labels": {
             "kubernetes.io/metadata.name": "shop",
             "pod-security.kubernetes.io/enforce": "baseline",
@@ -748,12 +743,13 @@ mod tests {
             fix: None,
         };
         let expires: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
-        let shadow = shadow_namespace_object(&production, "1a2b3c4d", &spec, expires);
+        let shadow = shadow_namespace_object(&production, &BTreeSet::from(["team".to_owned()]), "1a2b3c4d", &spec, expires);
         let labels = shadow.metadata.labels.unwrap();
         let expected: BTreeMap<String, String> = [
             ("pod-security.kubernetes.io/enforce", "baseline"),
             ("pod-security.kubernetes.io/enforce-version", "v1.35"),
             ("pod-security.kubernetes.io/warn", "restricted"),
+            ("team", "payments"),
             (SHADOW_LABEL, "1a2b3c4d"),
             ("app.kubernetes.io/managed-by", "aegis"),
         ]

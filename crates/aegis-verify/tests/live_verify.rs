@@ -385,6 +385,56 @@ async fn a_rollout_the_namespaces_pod_security_level_refuses_is_rolled_back_in_t
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["PodSecurity"]).await;
 }
 
+/// A platform's ValidatingAdmissionPolicy, bound to the namespaces carrying a label, refuses containers
+/// that add NET_ADMIN (no Pod Security level is set). A rollout adds it: the API server refuses the
+/// new ReplicaSet's pods. The binding selects namespaces by that label, so the shadow's namespace
+/// carries it too: a restart is refused there as in production and rejected, the rollback passes.
+/// (With the Pod Security labels alone, the shadow admitted the pods and the restart passed.)
+#[tokio::test]
+async fn a_rollout_a_validating_admission_policy_refuses_is_rolled_back_in_the_shadow_and_a_restart_is_rejected() {
+    use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+    use k8s_openapi::api::core::v1::Pod;
+    let ns = TestNamespace::create("verify-admission-policy").await;
+    let client = ns.client();
+    let name = ns.name().to_owned();
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+        "validations": [{"message": "containers may not add NET_ADMIN", "expression":
+            "object.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.add) || !('NET_ADMIN' in c.securityContext.capabilities.add))"}]}}))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+        "policyName": name, "validationActions": ["Deny"],
+        "matchResources": {"namespaceSelector": {"matchLabels": {"aegis.io/test-policy": name}}}}}))
+    .unwrap();
+    let (policies, bindings) =
+        (Api::<ValidatingAdmissionPolicy>::all(client.clone()), Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()));
+    policies.create(&PostParams::default(), &policy).await.unwrap();
+    bindings.create(&PostParams::default(), &binding).await.unwrap();
+    let label = json!({"metadata": {"labels": {"aegis.io/test-policy": name}}});
+    Api::<Namespace>::all(client.clone()).patch(&name, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+    // The API server enforces a new policy once it has read it: wait until a dry-run pod is refused.
+    let probe: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(json!({"metadata": {"name": "policy-probe"}, "spec": {"containers": [
+        {"name": "c", "image": image("v2"), "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}))
+        .unwrap();
+    eventually("the admission policy enforced", WAIT, || {
+        let (pods, probe) = (ns.api::<Pod>(), probe.clone());
+        async move {
+            match pods.create(&PostParams { dry_run: true, ..Default::default() }, &probe).await {
+                Err(kube::Error::Api(e)) if e.message.contains("NET_ADMIN") => Ok(()),
+                other => Err(format!("not yet: {other:?}")),
+            }
+        }
+    })
+    .await;
+    let capability = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}}});
+    let (ns, incident) = regressed_in(ns, capability, Category::FailedCreate).await;
+    right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["NET_ADMIN"]).await;
+    bindings.delete(&name, &Default::default()).await.unwrap();
+    policies.delete(&name, &Default::default()).await.unwrap();
+}
+
 /// A rollout to a tag that does not exist. The baseline image cannot be scanned (it does not exist),
 /// so the gate judges every finding of the rolled-back image as new and says so; the restart keeps
 /// pulling the missing tag and is rejected.
