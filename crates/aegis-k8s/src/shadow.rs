@@ -205,7 +205,10 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
     let expires = now.checked_add(jiff::SignedDuration::try_from(spec.ttl).unwrap_or(jiff::SignedDuration::from_secs(3600))).unwrap_or(now);
     // Production's namespace and the cluster's admission rules are read first: the shadow is held to
     // the rules production is held to.
-    let production = Api::<Namespace>::all(client.clone()).get(&spec.source.namespace).await.map_err(|e| err(&spec.source.namespace, e))?;
+    let production = Api::<Namespace>::all(client.clone()).get(&spec.source.namespace).await.map_err(|source| K8sError::Request {
+        what: format!("reading namespace {} (its admission labels)", spec.source.namespace),
+        source,
+    })?;
     let admission_keys = admission::selector_keys(client).await?;
     let mut ns_obj = shadow_namespace_object(&production, &admission_keys, &id, spec, expires);
     ns_obj.metadata.name = Some(namespace.clone());
