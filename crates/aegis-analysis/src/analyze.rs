@@ -713,9 +713,8 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
             if let Some((good, cur, changes)) = rollout.as_ref().filter(|(good, _, _)| !w.presumed_healthy(*good)) {
                 return rollback(f.category, "the container is OOM-killed since the rollout".into(), *good, *cur, changes, 0.8);
             }
-            let limit = w.template().and_then(|t| {
-                t.spec
-                    .as_ref()?
+            let memory_limit = |spec: Option<&k8s_openapi::api::core::v1::PodSpec>| {
+                spec?
                     .containers
                     .iter()
                     .find(|c| c.name == container)?
@@ -725,7 +724,13 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                     .as_ref()?
                     .get("memory")
                     .map(|q| q.0.clone())
-            });
+            };
+            // A template without a limit may still run under one: the namespace's LimitRange gives
+            // its pods a default, which they carry. That is the limit they are killed at.
+            let (limit, from_limit_range) = match memory_limit(w.template().and_then(|t| t.spec.as_ref())) {
+                Some(l) => (Some(l), false),
+                None => (w.pods.iter().find_map(|p| memory_limit(p.spec.as_ref())), true),
+            };
             match limit.as_deref().and_then(quantity_bytes) {
                 Some(bytes) => {
                     let cap = largest_node(snapshot, "memory", w.template()).unwrap_or(f64::MAX);
@@ -744,7 +749,12 @@ fn decide(snapshot: &Snapshot, w: &Workload<'_>, f: &Finding, sigs: &[PodSignals
                             "Container {container} is killed for exceeding its memory limit of {old} (OOMKilled, exit 137); no recent change lowered it."
                         ),
                         confidence: 0.85,
-                        extra_evidence: vec![format!("memory limit {old}")],
+                        extra_evidence: vec![match from_limit_range {
+                            false => format!("memory limit {old}"),
+                            true => format!(
+                                "memory limit {old}, which the pods carry and the template does not: the namespace's LimitRange sets it (`kubectl get limitrange -n {ns}`)"
+                            ),
+                        }],
                     }
                 }
                 None => manual(

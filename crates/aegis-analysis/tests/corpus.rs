@@ -563,3 +563,30 @@ fn a_claim_no_volume_fits_under_a_class_without_a_provisioner_says_so() {
     assert_eq!(i.category, Category::VolumeClaimPending);
     assert!(i.root_cause.contains("no provisioner") && i.root_cause.contains("PersistentVolume"), "{}", i.root_cause);
 }
+
+/// A namespace's LimitRange gives containers without a memory limit a default one: the pods carry it,
+/// their template does not. An OOM under it is the limit's, not the node's: the analysis raises the
+/// limit the pods ran under (in the template, where it then overrides the default), and the inverse
+/// takes it out of the template again.
+#[test]
+fn an_oom_under_a_limit_the_namespaces_limit_range_set_raises_that_limit_in_the_template() {
+    let path = aegis_testkit::repo_root().join("examples/incidents/oom-small-limit.yaml");
+    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for item in list["items"].as_array_mut().unwrap() {
+        if matches!(item["kind"].as_str(), Some("Deployment" | "ReplicaSet")) {
+            for c in item.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut).unwrap() {
+                c["resources"].as_object_mut().unwrap().remove("limits");
+            }
+        }
+    }
+    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    let i = found.iter().find(|i| i.category == Category::OOMKilled).unwrap_or_else(|| panic!("{found:#?}"));
+    match &i.fix.action {
+        FixAction::SetResources { limits, .. } => assert_eq!(limits.get("memory").map(String::as_str), Some("256Mi")),
+        other => panic!("{other:?}: {}", i.root_cause),
+    }
+    assert!(i.evidence.iter().any(|e| e.contains("LimitRange")), "{:?}", i.evidence);
+    let inverse = &i.fix.inverse.as_ref().unwrap().body;
+    let limit = inverse.pointer("/spec/template/spec/containers/0/resources/limits/memory");
+    assert!(limit.is_none_or(Value::is_null), "the inverse leaves the template without a limit again: {inverse}");
+}
