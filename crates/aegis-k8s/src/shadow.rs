@@ -5,7 +5,8 @@
 //! of the ConfigMaps and Secrets it references and of the Services that select it. Every copied selector
 //! and pod template gains `aegis.io/shadow: <id>`, so nothing in the shadow selects or is selected from
 //! production. A NetworkPolicy allows traffic only within the shadow, to DNS and to and from the AEGIS
-//! namespace (scanners, smoke checks); a ResourceQuota and LimitRange bound it; an optional RuntimeClass
+//! namespace (scanners, smoke checks); a ResourceQuota bounds it; production's LimitRanges are copied
+//! (its containers get production's default limits and bounds); an optional RuntimeClass
 //! (e.g. gVisor) sandboxes its pods. Secret values are copied, never logged. Shadows carry an expiry and
 //! [`collect_expired`] deletes the ones a crash left behind.
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use aegis_model::{Fix, Patch, PatchType, ResourceRef};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodTemplateSpec, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, PodTemplateSpec, Secret, Service, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -256,8 +257,14 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     if let Some(why) = not_shadowable(&template) {
         return Err(K8sError::NotShadowable(why));
     }
-    // Isolation first, so no copied pod ever runs without it.
-    let isolation = isolation_objects(ns, &spec.aegis_namespace, &template);
+    // Isolation first, so no copied pod ever runs without it; production's LimitRanges with it, so no
+    // copied pod is admitted with other limits than production's.
+    let production_limits = Api::<LimitRange>::namespaced(client.clone(), src_ns)
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| K8sError::List { kind: "LimitRange", scope: format!("namespace {src_ns}"), source })?
+        .items;
+    let isolation = isolation_objects(ns, &spec.aegis_namespace, &template, &production_limits);
     for obj in isolation {
         let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
         let ar = match kind.as_str() {
@@ -400,11 +407,15 @@ fn on_nodes(template: &mut Value, nodes: &[String]) {
 }
 
 /// What isolates a shadow: a NetworkPolicy (traffic only within the shadow, to DNS and to and from
-/// AEGIS's namespace), a ResourceQuota sized from the workload, and a LimitRange that gives requests —
-/// never limits — to containers that have none.
-fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec) -> [Value; 3] {
+/// AEGIS's namespace) and a ResourceQuota sized from the workload. With them, production's
+/// LimitRanges, copied: they give production's containers the limits and requests their template
+/// lacks and refuse those past their bounds, so the shadow's pods must get the same. The shadow's own
+/// LimitRange then gives requests — never limits — for the resources production's ranges leave
+/// undefaulted (the quota needs a request of every container); none when they leave none, so no two
+/// ranges default one resource (the API server applies them in no set order).
+fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec, production_limits: &[LimitRange]) -> Vec<Value> {
     let (quota_cpu, quota_memory) = quota(template);
-    [
+    let mut objects = vec![
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": [{"podSelector": {}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": aegis_namespace}}}]}],
@@ -415,11 +426,31 @@ fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec
             ]}}),
         json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
             "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": quota_cpu, "requests.memory": quota_memory}}}),
-        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
+    ];
+    let mut defaulted: BTreeSet<String> = BTreeSet::new();
+    for range in production_limits {
+        let items = range.spec.as_ref().map(|s| s.limits.as_slice()).unwrap_or_default();
+        for item in items.iter().filter(|i| i.type_ == "Container") {
+            defaulted.extend(item.default.iter().chain(item.default_request.iter()).flat_map(|m| m.keys().cloned()));
+        }
+        let mut copy = serde_json::to_value(range).unwrap_or_default();
+        copy["metadata"] = json!({"name": range.metadata.name, "namespace": ns});
+        copy["apiVersion"] = "v1".into();
+        copy["kind"] = "LimitRange".into();
+        objects.push(copy);
+    }
+    let requests: serde_json::Map<String, Value> = [("cpu", "50m"), ("memory", "64Mi")]
+        .into_iter()
+        .filter(|(resource, _)| !defaulted.contains(*resource))
+        .map(|(resource, amount)| (resource.to_owned(), amount.into()))
+        .collect();
+    if !requests.is_empty() {
+        objects.push(json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "aegis-shadow-limits", "namespace": ns},
             // Requests only (the quota counts requests, so a container without them needs one); never
             // a default *limit*: a container that runs unbounded in production must not OOM only here.
-            "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "50m", "memory": "64Mi"}}]}}),
-    ]
+            "spec": {"limits": [{"type": "Container", "defaultRequest": requests}]}}));
+    }
+    objects
 }
 
 /// A Service as its shadow copy: in the shadow's namespace, selecting the shadow's pods, and reachable
@@ -808,11 +839,44 @@ mod tests {
 
     #[test]
     fn the_shadow_gives_requests_but_never_invents_limits() {
-        let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default());
+        let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default(), &[]);
         let limit_range = objects.iter().find(|o| o["kind"] == "LimitRange").unwrap();
         let limits = &limit_range["spec"]["limits"][0];
         assert!(limits.get("defaultRequest").is_some());
         assert!(limits.get("default").is_none() && limits.get("max").is_none(), "{limits}");
+    }
+
+    /// A LimitRange gives production's containers the limits and requests their template lacks, and
+    /// refuses those past its maximum: the shadow's pods must get the same, or a container that is
+    /// OOM-killed under production's default limit runs unbounded in the shadow and its fix is judged
+    /// on a different workload. The shadow's own default requests (which its quota needs) then cover
+    /// only what production's ranges leave undefaulted, so no two ranges default the same resource.
+    #[test]
+    fn productions_limit_ranges_are_copied_and_the_shadows_own_defaults_only_fill_what_they_leave() {
+        let production: LimitRange = serde_json::from_value(json!({
+            "metadata": {"name": "defaults", "namespace": "shop", "uid": "u-1", "resourceVersion": "7"},
+            "spec": {"limits": [
+                {"type": "Container", "default": {"memory": "128Mi"}, "defaultRequest": {"memory": "32Mi"}, "max": {"memory": "1Gi"}},
+                {"type": "Pod", "max": {"cpu": "4"}}
+            ]}
+        }))
+        .unwrap();
+        let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default(), &[production]);
+        let ranges: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "LimitRange").collect();
+        assert_eq!(ranges.len(), 2, "{ranges:?}");
+        let copy = ranges.iter().find(|r| r["metadata"]["name"] == "defaults").expect("production's range copied");
+        assert_eq!(copy["metadata"], json!({"name": "defaults", "namespace": "aegis-shadow-1"}));
+        assert_eq!(copy["spec"]["limits"][0]["default"], json!({"memory": "128Mi"}));
+        assert_eq!(copy["spec"]["limits"][1], json!({"type": "Pod", "max": {"cpu": "4"}}));
+        let own = ranges.iter().find(|r| r["metadata"]["name"] == "aegis-shadow-limits").unwrap();
+        assert_eq!(own["spec"]["limits"][0]["defaultRequest"], json!({"cpu": "50m"}), "memory is production's to default");
+
+        let both: LimitRange = serde_json::from_value(json!({"metadata": {"name": "all"},
+            "spec": {"limits": [{"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"}}]}}))
+        .unwrap();
+        let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default(), &[both]);
+        let names: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "LimitRange").map(|r| &r["metadata"]["name"]).collect();
+        assert_eq!(names, [&json!("all")], "nothing left for the shadow's own range to default");
     }
 
     #[test]

@@ -271,6 +271,39 @@ async fn an_oom_is_healed_in_the_shadow_by_the_raised_limit_and_a_restart_is_rej
     assert_eq!(deployments.get("api").await.unwrap().spec.unwrap().template, before, "production untouched");
 }
 
+/// The memory limit comes from production's LimitRange (a default of 128Mi), not from the template,
+/// which sets none. The app holds 200 MiB, so production's pods are OOM-killed. The shadow copies the
+/// LimitRange, so its pods get the same limit: a restart OOMs there too and is rejected, and the
+/// analysis' raised limit passes. (Without the copy the shadow's pods ran unbounded and the restart
+/// passed: a verdict about a different workload.)
+#[tokio::test]
+async fn an_oom_under_a_limit_range_default_is_judged_in_the_shadow_under_the_same_limit() {
+    use k8s_openapi::api::core::v1::LimitRange;
+    let ns = TestNamespace::create("verify-limit-range").await;
+    let range: LimitRange = serde_json::from_value(json!({"metadata": {"name": "defaults"},
+        "spec": {"limits": [{"type": "Container", "default": {"memory": "128Mi"}, "defaultRequest": {"memory": "64Mi"}}]}}))
+    .unwrap();
+    ns.api::<LimitRange>().create(&PostParams::default(), &range).await.unwrap();
+    let deployments = ns.api::<Deployment>();
+    let container = json!({"name": "api", "image": image("v2"), "env": [database_url(), {"name": "ALLOCATE_MIB", "value": "200"}],
+        "resources": {"requests": {"cpu": "50m"}}});
+    deployments.create(&PostParams::default(), &deployment("api", 2, container)).await.unwrap();
+    let client = ns.client();
+    let incident = found(&ns, Category::OOMKilled).await;
+    assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}: {}", incident.fix.action, incident.root_cause);
+    let opts = options(PathBuf::from(harness_env("AEGIS_TRIVY_BIN")));
+
+    let wrong = verify(&client, &source(&ns), &restart(&incident), Some("oom".into()), &opts).await.unwrap();
+    assert_eq!(wrong.verdict, Verdict::Blocked, "{:?}", wrong.reasons);
+    assert!(wrong.health.reasons.iter().any(|r| r.contains("OOMKilled") || r.contains("exit code 137")), "{:?}", wrong.health);
+    let right = verify(&client, &source(&ns), &incident.fix, Some("oom".into()), &opts).await.unwrap();
+    assert!(right.health.healthy, "{:?}", right.health);
+    assert!(right.verdict.allows_production(), "{:?}", right.reasons);
+    for r in [&right, &wrong] {
+        no_shadow_left(&client, &r.shadow_namespace).await;
+    }
+}
+
 /// Production ran `probed_app` healthy (revision 1) until `regression` made revision 2; returns the
 /// namespace and the analysis' incident of `category`, which must be a rollback to revision 1.
 async fn regressed(prefix: &str, regression: Value, category: Category) -> (TestNamespace, Incident) {
