@@ -141,6 +141,15 @@ fn references_in(v: &Value, cms: &mut BTreeSet<String>, secrets: &mut BTreeSet<S
     }
 }
 
+/// The image pull credentials production's pods get from their ServiceAccount: the API server adds the
+/// account's `imagePullSecrets` to a pod that names none, so a template with its own gets none of the
+/// account's. `None` when the pods get none from it.
+fn account_pull_secrets(template: &PodTemplateSpec, account: Option<&ServiceAccount>) -> Option<Vec<String>> {
+    let own = template.spec.as_ref().and_then(|s| s.image_pull_secrets.as_ref()).is_some_and(|p| !p.is_empty());
+    let names: Vec<String> = account?.image_pull_secrets.iter().flatten().map(|r| r.name.clone()).filter(|n| !n.is_empty()).collect();
+    (!own && !names.is_empty()).then_some(names)
+}
+
 /// The shadow's `requests.cpu` and `requests.memory` quota: room for three pods (two replicas and a
 /// surge pod) at the source's requests, and never less than 4 CPUs and 16Gi. A large workload can be
 /// shadowed — its pods then meet the real scheduler, as in production — and a runaway one is bounded.
@@ -307,6 +316,23 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     if let Some(patch) = spec.fix.as_ref().and_then(|f| f.patch.as_ref()) {
         references_in(&patch.body, &mut cms, &mut secrets);
     }
+    // The pull credentials the pods get from their account (a private registry's): copied like the
+    // Secrets the template names. A named account's copy keeps its imagePullSecrets, so the API server
+    // adds them in the shadow as it does in production; the shadow's own default account has none, so
+    // for the default account they go on the copy's template, which gives its pods the same.
+    let account_name = template.spec.as_ref().and_then(|s| s.service_account_name.clone()).filter(|n| !n.is_empty());
+    let account = Api::<ServiceAccount>::namespaced(client.clone(), src_ns)
+        .get_opt(account_name.as_deref().unwrap_or("default"))
+        .await
+        .map_err(|source| K8sError::Request { what: format!("reading the pods' ServiceAccount in {src_ns}"), source })?;
+    if let Some(pull) = account_pull_secrets(&template, account.as_ref()) {
+        secrets.extend(pull.iter().cloned());
+        if account_name.as_deref().is_none_or(|n| n == "default")
+            && let Some(t) = workload.pointer_mut("/spec/template/spec")
+        {
+            t["imagePullSecrets"] = pull.iter().map(|name| json!({"name": name})).collect();
+        }
+    }
     for name in cms {
         if let Some(cm) = Api::<ConfigMap>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))? {
             let mut v = serde_json::to_value(cm).map_err(|e| K8sError::Invalid(e.to_string()))?;
@@ -326,8 +352,8 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     // The pods' own ServiceAccount (else they cannot start), without its token Secrets and without its
     // RoleBindings: the copy runs under the same name but holds no rights in the API server — a shadow
     // must not act on the cluster with production's.
-    if let Some(name) = template.spec.as_ref().and_then(|s| s.service_account_name.clone()).filter(|n| !n.is_empty() && n != "default")
-        && let Some(sa) = Api::<ServiceAccount>::namespaced(client.clone(), src_ns).get_opt(&name).await.map_err(|e| err(&name, e))?
+    if let Some(name) = account_name.filter(|n| n != "default")
+        && let Some(sa) = account
     {
         let mut v = serde_json::to_value(sa).map_err(|e| K8sError::Invalid(e.to_string()))?;
         v["metadata"]["namespace"] = ns.clone().into();
@@ -877,6 +903,23 @@ mod tests {
         let objects = isolation_objects("aegis-shadow-1", "aegis-system", &PodTemplateSpec::default(), &[both]);
         let names: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "LimitRange").map(|r| &r["metadata"]["name"]).collect();
         assert_eq!(names, [&json!("all")], "nothing left for the shadow's own range to default");
+    }
+
+    /// A private registry's credentials often sit on the pods' ServiceAccount (the default one, most
+    /// often), which the API server copies into each pod: without them the shadow's pods could not pull
+    /// what production's run.
+    #[test]
+    fn pull_credentials_come_from_the_account_unless_the_template_names_its_own() {
+        let account: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": "default"}, "imagePullSecrets": [{"name": "registry-creds"}]})).unwrap();
+        let bare: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [{"name": "api"}]}})).unwrap();
+        assert_eq!(account_pull_secrets(&bare, Some(&account)), Some(vec!["registry-creds".to_owned()]));
+        let own: PodTemplateSpec =
+            serde_json::from_value(json!({"spec": {"containers": [{"name": "api"}], "imagePullSecrets": [{"name": "mine"}]}})).unwrap();
+        assert_eq!(account_pull_secrets(&own, Some(&account)), None, "the API server adds none to a pod that names its own");
+        let plain: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+        assert_eq!(account_pull_secrets(&bare, Some(&plain)), None);
+        assert_eq!(account_pull_secrets(&bare, None), None);
     }
 
     #[test]

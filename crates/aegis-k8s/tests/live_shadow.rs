@@ -185,6 +185,56 @@ async fn a_workload_with_its_own_service_account_and_a_node_port_service_comes_u
     delete_shadow(&client, &shadow).await.unwrap();
 }
 
+/// A private registry's credentials on the namespace's default ServiceAccount: the API server adds them
+/// to every production pod. The shadow's pods get the same (the Secret copied, the names on the copy's
+/// pods). The harness's registry takes no credentials, so the pull itself is not what is proven here;
+/// that the shadow's pods carry what production's carry is.
+#[tokio::test]
+async fn pull_credentials_production_pods_get_from_the_default_account_are_given_to_the_shadows_pods() {
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    let ns = TestNamespace::create("shadow-pull").await;
+    let auth = format!("{{\"auths\":{{\"{}\":{{\"auth\":\"dXNlcjpwYXNz\"}}}}}}", harness_env("AEGIS_REGISTRY"));
+    let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "registry-creds"}, "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": auth}}))
+    .unwrap();
+    ns.api::<Secret>().create(&PostParams::default(), &creds).await.unwrap();
+    // The namespace's default account is created by a controller, a moment after the namespace.
+    eventually("the default account patched", WAIT, || {
+        let accounts = ns.api::<ServiceAccount>();
+        async move {
+            let pull = json!({"imagePullSecrets": [{"name": "registry-creds"}]});
+            accounts.patch("default", &PatchParams::default(), &Patch::Merge(pull)).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let mut container = app();
+    container["env"] = json!([aegis_testkit::cluster::database_url()]);
+    ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 1, container)).await.unwrap();
+    wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
+
+    let source = ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() };
+    let spec = ShadowSpec {
+        source,
+        incident: None,
+        ttl: Duration::from_secs(600),
+        aegis_namespace: "aegis-system".into(),
+        runtime_class: None,
+        fix: None,
+    };
+    let client = ns.client();
+    let shadow = create_shadow(&client, &spec, jiff::Timestamp::now()).await.expect("the shadow is created");
+    let copied = Api::<Secret>::namespaced(client.clone(), &shadow.namespace).get_opt("registry-creds").await.unwrap();
+    assert!(copied.is_some(), "the pull Secret is copied");
+    wait_available(&Api::<Deployment>::namespaced(client.clone(), &shadow.namespace), "api", WAIT).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &shadow.namespace).list(&Default::default()).await.unwrap();
+    assert!(!pods.items.is_empty());
+    for p in &pods.items {
+        let names: Vec<&str> = p.spec.as_ref().unwrap().image_pull_secrets.iter().flatten().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["registry-creds"], "{:?}", p.metadata.name);
+    }
+    delete_shadow(&client, &shadow).await.unwrap();
+}
+
 /// Run the test app's `probe connect` client as a pod in `namespace` (on the real node) against `addrs`, and
 /// return what it printed: one `reached ADDR` or `blocked ADDR: why` line per address.
 async fn connect_from(client: &kube::Client, namespace: &str, name: &str, addrs: &[String]) -> String {
