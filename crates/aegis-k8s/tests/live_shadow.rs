@@ -59,10 +59,15 @@ async fn broken_production() -> (TestNamespace, Incident) {
 }
 
 fn spec(ns: &TestNamespace, incident: &Incident) -> ShadowSpec {
+    ShadowSpec { fix: Some(incident.fix.clone()), incident: Some("test".into()), ..plain_spec(ns) }
+}
+
+/// A shadow of Deployment `api`, without a fix.
+fn plain_spec(ns: &TestNamespace) -> ShadowSpec {
     ShadowSpec {
-        fix: Some(incident.fix.clone()),
+        fix: None,
         source: ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() },
-        incident: Some("test".into()),
+        incident: None,
         ttl: Duration::from_secs(600),
         aegis_namespace: "aegis-system".into(),
         runtime_class: None,
@@ -166,15 +171,7 @@ async fn a_workload_with_its_own_service_account_and_a_node_port_service_comes_u
     ns.api::<Deployment>().create(&PostParams::default(), &d).await.unwrap();
     wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
 
-    let source = ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() };
-    let spec = ShadowSpec {
-        source,
-        incident: None,
-        ttl: Duration::from_secs(600),
-        aegis_namespace: "aegis-system".into(),
-        runtime_class: None,
-        fix: None,
-    };
+    let spec = plain_spec(&ns);
     let shadow = create_shadow(&ns.client(), &spec, jiff::Timestamp::now()).await.expect("the shadow is created");
     let client = ns.client();
     let copied = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &shadow.namespace).get("api-runner").await;
@@ -212,15 +209,7 @@ async fn pull_credentials_production_pods_get_from_the_default_account_are_given
     ns.api::<Deployment>().create(&PostParams::default(), &deployment("api", 1, container)).await.unwrap();
     wait_available(&ns.api::<Deployment>(), "api", WAIT).await;
 
-    let source = ResourceRef { kind: "Deployment".into(), namespace: ns.name().to_owned(), name: "api".into() };
-    let spec = ShadowSpec {
-        source,
-        incident: None,
-        ttl: Duration::from_secs(600),
-        aegis_namespace: "aegis-system".into(),
-        runtime_class: None,
-        fix: None,
-    };
+    let spec = plain_spec(&ns);
     let client = ns.client();
     let shadow = create_shadow(&client, &spec, jiff::Timestamp::now()).await.expect("the shadow is created");
     let copied = Api::<Secret>::namespaced(client.clone(), &shadow.namespace).get_opt("registry-creds").await.unwrap();
