@@ -153,13 +153,22 @@ fn account_pull_secrets(template: &PodTemplateSpec, account: Option<&ServiceAcco
 /// The shadow's `requests.cpu` and `requests.memory` quota: room for three pods (two replicas and a
 /// surge pod) at the source's requests, and never less than 4 CPUs and 16Gi. A large workload can be
 /// shadowed — its pods then meet the real scheduler, as in production — and a runaway one is bounded.
-fn quota(template: &PodTemplateSpec) -> (String, String) {
+/// A container without a request of its own gets the one production's LimitRanges default (their
+/// `defaultRequest`, else their `default` limit, as the API server fills it in).
+fn quota(template: &PodTemplateSpec, production_limits: &[LimitRange]) -> (String, String) {
+    let defaulted = |resource: &str| {
+        production_limits
+            .iter()
+            .flat_map(|r| r.spec.iter().flat_map(|s| s.limits.iter()))
+            .filter(|i| i.type_ == "Container")
+            .find_map(|i| i.default_request.as_ref().and_then(|m| m.get(resource)).or_else(|| i.default.as_ref()?.get(resource)))
+    };
     let per_pod = |resource: &str| -> f64 {
         template
             .spec
             .iter()
             .flat_map(|s| s.containers.iter())
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get(resource))
+            .filter_map(|c| c.resources.as_ref().and_then(|r| r.requests.as_ref()?.get(resource)).or_else(|| defaulted(resource)))
             .filter_map(|q| aegis_analysis::render::quantity_bytes(&q.0))
             .sum()
     };
@@ -440,7 +449,7 @@ fn on_nodes(template: &mut Value, nodes: &[String]) {
 /// undefaulted (the quota needs a request of every container); none when they leave none, so no two
 /// ranges default one resource (the API server applies them in no set order).
 fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec, production_limits: &[LimitRange]) -> Vec<Value> {
-    let (quota_cpu, quota_memory) = quota(template);
+    let (quota_cpu, quota_memory) = quota(template, production_limits);
     let mut objects = vec![
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aegis-shadow-isolation", "namespace": ns},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
@@ -937,13 +946,25 @@ mod tests {
 
     #[test]
     fn the_quota_of_a_small_workload_is_the_floor() {
-        assert_eq!(quota(&template("100m", "128Mi")), ("4000m".to_owned(), "16Gi".to_owned()));
-        assert_eq!(quota(&PodTemplateSpec::default()), ("4000m".to_owned(), "16Gi".to_owned()));
+        assert_eq!(quota(&template("100m", "128Mi"), &[]), ("4000m".to_owned(), "16Gi".to_owned()));
+        assert_eq!(quota(&PodTemplateSpec::default(), &[]), ("4000m".to_owned(), "16Gi".to_owned()));
     }
 
     #[test]
     fn the_quota_of_a_large_workload_makes_room_for_three_of_its_pods() {
         // Two containers of 2 CPUs and 32Gi: 4 CPUs and 64Gi per pod.
-        assert_eq!(quota(&template("2", "32Gi")), ("12000m".to_owned(), "192Gi".to_owned()));
+        assert_eq!(quota(&template("2", "32Gi"), &[]), ("12000m".to_owned(), "192Gi".to_owned()));
+    }
+
+    /// Containers without requests get production's LimitRange defaults in the shadow too: the quota
+    /// must have room for three pods at those, or the shadow's rollout stalls on its own quota.
+    #[test]
+    fn the_quota_counts_the_requests_productions_limit_ranges_give() {
+        let bare: PodTemplateSpec = serde_json::from_value(json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}})).unwrap();
+        let range: LimitRange = serde_json::from_value(json!({"metadata": {"name": "defaults"}, "spec": {"limits": [
+            {"type": "Container", "defaultRequest": {"cpu": "1"}, "default": {"cpu": "2", "memory": "8Gi"}}]}}))
+        .unwrap();
+        // Per pod: 2 × 1 CPU (defaultRequest) and 2 × 8Gi (the default limit stands for the request).
+        assert_eq!(quota(&bare, &[range]), ("6000m".to_owned(), "48Gi".to_owned()));
     }
 }
