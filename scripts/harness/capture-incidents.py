@@ -512,6 +512,31 @@ def _(ns):
     rollout(ns, deployment("api", pod_spec(app())), deployment("api", pod_spec(privileged)))
 
 
+@scenario("failed-create-admission-policy", "A new Deployment adds NET_ADMIN in a namespace a ValidatingAdmissionPolicy binds to by a label (no-net-admin): the API server refuses its pods.", wait=10)
+def _(ns):
+    name = f"{ns}-no-net-admin"
+    policy = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+              "spec": {"failurePolicy": "Fail",
+                       "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+                       "validations": [{"message": "containers may not add NET_ADMIN", "expression":
+                           "object.spec.containers.all(c, !has(c.securityContext) || !has(c.securityContext.capabilities) || "
+                           "!has(c.securityContext.capabilities.add) || !('NET_ADMIN' in c.securityContext.capabilities.add))"}]}}
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+               "spec": {"policyName": name, "validationActions": ["Deny"],
+                        "matchResources": {"namespaceSelector": {"matchLabels": {"aegis.io/corpus-policy": ns}}}}}
+    k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [policy, binding]}))
+    k("label", "namespace", ns, f"aegis.io/corpus-policy={ns}")
+    time.sleep(3)  # the API server enforces a new policy once it has read it
+    apply(ns, deployment("api", pod_spec(app(securityContext={"capabilities": {"add": ["NET_ADMIN"]}}))))
+
+    def cleanup():
+        # Cluster-scoped: deleted once the namespace is captured, whatever happens.
+        k("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found", check=False)
+        k("delete", "validatingadmissionpolicy", name, "--ignore-not-found", check=False)
+
+    return cleanup
+
+
 @scenario("job-deadline-exceeded", "A Job whose activeDeadlineSeconds (10 s) passes while its pod still runs: the Job controller stops it and fails the Job (DeadlineExceeded).", wait=25)
 def _(ns):
     migrate = job("migrate", pod_spec(app("migrate", probes=False)), backoff=2)

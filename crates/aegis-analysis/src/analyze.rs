@@ -487,6 +487,10 @@ fn refusal_guidance(said: &str, ns: &str) -> String {
         )
     } else if said.contains("admission webhook") {
         "An admission webhook denies the pods: its message says why; `kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations`.".into()
+    } else if let Some(policy) = said.split("ValidatingAdmissionPolicy '").nth(1).and_then(|rest| rest.split('\'').next()) {
+        format!(
+            "ValidatingAdmissionPolicy {policy} denies the pods (its message says why): `kubectl get validatingadmissionpolicy {policy} -o yaml` and its bindings (`kubectl get validatingadmissionpolicybindings`); change the pod template to meet it, or the policy if it is wrong."
+        )
     } else if said.contains("violates PodSecurity") {
         format!(
             "The namespace's Pod Security level refuses the pods: `kubectl get ns {ns} --show-labels`; change the pod's securityContext to meet it."

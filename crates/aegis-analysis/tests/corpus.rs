@@ -590,3 +590,13 @@ fn an_oom_under_a_limit_the_namespaces_limit_range_set_raises_that_limit_in_the_
     let limit = inverse.pointer("/spec/template/spec/containers/0/resources/limits/memory");
     assert!(limit.is_none_or(Value::is_null), "the inverse leaves the template without a limit again: {inverse}");
 }
+
+/// Captured on the real API server: a ValidatingAdmissionPolicy bound to the namespace refuses the
+/// pods of a new Deployment. No rollout to undo: the guidance names the policy that refuses them.
+#[test]
+fn pods_a_validating_admission_policy_refuses_are_failed_create_naming_the_policy() {
+    let i = only("failed-create-admission-policy.yaml");
+    assert_eq!(i.category, Category::FailedCreate);
+    let FixAction::Manual { guidance } = &i.fix.action else { panic!("{:?}", i.fix.action) };
+    assert!(guidance.contains("ValidatingAdmissionPolicy") && guidance.contains("no-net-admin"), "{guidance}");
+}

@@ -12,7 +12,7 @@ use aegis_model::{FixAction, Incident};
 use serde::Deserialize;
 
 /// Scenarios that score today. Raise it when a change makes more of them pass; it never goes down.
-const RECORDED_SCORE: usize = 94;
+const RECORDED_SCORE: usize = 95;
 /// The corpus is at least this large (issue 13: "at least 40 scenarios").
 const MIN_SCENARIOS: usize = 40;
 
