@@ -299,7 +299,9 @@ fn other_fields<T: serde::Serialize>(old: &T, new: &T, modelled: &[&str]) -> Vec
     keys.into_iter()
         .filter_map(|k| {
             let (from, to) = (compact(o.get(k)), compact(n.get(k)));
-            (from != to).then(|| (k.clone(), from, to))
+            // A value that may hold a secret is compared, never kept.
+            let shown = SHOWN.contains(&k.as_str());
+            (from != to).then(|| (k.clone(), from.filter(|_| shown), to.filter(|_| shown)))
         })
         .collect()
 }
@@ -423,6 +425,12 @@ mod tests {
             "hostNetwork": true
         }));
         let changes: Vec<String> = diff(&old, &new).iter().map(ToString::to_string).collect();
+        assert!(
+            diff(&old, &new)
+                .iter()
+                .all(|c| !matches!(c, Change::Setting { field, from, to, .. } if field == "args" && (from.is_some() || to.is_some()))),
+            "args' values are not kept"
+        );
         assert_eq!(
             changes,
             [
