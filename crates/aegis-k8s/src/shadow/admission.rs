@@ -2,15 +2,18 @@
 //! production's: the API server must refuse in the shadow what it refuses in production, or a fix
 //! production cannot run passes verification.
 //!
-//! Two kinds of rule read a namespace's labels: Pod Security admission (`pod-security.kubernetes.io/*`)
-//! and the `namespaceSelector` of admission webhooks and ValidatingAdmissionPolicies (and their
-//! bindings). Only the labels those name are copied: the others name production (selectors of
-//! NetworkPolicies elsewhere, mesh injection, ownership), and a shadow must not be taken for it.
+//! Two kinds of rule that refuse read a namespace's labels: Pod Security admission
+//! (`pod-security.kubernetes.io/*`) and the `namespaceSelector` of validating webhooks and
+//! ValidatingAdmissionPolicies (and their bindings). Only the labels those name are copied: the others
+//! name production (selectors of NetworkPolicies elsewhere, ownership), and a shadow must not be taken
+//! for it. Mutating webhooks' selectors are not followed: what they inject (a mesh's sidecar, an
+//! agent) reaches for a control plane the shadow's isolation cuts off, so their labels would fail
+//! every verification in the shadow for a reason production does not have.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding, ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -25,28 +28,34 @@ const POD_SECURITY_PREFIX: &str = "pod-security.kubernetes.io/";
 /// Set by the API server to the namespace's own name: never copied (it could not be).
 const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-/// The label keys the cluster's admission rules select namespaces by: every key in the
-/// `namespaceSelector` of a validating or mutating webhook, a ValidatingAdmissionPolicy's
-/// `matchConstraints` or a binding's `matchResources`. A kind the API server does not serve is
-/// skipped; any other failure to read one is an error, since the shadow could not be held to those
-/// rules.
+/// The label keys the cluster's refusing admission rules select namespaces by ([`keys_of`]). A kind
+/// the API server does not serve is skipped; any other failure to read one is an error, since the
+/// shadow could not be held to those rules.
 pub(super) async fn selector_keys(client: &Client) -> Result<BTreeSet<String>, K8sError> {
+    let webhooks = all::<ValidatingWebhookConfiguration>(client, "ValidatingWebhookConfiguration").await?;
+    let policies = all::<ValidatingAdmissionPolicy>(client, "ValidatingAdmissionPolicy").await?;
+    let bindings = all::<ValidatingAdmissionPolicyBinding>(client, "ValidatingAdmissionPolicyBinding").await?;
+    Ok(keys_of(&webhooks, &policies, &bindings))
+}
+
+/// Every key in the `namespaceSelector` of a validating webhook, a ValidatingAdmissionPolicy's
+/// `matchConstraints` or a binding's `matchResources`.
+fn keys_of(
+    webhooks: &[ValidatingWebhookConfiguration],
+    policies: &[ValidatingAdmissionPolicy],
+    bindings: &[ValidatingAdmissionPolicyBinding],
+) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
-    for webhooks in all::<ValidatingWebhookConfiguration>(client, "ValidatingWebhookConfiguration").await? {
-        webhooks.webhooks.iter().flatten().for_each(|w| add_keys(w.namespace_selector.as_ref(), &mut keys));
+    for w in webhooks.iter().flat_map(|c| c.webhooks.iter().flatten()) {
+        add_keys(w.namespace_selector.as_ref(), &mut keys);
     }
-    for webhooks in all::<MutatingWebhookConfiguration>(client, "MutatingWebhookConfiguration").await? {
-        webhooks.webhooks.iter().flatten().for_each(|w| add_keys(w.namespace_selector.as_ref(), &mut keys));
+    for p in policies {
+        add_keys(p.spec.as_ref().and_then(|s| s.match_constraints.as_ref()).and_then(|m| m.namespace_selector.as_ref()), &mut keys);
     }
-    for policy in all::<ValidatingAdmissionPolicy>(client, "ValidatingAdmissionPolicy").await? {
-        let constraints = policy.spec.as_ref().and_then(|s| s.match_constraints.as_ref());
-        add_keys(constraints.and_then(|m| m.namespace_selector.as_ref()), &mut keys);
+    for b in bindings {
+        add_keys(b.spec.as_ref().and_then(|s| s.match_resources.as_ref()).and_then(|m| m.namespace_selector.as_ref()), &mut keys);
     }
-    for binding in all::<ValidatingAdmissionPolicyBinding>(client, "ValidatingAdmissionPolicyBinding").await? {
-        let resources = binding.spec.as_ref().and_then(|s| s.match_resources.as_ref());
-        add_keys(resources.and_then(|m| m.namespace_selector.as_ref()), &mut keys);
-    }
-    Ok(keys)
+    keys
 }
 
 async fn all<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, K8sError>
@@ -96,6 +105,22 @@ mod tests {
         add_keys(Some(&selector), &mut keys);
         add_keys(None, &mut keys);
         assert_eq!(keys, BTreeSet::from(["environment".to_owned(), "kubernetes.io/metadata.name".to_owned(), "team".to_owned()]));
+    }
+
+    #[test]
+    fn the_keys_come_from_validating_webhooks_policies_and_bindings() {
+        let webhooks: ValidatingWebhookConfiguration = serde_json::from_value(json!({"metadata": {"name": "w"}, "webhooks": [
+            {"name": "a.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None", "clientConfig": {},
+             "namespaceSelector": {"matchLabels": {"team": "payments"}}}]}))
+        .unwrap();
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"matchConstraints": {"namespaceSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]}}}}))
+        .unwrap();
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({"metadata": {"name": "b"},
+            "spec": {"policyName": "p", "matchResources": {"namespaceSelector": {"matchLabels": {"environment": "prod"}}}}}))
+        .unwrap();
+        let keys = keys_of(&[webhooks], &[policy], &[binding]);
+        assert_eq!(keys, BTreeSet::from(["environment".to_owned(), "team".to_owned(), "tier".to_owned()]));
     }
 
     #[test]
