@@ -112,6 +112,12 @@ def job_done(ns, name, timeout=90):
     k("-n", ns, "wait", f"job/{name}", "--for=condition=Complete", f"--timeout={timeout}s")
 
 
+def deleted_after(*objects):
+    """A scenario's cleanup for the cluster-scoped (kind, name) objects it made: deleted once the
+    namespace is captured, whatever happens."""
+    return lambda: [k("delete", kind, name, "--ignore-not-found", check=False) for kind, name in objects]
+
+
 # Each scenario: (description, setup(ns), seconds to let the fault show before the capture).
 # setup builds revision 1, waits for it where the scenario is a bad rollout, then breaks it; it may
 # return a cleanup for what it made outside the namespace, called after the capture.
@@ -528,13 +534,7 @@ def _(ns):
     k("label", "namespace", ns, f"aegis.io/corpus-policy={ns}")
     time.sleep(3)  # the API server enforces a new policy once it has read it
     apply(ns, deployment("api", pod_spec(app(securityContext={"capabilities": {"add": ["NET_ADMIN"]}}))))
-
-    def cleanup():
-        # Cluster-scoped: deleted once the namespace is captured, whatever happens.
-        k("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found", check=False)
-        k("delete", "validatingadmissionpolicy", name, "--ignore-not-found", check=False)
-
-    return cleanup
+    return deleted_after(("validatingadmissionpolicybinding", name), ("validatingadmissionpolicy", name))
 
 
 @scenario("job-deadline-exceeded", "A Job whose activeDeadlineSeconds (10 s) passes while its pod still runs: the Job controller stops it and fails the Job (DeadlineExceeded).", wait=25)
@@ -617,13 +617,7 @@ def _(ns):
            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": cls, "resources": {"requests": {"storage": "5Gi"}}}}
     spec = pod_spec(app(volumeMounts=[{"name": "data", "mountPath": "/data"}]), volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}])
     apply(ns, pvc, deployment("api", spec, 1))
-
-    def cleanup():
-        # Cluster-scoped: deleted once the namespace is captured, whatever happens.
-        k("delete", "persistentvolume", f"{ns}-disk-1", "--ignore-not-found", check=False)
-        k("delete", "storageclass", cls, "--ignore-not-found", check=False)
-
-    return cleanup
+    return deleted_after(("persistentvolume", f"{ns}-disk-1"), ("storageclass", cls))
 
 
 @scenario("statefulset-volume-claim-unbound", "A StatefulSet whose volumeClaimTemplate asks for StorageClass fast-ssd, which does not exist: its first claim stays Pending, so does its first pod, and OrderedReady creates no other.", wait=10)

@@ -571,15 +571,15 @@ fn a_claim_no_volume_fits_under_a_class_without_a_provisioner_says_so() {
 #[test]
 fn an_oom_under_a_limit_the_namespaces_limit_range_set_raises_that_limit_in_the_template() {
     let path = aegis_testkit::repo_root().join("examples/incidents/oom-small-limit.yaml");
-    let mut list: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for item in list["items"].as_array_mut().unwrap() {
+    let mut doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for item in doc["items"].as_array_mut().unwrap() {
         if matches!(item["kind"].as_str(), Some("Deployment" | "ReplicaSet")) {
             for c in item.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut).unwrap() {
                 c["resources"].as_object_mut().unwrap().remove("limits");
             }
         }
     }
-    let found = analyze(&Snapshot::from_text(&serde_json::to_string(&list).unwrap()).unwrap());
+    let found = list(doc["items"].take());
     let i = found.iter().find(|i| i.category == Category::OOMKilled).unwrap_or_else(|| panic!("{found:#?}"));
     match &i.fix.action {
         FixAction::SetResources { limits, .. } => assert_eq!(limits.get("memory").map(String::as_str), Some("256Mi")),

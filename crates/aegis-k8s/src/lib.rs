@@ -95,9 +95,23 @@ where
     K: Resource<Scope = k8s_openapi::ClusterResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     K::DynamicType: Default,
 {
-    let mut items = Api::<K>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    try_cluster_list(client, "").await.unwrap_or_default()
+}
+
+/// A cluster-scoped kind, or why it cannot be read: a kind the API server does not serve (404) is
+/// empty, any other failure an error naming `kind`.
+async fn try_cluster_list<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, K8sError>
+where
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let mut items = match Api::<K>::all(client.clone()).list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
+        Err(source) => return Err(K8sError::List { kind, scope: "the cluster".into(), source }),
+    };
     without_managed_fields(&mut items);
-    items
+    Ok(items)
 }
 
 /// The Gateway API kinds AEGIS reads (CRDs: read as dynamic objects, typed by the analysis).

@@ -150,25 +150,30 @@ fn account_pull_secrets(template: &PodTemplateSpec, account: Option<&ServiceAcco
     (!own && !names.is_empty()).then_some(names)
 }
 
+/// The request production's LimitRanges give a container that sets none for `resource`: their
+/// `defaultRequest`, else their `default` limit, as the API server fills it in.
+fn range_default<'a>(ranges: &'a [LimitRange], resource: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+    ranges
+        .iter()
+        .flat_map(|r| r.spec.iter().flat_map(|s| s.limits.iter()))
+        .filter(|i| i.type_ == "Container")
+        .find_map(|i| i.default_request.as_ref().and_then(|m| m.get(resource)).or_else(|| i.default.as_ref()?.get(resource)))
+}
+
 /// The shadow's `requests.cpu` and `requests.memory` quota: room for three pods (two replicas and a
 /// surge pod) at the source's requests, and never less than 4 CPUs and 16Gi. A large workload can be
 /// shadowed — its pods then meet the real scheduler, as in production — and a runaway one is bounded.
-/// A container without a request of its own gets the one production's LimitRanges default (their
-/// `defaultRequest`, else their `default` limit, as the API server fills it in).
+/// A container without a request of its own gets the one production's LimitRanges default
+/// ([`range_default`]).
 fn quota(template: &PodTemplateSpec, production_limits: &[LimitRange]) -> (String, String) {
-    let defaulted = |resource: &str| {
-        production_limits
-            .iter()
-            .flat_map(|r| r.spec.iter().flat_map(|s| s.limits.iter()))
-            .filter(|i| i.type_ == "Container")
-            .find_map(|i| i.default_request.as_ref().and_then(|m| m.get(resource)).or_else(|| i.default.as_ref()?.get(resource)))
-    };
     let per_pod = |resource: &str| -> f64 {
         template
             .spec
             .iter()
             .flat_map(|s| s.containers.iter())
-            .filter_map(|c| c.resources.as_ref().and_then(|r| r.requests.as_ref()?.get(resource)).or_else(|| defaulted(resource)))
+            .filter_map(|c| {
+                c.resources.as_ref().and_then(|r| r.requests.as_ref()?.get(resource)).or_else(|| range_default(production_limits, resource))
+            })
             .filter_map(|q| aegis_analysis::render::quantity_bytes(&q.0))
             .sum()
     };
@@ -193,9 +198,10 @@ pub fn shadow_namespace(id: &str) -> String {
     if id.starts_with(PREFIX) { id.to_owned() } else { format!("{PREFIX}{id}") }
 }
 
-/// The shadow's namespace object (without its name, which the caller sets): the shadow's markers, and
-/// the labels of production's namespace its admission rules read ([`admission::labels_to_copy`]).
+/// The shadow's namespace object `name`: the shadow's markers, and the labels of production's
+/// namespace its admission rules read ([`admission::labels_to_copy`]).
 fn shadow_namespace_object(
+    name: &str,
     production: &Namespace,
     admission_keys: &BTreeSet<String>,
     id: &str,
@@ -211,7 +217,12 @@ fn shadow_namespace_object(
         (EXPIRES_ANNOTATION.to_owned(), expires.to_string()),
     ]);
     Namespace {
-        metadata: kube::api::ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -229,8 +240,7 @@ pub async fn create_shadow(client: &Client, spec: &ShadowSpec, now: jiff::Timest
         source,
     })?;
     let admission_keys = admission::selector_keys(client).await?;
-    let mut ns_obj = shadow_namespace_object(&production, &admission_keys, &id, spec, expires);
-    ns_obj.metadata.name = Some(namespace.clone());
+    let ns_obj = shadow_namespace_object(&namespace, &production, &admission_keys, &id, spec, expires);
     let pp = PostParams { field_manager: Some(SHADOW_MANAGER.into()), ..Default::default() };
     Api::<Namespace>::all(client.clone()).create(&pp, &ns_obj).await.map_err(|e| err(&namespace, e))?;
     let shadow = Shadow {
@@ -277,11 +287,9 @@ async fn populate(client: &Client, spec: &ShadowSpec, shadow: &Shadow) -> Result
     }
     // Isolation first, so no copied pod ever runs without it; production's LimitRanges with it, so no
     // copied pod is admitted with other limits than production's.
-    let production_limits = Api::<LimitRange>::namespaced(client.clone(), src_ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| K8sError::List { kind: "LimitRange", scope: format!("namespace {src_ns}"), source })?
-        .items;
+    let production_limits =
+        crate::list::<LimitRange>(client, &crate::Scope { namespace: Some(src_ns.clone()), label_selector: None }, false, "LimitRange")
+            .await?;
     let isolation = isolation_objects(ns, &spec.aegis_namespace, &template, &production_limits);
     for obj in isolation {
         let kind = obj["kind"].as_str().unwrap_or_default().to_owned();
@@ -462,12 +470,7 @@ fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec
         json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "aegis-shadow-quota", "namespace": ns},
             "spec": {"hard": {"pods": "10", "services": "10", "requests.cpu": quota_cpu, "requests.memory": quota_memory}}}),
     ];
-    let mut defaulted: BTreeSet<String> = BTreeSet::new();
     for range in production_limits {
-        let items = range.spec.as_ref().map(|s| s.limits.as_slice()).unwrap_or_default();
-        for item in items.iter().filter(|i| i.type_ == "Container") {
-            defaulted.extend(item.default.iter().chain(item.default_request.iter()).flat_map(|m| m.keys().cloned()));
-        }
         let mut copy = serde_json::to_value(range).unwrap_or_default();
         copy["metadata"] = json!({"name": range.metadata.name, "namespace": ns});
         copy["apiVersion"] = "v1".into();
@@ -476,7 +479,7 @@ fn isolation_objects(ns: &str, aegis_namespace: &str, template: &PodTemplateSpec
     }
     let requests: serde_json::Map<String, Value> = [("cpu", "50m"), ("memory", "64Mi")]
         .into_iter()
-        .filter(|(resource, _)| !defaulted.contains(*resource))
+        .filter(|(resource, _)| range_default(production_limits, resource).is_none())
         .map(|(resource, amount)| (resource.to_owned(), amount.into()))
         .collect();
     if !requests.is_empty() {
@@ -812,7 +815,8 @@ mod tests {
             fix: None,
         };
         let expires: jiff::Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
-        let shadow = shadow_namespace_object(&production, &BTreeSet::from(["team".to_owned()]), "1a2b3c4d", &spec, expires);
+        let shadow =
+            shadow_namespace_object("aegis-shadow-1a2b3c4d", &production, &BTreeSet::from(["team".to_owned()]), "1a2b3c4d", &spec, expires);
         let labels = shadow.metadata.labels.unwrap();
         let expected: BTreeMap<String, String> = [
             ("pod-security.kubernetes.io/enforce", "baseline"),

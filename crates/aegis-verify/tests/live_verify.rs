@@ -401,6 +401,12 @@ async fn a_rollout_to_a_missing_service_account_is_rolled_back_in_the_shadow_and
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["FailedCreate", "api-runner"]).await;
 }
 
+/// A rollout that adds the NET_ADMIN capability to the app's container: what the admission rules of
+/// the tests below refuse.
+fn net_admin_added() -> Value {
+    json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}}})
+}
+
 /// A rollout that adds a capability (NET_ADMIN) the namespace's Pod Security level (baseline) forbids:
 /// the API server refuses the new ReplicaSet's pods (`FailedCreate`, "violates PodSecurity"). The
 /// shadow's namespace carries production's Pod Security labels, so the refused template is refused
@@ -412,7 +418,7 @@ async fn a_rollout_the_namespaces_pod_security_level_refuses_is_rolled_back_in_t
     let ns = TestNamespace::create("verify-pod-security").await;
     let level = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}});
     Api::<Namespace>::all(ns.client()).patch(ns.name(), &PatchParams::default(), &Patch::Merge(level)).await.unwrap();
-    let capability = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}}});
+    let capability = net_admin_added();
     let (ns, incident) = regressed_in(ns, capability, Category::FailedCreate).await;
     assert!(incident.evidence.iter().any(|e| e.contains("violates PodSecurity")), "{:?}", incident.evidence);
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["PodSecurity"]).await;
@@ -447,10 +453,9 @@ async fn a_rollout_a_validating_admission_policy_refuses_is_rolled_back_in_the_s
     let label = json!({"metadata": {"labels": {"aegis.io/test-policy": name}}});
     Api::<Namespace>::all(client.clone()).patch(&name, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
     // The API server enforces a new policy once it has read it: wait until a dry-run pod is refused.
-    let probe: k8s_openapi::api::core::v1::Pod =
-        serde_json::from_value(json!({"metadata": {"name": "policy-probe"}, "spec": {"containers": [
+    let probe: Pod = serde_json::from_value(json!({"metadata": {"name": "policy-probe"}, "spec": {"containers": [
         {"name": "c", "image": image("v2"), "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}))
-        .unwrap();
+    .unwrap();
     eventually("the admission policy enforced", WAIT, || {
         let (pods, probe) = (ns.api::<Pod>(), probe.clone());
         async move {
@@ -461,7 +466,7 @@ async fn a_rollout_a_validating_admission_policy_refuses_is_rolled_back_in_the_s
         }
     })
     .await;
-    let capability = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}]}}}});
+    let capability = net_admin_added();
     let (ns, incident) = regressed_in(ns, capability, Category::FailedCreate).await;
     right_passes_and_wrong_is_rejected(&ns, &incident, &restart(&incident), &["NET_ADMIN"]).await;
     bindings.delete(&name, &Default::default()).await.unwrap();
@@ -657,6 +662,13 @@ async fn a_shadow_holding_a_copied_secret_passes_only_once_its_isolation_is_show
     no_shadow_left(&ns.client(), &proven.shadow_namespace).await;
 }
 
+/// DaemonSet `agent` running `pod_spec`.
+fn agent(pod_spec: Value) -> DaemonSet {
+    serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}}))
+    .unwrap()
+}
+
 /// A DaemonSet (an agent on every node; here the real node) rolls out without the setting its app
 /// needs: the analysis reads its history from its ControllerRevisions and rolls back to revision 1.
 /// The shadow copies the DaemonSet onto the nodes production's pods run on; the rollback passes there,
@@ -667,10 +679,7 @@ async fn a_daemonset_rollout_is_rolled_back_in_the_shadow_and_a_restart_is_rejec
     let daemon_sets = ns.api::<DaemonSet>();
     let mut pod_spec = on_real_node();
     pod_spec["containers"] = json!([probed_app(&image("v2"))]);
-    let ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}}))
-    .unwrap();
-    daemon_sets.create(&PostParams::default(), &ds).await.unwrap();
+    daemon_sets.create(&PostParams::default(), &agent(pod_spec)).await.unwrap();
     eventually("the DaemonSet's pod ready", WAIT, || {
         let daemon_sets = daemon_sets.clone();
         async move {
@@ -713,10 +722,7 @@ async fn a_daemonset_whose_requests_no_node_holds_is_lowered_in_the_shadow_and_a
     container["resources"] = json!({"requests": {"cpu": "20m", "memory": "64Gi"}, "limits": {"memory": "64Gi"}});
     let mut pod_spec = on_real_node();
     pod_spec["containers"] = json!([container]);
-    let ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {"metadata": {"labels": {"app": "agent"}}, "spec": pod_spec}}}))
-    .unwrap();
-    daemon_sets.create(&PostParams::default(), &ds).await.unwrap();
+    daemon_sets.create(&PostParams::default(), &agent(pod_spec)).await.unwrap();
     let incident = found(&ns, Category::Unschedulable).await;
     assert_eq!(incident.resource.kind, "DaemonSet");
     assert!(matches!(incident.fix.action, FixAction::SetResources { .. }), "{:?}", incident.fix.action);

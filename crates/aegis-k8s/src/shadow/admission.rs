@@ -18,9 +18,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Client;
-use kube::api::{Api, ListParams};
 
-use crate::K8sError;
+use crate::{K8sError, try_cluster_list};
 
 /// Pod Security admission's labels (`enforce`, `audit`, `warn` and their versions).
 const POD_SECURITY_PREFIX: &str = "pod-security.kubernetes.io/";
@@ -32,9 +31,9 @@ const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// the API server does not serve is skipped; any other failure to read one is an error, since the
 /// shadow could not be held to those rules.
 pub(super) async fn selector_keys(client: &Client) -> Result<BTreeSet<String>, K8sError> {
-    let webhooks = all::<ValidatingWebhookConfiguration>(client, "ValidatingWebhookConfiguration").await?;
-    let policies = all::<ValidatingAdmissionPolicy>(client, "ValidatingAdmissionPolicy").await?;
-    let bindings = all::<ValidatingAdmissionPolicyBinding>(client, "ValidatingAdmissionPolicyBinding").await?;
+    let webhooks = try_cluster_list::<ValidatingWebhookConfiguration>(client, "ValidatingWebhookConfiguration").await?;
+    let policies = try_cluster_list::<ValidatingAdmissionPolicy>(client, "ValidatingAdmissionPolicy").await?;
+    let bindings = try_cluster_list::<ValidatingAdmissionPolicyBinding>(client, "ValidatingAdmissionPolicyBinding").await?;
     Ok(keys_of(&webhooks, &policies, &bindings))
 }
 
@@ -56,18 +55,6 @@ fn keys_of(
         add_keys(b.spec.as_ref().and_then(|s| s.match_resources.as_ref()).and_then(|m| m.namespace_selector.as_ref()), &mut keys);
     }
     keys
-}
-
-async fn all<K>(client: &Client, kind: &'static str) -> Result<Vec<K>, K8sError>
-where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    match Api::<K>::all(client.clone()).list(&ListParams::default()).await {
-        Ok(list) => Ok(list.items),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Vec::new()),
-        Err(source) => Err(K8sError::List { kind, scope: "the cluster (the admission rules a shadow is held to)".into(), source }),
-    }
 }
 
 fn add_keys(selector: Option<&LabelSelector>, keys: &mut BTreeSet<String>) {
